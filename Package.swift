@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "sedlock",
+    products: [
+        .library(name: "TCGStorage", targets: ["TCGStorage"]),
+        .library(name: "SecurityTransport", targets: ["SecurityTransport"]),
+        .library(name: "Opal", targets: ["Opal"]),
+        .library(name: "SedSimulator", targets: ["SedSimulator"]),
+        .executable(name: "sedlock", targets: ["sedlock"]),
+        .executable(name: "sedsim", targets: ["sedsim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: OpenSSL is the crypto boundary; sg3_utils and libsystemd come in later layers.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSGUtils", path: "Sources/CSGUtils", providers: [.apt(["libsgutils2-dev"])]),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        // Wrappers for C macros and variadic functions Swift cannot call directly.
+        .target(name: "CShims", path: "Sources/CShims"),
+
+        // Pure TCG Storage wire format: bytes in, values out.
+        .target(name: "TCGStorage", path: "Sources/TCGStorage"),
+        // The framing spoken between host and `sedsim serve` (the simulated bus).
+        .target(name: "SimulatorLink", path: "Simulator/SimulatorLink"),
+        .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims"],
+                path: "Sources/SecurityTransport"),
+        .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
+        .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
+        .executableTarget(name: "sedlock", dependencies: [
+            "Opal", "SecurityTransport", "TCGStorage", "Keys",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/sedlock"),
+
+        .target(name: "SedSimulator", dependencies: ["TCGStorage", "SimulatorLink", "COpenSSL", "CShims"],
+                path: "Simulator/SedSimulator"),
+        .executableTarget(name: "sedsim", dependencies: [
+            "SedSimulator", "SimulatorLink", "TCGStorage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Simulator/sedsim"),
+
+        .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
+        .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,114 @@
+import Foundation
+import TCGStorage
+
+/// The interface a simulated drive presents itself on.
+public enum DriveKind: String, Codable, Sendable, CaseIterable {
+    case nvme, sas, sata
+}
+
+/// Which status an authentication against a locked-out authority returns (real drives differ).
+public enum LockoutStatus: String, Codable, Sendable, CaseIterable {
+    case notAuthorized = "not-authorized"
+    case lockedOut = "locked-out"
+
+    var methodStatus: MethodStatus { self == .lockedOut ? .authorityLockedOut : .notAuthorized }
+}
+
+/// Fixed properties of a drive, set when the array is created.
+public struct DriveIdentity: Codable, Sendable, Hashable {
+    public var kind: DriveKind
+    public var model: String
+    /// Exactly 20 ASCII characters, space padded, as the drive reports it (the sedutil salt).
+    public var serial: String
+    public var firmware: String
+    public var wwn: UInt64
+    public var psid: String
+    public var msid: String
+    public var blockSize: Int
+    public var blockCount: UInt64
+}
+
+/// Vendor choices a drive was built with.
+public struct DriveSettings: Codable, Sendable, Hashable {
+    public var tryLimit: UInt64 = 5
+    public var lockoutStatus: LockoutStatus = .notAuthorized
+    /// Consecutive failed authentications after which the drive erases itself for good (NetApp NSE: 1024).
+    public var lifetimeFailureLimit: Int = 1024
+    public var lockingRanges: Int = 8
+    public var sessionTimeoutSeconds: Double = 30
+    /// Whether a hardware reset also resets Tries of non-persistent authorities ([UNCONFIRMED] in the spec).
+    public var hardwareResetClearsTries: Bool = false
+    public var mbrTableSize: Int = 128 << 20
+    public var dataStoreSize: Int = 1 << 20
+
+    public init() {}
+}
+
+/// One authority's credential (C_PIN row plus the Authority Enabled column).
+struct CredentialRecord: Codable, Sendable, Hashable {
+    var enabled: Bool
+    var salt: Data?
+    var verifier: Data?
+    var tryLimit: UInt64
+    /// Persisted, but reset at power-on when `persistence` is false.
+    var tries: UInt64 = 0
+    var persistence: Bool = false
+    /// The Locking SP key sealed under this authority's PIN-derived key (Locking SP authorities only).
+    var sealedLockingKey: Data?
+
+    var hasPIN: Bool { verifier != nil }
+}
+
+/// One locking range (row of the Locking table) with its media key material.
+struct RangeRecord: Codable, Sendable, Hashable {
+    var start: UInt64 = 0
+    var length: UInt64 = 0
+    var readLockEnabled = false
+    var writeLockEnabled = false
+    var readLocked = false
+    var writeLocked = false
+    var lockOnReset: [ResetType] = [.powerCycle]
+    /// Incremented by every GenKey; shown by `sedsim status`.
+    var keyGeneration = 1
+    /// The 64-byte XTS key sealed under the Locking SP key (absent before activation).
+    var sealedMediaKey: Data?
+    /// The XTS key in clear, kept only while the range opens without authentication after power-on
+    /// (locking disabled or not locked on reset), exactly the data a real drive gives to anybody.
+    var openMediaKey: Data?
+    /// Authorities allowed to set ReadLocked / WriteLocked (ACE_Locking_Range_Set_RdLocked / WrLocked).
+    var readLockAuthorities: [UInt64] = [UID.admins.rawValue]
+    var writeLockAuthorities: [UInt64] = [UID.admins.rawValue]
+
+    /// Whether either direction of the range is usable after a power cycle without any authentication.
+    var opensAtPowerOn: Bool {
+        let lockedAtPowerOn = lockOnReset.contains(.powerCycle)
+        let readClosed = readLockEnabled && (readLocked || lockedAtPowerOn)
+        let writeClosed = writeLockEnabled && (writeLocked || lockedAtPowerOn)
+        return !(readClosed && writeClosed)
+    }
+
+    func contains(_ lba: UInt64) -> Bool { lba >= start && lba - start < length }
+}
+
+struct MBRRecord: Codable, Sendable, Hashable {
+    var enable = false
+    var done = false
+    var doneOnReset: [ResetType] = [.powerCycle]
+}
+
+/// Everything a simulated drive keeps across power cycles. Written atomically after every change.
+struct DriveRecord: Codable, Sendable {
+    var identity: DriveIdentity
+    var settings: DriveSettings
+    var sid: CredentialRecord
+    var psid: CredentialRecord
+    var sidEverChanged = false
+    var lockingLifeCycle: LifeCycleState = .manufacturedInactive
+    /// Locking SP Admin1...AdminN then User1...UserN.
+    var lockingAdmins: [CredentialRecord]
+    var lockingUsers: [CredentialRecord]
+    var ranges: [RangeRecord]
+    var mbr = MBRRecord()
+    var consecutiveFailedAuthentications = 0
+    var erasedForGood = false
+}

@@ -1,0 +1,18 @@
+/// Faults a test can inject into one drive. Counters are consumed as the faults fire.
+public struct FaultPlan: Codable, Sendable, Hashable {
+    /// The next N responses stay "still processing" (OutstandingData = 1) for `delayPolls` receives each.
+    public var delayedResponses = 0
+    public var delayPolls = 3
+    /// The next N responses are lost: IF-RECV reports nothing outstanding.
+    public var droppedResponses = 0
+    /// The next N StartSession calls answer SP_BUSY.
+    public var busySessions = 0
+    /// The next N responses have bytes flipped on the wire.
+    public var corruptedResponses = 0
+    /// The next command that changes persistent state kills the simulator halfway through saving it.
+    public var crashDuringNextCommand = false
+
+    public init() {}
+
+    public var isEmpty: Bool { self == FaultPlan() }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import SimulatorLink
+import TCGStorage
+
+/// How a new array's drives are built.
+public struct ArraySpecification: Codable, Sendable {
+    public var drives: Int
+    public var sizeBytes: UInt64
+    public var kind: DriveKind
+    public var blockSize: Int
+    public var settings: DriveSettings
+
+    public init(drives: Int, sizeBytes: UInt64 = 1 << 30, kind: DriveKind = .nvme, blockSize: Int = 512,
+                settings: DriveSettings = DriveSettings()) {
+        self.drives = drives
+        self.sizeBytes = sizeBytes
+        self.kind = kind
+        self.blockSize = blockSize
+        self.settings = settings
+    }
+}
+
+/// A directory of simulated drives, and the request handler shared by `sedsim serve` and offline commands.
+public final class SimulatedArray: @unchecked Sendable {
+    public let directory: URL
+    public let drives: [SimulatedDrive]
+
+    static let manifestName = "array.json"
+
+    public static func create(at directory: URL, specification spec: ArraySpecification) throws(SimulatorError) {
+        guard spec.drives >= 1 && spec.drives <= 256 else { throw SimulatorError.invalidArray("--drives must be 1…256") }
+        guard [512, 4096].contains(spec.blockSize) else { throw SimulatorError.invalidArray("block size must be 512 or 4096") }
+        guard spec.sizeBytes >= UInt64(spec.blockSize) * 2048 else {
+            throw SimulatorError.invalidArray("--size must be at least \(spec.blockSize * 2048) bytes")
+        }
+        guard spec.settings.lifetimeFailureLimit >= 1 else { throw SimulatorError.invalidArray("--lifetime-limit must be at least 1") }
+        let manifest = directory.appendingPathComponent(manifestName)
+        if FileManager.default.fileExists(atPath: manifest.path) {
+            throw SimulatorError.invalidArray("\(directory.path) already holds an array; choose an empty directory")
+        }
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw SimulatorError.storage("cannot create \(directory.path): \(error.localizedDescription)")
+        }
+        for n in 0..<spec.drives {
+            let identity = try makeIdentity(index: n, spec: spec)
+            try SimulatedDrive.manufacture(in: driveDirectory(directory, n), identity: identity, settings: spec.settings)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { try AtomicFile.write(try encoder.encode(spec), to: manifest) } catch let error as SimulatorError { throw error } catch {
+            throw SimulatorError.storage("cannot write \(manifest.path): \(error)")
+        }
+    }
+
+    static func driveDirectory(_ array: URL, _ n: Int) -> URL { array.appendingPathComponent("drive-\(n)") }
+
+    private static func randomString(_ count: Int, alphabet: String) throws(SimulatorError) -> String {
+        let chars = Array(alphabet)
+        return String(try DriveCrypto.randomBytes(count).map { chars[Int($0) % chars.count] })
+    }
+
+    private static func makeIdentity(index: Int, spec: ArraySpecification) throws(SimulatorError) -> DriveIdentity {
+        let alnum = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+        let serial = "SIM" + (try randomString(9, alphabet: alnum))
+        let padded = serial + String(repeating: " ", count: 20 - serial.count)
+        let wwnLow = try DriveCrypto.randomBytes(5).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let model: String
+        switch spec.kind {
+        case .nvme: model = "SEDSIM NVMe Opal 2"
+        case .sas: model = "SEDSIM SAS Opal 2"
+        case .sata: model = "SEDSIM SATA Opal 2"
+        }
+        return DriveIdentity(kind: spec.kind, model: model, serial: padded, firmware: "1.0",
+                             wwn: 0x5000_0000_0000_0000 | 0x05E_D000 << 36 | wwnLow,
+                             psid: try randomString(32, alphabet: alnum), msid: try randomString(32, alphabet: alnum),
+                             blockSize: spec.blockSize, blockCount: spec.sizeBytes / UInt64(spec.blockSize))
+    }
+
+    /// Opens an array and powers its drives on.
+    public init(directory: URL) throws(SimulatorError) {
+        self.directory = directory
+        let manifest = directory.appendingPathComponent(Self.manifestName)
+        let spec: ArraySpecification
+        do { spec = try JSONDecoder().decode(ArraySpecification.self, from: Data(contentsOf: manifest)) } catch {
+            throw SimulatorError.invalidArray("\(directory.path) has no readable \(Self.manifestName); create it with `sedsim create`")
+        }
+        var drives: [SimulatedDrive] = []
+        for n in 0..<spec.drives { drives.append(try SimulatedDrive(directory: Self.driveDirectory(directory, n))) }
+        self.drives = drives
+    }
+
+    public func drive(_ n: Int) throws(SimulatorError) -> SimulatedDrive {
+        guard n >= 0 && n < drives.count else { throw SimulatorError.noSuchDrive(n) }
+        return drives[n]
+    }
+
+    /// Carries out one link request against the array.
+    public func handle(_ request: LinkRequest) -> LinkResponse {
+        if request.operation == .listDrives {
+            return json(drives.enumerated().map { $0.element.identityForLink })
+        }
+        guard Int(request.drive) < drives.count else {
+            return .failure(.noSuchDrive, "the array has no drive \(request.drive) (it has \(drives.count))")
+        }
+        let drive = drives[Int(request.drive)]
+        switch request.operation {
+        case .identify:
+            return json(drive.identityForLink)
+        case .securityProtocolOut:
+            do {
+                try drive.securityProtocolOut(protocolID: request.protocolID, spSpecific: request.spSpecific, payload: request.payload)
+                return LinkResponse(.ok)
+            } catch { return illegal(error) }
+        case .securityProtocolIn:
+            guard request.length <= UInt32(LinkSocket.maximumFrame - 64) else {
+                return .failure(.illegalRequest, "allocation length \(request.length) is too large")
+            }
+            do {
+                return LinkResponse(.ok, payload: try drive.securityProtocolIn(
+                    protocolID: request.protocolID, spSpecific: request.spSpecific, allocationLength: Int(request.length)))
+            } catch { return illegal(error) }
+        case .read:
+            guard Int(request.length) * drive.blockSize <= LinkSocket.maximumFrame - 64 else {
+                return .failure(.illegalRequest, "transfer of \(request.length) blocks is too large")
+            }
+            do { return LinkResponse(.ok, payload: try drive.read(lba: request.lba, count: Int(request.length))) }
+            catch { return media(error) }
+        case .write:
+            do {
+                try drive.write(lba: request.lba, data: request.payload)
+                return LinkResponse(.ok)
+            } catch { return media(error) }
+        case .powerCycle:
+            do { try drive.powerCycle(); return LinkResponse(.ok) } catch { return .failure(.failed, "\(error)") }
+        case .hardwareReset:
+            do { try drive.hardwareReset(); return LinkResponse(.ok) } catch { return .failure(.failed, "\(error)") }
+        case .status:
+            return json(drive.statusReport(index: Int(request.drive)))
+        case .setFaults:
+            guard let plan = try? JSONDecoder().decode(FaultPlan.self, from: Data(request.payload)) else {
+                return .failure(.illegalRequest, "fault plan is not valid JSON")
+            }
+            drive.setFaults(plan)
+            return LinkResponse(.ok)
+        case .listDrives:
+            return LinkResponse(.ok)
+        }
+    }
+
+    private func json<T: Encodable>(_ value: T) -> LinkResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(value) else { return .failure(.failed, "cannot encode response") }
+        return LinkResponse(.ok, payload: Array(data))
+    }
+
+    private func illegal(_ error: SimulatedDrive.SecurityCommandError) -> LinkResponse {
+        switch error {
+        case .illegalRequest(let message): return .failure(.illegalRequest, message)
+        }
+    }
+
+    private func media(_ error: SimulatedDrive.MediaError) -> LinkResponse {
+        switch error {
+        case .dataProtect(let range): return .failure(.dataProtect, "LBA range is locked (locking range \(range))")
+        case .outOfRange: return .failure(.illegalRequest, "LBA out of range")
+        case .failed(let message): return .failure(.failed, message)
+        }
+    }
+}
+
+extension SimulatedDrive {
+    var blockSize: Int { lock.withLock { record.identity.blockSize } }
+
+    var identityForLink: LinkDeviceIdentity {
+        lock.withLock {
+            let id = record.identity
+            return LinkDeviceIdentity(kind: id.kind.rawValue, model: id.model, serial: id.serial, firmware: id.firmware,
+                                      wwn: id.wwn, blockSize: id.blockSize, blockCount: id.blockCount)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import TCGStorage
+
+/// Level 0 Discovery built from live state.
+extension SimulatedDrive {
+    func discovery() -> Level0Discovery {
+        let active = record.lockingLifeCycle == .manufactured
+        let anyLocked = record.ranges.indices.contains { i in
+            let r = record.ranges[i]
+            return (r.readLockEnabled && r.readLocked) || (r.writeLockEnabled && r.writeLocked)
+        }
+        let sidDiffers = record.sidEverChanged
+        return Level0Discovery(majorVersion: 0, minorVersion: 1, features: [
+            .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
+            .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: true,
+                                    mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
+            .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
+                                      alignmentGranularity: 8, lowestAlignedLBA: 0)),
+            .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: 1, rangeCrossing: false,
+                            lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
+                            lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
+            .singleUser(SingleUserFeature(lockingObjects: UInt32(record.ranges.count), flags: 0)),
+            .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
+            .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
+                                      hardwareReset: blockSIDClearsOnHardwareReset)),
+        ])
+    }
+}

@@ -1,0 +1,490 @@
+import Foundation
+import TCGStorage
+
+/// Method execution with Opal's access control, per SP and object.
+extension SimulatedDrive {
+    func execute(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
+        switch call.methodUID {
+        case MethodID.get: return get(call, session: session)
+        case MethodID.set:
+            guard session.write else { return .fail(.notAuthorized) }
+            return set(call, session: session)
+        case MethodID.authenticate: return authenticateMethod(call, session: &session)
+        case MethodID.genKey:
+            guard session.write else { return .fail(.notAuthorized) }
+            return genKey(call, session: session)
+        case MethodID.activate:
+            guard session.write else { return .fail(.notAuthorized) }
+            return activate(call, session: session)
+        case MethodID.revert:
+            guard session.write else { return .fail(.notAuthorized) }
+            return revert(call, session: session)
+        case MethodID.revertSP:
+            guard session.write else { return .fail(.notAuthorized) }
+            return revertSP(call, session: session)
+        case MethodID.random:
+            let count = Int(min(call.arguments.first?.unsignedValue ?? 0, 32))
+            guard let bytes = try? DriveCrypto.randomBytes(count) else { return .fail(.tperMalfunction) }
+            return MethodOutcome(values: [.bytes(bytes)])
+        default:
+            return .fail(.invalidParameter)
+        }
+    }
+
+    // MARK: Get
+
+    struct CellBlock {
+        var startColumn: UInt64 = 0
+        var endColumn: UInt64 = .max
+        var startRow: UInt64?
+        var endRow: UInt64?
+
+        init?(_ arguments: [TCGValue]) {
+            guard let first = arguments.first else { return }
+            guard case .list(let items) = first else { return nil }
+            for case .named(let name, let value) in items {
+                guard let v = value.unsignedValue else { return nil }
+                switch name.unsignedValue {
+                case Column.CellBlock.startColumn: startColumn = v
+                case Column.CellBlock.endColumn: endColumn = v
+                case Column.CellBlock.startRow: startRow = v
+                case Column.CellBlock.endRow: endRow = v
+                default: return nil
+                }
+            }
+        }
+    }
+
+    private func get(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard let cells = CellBlock(call.arguments) else { return .fail(.invalidParameter) }
+        let object = call.invokingUID
+        if object == .mbrTable || object == .dataStoreTable {
+            let isMBR = object == .mbrTable
+            guard session.sp == .locking,
+                  session.isAuthenticated(asAnyOf: isMBR ? [.anybody] : [.admins]) else { return .fail(.notAuthorized) }
+            let table = isMBR ? mbrTable : dataStore
+            let start = cells.startRow ?? 0
+            let end = cells.endRow ?? (table.size - 1)
+            guard start <= end, end < table.size, end - start < UInt64(Self.maxComPacketSize - 256) else {
+                return .fail(.invalidParameter)
+            }
+            guard let bytes = try? table.read(at: start, count: Int(end - start + 1)) else { return .fail(.tperMalfunction) }
+            return MethodOutcome(values: [.bytes(bytes)])
+        }
+        guard let columns = readableColumns(of: object, session: session) else { return .fail(.notAuthorized) }
+        if columns.isEmpty { return .fail(.invalidParameter) }
+        let selected = columns.filter { $0.key >= cells.startColumn && $0.key <= cells.endColumn && $0.value.allowed }
+        let requestedAny = columns.contains { $0.key >= cells.startColumn && $0.key <= cells.endColumn }
+        guard requestedAny else { return .fail(.invalidParameter) }
+        guard !selected.isEmpty else { return .fail(.notAuthorized) }
+        let row = selected.keys.sorted().compactMap { col in selected[col].map { TCGValue.name(col, $0.value) } }
+        return MethodOutcome(values: [.list(row)])
+    }
+
+    /// The columns of an object, each with whether this session may read it; nil when the object is unknown here.
+    private func readableColumns(of object: UID, session: DriveSession) -> [UInt64: (value: TCGValue, allowed: Bool)]? {
+        switch session.sp {
+        case .admin:
+            if object == .cPinMSID {
+                return [Column.CPin.pin: (.bytes(Array(record.identity.msid.utf8)), true)]
+            }
+            if object == .cPinSID || object == .cPinPSID {
+                let cred = object == .cPinSID ? record.sid : record.psid
+                return cPinColumns(cred, allowed: session.isAuthenticated(asAnyOf: [.sid]))
+            }
+            if object == .adminSP || object == .lockingSP {
+                let state: LifeCycleState = object == .adminSP ? .manufactured : record.lockingLifeCycle
+                return [Column.SP.lifeCycle: (.unsigned(state.rawValue), true)]
+            }
+            return nil
+        case .locking:
+            let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+            if object == .lockingInfo {
+                return [Column.LockingInfo.maxRanges: (.unsigned(UInt64(record.ranges.count - 1)), true)]
+            }
+            if let n = object.lockingRangeIndex, n < record.ranges.count {
+                let r = record.ranges[n]
+                let cols: [UInt64: TCGValue] = [
+                    Column.Locking.rangeStart: .unsigned(r.start), Column.Locking.rangeLength: .unsigned(r.length),
+                    Column.Locking.readLockEnabled: .bool(r.readLockEnabled),
+                    Column.Locking.writeLockEnabled: .bool(r.writeLockEnabled),
+                    Column.Locking.readLocked: .bool(r.readLocked), Column.Locking.writeLocked: .bool(r.writeLocked),
+                    Column.Locking.lockOnReset: .list(r.lockOnReset.map { .unsigned($0.rawValue) }),
+                    Column.Locking.activeKey: .uid(.kAES256(range: n)),
+                ]
+                return cols.mapValues { ($0, isAdmin) }
+            }
+            if let slot = lockingSlot(cPin: object) {
+                return cPinColumns(credential(slot), allowed: isAdmin)
+            }
+            if object == .mbrControl {
+                let m = record.mbr
+                return [Column.MBRControl.enable: (.bool(m.enable), true), Column.MBRControl.done: (.bool(m.done), true),
+                        Column.MBRControl.doneOnReset: (.list(m.doneOnReset.map { .unsigned($0.rawValue) }), true)]
+            }
+            if let slot = lockingSlot(authority: object) {
+                return [Column.Authority.enabled: (.bool(credential(slot).enabled), isAdmin)]
+            }
+            return nil
+        }
+    }
+
+    private func cPinColumns(_ cred: CredentialRecord, allowed: Bool) -> [UInt64: (value: TCGValue, allowed: Bool)] {
+        [Column.CPin.pin: (.bytes([]), false),
+         Column.CPin.tryLimit: (.unsigned(cred.tryLimit), allowed),
+         Column.CPin.tries: (.unsigned(cred.tries), allowed),
+         Column.CPin.persistence: (.bool(cred.persistence), allowed)]
+    }
+
+    func lockingSlot(cPin uid: UID) -> CredentialSlot? {
+        for i in record.lockingAdmins.indices where uid == UID.cPinLockingAdmin(i + 1) { return .admin(i) }
+        for i in record.lockingUsers.indices where uid == UID.cPinUser(i + 1) { return .user(i) }
+        return nil
+    }
+
+    func lockingSlot(authority uid: UID) -> CredentialSlot? { credentialSlot(for: uid, in: .locking) }
+
+    // MARK: Set
+
+    /// The `Values` list of a Set as column → value, plus the `Where` row for byte tables.
+    private func setValues(_ arguments: [TCGValue]) -> (where: UInt64?, values: TCGValue)? {
+        var whereRow: UInt64?
+        var values: TCGValue?
+        for case .named(let name, let value) in arguments {
+            switch name.unsignedValue {
+            case Column.SetParameter.where: whereRow = value.unsignedValue
+            case Column.SetParameter.values: values = value
+            default: return nil
+            }
+        }
+        return values.map { (whereRow, $0) }
+    }
+
+    private func columnMap(_ values: TCGValue) -> [UInt64: TCGValue]? {
+        guard case .list(let items) = values else { return nil }
+        var map: [UInt64: TCGValue] = [:]
+        for item in items {
+            guard case .named(let name, let value) = item, let col = name.unsignedValue else { return nil }
+            map[col] = value
+        }
+        return map
+    }
+
+    private func set(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard let (whereRow, values) = setValues(call.arguments) else { return .fail(.invalidParameter) }
+        let object = call.invokingUID
+        if object == .mbrTable || object == .dataStoreTable {
+            guard session.sp == .locking, session.isAuthenticated(asAnyOf: [.admins]) else { return .fail(.notAuthorized) }
+            guard let bytes = values.bytesValue else { return .fail(.invalidParameter) }
+            let table = object == .mbrTable ? mbrTable : dataStore
+            let start = whereRow ?? 0
+            guard start <= table.size, UInt64(bytes.count) <= table.size - start else { return .fail(.invalidParameter) }
+            do { try table.write(bytes, at: start) } catch { return .fail(.tperMalfunction) }
+            return .ok
+        }
+        guard let columns = columnMap(values), !columns.isEmpty else { return .fail(.invalidParameter) }
+        let outcome: MethodOutcome
+        switch session.sp {
+        case .admin: outcome = setInAdminSP(object, columns, session: session)
+        case .locking: outcome = setInLockingSP(object, columns, session: session)
+        }
+        if outcome.status == .success {
+            do { try persist() } catch { return .fail(.tperMalfunction) }
+        }
+        return outcome
+    }
+
+    private func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
+        guard object == .cPinSID else { return .fail(.notAuthorized) }
+        guard session.isAuthenticated(asAnyOf: [.sid]), Set(columns.keys) == [Column.CPin.pin] else {
+            return .fail(.notAuthorized)
+        }
+        guard let pin = columns[Column.CPin.pin]?.bytesValue, pin.count <= 32 else { return .fail(.invalidParameter) }
+        do { try setPIN(.sid, pin: pin, lockingKey: nil) } catch { return .fail(.tperMalfunction) }
+        record.sidEverChanged = true
+        return .ok
+    }
+
+    private func setInLockingSP(_ object: UID, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
+        let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+        if let n = object.lockingRangeIndex, n < record.ranges.count {
+            return setRange(n, columns, session: session)
+        }
+        if let slot = lockingSlot(cPin: object) {
+            // Admins set any PIN; a user may set its own (ACE_C_PIN_UserN_Set_PIN = Admins OR UserN).
+            var own = false
+            if case .user(let i) = slot { own = session.isAuthenticated(as: UID.user(i + 1)) }
+            if case .admin(let i) = slot { own = session.isAuthenticated(as: UID.lockingAdmin(i + 1)) }
+            guard isAdmin || own, Set(columns.keys) == [Column.CPin.pin] else { return .fail(.notAuthorized) }
+            guard let pin = columns[Column.CPin.pin]?.bytesValue, pin.count <= 32 else { return .fail(.invalidParameter) }
+            do { try setPIN(slot, pin: pin, lockingKey: session.lockingKey) } catch { return .fail(.tperMalfunction) }
+            return .ok
+        }
+        if let slot = lockingSlot(authority: object) {
+            guard isAdmin, Set(columns.keys) == [Column.Authority.enabled] else { return .fail(.notAuthorized) }
+            guard let enabled = columns[Column.Authority.enabled]?.boolValue else { return .fail(.invalidParameter) }
+            updateCredential(slot) { $0.enabled = enabled }
+            return .ok
+        }
+        if object == .mbrControl {
+            guard isAdmin else { return .fail(.notAuthorized) }
+            var mbr = record.mbr
+            for (col, value) in columns {
+                switch col {
+                case Column.MBRControl.enable:
+                    guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                    mbr.enable = v
+                case Column.MBRControl.done:
+                    guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                    mbr.done = v
+                case Column.MBRControl.doneOnReset:
+                    guard let resets = resetList(value) else { return .fail(.invalidParameter) }
+                    mbr.doneOnReset = resets
+                default: return .fail(.invalidParameter)
+                }
+            }
+            record.mbr = mbr
+            return .ok
+        }
+        if let (range, isRead) = lockACE(object) {
+            guard isAdmin, Set(columns.keys) == [Column.ACE.booleanExpr] else { return .fail(.notAuthorized) }
+            guard let expression = columns[Column.ACE.booleanExpr], let authorities = aceAuthorities(expression) else {
+                return .fail(.invalidParameter)
+            }
+            if isRead { record.ranges[range].readLockAuthorities = authorities.map(\.rawValue) }
+            else { record.ranges[range].writeLockAuthorities = authorities.map(\.rawValue) }
+            return .ok
+        }
+        return .fail(.notAuthorized)
+    }
+
+    private func lockACE(_ uid: UID) -> (Int, Bool)? {
+        for n in record.ranges.indices {
+            if uid == UID.aceSetReadLocked(range: n) { return (n, true) }
+            if uid == UID.aceSetWriteLocked(range: n) { return (n, false) }
+        }
+        return nil
+    }
+
+    /// Authorities named in an ACE BooleanExpr (OR of authority references, as Opal hosts write it).
+    private func aceAuthorities(_ value: TCGValue) -> [UID]? {
+        guard case .list(let items) = value else { return nil }
+        var out: [UID] = []
+        for case .named(let name, let ref) in items {
+            guard name.bytesValue == UID.halfUIDAuthorityObjectRef else { continue }
+            guard let uid = ref.uidValue else { return nil }
+            out.append(uid)
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    private func resetList(_ value: TCGValue) -> [ResetType]? {
+        guard case .list(let items) = value else { return nil }
+        var out: [ResetType] = []
+        for item in items {
+            guard let raw = item.unsignedValue, let reset = ResetType(rawValue: raw), reset != .hotPlug else { return nil }
+            if !out.contains(reset) { out.append(reset) }
+        }
+        return out
+    }
+
+    private func setRange(_ n: Int, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
+        let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+        var range = record.ranges[n]
+        for (col, value) in columns {
+            switch col {
+            case Column.Locking.rangeStart, Column.Locking.rangeLength:
+                guard isAdmin else { return .fail(.notAuthorized) }
+                guard n != 0, let v = value.unsignedValue else { return .fail(.invalidParameter) }
+                if col == Column.Locking.rangeStart { range.start = v } else { range.length = v }
+            case Column.Locking.readLockEnabled, Column.Locking.writeLockEnabled:
+                guard isAdmin else { return .fail(.notAuthorized) }
+                guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                if col == Column.Locking.readLockEnabled { range.readLockEnabled = v } else { range.writeLockEnabled = v }
+            case Column.Locking.readLocked, Column.Locking.writeLocked:
+                let isRead = col == Column.Locking.readLocked
+                let allowed = (isRead ? range.readLockAuthorities : range.writeLockAuthorities).map(UID.init)
+                guard session.isAuthenticated(asAnyOf: allowed) else { return .fail(.notAuthorized) }
+                guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                if isRead { range.readLocked = v } else { range.writeLocked = v }
+            case Column.Locking.lockOnReset:
+                guard isAdmin else { return .fail(.notAuthorized) }
+                guard let resets = resetList(value) else { return .fail(.invalidParameter) }
+                range.lockOnReset = resets
+            default:
+                return .fail(.invalidParameter)
+            }
+        }
+        if n != 0 {
+            let capacity = record.identity.blockCount
+            guard range.start <= capacity, range.length <= capacity - range.start else { return .fail(.invalidParameter) }
+            for (i, other) in record.ranges.enumerated() where i != 0 && i != n && other.length > 0 && range.length > 0 {
+                if range.start < other.start + other.length && other.start < range.start + range.length {
+                    return .fail(.invalidParameter)
+                }
+            }
+        }
+        let previous = record.ranges[n]
+        record.ranges[n] = range
+        guard updateKeyCustody(range: n, lockingKey: session.lockingKey) else {
+            record.ranges[n] = previous
+            return .fail(.tperMalfunction)
+        }
+        return .ok
+    }
+
+    /// Keeps a range's key where it must be: loaded while usable, in clear on disk only if it opens at power-on.
+    @discardableResult
+    func updateKeyCustody(range n: Int, lockingKey: [UInt8]?) -> Bool {
+        var key = record.ranges[n].openMediaKey.map { Array($0) }
+        if key == nil, let lockingKey, let sealed = record.ranges[n].sealedMediaKey {
+            key = DriveCrypto.open(Array(sealed), key: lockingKey)
+        }
+        guard let key else { return !record.ranges[n].opensAtPowerOn && isFullyLocked(n) }
+        record.ranges[n].openMediaKey = record.ranges[n].opensAtPowerOn ? Data(key) : nil
+        if isFullyLocked(n) {
+            mediaCiphers[n] = nil
+        } else if mediaCiphers[n] == nil {
+            guard let cipher = try? XTSCipher(key: key) else { return false }
+            mediaCiphers[n] = cipher
+        }
+        return true
+    }
+
+    // MARK: Authenticate, GenKey, Activate, Revert
+
+    private func authenticateMethod(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
+        guard let authority = call.arguments.first?.uidValue else { return .fail(.invalidParameter) }
+        var challenge: [UInt8] = []
+        for case .named(let name, let value) in call.arguments.dropFirst() where name.unsignedValue == 0 {
+            challenge = value.bytesValue ?? []
+        }
+        if authority == .anybody { return MethodOutcome(values: [.bool(true)]) }
+        switch authenticate(authority, in: session.sp, challenge: challenge) {
+        case .success(let lockingKey):
+            session.authorities.insert(authority)
+            session.presentedPINs[authority] = challenge
+            if let lockingKey { session.lockingKey = lockingKey }
+            return MethodOutcome(values: [.bool(true)])
+        case .failure(let status):
+            if status == .authorityLockedOut { return .fail(status) }
+            return MethodOutcome(values: [.bool(false)])
+        }
+    }
+
+    private func genKey(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard session.sp == .locking, let n = call.invokingUID.mediaKeyRangeIndex, n < record.ranges.count else {
+            return .fail(.invalidParameter)
+        }
+        guard session.isAuthenticated(asAnyOf: [.admins]), let lockingKey = session.lockingKey else { return .fail(.notAuthorized) }
+        guard let key = try? Self.newMediaKey(), let sealed = try? DriveCrypto.seal(key, key: lockingKey),
+              let cipher = try? XTSCipher(key: key) else { return .fail(.tperMalfunction) }
+        record.ranges[n].sealedMediaKey = Data(sealed)
+        record.ranges[n].openMediaKey = record.ranges[n].opensAtPowerOn ? Data(key) : nil
+        record.ranges[n].keyGeneration += 1
+        mediaCiphers[n] = isFullyLocked(n) ? nil : cipher
+        do { try persist() } catch { return .fail(.tperMalfunction) }
+        return .ok
+    }
+
+    private func activate(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard session.sp == .admin, call.invokingUID == .lockingSP else { return .fail(.invalidParameter) }
+        guard session.isAuthenticated(asAnyOf: [.sid]), let sidPIN = session.presentedPINs[.sid] else {
+            return .fail(.notAuthorized)
+        }
+        // Activating an SP that is already Manufactured has no effect.
+        if record.lockingLifeCycle == .manufactured { return .ok }
+        do {
+            let lockingKey = try DriveCrypto.randomBytes(32)
+            for i in record.ranges.indices {
+                guard let open = record.ranges[i].openMediaKey else { return .fail(.tperMalfunction) }
+                record.ranges[i].sealedMediaKey = Data(try DriveCrypto.seal(Array(open), key: lockingKey))
+            }
+            record.lockingAdmins = Self.factoryAuthorities(count: record.lockingAdmins.count, tryLimit: record.settings.tryLimit)
+            record.lockingUsers = Self.factoryAuthorities(count: record.lockingUsers.count, tryLimit: record.settings.tryLimit)
+            record.lockingAdmins[0].enabled = true
+            // Admin1 inherits the SID PIN.
+            try setPIN(.admin(0), pin: sidPIN, lockingKey: lockingKey)
+            record.lockingLifeCycle = .manufactured
+            try persist()
+        } catch {
+            return .fail(.tperMalfunction)
+        }
+        return .ok
+    }
+
+    private func revert(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard session.sp == .admin, call.invokingUID == .adminSP else { return .fail(.invalidParameter) }
+        guard session.isAuthenticated(asAnyOf: [.sid, .psid]) else { return .fail(.notAuthorized) }
+        do {
+            let eraseData = record.lockingLifeCycle != .manufacturedInactive
+            let msid = Array(record.identity.msid.utf8)
+            try resetLockingSP(keepGlobalKey: !eraseData, keepAllKeys: !eraseData)
+            try setPIN(.sid, pin: msid, lockingKey: nil)
+            record.sidEverChanged = false
+            try persist()
+        } catch {
+            return .fail(.tperMalfunction)
+        }
+        sessions.removeAll()
+        return MethodOutcome(endsSession: true)
+    }
+
+    private func revertSP(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard session.sp == .locking, call.invokingUID == .thisSP else { return .fail(.invalidParameter) }
+        guard session.isAuthenticated(asAnyOf: [.admins]) else { return .fail(.notAuthorized) }
+        var keepGlobal = false
+        for case .named(let name, let value) in call.arguments where name.unsignedValue == Column.keepGlobalRangeKey {
+            guard let v = value.boolValue else { return .fail(.invalidParameter) }
+            keepGlobal = v
+        }
+        if keepGlobal {
+            let global = record.ranges[0]
+            // The rule of §5.1.3.2: a global range locked for both read and write cannot keep its key.
+            if global.readLockEnabled && global.readLocked && global.writeLockEnabled && global.writeLocked {
+                return .fail(.fail)
+            }
+            guard mediaCiphers[0] != nil || global.openMediaKey != nil || session.lockingKey != nil else {
+                return .fail(.fail)
+            }
+        }
+        do {
+            if keepGlobal, record.ranges[0].openMediaKey == nil, let lk = session.lockingKey,
+               let sealed = record.ranges[0].sealedMediaKey, let key = DriveCrypto.open(Array(sealed), key: lk) {
+                record.ranges[0].openMediaKey = Data(key)
+            }
+            try resetLockingSP(keepGlobalKey: keepGlobal, keepAllKeys: false)
+            try persist()
+        } catch {
+            return .fail(.tperMalfunction)
+        }
+        sessions = sessions.filter { $0.value.sp != .locking }
+        return MethodOutcome(endsSession: true)
+    }
+
+    /// Returns the Locking SP to Manufactured-Inactive with factory tables; new media keys unless kept.
+    private func resetLockingSP(keepGlobalKey: Bool, keepAllKeys: Bool) throws(SimulatorError) {
+        var ranges: [RangeRecord] = []
+        for (i, old) in record.ranges.enumerated() {
+            var fresh = try Self.factoryRange()
+            if keepAllKeys || (i == 0 && keepGlobalKey), let key = old.openMediaKey {
+                fresh.openMediaKey = key
+                fresh.keyGeneration = old.keyGeneration
+            } else {
+                fresh.keyGeneration = old.keyGeneration + 1
+            }
+            ranges.append(fresh)
+        }
+        record.ranges = ranges
+        record.lockingAdmins = Self.factoryAuthorities(count: record.lockingAdmins.count, tryLimit: record.settings.tryLimit)
+        record.lockingUsers = Self.factoryAuthorities(count: record.lockingUsers.count, tryLimit: record.settings.tryLimit)
+        record.lockingLifeCycle = .manufacturedInactive
+        record.mbr = MBRRecord()
+        try mbrTable.wipe()
+        try dataStore.wipe()
+        mediaCiphers.removeAll()
+        for i in record.ranges.indices {
+            if let key = record.ranges[i].openMediaKey { mediaCiphers[i] = try XTSCipher(key: Array(key)) }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import SimulatorLink
+import TCGStorage
+
+/// The session manager (SMUID): Properties, StartSession → SyncSession, and in-session dispatch.
+extension SimulatedDrive {
+    static let tperProperties: [(String, UInt64)] = [
+        ("MaxComPacketSize", UInt64(maxComPacketSize)), ("MaxResponseComPacketSize", UInt64(maxComPacketSize)),
+        ("MaxPacketSize", UInt64(maxComPacketSize - 20)), ("MaxIndTokenSize", UInt64(maxComPacketSize - 76)),
+        ("MaxPackets", 1), ("MaxSubpackets", 1), ("MaxMethods", 1), ("MaxSessions", UInt64(maximumSessions)),
+        ("MaxAuthentications", 2), ("MaxTransactionLimit", 1), ("DefSessionTimeout", 30000),
+    ]
+
+    func sessionManagerCall(_ bytes: [UInt8]) -> MethodPayload? {
+        guard case .call(let call, _)? = try? MethodPayload.decode(bytes), call.invokingUID == .sessionManager else {
+            return nil
+        }
+        switch call.methodUID {
+        case MethodID.properties:
+            let tper = TCGValue.list(Self.tperProperties.map { .named(.bytes(Array($0.0.utf8)), .unsigned($0.1)) })
+            let hostEcho = call.arguments.first { if case .named(let n, _) = $0 { return n.unsignedValue == 0 } else { return false } }
+            var results = [tper]
+            if let hostEcho { results.append(hostEcho) }
+            return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: results),
+                         status: .success)
+        case MethodID.startSession:
+            return startSession(call)
+        default:
+            return syncSessionFailure(hsn: 0, .invalidParameter)
+        }
+    }
+
+    private func syncSessionFailure(hsn: UInt64, _ status: MethodStatus) -> MethodPayload {
+        .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.syncSession, arguments: []), status: status)
+    }
+
+    private func startSession(_ call: MethodCall) -> MethodPayload {
+        let args = call.arguments
+        guard args.count >= 3, let hsnValue = args[0].unsignedValue, hsnValue <= UInt64(UInt32.max),
+              let spUID = args[1].uidValue, let write = args[2].boolValue else {
+            return syncSessionFailure(hsn: 0, .invalidParameter)
+        }
+        var challenge: [UInt8]?
+        var authority: UID?
+        var timeoutMs: UInt64?
+        for case .named(let name, let value) in args.dropFirst(3) {
+            switch name.unsignedValue {
+            case Column.StartSession.hostChallenge: challenge = value.bytesValue
+            case Column.StartSession.hostSigningAuthority: authority = value.uidValue
+            case Column.StartSession.sessionTimeout: timeoutMs = value.unsignedValue
+            default: break
+            }
+        }
+        guard let sp = SecurityProvider(spUID) else { return syncSessionFailure(hsn: hsnValue, .invalidParameter) }
+        if sp == .locking && record.lockingLifeCycle != .manufactured {
+            return syncSessionFailure(hsn: hsnValue, .invalidParameter)
+        }
+        if faults.busySessions > 0 {
+            faults.busySessions -= 1
+            return syncSessionFailure(hsn: hsnValue, .spBusy)
+        }
+        if sessions.count >= Self.maximumSessions { return syncSessionFailure(hsn: hsnValue, .noSessionsAvailable) }
+        if write && sessions.values.contains(where: { $0.sp == sp && $0.write }) {
+            return syncSessionFailure(hsn: hsnValue, .spBusy)
+        }
+        let timeout = UInt64(Double(timeoutMs ?? UInt64(record.settings.sessionTimeoutSeconds * 1000)) * 1_000_000)
+        var session = DriveSession(tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
+                                   lastActivity: monotonicNow(), timeoutNanoseconds: max(timeout, 1_000_000_000))
+        if let authority, authority != .anybody {
+            let outcome = authenticate(authority, in: sp, challenge: challenge ?? [])
+            guard case .success(let lockingKey) = outcome else {
+                if case .failure(let status) = outcome { return syncSessionFailure(hsn: hsnValue, status) }
+                return syncSessionFailure(hsn: hsnValue, .notAuthorized)
+            }
+            session.authorities.insert(authority)
+            session.presentedPINs[authority] = challenge ?? []
+            if let lockingKey { session.lockingKey = lockingKey }
+        }
+        sessions[session.tsn] = session
+        nextTSN = nextTSN &+ 1
+        if nextTSN == 0 { nextTSN = 0x100 }
+        return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.syncSession,
+                                arguments: [.unsigned(hsnValue), .unsigned(UInt64(session.tsn))]), status: .success)
+    }
+
+    /// A packet for an open session: a method call, or EndOfSession.
+    func sessionCall(tsn: UInt32, hsn: UInt32, _ bytes: [UInt8]) -> MethodPayload? {
+        guard var session = sessions[tsn], session.hsn == hsn else { return nil }
+        guard let payload = try? MethodPayload.decode(bytes) else {
+            return .result([], status: .invalidParameter)
+        }
+        switch payload {
+        case .endOfSession:
+            sessions[tsn] = nil
+            return .endOfSession
+        case .result:
+            return .result([], status: .invalidParameter)
+        case .call(let call, _):
+            session.lastActivity = monotonicNow()
+            sessions[tsn] = session
+            let outcome = execute(call, session: &session)
+            // Revert and RevertSP end the session from the TPer side.
+            if outcome.endsSession {
+                sessions[tsn] = nil
+            } else if sessions[tsn] != nil {
+                sessions[tsn] = session
+            }
+            return .result(outcome.values, status: outcome.status)
+        }
+    }
+}
+
+/// What a method did: its results and status, and whether the TPer closes the session afterwards.
+struct MethodOutcome {
+    var values: [TCGValue] = []
+    var status: MethodStatus = .success
+    var endsSession = false
+
+    static func fail(_ status: MethodStatus) -> MethodOutcome { MethodOutcome(status: status) }
+    static let ok = MethodOutcome()
+}

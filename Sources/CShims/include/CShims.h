@@ -1,0 +1,12 @@
+#ifndef SEDLOCK_CSHIMS_H
+#define SEDLOCK_CSHIMS_H
+#include <stddef.h>
+
+/// prctl(PR_SET_DUMPABLE, 0): keeps secrets out of core dumps and ptrace (prctl is variadic).
+int sedlock_disable_core_dumps(void);
+/// madvise(MADV_DONTDUMP) on the pages covering [address, address+length).
+int sedlock_exclude_from_core_dump(void *address, size_t length);
+/// Zeroes memory in a way the compiler may not elide.
+void sedlock_secure_zero(void *address, size_t length);
+
+#endif

@@ -1,0 +1,23 @@
+#define _GNU_SOURCE
+#include "CShims.h"
+#include <string.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+int sedlock_disable_core_dumps(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int sedlock_exclude_from_core_dump(void *address, size_t length) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || length == 0) return 0;
+    uintptr_t start = (uintptr_t)address & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)address + length + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    return madvise((void *)start, end - start, MADV_DONTDUMP);
+}
+
+void sedlock_secure_zero(void *address, size_t length) {
+    explicit_bzero(address, length);
+}
