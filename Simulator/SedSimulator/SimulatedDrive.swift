@@ -139,9 +139,10 @@ public final class SimulatedDrive: @unchecked Sendable {
     func applyReset(_ reset: ResetType) {
         sessions.removeAll()
         pendingResponse = nil
+        // A listed reset locks each direction whose locking is enabled.
         for i in record.ranges.indices where record.ranges[i].lockOnReset.contains(reset) {
-            record.ranges[i].readLocked = true
-            record.ranges[i].writeLocked = true
+            if record.ranges[i].readLockEnabled { record.ranges[i].readLocked = true }
+            if record.ranges[i].writeLockEnabled { record.ranges[i].writeLocked = true }
         }
         if record.mbr.doneOnReset.contains(reset) { record.mbr.done = false }
         let clearsTries = reset == .powerCycle || (reset == .hardware && record.settings.hardwareResetClearsTries)

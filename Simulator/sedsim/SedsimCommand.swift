@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import SedSimulator
+import SimulatorLink
+import TCGStorage
+
+@main
+struct Sedsim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sedsim",
+        abstract: "Simulated Opal self-encrypting drives: create an array, serve it, power-cycle it, inspect it.",
+        subcommands: [Create.self, Serve.self, PowerCycle.self, HardwareReset.self, Status.self,
+                      Write.self, Read.self, Fault.self])
+}
+
+struct ArrayDirectory: ParsableArguments {
+    @Argument(help: "The array directory.")
+    var directory: String
+
+    var url: URL { URL(fileURLWithPath: directory).standardizedFileURL }
+}
+
+/// Parses sizes like 1073741824, 64M, 1G.
+func parseSize(_ text: String) -> UInt64? {
+    let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+    guard let last = text.uppercased().last else { return nil }
+    if let unit = units[last] {
+        return UInt64(text.dropLast()).flatMap { $0.multipliedReportingOverflow(by: unit).overflow ? nil : $0 * unit }
+    }
+    return UInt64(text)
+}
+
+extension DriveKind: ExpressibleByArgument {}
+extension LockoutStatus: ExpressibleByArgument {}
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a new array of factory-fresh drives.")
+    @OptionGroup var array: ArrayDirectory
+    @Option(help: "Number of drives.") var drives: Int = 1
+    @Option(help: "Capacity per drive in bytes (suffixes K, M, G, T).") var size: String = "1G"
+    @Option(help: "Interface: nvme, sas or sata.") var kind: DriveKind = .nvme
+    @Option(help: "Logical block size: 512 or 4096.") var blockSize: Int = 512
+    @Option(help: "C_PIN TryLimit of every authority (0 = unlimited).") var tryLimit: UInt64 = 5
+    @Option(help: "Status for a locked-out authority: not-authorized or locked-out.") var lockoutStatus: LockoutStatus = .notAuthorized
+    @Option(help: "Consecutive failed authentications after which a drive erases itself for good.") var lifetimeLimit: Int = 1024
+    @Option(help: "Locking ranges besides the global range.") var ranges: Int = 8
+
+    func validate() throws {
+        guard parseSize(size) != nil else { throw ValidationError("--size '\(size)' is not a size (e.g. 1G, 64M, 1073741824)") }
+        guard (1...256).contains(drives) else { throw ValidationError("--drives must be 1…256") }
+        guard (1...64).contains(ranges) else { throw ValidationError("--ranges must be 1…64") }
+        guard lifetimeLimit >= 1 else { throw ValidationError("--lifetime-limit must be at least 1") }
+    }
+
+    func run() throws {
+        var settings = DriveSettings()
+        settings.tryLimit = tryLimit
+        settings.lockoutStatus = lockoutStatus
+        settings.lifetimeFailureLimit = lifetimeLimit
+        settings.lockingRanges = ranges
+        let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
+                                      settings: settings)
+        do { try SimulatedArray.create(at: array.url, specification: spec) } catch { fail("\(error)") }
+        print("created \(drives) \(kind.rawValue) drive(s) in \(array.url.path)")
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the array on DIR/\(LinkPaths.socketName) until killed.")
+    @OptionGroup var array: ArrayDirectory
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let server: ArrayServer
+        do { server = try ArrayServer(array: try SimulatedArray(directory: array.url)) } catch { fail("\(error)") }
+        FileHandle.standardError.write(Data("sedsim: serving \(server.array.drives.count) drive(s) on \(server.socketPath)\n".utf8))
+        server.run()
+    }
+}
+
+struct DriveSelection: ParsableArguments {
+    @Option(help: "Only this drive (default: every drive).") var drive: Int?
+}
+
+struct PowerCycle: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "power-cycle", abstract: "Cut and restore power to drives.")
+    @OptionGroup var array: ArrayDirectory
+    @OptionGroup var selection: DriveSelection
+    func run() throws { try broadcast(array, selection, .powerCycle) }
+}
+
+struct HardwareReset: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "hardware-reset", abstract: "Apply a hardware reset to drives.")
+    @OptionGroup var array: ArrayDirectory
+    @OptionGroup var selection: DriveSelection
+    func run() throws { try broadcast(array, selection, .hardwareReset) }
+}
+
+func broadcast(_ array: ArrayDirectory, _ selection: DriveSelection, _ op: LinkOperation) throws {
+    let access = ArrayAccess(array.url)
+    let count = try access.driveCount()
+    let targets = selection.drive.map { [$0] } ?? Array(0..<count)
+    for n in targets { _ = try access.request(LinkRequest(op, drive: n)) }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each drive's ownership, ranges, tries and failures.")
+    @OptionGroup var array: ArrayDirectory
+    @OptionGroup var selection: DriveSelection
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let access = ArrayAccess(array.url)
+        let count = try access.driveCount()
+        let targets = selection.drive.map { [$0] } ?? Array(0..<count)
+        var reports: [DriveStatusReport] = []
+        for n in targets {
+            let payload = try access.request(LinkRequest(.status, drive: n))
+            guard let report = try? JSONDecoder().decode(DriveStatusReport.self, from: Data(payload)) else {
+                fail("drive \(n): malformed status")
+            }
+            reports.append(report)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: (try? encoder.encode(reports)) ?? Data(), as: UTF8.self))
+            return
+        }
+        for r in reports { print(StatusText.render(r)) }
+    }
+}
+
+struct Write: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write stdin to a drive at an LBA (padded to whole blocks).")
+    @OptionGroup var array: ArrayDirectory
+    @Argument(help: "Drive number.") var drive: Int
+    @Option(help: "First logical block.") var lba: UInt64
+
+    func run() throws {
+        let access = ArrayAccess(array.url)
+        let blockSize = try access.identity(drive).blockSize
+        var data = Array(FileHandle.standardInput.readDataToEndOfFile())
+        if data.isEmpty { fail("nothing on stdin to write") }
+        data += [UInt8](repeating: 0, count: (blockSize - data.count % blockSize) % blockSize)
+        _ = try access.request(LinkRequest(.write, drive: drive, length: UInt32(data.count / blockSize), lba: lba, payload: data))
+    }
+}
+
+struct Read: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read blocks from a drive to stdout.")
+    @OptionGroup var array: ArrayDirectory
+    @Argument(help: "Drive number.") var drive: Int
+    @Option(help: "First logical block.") var lba: UInt64
+    @Option(help: "Number of blocks.") var count: UInt32 = 1
+
+    func run() throws {
+        let payload = try ArrayAccess(array.url).request(LinkRequest(.read, drive: drive, length: count, lba: lba))
+        FileHandle.standardOutput.write(Data(payload))
+    }
+}
+
+struct Fault: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inject faults into a served drive (replaces its fault plan).")
+    @OptionGroup var array: ArrayDirectory
+    @Argument(help: "Drive number.") var drive: Int
+    @Option(help: "Delay the next N responses.") var delay: Int = 0
+    @Option(help: "Receives each delayed response stays 'still processing'.") var delayPolls: Int = 3
+    @Option(help: "Drop the next N responses.") var drop: Int = 0
+    @Option(help: "Answer the next N StartSession calls with SP_BUSY.") var busy: Int = 0
+    @Option(help: "Corrupt the next N responses.") var corrupt: Int = 0
+    @Flag(help: "Crash the simulator halfway through saving the next state change.") var crash = false
+
+    func run() throws {
+        var plan = FaultPlan()
+        plan.delayedResponses = delay
+        plan.delayPolls = delayPolls
+        plan.droppedResponses = drop
+        plan.busySessions = busy
+        plan.corruptedResponses = corrupt
+        plan.crashDuringNextCommand = crash
+        let access = ArrayAccess(array.url)
+        guard access.isServed else { fail("faults apply to a served array; start `sedsim serve \(array.directory)` first") }
+        let payload = (try? JSONEncoder().encode(plan)).map(Array.init) ?? []
+        _ = try access.request(LinkRequest(.setFaults, drive: drive, payload: payload))
+    }
+}
+
+/// Prints a message to stderr and exits with status 1.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("sedsim: \(message)\n".utf8))
+    Foundation.exit(1)
+}

@@ -1,0 +1,66 @@
+import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Secret bytes (PINs, keys): locked in memory, excluded from core dumps, zeroed on release,
+/// and never printed — `description` names only the length.
+public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    private let storage: UnsafeMutableRawBufferPointer
+    public let count: Int
+
+    /// Copies `bytes` into protected memory; the caller should clear its own copy.
+    public init(_ bytes: [UInt8]) {
+        count = bytes.count
+        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
+        if let base = storage.baseAddress {
+            // Best effort: mlock can fail under RLIMIT_MEMLOCK; the secret is still zeroed on release.
+            _ = mlock(base, storage.count)
+            _ = sedlock_exclude_from_core_dump(base, storage.count)
+        }
+        bytes.withUnsafeBytes { src in
+            if let s = src.baseAddress, let d = storage.baseAddress, !bytes.isEmpty { memcpy(d, s, bytes.count) }
+        }
+    }
+
+    deinit {
+        if let base = storage.baseAddress {
+            sedlock_secure_zero(base, storage.count)
+            _ = munlock(base, storage.count)
+        }
+        storage.deallocate()
+    }
+
+    /// Gives temporary access to the secret's bytes; don't let them escape the closure.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(rebasing: storage[0..<count]))
+    }
+
+    /// A transient copy for APIs that need an array (token encoding). Clear it with `wipe` after use.
+    public func copyBytes() -> [UInt8] { withUnsafeBytes { Array($0) } }
+
+    public var description: String { "<secret: \(count) bytes>" }
+    public var debugDescription: String { description }
+
+    public static func == (a: Secret, b: Secret) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in
+            var diff: UInt8 = 0
+            for i in 0..<a.count { diff |= x[i] ^ y[i] }
+            return diff == 0
+        } }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Overwrites the array's bytes with zeros before it is released.
+    public mutating func wipe() {
+        withUnsafeMutableBytes { if let b = $0.baseAddress { sedlock_secure_zero(b, $0.count) } }
+        removeAll()
+    }
+}
+
+/// Keeps the current process out of core dumps and ptrace by unprivileged peers.
+public func disableCoreDumps() {
+    _ = sedlock_disable_core_dumps()
+}

@@ -1,0 +1,231 @@
+import Keys
+import SecurityTransport
+import TCGStorage
+
+/// Compound Opal operations, each a short list of steps as in the TCG specs and the kernel's sed-opal.
+extension OpalDrive {
+    // MARK: Ownership and life cycle
+
+    /// Reads C_PIN_MSID as Anybody on the Admin SP.
+    public func readMSID() throws(OpalError) -> Secret {
+        try withSession(.adminSP) { s throws(OpalError) in
+            let cols = try s.get(.cPinMSID, columns: Column.CPin.pin...Column.CPin.pin, operation: "read MSID")
+            guard let msid = cols[Column.CPin.pin]?.bytesValue else {
+                throw OpalError(.malformedResponse, device: device, operation: "read MSID", "C_PIN_MSID has no PIN column")
+            }
+            return Secret(msid)
+        }
+    }
+
+    /// The Locking SP's life cycle state (Anybody may read it on the Admin SP).
+    public func lockingSPLifeCycle() throws(OpalError) -> LifeCycleState {
+        try withSession(.adminSP) { s throws(OpalError) in
+            let cols = try s.get(.lockingSP, columns: Column.SP.lifeCycle...Column.SP.lifeCycle, operation: "read life cycle")
+            guard let raw = cols[Column.SP.lifeCycle]?.unsignedValue, let state = LifeCycleState(rawValue: raw) else {
+                throw OpalError(.malformedResponse, device: device, operation: "read life cycle", "LifeCycle column missing or unknown")
+            }
+            return state
+        }
+    }
+
+    /// Take ownership: read MSID as Anybody, then as SID (authenticated with MSID) set the SID PIN.
+    public func takeOwnership(newSIDPIN: Secret) throws(OpalError) {
+        let msid = try readMSID()
+        try withSession(.adminSP, as: .sid, credential: msid, write: true) { s throws(OpalError) in
+            try s.set(.cPinSID, [(Column.CPin.pin, .bytes(newSIDPIN.copyBytes()))], operation: "set SID PIN")
+        }
+    }
+
+    /// Activate the Locking SP as SID; Admin1 inherits the SID PIN. A no-op if already active.
+    public func activateLockingSP(sidPIN: Secret) throws(OpalError) {
+        guard try lockingSPLifeCycle() == .manufacturedInactive else { return }
+        try withSession(.adminSP, as: .sid, credential: sidPIN, write: true) { s throws(OpalError) in
+            try s.call(.lockingSP, MethodID.activate, operation: "activate Locking SP")
+        }
+        guard try lockingSPLifeCycle() == .manufactured else {
+            throw OpalError(.invalidState, device: device, operation: "activate Locking SP",
+                            "the Locking SP is still not Manufactured after Activate")
+        }
+    }
+
+    /// Changes an authority's PIN. `authorizer` proves the right to change it (the authority itself,
+    /// or Admin1 for users), authenticated with `authorizerPIN`.
+    public func setPIN(of target: OpalAuthority, newPIN: Secret, authorizer: OpalAuthority,
+                       authorizerPIN: Secret) throws(OpalError) {
+        let operation = "set \(target) PIN"
+        guard target.securityProvider == authorizer.securityProvider, target != .psid else {
+            throw OpalError(.invalidState, device: device, operation: operation,
+                            "\(authorizer) cannot change the PIN of \(target)")
+        }
+        try withSession(target.securityProvider, as: authorizer.uid, credential: authorizerPIN, write: true) { s throws(OpalError) in
+            try s.set(target.cPin, [(Column.CPin.pin, .bytes(newPIN.copyBytes()))], operation: operation)
+            if case .user = target, authorizer != target {
+                // Admins also enable the user, which Opal ships disabled.
+                try s.set(target.uid, [(Column.Authority.enabled, .bool(true))], operation: "enable \(target)")
+            }
+        }
+    }
+
+    /// Lets `user` lock and unlock `range` (ACE_Locking_RangeN_Set_RdLocked / WrLocked = Admins OR user).
+    public func grantRangeControl(range: Int, to user: OpalAuthority, adminPIN: Secret) throws(OpalError) {
+        let expression: TCGValue = .list([
+            .named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(.admins)),
+            .named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(user.uid)),
+            .named(.bytes(UID.halfUIDBooleanACE), .unsigned(1)),
+        ])
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            for ace in [UID.aceSetReadLocked(range: range), UID.aceSetWriteLocked(range: range)] {
+                try s.set(ace, [(Column.ACE.booleanExpr, expression)], operation: "grant \(user) control of range \(range)")
+            }
+        }
+    }
+
+    // MARK: Locking ranges
+
+    /// Configures a range: bounds (not for the global range), lock enables and LockOnReset.
+    public func configureRange(_ range: Int, start: UInt64?, length: UInt64?, readLockEnabled: Bool,
+                               writeLockEnabled: Bool, lockOnReset: [ResetType], adminPIN: Secret) throws(OpalError) {
+        let operation = "configure range \(range)"
+        if range == 0 && (start != nil || length != nil) {
+            throw OpalError(.invalidState, device: device, operation: operation, "the global range has no start or length")
+        }
+        var values: [(UInt64, TCGValue)] = []
+        if let start { values.append((Column.Locking.rangeStart, .unsigned(start))) }
+        if let length { values.append((Column.Locking.rangeLength, .unsigned(length))) }
+        values.append((Column.Locking.readLockEnabled, .bool(readLockEnabled)))
+        values.append((Column.Locking.writeLockEnabled, .bool(writeLockEnabled)))
+        values.append((Column.Locking.lockOnReset, .list(lockOnReset.map { .unsigned($0.rawValue) })))
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.set(.lockingRange(range), values, operation: operation)
+        }
+    }
+
+    /// Locks or unlocks a range for reads and writes, as Admin1 or a user the range's ACEs allow.
+    public func setLocked(_ locked: Bool, range: Int, as authority: OpalAuthority, pin: Secret) throws(OpalError) {
+        let operation = "\(locked ? "lock" : "unlock") range \(range)"
+        try withSession(.lockingSP, as: authority.uid, credential: pin, write: true) { s throws(OpalError) in
+            try s.set(.lockingRange(range), [(Column.Locking.readLocked, .bool(locked)),
+                                             (Column.Locking.writeLocked, .bool(locked))], operation: operation)
+        }
+    }
+
+    /// Reads ranges' configuration as Admin1.
+    public func readRanges(adminPIN: Secret) throws(OpalError) -> [LockingRangeState] {
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN) { s throws(OpalError) in
+            let info = try s.get(.lockingInfo, columns: Column.LockingInfo.maxRanges...Column.LockingInfo.maxRanges,
+                                 operation: "read LockingInfo")
+            let maxRanges = Int(min(info[Column.LockingInfo.maxRanges]?.unsignedValue ?? 0, 64))
+            var out: [LockingRangeState] = []
+            for n in 0...maxRanges {
+                let c = try s.get(.lockingRange(n), columns: Column.Locking.rangeStart...Column.Locking.lockOnReset,
+                                  operation: "read range \(n)")
+                let resets = (c[Column.Locking.lockOnReset]?.listValue ?? []).compactMap {
+                    $0.unsignedValue.flatMap(ResetType.init(rawValue:))?.description
+                }
+                out.append(LockingRangeState(
+                    range: n, start: c[Column.Locking.rangeStart]?.unsignedValue ?? 0,
+                    length: n == 0 ? identity.blockCount : c[Column.Locking.rangeLength]?.unsignedValue ?? 0,
+                    readLockEnabled: c[Column.Locking.readLockEnabled]?.boolValue ?? false,
+                    writeLockEnabled: c[Column.Locking.writeLockEnabled]?.boolValue ?? false,
+                    readLocked: c[Column.Locking.readLocked]?.boolValue ?? false,
+                    writeLocked: c[Column.Locking.writeLocked]?.boolValue ?? false, lockOnReset: resets))
+            }
+            return out
+        }
+    }
+
+    /// Crypto-erase: read the range's ActiveKey, then GenKey on that K_AES object.
+    public func eraseRange(_ range: Int, adminPIN: Secret) throws(OpalError) {
+        let operation = "erase range \(range)"
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            let cols = try s.get(.lockingRange(range), columns: Column.Locking.activeKey...Column.Locking.activeKey,
+                                 operation: operation)
+            guard let key = cols[Column.Locking.activeKey]?.uidValue else {
+                throw OpalError(.malformedResponse, device: device, operation: operation, "ActiveKey is not a UID")
+            }
+            try s.call(key, MethodID.genKey, operation: operation)
+        }
+    }
+
+    // MARK: Shadow MBR
+
+    public func setMBR(enable: Bool? = nil, done: Bool? = nil, adminPIN: Secret) throws(OpalError) {
+        var values: [(UInt64, TCGValue)] = []
+        if let enable { values.append((Column.MBRControl.enable, .bool(enable))) }
+        if let done { values.append((Column.MBRControl.done, .bool(done))) }
+        guard !values.isEmpty else { return }
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.set(.mbrControl, values, operation: "set MBR control")
+        }
+    }
+
+    /// Writes a shadow MBR image in chunks that fit the drive's packets.
+    public func loadMBR(image: [UInt8], adminPIN: Secret, chunkSize: Int = 1024) throws(OpalError) {
+        try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            var offset = 0
+            while offset < image.count {
+                let end = min(image.count, offset + chunkSize)
+                try s.setBytes(.mbrTable, at: UInt64(offset), Array(image[offset..<end]), operation: "load MBR image")
+                offset = end
+            }
+        }
+    }
+
+    // MARK: Revert
+
+    /// RevertSP on the Locking SP as Admin1; with `keepGlobalRangeKey` the global range's data survives.
+    public func revertLockingSP(adminPIN: Secret, keepGlobalRangeKey: Bool) throws(OpalError) {
+        let session = try OpalSession.start(channel: channel, securityProvider: .lockingSP, authority: .lockingAdmin(1),
+                                            credential: adminPIN, write: true)
+        let args: [TCGValue] = keepGlobalRangeKey ? [.name(Column.keepGlobalRangeKey, .bool(true))] : []
+        do {
+            try session.call(.thisSP, MethodID.revertSP, args, operation: "revert Locking SP")
+        } catch {
+            try? session.end()
+            throw error
+        }
+        // The TPer ends the session itself after RevertSP.
+        session.abandon()
+    }
+
+    /// Revert the whole TPer on the Admin SP, as SID or PSID: factory state, data erased if locking was active.
+    public func revert(as authority: OpalAuthority, pin: Secret) throws(OpalError) {
+        guard authority == .sid || authority == .psid else {
+            throw OpalError(.invalidState, device: device, operation: "revert", "revert needs SID or PSID")
+        }
+        let session = try OpalSession.start(channel: channel, securityProvider: .adminSP, authority: authority.uid,
+                                            credential: pin, write: true)
+        do {
+            try session.call(.adminSP, MethodID.revert, operation: "revert TPer as \(authority)")
+        } catch {
+            try? session.end()
+            throw error
+        }
+        session.abandon()
+    }
+
+    // MARK: Tries
+
+    /// Reads Tries/TryLimit/Persistence of the authorities `authority` may read: SID reads C_PIN_SID;
+    /// Admin1 reads every Locking SP authority's row.
+    public func readTries(as authority: OpalAuthority, pin: Secret) throws(OpalError) -> [TriesState] {
+        let targets: [OpalAuthority]
+        switch authority {
+        case .sid: targets = [.sid]
+        case .admin: targets = (1...4).map(OpalAuthority.admin) + (1...8).map(OpalAuthority.user)
+        default:
+            throw OpalError(.invalidState, device: device, operation: "read tries", "read tries as SID or Admin1")
+        }
+        return try withSession(authority.securityProvider, as: authority.uid, credential: pin) { s throws(OpalError) in
+            var out: [TriesState] = []
+            for target in targets {
+                let c = try s.get(target.cPin, columns: Column.CPin.tryLimit...Column.CPin.persistence,
+                                  operation: "read tries of \(target)")
+                out.append(TriesState(authority: target.description, tries: c[Column.CPin.tries]?.unsignedValue ?? 0,
+                                      tryLimit: c[Column.CPin.tryLimit]?.unsignedValue ?? 0,
+                                      persistence: c[Column.CPin.persistence]?.boolValue ?? false))
+            }
+            return out
+        }
+    }
+}

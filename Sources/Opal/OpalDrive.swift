@@ -1,0 +1,93 @@
+import Keys
+import SecurityTransport
+import TCGStorage
+
+/// A drive reached through a transport, with its identity and Level 0 Discovery read.
+/// Compound operations (in `OpalDrive+Operations.swift`) are written as their spec steps.
+public final class OpalDrive: @unchecked Sendable {
+    public let transport: any SecurityTransport
+    public let identity: DeviceIdentity
+    public let discovery: Level0Discovery
+    public let opal: SSCFeature
+    let channel: ComChannel
+
+    public var device: String { transport.address.description }
+
+    /// Reads identity and discovery; fails with `.unsupportedDrive` when the drive has no Opal SSC.
+    public init(transport: any SecurityTransport, timeout: Double = 10) throws(OpalError) {
+        self.transport = transport
+        do { identity = try transport.identify() } catch {
+            throw OpalError(error.code == .timedOut ? .timedOut : .transport(error.code),
+                            device: transport.address.description, operation: "identify", error.message)
+        }
+        discovery = try Self.readDiscovery(transport)
+        guard let opal = discovery.opal else {
+            let found = discovery.subsystemClasses.map(\.kind.name).joined(separator: ", ")
+            throw OpalError(.unsupportedDrive, device: transport.address.description, operation: "discovery",
+                            "the drive reports no Opal SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
+                            fix: "sedlock manages Opal 2 drives")
+        }
+        guard discovery.tper?.syncSupported ?? false else {
+            throw OpalError(.unsupportedDrive, device: transport.address.description, operation: "discovery",
+                            "the TPer does not support synchronous communication")
+        }
+        self.opal = opal
+        channel = ComChannel(transport: transport, comID: opal.baseComID, timeout: timeout)
+    }
+
+    /// Level 0 Discovery (protocol 0x01, ComID 0x0001), usable on any drive.
+    public static func readDiscovery(_ transport: any SecurityTransport) throws(OpalError) -> Level0Discovery {
+        let device = transport.address.description
+        let bytes: [UInt8]
+        do {
+            bytes = try transport.securityProtocolIn(protocolID: 0x01, spSpecific: Level0Discovery.comID,
+                                                     allocationLength: Level0Discovery.transferLength)
+        } catch {
+            if error.code == .illegalRequest {
+                throw OpalError(.unsupportedDrive, device: device, operation: "discovery",
+                                "the drive does not support TCG security protocol 0x01: \(error.message)")
+            }
+            throw OpalError(error.code == .timedOut ? .timedOut : .transport(error.code), device: device,
+                            operation: "discovery", error.message)
+        }
+        do { return try Level0Discovery.decode(bytes) } catch {
+            throw OpalError(.malformedResponse, device: device, operation: "discovery",
+                            "Level 0 Discovery does not parse: \(error)")
+        }
+    }
+
+    /// Runs `body` in a session and always ends it; a failure to end is reported only if `body` succeeded.
+    public func withSession<R>(_ sp: UID, as authority: UID = .anybody, credential: Secret? = nil, write: Bool = false,
+                               _ body: (OpalSession) throws(OpalError) -> R) throws(OpalError) -> R {
+        let session = try OpalSession.start(channel: channel, securityProvider: sp, authority: authority,
+                                            credential: credential, write: write)
+        let result: R
+        do { result = try body(session) } catch {
+            try? session.end()
+            throw error
+        }
+        try session.end()
+        return result
+    }
+
+    /// Properties exchange (session manager), which real drives expect before the first session.
+    public func exchangeProperties() throws(OpalError) -> [String: UInt64] {
+        let hostProperties: TCGValue = .list([
+            .named(.bytes(Array("MaxComPacketSize".utf8)), .unsigned(UInt64(ComChannel.initialTransferLength))),
+            .named(.bytes(Array("MaxPacketSize".utf8)), .unsigned(UInt64(ComChannel.initialTransferLength - 20))),
+            .named(.bytes(Array("MaxIndTokenSize".utf8)), .unsigned(UInt64(ComChannel.initialTransferLength - 76))),
+        ])
+        let call = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties,
+                              arguments: [.name(0, hostProperties)])
+        let reply = try channel.exchange(call.encoded(), tsn: 0, hsn: 0, sequence: 0, operation: "properties")
+        guard case .call(let answer, let status) = reply, answer.methodUID == MethodID.properties else {
+            throw OpalError(.malformedResponse, device: device, operation: "properties", "unexpected Properties answer")
+        }
+        guard status == .success else { throw OpalError.from(status, device: device, operation: "properties") }
+        var out: [String: UInt64] = [:]
+        for case .named(let name, let value) in answer.arguments.first?.listValue ?? [] {
+            if let n = name.bytesValue, let v = value.unsignedValue { out[String(decoding: n, as: UTF8.self)] = v }
+        }
+        return out
+    }
+}

@@ -1,0 +1,147 @@
+import Keys
+import SecurityTransport
+import TCGStorage
+
+/// An open session with one security provider, authenticated as one authority (or Anybody).
+public final class OpalSession: @unchecked Sendable {
+    let channel: ComChannel
+    public let securityProvider: UID
+    public let authority: UID
+    let tsn: UInt32
+    let hsn: UInt32
+    private var sequence: UInt32 = 0
+    private(set) var isOpen = true
+
+    private init(channel: ComChannel, securityProvider: UID, authority: UID, tsn: UInt32, hsn: UInt32) {
+        self.channel = channel
+        self.securityProvider = securityProvider
+        self.authority = authority
+        self.tsn = tsn
+        self.hsn = hsn
+    }
+
+    /// StartSession → SyncSession. `credential` is presented as the host challenge.
+    static func start(channel: ComChannel, securityProvider: UID, authority: UID, credential: Secret?,
+                      write: Bool) throws(OpalError) -> OpalSession {
+        let operation = "start session as \(AuthorityName.of(authority))"
+        let hsn = UInt32.random(in: 1...0x7FFF_FFFF)
+        var arguments: [TCGValue] = [.unsigned(UInt64(hsn)), .uid(securityProvider), .bool(write)]
+        var challenge = credential?.copyBytes() ?? []
+        defer { challenge.wipe() }
+        if authority != .anybody {
+            arguments.append(.name(Column.StartSession.hostChallenge, .bytes(challenge)))
+            arguments.append(.name(Column.StartSession.hostSigningAuthority, .uid(authority)))
+        }
+        var encoded = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession, arguments: arguments).encoded()
+        defer { encoded.wipe() }
+        let reply = try channel.exchange(encoded, tsn: 0, hsn: 0, sequence: 0, operation: operation)
+        guard case .call(let sync, let status) = reply, sync.methodUID == MethodID.syncSession else {
+            throw OpalError(.malformedResponse, device: channel.device, operation: operation,
+                            "the drive did not answer StartSession with SyncSession")
+        }
+        guard status == .success else { throw OpalError.from(status, device: channel.device, operation: operation) }
+        guard sync.arguments.count >= 2, sync.arguments[0].unsignedValue == UInt64(hsn),
+              let tsn = sync.arguments[1].unsignedValue, tsn != 0, tsn <= UInt64(UInt32.max) else {
+            throw OpalError(.malformedResponse, device: channel.device, operation: operation,
+                            "SyncSession carries wrong session numbers")
+        }
+        return OpalSession(channel: channel, securityProvider: securityProvider, authority: authority,
+                           tsn: UInt32(tsn), hsn: hsn)
+    }
+
+    /// Invokes a method and returns its results, throwing on any non-success status.
+    @discardableResult
+    public func call(_ invoking: UID, _ method: UID, _ arguments: [TCGValue] = [],
+                     operation: String) throws(OpalError) -> [TCGValue] {
+        guard isOpen else {
+            throw OpalError(.invalidState, device: channel.device, operation: operation, "the session is already closed")
+        }
+        sequence &+= 1
+        var encoded = MethodCall(invokingUID: invoking, methodUID: method, arguments: arguments).encoded()
+        defer { encoded.wipe() }
+        let reply = try channel.exchange(encoded, tsn: tsn, hsn: hsn, sequence: sequence, operation: operation)
+        switch reply {
+        case .result(let values, let status):
+            guard status == .success else { throw OpalError.from(status, device: channel.device, operation: operation) }
+            return values
+        case .call(let call, _) where call.methodUID == MethodID.closeSession:
+            isOpen = false
+            throw OpalError(.invalidState, device: channel.device, operation: operation, "the drive closed the session")
+        case .endOfSession:
+            isOpen = false
+            throw OpalError(.invalidState, device: channel.device, operation: operation, "the drive ended the session")
+        case .call:
+            throw OpalError(.malformedResponse, device: channel.device, operation: operation,
+                            "the drive answered a method with an unexpected call")
+        }
+    }
+
+    /// Get a cell block of an object's columns.
+    public func get(_ object: UID, columns: ClosedRange<UInt64>, operation: String) throws(OpalError) -> [UInt64: TCGValue] {
+        let cells: TCGValue = .list([.name(Column.CellBlock.startColumn, .unsigned(columns.lowerBound)),
+                                     .name(Column.CellBlock.endColumn, .unsigned(columns.upperBound))])
+        let values = try call(object, MethodID.get, [cells], operation: operation)
+        // Opal returns [ [ name=value … ] ]; some drives omit the outer list.
+        let row: [TCGValue]
+        if values.count == 1, case .list(let inner) = values[0] { row = inner } else { row = values }
+        var out: [UInt64: TCGValue] = [:]
+        for case .named(let name, let value) in row {
+            if let column = name.unsignedValue { out[column] = value }
+        }
+        return out
+    }
+
+    /// Get a byte range of a byte table (MBR, DataStore).
+    public func getBytes(_ table: UID, from start: UInt64, count: Int, operation: String) throws(OpalError) -> [UInt8] {
+        let cells: TCGValue = .list([.name(Column.CellBlock.startRow, .unsigned(start)),
+                                     .name(Column.CellBlock.endRow, .unsigned(start + UInt64(max(1, count)) - 1))])
+        let values = try call(table, MethodID.get, [cells], operation: operation)
+        guard let bytes = values.first?.bytesValue ?? values.first?.listValue?.first?.bytesValue else {
+            throw OpalError(.malformedResponse, device: channel.device, operation: operation, "byte table Get returned no bytes")
+        }
+        return bytes
+    }
+
+    /// Set columns of an object.
+    public func set(_ object: UID, _ values: [(UInt64, TCGValue)], operation: String) throws(OpalError) {
+        let list = TCGValue.list(values.map { .name($0.0, $0.1) })
+        try call(object, MethodID.set, [.name(Column.SetParameter.values, list)], operation: operation)
+    }
+
+    /// Write bytes into a byte table at `offset`.
+    public func setBytes(_ table: UID, at offset: UInt64, _ bytes: [UInt8], operation: String) throws(OpalError) {
+        try call(table, MethodID.set, [.name(Column.SetParameter.where, .unsigned(offset)),
+                                       .name(Column.SetParameter.values, .bytes(bytes))], operation: operation)
+    }
+
+    /// Ends the session (EndOfSession). A TPer that already dropped the session is not an error.
+    public func end() throws(OpalError) {
+        guard isOpen else { return }
+        isOpen = false
+        sequence &+= 1
+        let reply = try channel.exchange([ControlToken.endOfSession.rawValue], tsn: tsn, hsn: hsn, sequence: sequence,
+                                         operation: "end session")
+        guard reply == .endOfSession else {
+            throw OpalError(.malformedResponse, device: channel.device, operation: "end session",
+                            "the drive did not acknowledge EndOfSession")
+        }
+    }
+
+    /// Marks the session closed without telling the drive (after Revert, the TPer drops it itself).
+    func abandon() { isOpen = false }
+}
+
+/// Human names for authorities in messages.
+public enum AuthorityName {
+    public static func of(_ uid: UID) -> String {
+        switch uid {
+        case .anybody: return "Anybody"
+        case .sid: return "SID"
+        case .psid: return "PSID"
+        default:
+            for n in 1...4 where uid == UID.lockingAdmin(n) { return "Admin\(n)" }
+            for n in 1...8 where uid == UID.user(n) { return "User\(n)" }
+            return "authority \(uid)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Keys
+import Opal
+import SecurityTransport
+import TCGStorage
+
+extension PinDerivation: ExpressibleByArgument {}
+
+/// The drive a command acts on, and how long to wait for it.
+struct DeviceOptions: ParsableArguments {
+    @Argument(help: "The drive: a device node (/dev/…) or a simulated drive (sim:DIR/N).")
+    var device: String
+
+    @Option(help: "Seconds to wait for each drive command before giving up.")
+    var timeout: Double = 10
+
+    func validate() throws {
+        do { _ = try DeviceAddress.parse(device) } catch { throw ValidationError(error.description) }
+        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
+    }
+
+    func openTransport() throws -> any SecurityTransport {
+        let address: DeviceAddress
+        do { address = try DeviceAddress.parse(device) } catch { throw CommandFailure(error.description, .badArguments) }
+        return try TransportFactory.open(address, commandTimeout: timeout)
+    }
+
+    func open() throws -> OpalDrive {
+        try OpalDrive(transport: try openTransport(), timeout: timeout)
+    }
+}
+
+/// How passwords in PIN files become drive PINs.
+struct DerivationOptions: ParsableArguments {
+    @Option(help: "How a password becomes the PIN: raw, sedutil-sha1, sedutil-sha512.")
+    var pinDerivation: PinDerivation = .raw
+
+    func pin(_ path: String, option: String, for drive: OpalDrive) throws -> Secret {
+        let password = try PinFile.read(path, option: option)
+        do {
+            return try pinDerivation.pin(from: password, serialNumberField: drive.identity.serialNumberField)
+        } catch {
+            throw CommandFailure("\(option): \(error.description)", .badArguments)
+        }
+    }
+}
+
+/// Parses LockOnReset lists such as `power-cycle,programmatic`.
+func parseResets(_ text: String) throws -> [ResetType] {
+    var out: [ResetType] = []
+    for word in text.split(separator: ",") where !word.isEmpty {
+        guard let reset = ResetType.allCases.first(where: { $0.description == word }), reset != .hotPlug else {
+            throw ValidationError("'\(word)' is not a reset type; use power-cycle, hardware or programmatic")
+        }
+        if !out.contains(reset) { out.append(reset) }
+    }
+    return out
+}
+
+/// Prints a value as pretty JSON.
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Opal
+import SecurityTransport
+
+/// Exit statuses, one per kind of failure, so scripts can tell them apart.
+enum ExitStatus: Int32 {
+    case success = 0
+    /// Bad arguments or unreadable input files (ArgumentParser also uses 64).
+    case badArguments = 64
+    /// The drive refused the credential or the ACL denied the operation.
+    case notAuthorized = 10
+    /// The authority is locked out (or the drive erased itself).
+    case lockedOut = 11
+    /// The command could not reach the drive or timed out.
+    case transport = 12
+    /// The drive failed the operation, answered nonsense, or is in the wrong state.
+    case drive = 13
+}
+
+/// A failure the CLI reports: message, fix, and exit status. Never includes secrets.
+struct CommandFailure: Error {
+    let message: String
+    let status: ExitStatus
+
+    init(_ message: String, _ status: ExitStatus) {
+        self.message = message
+        self.status = status
+    }
+
+    init(_ error: OpalError) {
+        message = error.description
+        switch error.code {
+        case .notAuthorized: status = .notAuthorized
+        case .authorityLockedOut: status = .lockedOut
+        case .transport, .timedOut: status = .transport
+        case .spBusy, .methodFailed, .malformedResponse, .unsupportedDrive, .invalidState: status = .drive
+        }
+    }
+
+    init(_ error: TransportError) {
+        message = error.description
+        status = error.code == .dataProtect ? .drive : .transport
+    }
+}
+
+/// Runs a command body, turning every failure into a message on stderr and its exit status.
+func reporting(_ body: () throws -> Void) -> Never {
+    do {
+        try body()
+        exit(ExitStatus.success.rawValue)
+    } catch let failure as CommandFailure {
+        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+        exit(failure.status.rawValue)
+    } catch let error as OpalError {
+        let failure = CommandFailure(error)
+        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+        exit(failure.status.rawValue)
+    } catch let error as TransportError {
+        let failure = CommandFailure(error)
+        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+        exit(failure.status.rawValue)
+    } catch {
+        FileHandle.standardError.write(Data("sedlock: \(error)\n".utf8))
+        exit(ExitStatus.drive.rawValue)
+    }
+}
