@@ -71,6 +71,12 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have spawned us with signals blocked (Dispatch worker threads block them): stop on TERM/INT.
+        var termination = sigset_t()
+        sigemptyset(&termination)
+        sigaddset(&termination, SIGTERM)
+        sigaddset(&termination, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &termination, nil)
         let server: ArrayServer
         do { server = try ArrayServer(array: try SimulatedArray(directory: array.url)) } catch { fail("\(error)") }
         FileHandle.standardError.write(Data("sedsim: serving \(server.array.drives.count) drive(s) on \(server.socketPath)\n".utf8))

@@ -102,7 +102,11 @@ struct TakeOwnership: ParsableCommand {
                                      + "use set-pin, or revert it first", .drive)
             }
             let pin = try derivation.pin(newPinFile, option: "--new-pin-file", for: opal)
-            _ = try? opal.exchangeProperties()
+            // Some drives reject Properties; only a drive that cannot communicate stops us here.
+            do { _ = try opal.exchangeProperties() } catch let error as OpalError
+                where error.code == .timedOut || error.code == .malformedResponse {
+                throw error
+            } catch {}
             try opal.takeOwnership(newSIDPIN: pin)
             if !noActivate { try opal.activateLockingSP(sidPIN: pin) }
             print("\(drive.device): owned\(noActivate ? "" : "; Locking SP activated (Admin1 PIN = SID PIN)")")

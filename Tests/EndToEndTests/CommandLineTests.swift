@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+/// The operator's view: `sedsim serve` in its own process, `sedlock` and `sedsim` run as commands.
+@Suite("End to end through the CLI", .serialized)
+struct CommandLineTests {
+    let pin = "correct horse battery staple"
+    let payload = Data("payroll records 2026\n".utf8)
+
+    @Test("own, lock, power-cycle, unreadable, unlock, readable — and no PIN in any output")
+    func demoFlow() throws {
+        let array = try ServedArray(drives: 2)
+        let dev = array.device(0)
+        var outputs: [String] = []
+        func step(_ tool: String, _ args: [String], stdin: Data? = nil, expect status: Int32 = 0) throws -> CommandResult {
+            let r = try run(tool, args, stdin: stdin)
+            outputs.append(r.output + r.stderr)
+            #expect(r.status == status, "\(tool) \(args.joined(separator: " ")): \(r.stderr)")
+            return r
+        }
+        let list = try step("sedlock", ["drive", "list", "--sim", array.directory, "--json"])
+        let entries = try JSONSerialization.jsonObject(with: list.stdout) as? [[String: Any]]
+        #expect(entries?.count == 2 && entries?.first?["opal"] as? Bool == true)
+
+        let discover = try step("sedlock", ["drive", "discover", dev, "--json"])
+        let report = try JSONSerialization.jsonObject(with: discover.stdout) as? [String: Any]
+        let names = (report?["features"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+        #expect(names.contains("Opal v2") && names.contains("Locking") && names.contains("Block SID"))
+
+        _ = try step("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", "-"], stdin: Data(pin.utf8))
+        let pinPath = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        _ = try step("sedlock", ["drive", "setup-range", dev, "--range", "0", "--lock-on-reset", "power-cycle", "--pin-file", pinPath])
+        _ = try step("sedsim", ["write", array.directory, "0", "--lba", "64"], stdin: payload)
+        let readBack = try step("sedsim", ["read", array.directory, "0", "--lba", "64"])
+        #expect(readBack.stdout.prefix(payload.count) == payload)
+
+        _ = try step("sedlock", ["drive", "lock", dev, "--pin-file", pinPath])
+        let locked = try step("sedsim", ["read", array.directory, "0", "--lba", "64"], expect: 1)
+        #expect(locked.stderr.contains("data protect"))
+        _ = try step("sedlock", ["drive", "unlock", dev, "--pin-file", pinPath])
+        _ = try step("sedsim", ["power-cycle", array.directory])
+        _ = try step("sedsim", ["read", array.directory, "0", "--lba", "64"], expect: 1)
+        let status = try step("sedsim", ["status", array.directory, "--drive", "0"])
+        #expect(status.output.contains("LOCKED") && status.output.contains("owned: yes"))
+        _ = try step("sedlock", ["drive", "unlock", dev, "--pin-file", pinPath])
+        let again = try step("sedsim", ["read", array.directory, "0", "--lba", "64"])
+        #expect(again.stdout.prefix(payload.count) == payload)
+        let ranges = try step("sedlock", ["drive", "ranges", dev, "--pin-file", pinPath, "--json"])
+        #expect(ranges.output.contains("\"readLockEnabled\" : true"))
+        for text in outputs { #expect(!text.contains(pin), "a PIN leaked into output") }
+        // The other drive was never touched.
+        let other = try step("sedsim", ["status", array.directory, "--drive", "1", "--json"])
+        #expect(other.output.contains("\"owned\" : false"))
+    }
+
+    @Test("each kind of failure has its own exit status and a clear message")
+    func exitStatuses() throws {
+        let array = try ServedArray(extra: ["--try-limit", "2", "--lockout-status", "locked-out"])
+        let dev = array.device()
+        let good = try pinFile(pin), bad = try pinFile("not the pin")
+        defer { for p in [good, bad] { try? FileManager.default.removeItem(atPath: p) } }
+
+        #expect(try run("sedlock", ["drive", "lock", "nonsense", "--pin-file", good]).status == 64)
+        #expect(try run("sedlock", ["drive", "lock", dev]).status == 64)
+        let missing = try run("sedlock", ["drive", "lock", dev, "--pin-file", "/nonexistent/pin"])
+        #expect(missing.status == 64 && missing.stderr.contains("cannot open"))
+        let noServer = try run("sedlock", ["drive", "discover", "sim:/tmp/no-such-array/0"])
+        #expect(noServer.status == 12 && noServer.stderr.contains("sedsim serve"))
+
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+        // Taking ownership again is refused before any authentication is attempted.
+        let twice = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good])
+        #expect(twice.status == 13 && twice.stderr.contains("already owned"))
+
+        let wrong = try run("sedlock", ["drive", "unlock", dev, "--pin-file", bad])
+        #expect(wrong.status == 10 && wrong.stderr.contains("NOT_AUTHORIZED"))
+        #expect(try run("sedlock", ["drive", "unlock", dev, "--pin-file", bad]).status == 10)
+        let lockedOut = try run("sedlock", ["drive", "unlock", dev, "--pin-file", good])
+        #expect(lockedOut.status == 11 && lockedOut.stderr.contains("power-cycle"))
+
+        let status = try run("sedsim", ["status", array.directory, "--json"])
+        #expect(status.output.contains("\"lockedOut\" : true"))
+        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        #expect(try run("sedlock", ["drive", "unlock", dev, "--pin-file", good]).status == 0)
+        let tries = try run("sedlock", ["drive", "tries", dev, "--pin-file", good, "--json"])
+        #expect(tries.status == 0 && tries.output.contains("\"tryLimit\" : 2"))
+    }
+
+    @Test("a dropped response is a transport error within the timeout, not a hang")
+    func droppedResponse() throws {
+        let array = try ServedArray()
+        #expect(try run("sedsim", ["fault", array.directory, "0", "--drop", "1"]).status == 0)
+        let start = Date()
+        let r = try run("sedlock", ["drive", "take-ownership", array.device(), "--new-pin-file", "-", "--timeout", "1"],
+                        stdin: Data(pin.utf8), timeout: 30)
+        #expect(r.status == 12 && r.stderr.contains("no response"))
+        #expect(Date().timeIntervalSince(start) < 20)
+    }
+
+    @Test("a crash halfway through saving a command leaves the old state intact")
+    func crashMidCommand() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        let good = try pinFile(pin), next = try pinFile("the next pin")
+        defer { for p in [good, next] { try? FileManager.default.removeItem(atPath: p) } }
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+        #expect(try run("sedsim", ["fault", array.directory, "0", "--crash"]).status == 0)
+        let r = try run("sedlock", ["drive", "set-pin", dev, "--authority", "sid", "--pin-file", good, "--new-pin-file", next])
+        #expect(r.status == 12)
+        #expect(array.waitForExit() == 86)
+        try array.start()
+        // The half-written state never replaced the old one: the old PIN still works.
+        #expect(try run("sedlock", ["drive", "tries", dev, "--authority", "sid", "--pin-file", good]).status == 0)
+    }
+
+    @Test("PSID revert from the label returns the drive to factory state")
+    func psidRevert() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", "-"], stdin: Data(pin.utf8)).status == 0)
+        let status = try run("sedsim", ["status", array.directory, "--json"])
+        let reports = try JSONSerialization.jsonObject(with: status.stdout) as? [[String: Any]]
+        let psid = try #require(reports?.first?["psid"] as? String)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", "WRONG"]).status == 10)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--keep-data"]).status == 64)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid]).status == 0)
+        let after = try run("sedsim", ["status", array.directory])
+        #expect(after.output.contains("owned: no") && after.output.contains("Manufactured-Inactive"))
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Locates the built `sedlock` and `sedsim` executables.
+enum Binaries {
+    static let directory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        // Tests/EndToEndTests/Harness.swift → package root → .build/debug
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug")
+    }()
+
+    static func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+}
+
+struct CommandResult {
+    var status: Int32
+    var stdout: Data
+    var stderr: String
+    var output: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// Runs a tool to completion (killed after `timeout` seconds so a hang fails the test instead of CI).
+@discardableResult
+func run(_ tool: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 60) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = Binaries.url(tool)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try? input.fileHandleForWriting.close()
+    let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    killer.cancel()
+    return CommandResult(status: process.terminationStatus, stdout: stdoutData, stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// A simulated array served by a real `sedsim serve` process for the duration of a test.
+final class ServedArray {
+    let directory: String
+    private(set) var server: Process?
+
+    init(drives: Int = 1, extra: [String] = []) throws {
+        // Short path: Unix socket paths are limited to 107 bytes.
+        directory = "/tmp/sedlock-e2e-\(UUID().uuidString.prefix(8))"
+        let created = try run("sedsim", ["create", directory, "--drives", "\(drives)", "--size", "16M"] + extra)
+        guard created.status == 0 else { throw HarnessError("sedsim create failed: \(created.stderr)") }
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = Binaries.url("sedsim")
+        process.arguments = ["serve", directory]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        server = process
+        // Ready once the socket accepts.
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if Self.canConnect("\(directory)/sedsim.sock") { return }
+            if !process.isRunning { throw HarnessError("sedsim serve exited with \(process.terminationStatus)") }
+            usleep(20_000)
+        }
+        throw HarnessError("sedsim serve did not start listening")
+    }
+
+    func stop() {
+        if let server, server.isRunning {
+            server.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while server.isRunning && Date() < deadline { usleep(10_000) }
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+            server.waitUntilExit()
+        }
+        server = nil
+    }
+
+    /// Waits for the server to exit by itself (after an injected crash).
+    func waitForExit(timeout: Double = 10) -> Int32? {
+        guard let server else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while server.isRunning && Date() < deadline { usleep(20_000) }
+        return server.isRunning ? nil : server.terminationStatus
+    }
+
+    func device(_ n: Int = 0) -> String { "sim:\(directory)/\(n)" }
+
+    static func canConnect(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } == 0
+        }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Writes a PIN file readable only by the owner.
+func pinFile(_ pin: String) throws -> String {
+    let path = "/tmp/sedlock-pin-\(UUID().uuidString.prefix(8))"
+    FileManager.default.createFile(atPath: path, contents: Data((pin + "\n").utf8), attributes: [.posixPermissions: 0o600])
+    return path
+}
