@@ -37,6 +37,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 
+        .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SedSimulator", "TCGStorage", "Keys"],
+                          path: "Sources/sedlock-bench"),
+
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "SimulatorLink", "COpenSSL", "CShims"],
                 path: "Simulator/SedSimulator"),
         .executableTarget(name: "sedsim", dependencies: [

@@ -71,12 +71,12 @@ enum DriveCrypto {
 }
 
 /// AES-256-XTS over fixed-size sectors, with the LBA as the tweak (IEEE 1619 data unit number).
-final class XTSCipher {
-    static let keySize = 64
+public final class XTSCipher {
+    public static let keySize = 64
     private let encryptContext: OpaquePointer
     private let decryptContext: OpaquePointer
 
-    init(key: [UInt8]) throws(SimulatorError) {
+    public init(key: [UInt8]) throws(SimulatorError) {
         guard key.count == Self.keySize,
               let enc = EVP_CIPHER_CTX_new(), let dec = EVP_CIPHER_CTX_new() else {
             throw SimulatorError.crypto("bad XTS key or context")
@@ -95,7 +95,7 @@ final class XTSCipher {
     }
 
     /// Transforms `buffer` in place, one sector per `sectorSize` bytes starting at `lba`.
-    func apply(encrypt: Bool, buffer: inout [UInt8], sectorSize: Int, lba: UInt64) throws(SimulatorError) {
+    public func apply(encrypt: Bool, buffer: inout [UInt8], sectorSize: Int, lba: UInt64) throws(SimulatorError) {
         let ctx = encrypt ? encryptContext : decryptContext
         let sectors = buffer.count / sectorSize
         var failed = false

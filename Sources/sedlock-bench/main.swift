@@ -1,0 +1,158 @@
+// Measures sedlock and the simulator; `scripts/bench` runs it in release mode beside its baselines.
+import Foundation
+import Keys
+import Opal
+import SecurityTransport
+import SedSimulator
+import TCGStorage
+
+func now() -> Double { ProcessInfo.processInfo.systemUptime }
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+/// Bytes per second of the simulator's XTS transform on 4 KiB data units (one sector = one unit).
+func xtsThroughput(seconds: Double) throws -> Double {
+    var key = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+    key[32] ^= 0xFF
+    let cipher = try XTSCipher(key: key)
+    var buffer = [UInt8](repeating: 0xA5, count: 4096 * 64)
+    var bytes = 0
+    let start = now()
+    var lba: UInt64 = 0
+    while now() - start < seconds {
+        try cipher.apply(encrypt: true, buffer: &buffer, sectorSize: 4096, lba: lba)
+        lba += 64
+        bytes += buffer.count
+    }
+    return Double(bytes) / (now() - start)
+}
+
+/// Bytes per second through a simulated drive's write path (range lookup, XTS, backing file), 4 KiB blocks.
+func driveWriteThroughput(seconds: Double) throws -> Double {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sedlock-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try SimulatedArray.create(at: dir, specification: ArraySpecification(drives: 1, sizeBytes: 256 << 20, blockSize: 4096))
+    let drive = try SimulatedArray(directory: dir).drives[0]
+    let chunk = [UInt8](repeating: 0x3C, count: 4096 * 64)
+    var bytes = 0
+    var lba: UInt64 = 0
+    let start = now()
+    while now() - start < seconds {
+        try drive.write(lba: lba, data: chunk)
+        lba = (lba + 64) % (65536 - 64)
+        bytes += chunk.count
+    }
+    return Double(bytes) / (now() - start)
+}
+
+/// Tokens per second decoding a typical Get response.
+func tokenDecodeRate(seconds: Double) throws -> Double {
+    let response = MethodPayload.result([.list((3...10).map { .name(UInt64($0), .unsigned(UInt64($0) * 1000)) }
+                                               + [.name(11, .bytes([UInt8](repeating: 7, count: 32)))])], status: .success).encoded()
+    let perDecode = try TokenDecoder.decode(response).count
+    var tokens = 0
+    let start = now()
+    while now() - start < seconds {
+        for _ in 0..<1000 { tokens += try TokenDecoder.decode(response).count }
+    }
+    _ = perDecode
+    return Double(tokens) / (now() - start)
+}
+
+struct ServedArray {
+    let directory: String
+    let process: Process
+
+    init(sedsim: String, drives: Int) throws {
+        directory = "/tmp/sedlock-bench-\(UUID().uuidString.prefix(8))"
+        let create = Process()
+        create.executableURL = URL(fileURLWithPath: sedsim)
+        create.arguments = ["create", directory, "--drives", "\(drives)", "--size", "16M"]
+        create.standardOutput = FileHandle.nullDevice
+        try create.run()
+        create.waitUntilExit()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: sedsim)
+        process.arguments = ["serve", directory]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: directory + "/sedsim.sock") { usleep(10_000) }
+        usleep(50_000)
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Owns every drive of a served array with one PIN and enables global-range locking.
+func prepare(_ array: ServedArray, drives: Int, pin: Secret) throws -> [OpalDrive] {
+    try (0..<drives).map { n in
+        let opal = try OpalDrive(transport: SimulatorTransport(arrayDirectory: array.directory, drive: n))
+        try opal.takeOwnership(newSIDPIN: pin)
+        try opal.activateLockingSP(sidPIN: pin)
+        try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
+                                lockOnReset: [.powerCycle], adminPIN: pin)
+        return opal
+    }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    print("usage: sedlock-bench PATH-TO-SEDSIM")
+    exit(64)
+}
+let sedsim = arguments[1]
+let pin = Secret(Array("benchmark-pin-0123456789".utf8))
+
+let xts = try xtsThroughput(seconds: 2)
+print(String(format: "xts_4k_bytes_per_second %.0f", xts))
+let drivePath = try driveWriteThroughput(seconds: 2)
+print(String(format: "drive_write_4k_bytes_per_second %.0f", drivePath))
+print(String(format: "token_decode_per_second %.0f", try tokenDecodeRate(seconds: 1)))
+
+do {
+    let array = try ServedArray(sedsim: sedsim, drives: 1)
+    defer { array.stop() }
+    let opal = try prepare(array, drives: 1, pin: pin)[0]
+    var samples: [Double] = []
+    for _ in 0..<200 {
+        let t = now()
+        try opal.setLocked(false, range: 0, as: .admin(1), pin: pin)
+        samples.append(now() - t)
+    }
+    samples.sort()
+    print(String(format: "unlock_round_trip_median_ms %.3f", percentile(samples, 0.5) * 1000))
+    print(String(format: "unlock_round_trip_p99_ms %.3f", percentile(samples, 0.99) * 1000))
+}
+
+do {
+    let count = 24
+    let array = try ServedArray(sedsim: sedsim, drives: count)
+    defer { array.stop() }
+    let drives = try prepare(array, drives: count, pin: pin)
+    var sequential = now()
+    for d in drives { try d.setLocked(false, range: 0, as: .admin(1), pin: pin) }
+    sequential = now() - sequential
+    let failures = Failures()
+    let start = now()
+    DispatchQueue.concurrentPerform(iterations: count) { i in
+        do { try drives[i].setLocked(false, range: 0, as: .admin(1), pin: pin) } catch { failures.add() }
+    }
+    let parallel = now() - start
+    print(String(format: "unlock_24_drives_parallel_ms %.1f", parallel * 1000))
+    print(String(format: "unlock_24_drives_sequential_ms %.1f", sequential * 1000))
+    print("unlock_24_drives_failures \(failures.count)")
+}
+
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var count: Int { lock.withLock { n } }
+}
