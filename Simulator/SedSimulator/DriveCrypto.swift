@@ -99,20 +99,19 @@ public final class XTSCipher {
         let ctx = encrypt ? encryptContext : decryptContext
         let sectors = buffer.count / sectorSize
         var failed = false
-        buffer.withUnsafeMutableBufferPointer { buf in
-            guard let base = buf.baseAddress else { return }
-            for s in 0..<sectors {
-                var tweak = [UInt8](repeating: 0, count: 16)
-                var n = lba + UInt64(s)
-                for i in 0..<8 { tweak[i] = UInt8(truncatingIfNeeded: n); n >>= 8 }
+        // One tweak buffer for the whole request: per-sector allocations cost more than the cipher.
+        var tweak = [UInt8](repeating: 0, count: 16)
+        tweak.withUnsafeMutableBufferPointer { t in
+            buffer.withUnsafeMutableBufferPointer { buf in
+                guard let base = buf.baseAddress, let tweakBase = t.baseAddress else { return }
                 var len: Int32 = 0
-                let p = base + s * sectorSize
-                if encrypt {
-                    if EVP_EncryptInit_ex(ctx, nil, nil, nil, tweak) != 1
-                        || EVP_EncryptUpdate(ctx, p, &len, p, Int32(sectorSize)) != 1 { failed = true; return }
-                } else {
-                    if EVP_DecryptInit_ex(ctx, nil, nil, nil, tweak) != 1
-                        || EVP_DecryptUpdate(ctx, p, &len, p, Int32(sectorSize)) != 1 { failed = true; return }
+                for s in 0..<sectors {
+                    var n = lba + UInt64(s)
+                    for i in 0..<8 { tweakBase[i] = UInt8(truncatingIfNeeded: n); n >>= 8 }
+                    let p = base + s * sectorSize
+                    // Only the IV (the tweak) changes: the key schedule stays in the context.
+                    guard EVP_CipherInit_ex2(ctx, nil, nil, tweakBase, encrypt ? 1 : 0, nil) == 1,
+                          EVP_CipherUpdate(ctx, p, &len, p, Int32(sectorSize)) == 1 else { failed = true; return }
                 }
             }
         }

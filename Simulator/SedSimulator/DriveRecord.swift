@@ -31,6 +31,8 @@ public struct DriveIdentity: Codable, Sendable, Hashable {
 /// Vendor choices a drive was built with.
 public struct DriveSettings: Codable, Sendable, Hashable {
     public var tryLimit: UInt64 = 5
+    /// C_PIN Persistence of every authority: when true, Tries survive power cycles (a lockout lasts for good).
+    public var triesPersistent: Bool = false
     public var lockoutStatus: LockoutStatus = .notAuthorized
     /// Consecutive failed authentications after which the drive erases itself for good (NetApp NSE: 1024).
     public var lifetimeFailureLimit: Int = 1024

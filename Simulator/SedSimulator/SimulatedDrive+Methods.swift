@@ -400,8 +400,7 @@ extension SimulatedDrive {
                 guard let open = record.ranges[i].openMediaKey else { return .fail(.tperMalfunction) }
                 record.ranges[i].sealedMediaKey = Data(try DriveCrypto.seal(Array(open), key: lockingKey))
             }
-            record.lockingAdmins = Self.factoryAuthorities(count: record.lockingAdmins.count, tryLimit: record.settings.tryLimit)
-            record.lockingUsers = Self.factoryAuthorities(count: record.lockingUsers.count, tryLimit: record.settings.tryLimit)
+            resetLockingAuthorities()
             record.lockingAdmins[0].enabled = true
             // Admin1 inherits the SID PIN.
             try setPIN(.admin(0), pin: sidPIN, lockingKey: lockingKey)
@@ -462,6 +461,12 @@ extension SimulatedDrive {
         return MethodOutcome(endsSession: true)
     }
 
+    /// Locking SP Admins and Users as shipped: disabled, no PIN.
+    func resetLockingAuthorities() {
+        record.lockingAdmins = Self.factoryAuthorities(count: record.lockingAdmins.count, settings: record.settings)
+        record.lockingUsers = Self.factoryAuthorities(count: record.lockingUsers.count, settings: record.settings)
+    }
+
     /// Returns the Locking SP to Manufactured-Inactive with factory tables; new media keys unless kept.
     private func resetLockingSP(keepGlobalKey: Bool, keepAllKeys: Bool) throws(SimulatorError) {
         var ranges: [RangeRecord] = []
@@ -476,8 +481,7 @@ extension SimulatedDrive {
             ranges.append(fresh)
         }
         record.ranges = ranges
-        record.lockingAdmins = Self.factoryAuthorities(count: record.lockingAdmins.count, tryLimit: record.settings.tryLimit)
-        record.lockingUsers = Self.factoryAuthorities(count: record.lockingUsers.count, tryLimit: record.settings.tryLimit)
+        resetLockingAuthorities()
         record.lockingLifeCycle = .manufacturedInactive
         record.mbr = MBRRecord()
         try mbrTable.wipe()

@@ -84,7 +84,11 @@ extension SimulatedDrive {
 
     /// A packet for an open session: a method call, or EndOfSession.
     func sessionCall(tsn: UInt32, hsn: UInt32, _ bytes: [UInt8]) -> MethodPayload? {
-        guard var session = sessions[tsn], session.hsn == hsn else { return nil }
+        guard var session = sessions[tsn], session.hsn == hsn else {
+            // The TPer aborted (or timed out) this session: tell the host with CloseSession.
+            return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.closeSession,
+                                    arguments: [.unsigned(UInt64(hsn)), .unsigned(UInt64(tsn))]), status: .success)
+        }
         guard let payload = try? MethodPayload.decode(bytes) else {
             return .result([], status: .invalidParameter)
         }

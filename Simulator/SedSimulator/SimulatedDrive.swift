@@ -65,22 +65,25 @@ public final class SimulatedDrive: @unchecked Sendable {
         for _ in 0...max(1, settings.lockingRanges) { ranges.append(try Self.factoryRange()) }
         let record = DriveRecord(
             identity: identity, settings: settings,
-            sid: try Self.credential(pin: msid, tryLimit: settings.tryLimit),
-            psid: try Self.credential(pin: psid, tryLimit: settings.tryLimit),
-            lockingAdmins: Self.factoryAuthorities(count: 4, tryLimit: settings.tryLimit),
-            lockingUsers: Self.factoryAuthorities(count: 8, tryLimit: settings.tryLimit),
+            sid: try Self.credential(pin: msid, settings: settings),
+            psid: try Self.credential(pin: psid, settings: settings),
+            lockingAdmins: Self.factoryAuthorities(count: 4, settings: settings),
+            lockingUsers: Self.factoryAuthorities(count: 8, settings: settings),
             ranges: ranges)
         try Self.save(record, to: directory.appendingPathComponent("state.json"))
     }
 
-    static func credential(pin: [UInt8], tryLimit: UInt64, enabled: Bool = true) throws(SimulatorError) -> CredentialRecord {
+    static func credential(pin: [UInt8], settings: DriveSettings) throws(SimulatorError) -> CredentialRecord {
         let salt = try DriveCrypto.randomBytes(16)
         let stretched = try DriveCrypto.stretch(pin: pin, salt: salt)
-        return CredentialRecord(enabled: enabled, salt: Data(salt), verifier: Data(stretched.verifier), tryLimit: tryLimit)
+        return CredentialRecord(enabled: true, salt: Data(salt), verifier: Data(stretched.verifier),
+                                tryLimit: settings.tryLimit, persistence: settings.triesPersistent)
     }
 
-    static func factoryAuthorities(count: Int, tryLimit: UInt64) -> [CredentialRecord] {
-        (0..<count).map { _ in CredentialRecord(enabled: false, tryLimit: tryLimit) }
+    static func factoryAuthorities(count: Int, settings: DriveSettings) -> [CredentialRecord] {
+        (0..<count).map { _ in
+            CredentialRecord(enabled: false, tryLimit: settings.tryLimit, persistence: settings.triesPersistent)
+        }
     }
 
     static func factoryRange() throws(SimulatorError) -> RangeRecord {

@@ -41,6 +41,7 @@ struct Create: ParsableCommand {
     @Option(help: "Interface: nvme, sas or sata.") var kind: DriveKind = .nvme
     @Option(help: "Logical block size: 512 or 4096.") var blockSize: Int = 512
     @Option(help: "C_PIN TryLimit of every authority (0 = unlimited).") var tryLimit: UInt64 = 5
+    @Flag(help: "C_PIN Persistence: Tries survive power cycles, so a lockout lasts for good.") var persistentTries = false
     @Option(help: "Status for a locked-out authority: not-authorized or locked-out.") var lockoutStatus: LockoutStatus = .notAuthorized
     @Option(help: "Consecutive failed authentications after which a drive erases itself for good.") var lifetimeLimit: Int = 1024
     @Option(help: "Locking ranges besides the global range.") var ranges: Int = 8
@@ -56,6 +57,7 @@ struct Create: ParsableCommand {
         var settings = DriveSettings()
         settings.tryLimit = tryLimit
         settings.lockoutStatus = lockoutStatus
+        settings.triesPersistent = persistentTries
         settings.lifetimeFailureLimit = lifetimeLimit
         settings.lockingRanges = ranges
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,

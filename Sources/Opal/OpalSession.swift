@@ -66,7 +66,9 @@ public final class OpalSession: @unchecked Sendable {
             return values
         case .call(let call, _) where call.methodUID == MethodID.closeSession:
             isOpen = false
-            throw OpalError(.invalidState, device: channel.device, operation: operation, "the drive closed the session")
+            throw OpalError(.invalidState, device: channel.device, operation: operation,
+                            "the drive closed the session (CloseSession): it timed out or was aborted",
+                            fix: "retry the operation in a new session")
         case .endOfSession:
             isOpen = false
             throw OpalError(.invalidState, device: channel.device, operation: operation, "the drive ended the session")
@@ -121,6 +123,7 @@ public final class OpalSession: @unchecked Sendable {
         sequence &+= 1
         let reply = try channel.exchange([ControlToken.endOfSession.rawValue], tsn: tsn, hsn: hsn, sequence: sequence,
                                          operation: "end session")
+        if case .call(let call, _) = reply, call.methodUID == MethodID.closeSession { return }
         guard reply == .endOfSession else {
             throw OpalError(.malformedResponse, device: channel.device, operation: "end session",
                             "the drive did not acknowledge EndOfSession")

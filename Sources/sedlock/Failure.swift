@@ -1,4 +1,5 @@
 import Foundation
+import Keys
 import Opal
 import SecurityTransport
 
@@ -45,6 +46,8 @@ struct CommandFailure: Error {
 
 /// Runs a command body, turning every failure into a message on stderr and its exit status.
 func reporting(_ body: () throws -> Void) -> Never {
+    // PINs pass through this process's memory: keep it out of core dumps and ptrace.
+    disableCoreDumps()
     do {
         try body()
         exit(ExitStatus.success.rawValue)

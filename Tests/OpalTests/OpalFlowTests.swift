@@ -250,3 +250,36 @@ struct OpalFlowTests {
         }
     }
 }
+
+@Suite("Drive vendor variations")
+struct VendorVariationTests {
+    @Test("with C_PIN Persistence, a lockout survives power cycles; without it, a power cycle clears it")
+    func persistentTries() throws {
+        var settings = DriveSettings()
+        settings.tryLimit = 2
+        settings.triesPersistent = true
+        let fixture = try ArrayFixture(settings: settings)
+        let pin = secret("persistent-pin")
+        let opal = try ownedDrive(fixture, pin: pin)
+        for _ in 0..<2 { #expect(throws: OpalError.self) { try opal.setLocked(false, range: 0, as: .admin(1), pin: secret("no")) } }
+        try fixture.array.drives[0].powerCycle()
+        #expect(throws: OpalError.self) { try opal.setLocked(false, range: 0, as: .admin(1), pin: pin) }
+        let reopened = try fixture.reopened()
+        #expect(reopened.drives[0].statusReport(index: 0).tries.first { $0.authority == "Admin1" }?.lockedOut == true)
+    }
+
+    @Test("a host packet for a session the drive aborted gets CloseSession")
+    func closeSession() throws {
+        var settings = DriveSettings()
+        settings.sessionTimeoutSeconds = 1
+        let fixture = try ArrayFixture(settings: settings)
+        let pin = secret("close-pin")
+        let opal = try ownedDrive(fixture, pin: pin)
+        #expect {
+            try opal.withSession(.lockingSP, as: .lockingAdmin(1), credential: pin, write: true) { s throws(OpalError) in
+                Thread.sleep(forTimeInterval: 1.2)
+                _ = try s.get(.lockingGlobalRange, columns: 3...4, operation: "read after timeout")
+            }
+        } throws: { ($0 as? OpalError)?.code == .invalidState && "\($0)".contains("CloseSession") }
+    }
+}
