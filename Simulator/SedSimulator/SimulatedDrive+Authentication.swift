@@ -65,9 +65,12 @@ extension SimulatedDrive {
             recordFailure(slot, countTry: true)
             return .failure(.notAuthorized)
         }
-        updateCredential(slot) { $0.tries = 0 }
-        record.consecutiveFailedAuthentications = 0
-        try? persist()
+        // Counters are written only when they change: a success after successes costs no write.
+        if cred.tries != 0 || record.consecutiveFailedAuthentications != 0 {
+            updateCredential(slot) { $0.tries = 0 }
+            record.consecutiveFailedAuthentications = 0
+            try? persist()
+        }
         let lockingKey = cred.sealedLockingKey.flatMap { DriveCrypto.open(Array($0), key: stretched.kek) }
         return .success(lockingKey: lockingKey)
     }
