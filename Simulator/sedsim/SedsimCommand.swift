@@ -151,7 +151,15 @@ struct Write: ParsableCommand {
         var data = Array(FileHandle.standardInput.readDataToEndOfFile())
         if data.isEmpty { fail("nothing on stdin to write") }
         data += [UInt8](repeating: 0, count: (blockSize - data.count % blockSize) % blockSize)
-        _ = try access.request(LinkRequest(.write, drive: drive, length: UInt32(data.count / blockSize), lba: lba, payload: data))
+        // The link carries at most 16 MiB per message: write in 8 MiB pieces.
+        let chunk = (8 << 20) / blockSize * blockSize
+        var offset = 0
+        while offset < data.count {
+            let piece = Array(data[offset..<min(data.count, offset + chunk)])
+            _ = try access.request(LinkRequest(.write, drive: drive, length: UInt32(piece.count / blockSize),
+                                               lba: lba + UInt64(offset / blockSize), payload: piece))
+            offset += piece.count
+        }
     }
 }
 
@@ -163,8 +171,15 @@ struct Read: ParsableCommand {
     @Option(help: "Number of blocks.") var count: UInt32 = 1
 
     func run() throws {
-        let payload = try ArrayAccess(array.url).request(LinkRequest(.read, drive: drive, length: count, lba: lba))
-        FileHandle.standardOutput.write(Data(payload))
+        let access = ArrayAccess(array.url)
+        let perRequest = UInt32(max(1, (8 << 20) / (try access.identity(drive).blockSize)))
+        var done: UInt32 = 0
+        while done < count {
+            let n = min(perRequest, count - done)
+            let payload = try access.request(LinkRequest(.read, drive: drive, length: n, lba: lba + UInt64(done)))
+            FileHandle.standardOutput.write(Data(payload))
+            done += n
+        }
     }
 }
 
