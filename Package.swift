@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "TCGStorage", targets: ["TCGStorage"]),
         .library(name: "SecurityTransport", targets: ["SecurityTransport"]),
         .library(name: "Opal", targets: ["Opal"]),
+        .library(name: "KMIP", targets: ["KMIP"]),
         .library(name: "SedSimulator", targets: ["SedSimulator"]),
         .executable(name: "sedlock", targets: ["sedlock"]),
         .executable(name: "sedsim", targets: ["sedsim"]),
@@ -31,6 +32,7 @@ let package = Package(
         .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims"],
                 path: "Sources/SecurityTransport"),
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
+        .target(name: "KMIP", dependencies: ["COpenSSL", "Keys"], path: "Sources/KMIP"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
             "Opal", "SecurityTransport", "TCGStorage", "Keys",
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "Keys"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
     ],
     swiftLanguageModes: [.v6]

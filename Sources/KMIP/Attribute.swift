@@ -1,0 +1,119 @@
+/// An object attribute, encoded as 1.x `Attribute{Name, Value}` or as a 2.0 tagged item.
+public enum Attribute: Hashable, Sendable {
+    case name(String)
+    case objectGroup(String)
+    case objectType(ObjectType)
+    case state(ObjectState)
+    case cryptographicAlgorithm(UInt32)
+    case cryptographicLength(Int32)
+    case cryptographicUsageMask(Int32)
+    case uniqueIdentifier(String)
+    case initialDate(Int64)
+    case activationDate(Int64)
+    /// Anything else the server reports, kept as its 1.x name and raw value.
+    case other(name: String, value: TTLV)
+
+    /// The 1.x attribute name.
+    public var attributeName: String {
+        switch self {
+        case .name: return "Name"
+        case .objectGroup: return "Object Group"
+        case .objectType: return "Object Type"
+        case .state: return "State"
+        case .cryptographicAlgorithm: return "Cryptographic Algorithm"
+        case .cryptographicLength: return "Cryptographic Length"
+        case .cryptographicUsageMask: return "Cryptographic Usage Mask"
+        case .uniqueIdentifier: return "Unique Identifier"
+        case .initialDate: return "Initial Date"
+        case .activationDate: return "Activation Date"
+        case .other(let name, _): return name
+        }
+    }
+
+    static let tagsByName: [String: Tag] = [
+        "Name": .name, "Object Group": .objectGroup, "Object Type": .objectType, "State": .state,
+        "Cryptographic Algorithm": .cryptographicAlgorithm, "Cryptographic Length": .cryptographicLength,
+        "Cryptographic Usage Mask": .cryptographicUsageMask, "Unique Identifier": .uniqueIdentifier,
+        "Initial Date": .initialDate, "Activation Date": .activationDate,
+    ]
+
+    /// The value item, tagged as 2.0 tags it (1.x wraps it in Attribute Value).
+    func valueItem(tag: Tag) -> TTLV {
+        switch self {
+        case .name(let v):
+            return .structure(tag, [.text(.nameValue, v), .enumeration(.nameType, KMIPConstant.nameTypeText)])
+        case .objectGroup(let v), .uniqueIdentifier(let v): return .text(tag, v)
+        case .objectType(let v): return .enumeration(tag, v.rawValue)
+        case .state(let v): return .enumeration(tag, v.rawValue)
+        case .cryptographicAlgorithm(let v): return .enumeration(tag, v)
+        case .cryptographicLength(let v), .cryptographicUsageMask(let v): return .integer(tag, v)
+        case .initialDate(let v), .activationDate(let v): return TTLV(tag, .dateTime(v))
+        case .other(_, let value): return TTLV(tag, value.value)
+        }
+    }
+
+    /// The attribute as `version` encodes it.
+    public func encoded(for version: ProtocolVersion) -> TTLV {
+        if version.usesAttributesStructure {
+            return valueItem(tag: Self.tagsByName[attributeName] ?? .attributeValue)
+        }
+        return .structure(.attribute, [.text(.attributeName, attributeName), valueItem(tag: .attributeValue)])
+    }
+
+    /// Reads a 1.x `Attribute` structure.
+    init?(version1 item: TTLV) {
+        guard item.tag == .attribute, let name = item.child(.attributeName)?.textValue,
+              let value = item.child(.attributeValue) else { return nil }
+        self.init(name: name, value: value)
+    }
+
+    /// Reads a 2.0 tagged attribute.
+    init(version2 item: TTLV) {
+        let name = Self.tagsByName.first { $0.value == item.tag }?.key ?? "Tag \(item.tag)"
+        self.init(name: name, value: item)
+    }
+
+    init(name: String, value: TTLV) {
+        switch name {
+        case "Name":
+            if let text = value.child(.nameValue)?.textValue { self = .name(text); return }
+        case "Object Group":
+            if let text = value.textValue { self = .objectGroup(text); return }
+        case "Unique Identifier":
+            if let text = value.textValue { self = .uniqueIdentifier(text); return }
+        case "Object Type":
+            if let raw = value.enumerationValue, let t = ObjectType(rawValue: raw) { self = .objectType(t); return }
+        case "State":
+            if let raw = value.enumerationValue, let s = ObjectState(rawValue: raw) { self = .state(s); return }
+        case "Cryptographic Algorithm":
+            if let raw = value.enumerationValue { self = .cryptographicAlgorithm(raw); return }
+        case "Cryptographic Length":
+            if let v = value.integerValue { self = .cryptographicLength(v); return }
+        case "Cryptographic Usage Mask":
+            if let v = value.integerValue { self = .cryptographicUsageMask(v); return }
+        case "Initial Date":
+            if let v = value.dateTimeValue { self = .initialDate(v); return }
+        case "Activation Date":
+            if let v = value.dateTimeValue { self = .activationDate(v); return }
+        default: break
+        }
+        self = .other(name: name, value: value)
+    }
+
+    /// Attributes in the container `version` uses for requests (Template-Attribute or Attributes).
+    static func container(_ attributes: [Attribute], version: ProtocolVersion) -> TTLV {
+        if version.usesAttributesStructure {
+            return .structure(.attributes, attributes.map { $0.encoded(for: version) })
+        }
+        return .structure(.templateAttribute, attributes.map { $0.encoded(for: version) })
+    }
+
+    /// Attributes from a response payload in either encoding.
+    static func parse(from payload: TTLV) -> [Attribute] {
+        var out = payload.all(.attribute).compactMap(Attribute.init(version1:))
+        if let structure = payload.child(.attributes) {
+            out += structure.children.map(Attribute.init(version2:))
+        }
+        return out
+    }
+}

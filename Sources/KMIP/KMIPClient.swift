@@ -1,0 +1,237 @@
+import Keys
+
+/// A managed object as Get returns it. Key material is held as a `Secret`.
+public struct ManagedObject: Sendable {
+    public var uniqueIdentifier: String
+    public var objectType: ObjectType
+    public var material: Secret
+}
+
+/// Typed KMIP operations against one server, in the chosen protocol version.
+public final class KMIPClient: @unchecked Sendable {
+    public let connection: KMIPConnection
+    public var version: ProtocolVersion
+
+    public init(connection: KMIPConnection, version: ProtocolVersion = .v1_2) {
+        self.connection = connection
+        self.version = version
+    }
+
+    public var server: String { connection.server.description }
+
+    /// Runs one operation; a failed result becomes a `KeyServerError` with the server's reason and message.
+    @discardableResult
+    func perform(_ operation: Operation, _ payload: [TTLV], version override: ProtocolVersion? = nil) throws(KeyServerError) -> TTLV {
+        let response = try connection.send(RequestMessage(version: override ?? version,
+                                                          items: [RequestBatchItem(operation, payload: payload)]))
+        guard let item = response.items.first else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "empty response", fix: "check the server")
+        }
+        guard item.resultStatus == .success else {
+            let reason = item.resultReason
+            let message = item.resultMessage.map { ": \($0)" } ?? ""
+            let what = "\(operation) failed: \(reason?.description ?? "no reason given")\(message)"
+            switch reason {
+            case ResultReason.authenticationNotSuccessful?:
+                throw KeyServerError(.keyServerInvalidAuth, server: server, cause: what,
+                                     fix: "the server did not accept the client's identity: check EKU clientAuth and the server's trust settings",
+                                     resultReason: reason)
+            case ResultReason.permissionDenied?:
+                throw KeyServerError(.keyServerInvalidAuth, server: server, cause: what,
+                                     fix: "this client identity may not do that to the object (owner or policy)", resultReason: reason)
+            default:
+                throw KeyServerError(.keyServerFailed, server: server, cause: what,
+                                     fix: "see the server's reason; the request was refused", resultReason: reason)
+            }
+        }
+        if let op = item.operation, op != operation {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "asked \(operation), answered \(op)",
+                                 fix: "the server is faulty")
+        }
+        return item.payload ?? .structure(.responsePayload, [])
+    }
+
+    private func uniqueIdentifier(_ payload: TTLV, _ operation: Operation) throws(KeyServerError) -> String {
+        guard let id = payload.child(.uniqueIdentifier)?.textValue else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "\(operation) returned no Unique Identifier",
+                                 fix: "the server is faulty")
+        }
+        return id
+    }
+
+    // MARK: Operations
+
+    /// The versions both sides speak, best first. Sent as 1.0 framing, which every server reads.
+    public func discoverVersions(offering: [ProtocolVersion] = ProtocolVersion.supported) throws(KeyServerError) -> [ProtocolVersion] {
+        let payload = try perform(.discoverVersions, offering.map(\.ttlv), version: .v1_1)
+        return payload.all(.protocolVersion).compactMap(ProtocolVersion.init)
+    }
+
+    /// Chooses the newest version both sides speak (DiscoverVersions), falling back to 1.2.
+    @discardableResult
+    public func negotiateVersion() throws(KeyServerError) -> ProtocolVersion {
+        let common = try discoverVersions()
+        version = common.first { ProtocolVersion.supported.contains($0) } ?? .v1_2
+        return version
+    }
+
+    public struct QueryResult: Sendable, Hashable {
+        public var operations: [Operation]
+        public var objectTypes: [ObjectType]
+        public var vendorIdentification: String?
+    }
+
+    public func query() throws(KeyServerError) -> QueryResult {
+        let payload = try perform(.query, [QueryFunction.operations, .objects, .serverInformation].map {
+            .enumeration(.queryFunction, $0.rawValue)
+        })
+        return QueryResult(operations: payload.all(.operation).compactMap { $0.enumerationValue.map(Operation.init(rawValue:)) },
+                           objectTypes: payload.all(.objectType).compactMap { $0.enumerationValue.flatMap(ObjectType.init(rawValue:)) },
+                           vendorIdentification: payload.child(.vendorIdentification)?.textValue)
+    }
+
+    /// Creates an AES symmetric key on the server.
+    public func createSymmetricKey(bits: Int32 = 256, attributes: [Attribute]) throws(KeyServerError) -> String {
+        let all: [Attribute] = [.cryptographicAlgorithm(KMIPConstant.algorithmAES), .cryptographicLength(bits),
+                                .cryptographicUsageMask(KMIPConstant.usageEncrypt | KMIPConstant.usageDecrypt)] + attributes
+        let payload = try perform(.create, [.enumeration(.objectType, ObjectType.symmetricKey.rawValue),
+                                            Attribute.container(all, version: version)])
+        return try uniqueIdentifier(payload, .create)
+    }
+
+    /// Registers a SecretData of type Password (the SASED way to hold a drive authentication key).
+    public func registerSecret(_ secret: Secret, attributes: [Attribute]) throws(KeyServerError) -> String {
+        var material = secret.copyBytes()
+        defer { material.wipe() }
+        let object: TTLV = .structure(.secretData, [
+            .enumeration(.secretDataType, KMIPConstant.secretDataTypePassword),
+            .structure(.keyBlock, [
+                .enumeration(.keyFormatType, KMIPConstant.keyFormatOpaque),
+                .structure(.keyValue, [.bytes(.keyMaterial, material)]),
+            ]),
+        ])
+        let usage: [Attribute] = [.cryptographicUsageMask(KMIPConstant.usageEncrypt | KMIPConstant.usageDecrypt)]
+        let payload = try perform(.register, [.enumeration(.objectType, ObjectType.secretData.rawValue),
+                                              Attribute.container(usage + attributes, version: version), object])
+        return try uniqueIdentifier(payload, .register)
+    }
+
+    /// Registers raw AES key bytes as a SymmetricKey.
+    public func registerSymmetricKey(_ key: Secret, attributes: [Attribute]) throws(KeyServerError) -> String {
+        var material = key.copyBytes()
+        defer { material.wipe() }
+        let object: TTLV = .structure(.symmetricKey, [
+            .structure(.keyBlock, [
+                .enumeration(.keyFormatType, KMIPConstant.keyFormatRaw),
+                .structure(.keyValue, [.bytes(.keyMaterial, material)]),
+                .enumeration(.cryptographicAlgorithm, KMIPConstant.algorithmAES),
+                .integer(.cryptographicLength, Int32(key.count * 8)),
+            ]),
+        ])
+        let all: [Attribute] = [.cryptographicAlgorithm(KMIPConstant.algorithmAES), .cryptographicLength(Int32(key.count * 8)),
+                                .cryptographicUsageMask(KMIPConstant.usageEncrypt | KMIPConstant.usageDecrypt)] + attributes
+        let payload = try perform(.register, [.enumeration(.objectType, ObjectType.symmetricKey.rawValue),
+                                              Attribute.container(all, version: version), object])
+        return try uniqueIdentifier(payload, .register)
+    }
+
+    public func get(_ id: String) throws(KeyServerError) -> ManagedObject {
+        let payload = try perform(.get, [.text(.uniqueIdentifier, id)])
+        guard let raw = payload.child(.objectType)?.enumerationValue, let type = ObjectType(rawValue: raw) else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "Get returned no object type", fix: "the server is faulty")
+        }
+        let objectTag: Tag = type == .secretData ? .secretData : .symmetricKey
+        guard let keyValue = payload.child(objectTag)?.child(.keyBlock)?.child(.keyValue) else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "Get returned no key block for \(type.name)",
+                                 fix: "sedlock reads SecretData and SymmetricKey objects")
+        }
+        // Key Value is a structure holding Key Material, or (wrapped forms) a byte string.
+        guard var bytes = keyValue.child(.keyMaterial)?.bytesValue ?? keyValue.bytesValue else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "the key value has no byte material",
+                                 fix: "sedlock reads raw or opaque key material")
+        }
+        defer { bytes.wipe() }
+        return ManagedObject(uniqueIdentifier: try uniqueIdentifier(payload, .get), objectType: type, material: Secret(bytes))
+    }
+
+    public func getAttributes(_ id: String, names: [String] = []) throws(KeyServerError) -> [Attribute] {
+        var request: [TTLV] = [.text(.uniqueIdentifier, id)]
+        // 2.0 names attributes by reference; asking for all and filtering works with every server.
+        if !version.usesAttributesStructure { request += names.map { .text(.attributeName, $0) } }
+        let attributes = Attribute.parse(from: try perform(.getAttributes, request))
+        return names.isEmpty ? attributes : attributes.filter { names.contains($0.attributeName) }
+    }
+
+    public func getAttributeList(_ id: String) throws(KeyServerError) -> [String] {
+        let payload = try perform(.getAttributeList, [.text(.uniqueIdentifier, id)])
+        if version.usesAttributesStructure {
+            return payload.all(.attributeReference).map { ref in
+                if let name = ref.child(.attributeName)?.textValue { return name }
+                if let raw = ref.enumerationValue, let name = Attribute.tagsByName.first(where: { $0.value.rawValue == raw })?.key {
+                    return name
+                }
+                return "Tag \(ref.enumerationValue.map { String($0, radix: 16) } ?? "?")"
+            }
+        }
+        return payload.all(.attributeName).compactMap(\.textValue)
+    }
+
+    /// Locate by attributes (all must match); `offset` needs KMIP 1.3+.
+    public func locate(_ filters: [Attribute], maximumItems: Int32? = nil, offset: Int32? = nil) throws(KeyServerError) -> [String] {
+        var request: [TTLV] = []
+        if let maximumItems { request.append(.integer(.maximumItems, maximumItems)) }
+        if let offset { request.append(.integer(.offsetItems, offset)) }
+        if version.usesAttributesStructure {
+            request.append(Attribute.container(filters, version: version))
+        } else {
+            request += filters.map { $0.encoded(for: version) }
+        }
+        return try perform(.locate, request).all(.uniqueIdentifier).compactMap(\.textValue)
+    }
+
+    public func activate(_ id: String) throws(KeyServerError) {
+        try perform(.activate, [.text(.uniqueIdentifier, id)])
+    }
+
+    public func revoke(_ id: String, reason: RevocationReasonCode, message: String? = nil) throws(KeyServerError) {
+        var reasonItems: [TTLV] = [.enumeration(.revocationReasonCode, reason.rawValue)]
+        if let message { reasonItems.append(.text(.revocationMessage, message)) }
+        try perform(.revoke, [.text(.uniqueIdentifier, id), .structure(.revocationReason, reasonItems)])
+    }
+
+    public func destroy(_ id: String) throws(KeyServerError) {
+        try perform(.destroy, [.text(.uniqueIdentifier, id)])
+    }
+
+    /// Adds an attribute (1.x AddAttribute; 2.0 AddAttribute with New Attribute).
+    public func addAttribute(_ id: String, _ attribute: Attribute) throws(KeyServerError) {
+        if version.usesAttributesStructure {
+            try perform(.addAttribute, [.text(.uniqueIdentifier, id),
+                                        .structure(.newAttribute, [attribute.encoded(for: version)])])
+        } else {
+            try perform(.addAttribute, [.text(.uniqueIdentifier, id), attribute.encoded(for: version)])
+        }
+    }
+
+    /// Replaces an attribute's value (1.x ModifyAttribute; 2.0 with Current and New Attribute).
+    public func modifyAttribute(_ id: String, current: Attribute, new: Attribute) throws(KeyServerError) {
+        if version.usesAttributesStructure {
+            try perform(.modifyAttribute, [.text(.uniqueIdentifier, id),
+                                           .structure(.currentAttribute, [current.encoded(for: version)]),
+                                           .structure(.newAttribute, [new.encoded(for: version)])])
+        } else {
+            try perform(.modifyAttribute, [.text(.uniqueIdentifier, id), new.encoded(for: version)])
+        }
+    }
+
+    /// Deletes an attribute (1.x by name and index 0; 2.0 by Current Attribute).
+    public func deleteAttribute(_ id: String, _ attribute: Attribute) throws(KeyServerError) {
+        if version.usesAttributesStructure {
+            try perform(.deleteAttribute, [.text(.uniqueIdentifier, id),
+                                           .structure(.currentAttribute, [attribute.encoded(for: version)])])
+        } else {
+            try perform(.deleteAttribute, [.text(.uniqueIdentifier, id), .text(.attributeName, attribute.attributeName),
+                                           .integer(.attributeIndex, 0)])
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// Request/response exchanges with one key server over one reused TLS connection, reopened when
+/// the server has closed an idle connection.
+public final class KMIPConnection: @unchecked Sendable {
+    public let server: ServerAddress
+    public let configuration: TLSConfiguration
+    public let maximumResponseSize: Int
+    private let lock = NSLock()
+    private var connection: TLSConnection?
+
+    public init(server: ServerAddress, configuration: TLSConfiguration, maximumResponseSize: Int = TTLVCodec.defaultMaximumSize) {
+        self.server = server
+        self.configuration = configuration
+        self.maximumResponseSize = maximumResponseSize
+    }
+
+    /// Opens the TLS connection now (a handshake test).
+    public func connect() throws(KeyServerError) {
+        lock.lock()
+        defer { lock.unlock() }
+        if connection == nil { connection = try TLSConnection(server: server, configuration: configuration) }
+    }
+
+    public func close() {
+        lock.withLock {
+            connection?.close()
+            connection = nil
+        }
+    }
+
+    /// Sends a request and returns the decoded response.
+    public func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+        lock.lock()
+        defer { lock.unlock() }
+        let bytes = request.encoded()
+        // One retry, only when a reused connection turns out closed before any response byte.
+        for attempt in 0..<2 {
+            let reused = connection != nil
+            let tls: TLSConnection
+            if let existing = connection { tls = existing } else {
+                tls = try TLSConnection(server: server, configuration: configuration)
+                connection = tls
+            }
+            do throws(KeyServerError) {
+                try tls.write(bytes)
+                guard case .bytes(let header) = try tls.read(8) else {
+                    connection = nil
+                    if reused && attempt == 0 { continue }
+                    throw KeyServerError(.keyServerUnavailable, server: server.description,
+                                         cause: "the server closed the connection without answering",
+                                         fix: "check the server's log; it may reject this client or the request")
+                }
+                return try decodeResponse(header: header, tls: tls)
+            } catch {
+                connection?.close()
+                connection = nil
+                if reused && attempt == 0 && error.code == .keyServerUnavailable { continue }
+                throw error
+            }
+        }
+        throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "the connection kept closing",
+                             fix: "check the key server")
+    }
+
+    private func decodeResponse(header: [UInt8], tls: TLSConnection) throws(KeyServerError) -> ResponseMessage {
+        let total: Int
+        do { total = try TTLVCodec.messageSize(header: header) } catch {
+            throw protocolError("unreadable response header: \(error)")
+        }
+        guard header[3] == 0x01, header[0] == 0x42, header[1] == 0x00, header[2] == 0x7B else {
+            throw protocolError("the answer is not a KMIP Response Message")
+        }
+        guard total <= maximumResponseSize else {
+            throw protocolError("the response announces \(total) bytes, over the \(maximumResponseSize)-byte limit")
+        }
+        guard case .bytes(let body) = try tls.read(total - 8) else {
+            throw protocolError("the server closed the connection in the middle of a response")
+        }
+        do { return try ResponseMessage(decoding: header + body, maximumSize: maximumResponseSize) } catch {
+            throw protocolError("malformed response: \(error)")
+        }
+    }
+
+    private func protocolError(_ cause: String) -> KeyServerError {
+        KeyServerError(.keyServerProtocolError, server: server.description, cause: cause,
+                       fix: "check that the port serves KMIP over TLS and the server is healthy")
+    }
+}

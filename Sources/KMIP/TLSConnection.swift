@@ -1,0 +1,262 @@
+import COpenSSL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One mutually authenticated TLS connection to a key server, through the system OpenSSL.
+/// Non-blocking underneath so every step honours a deadline.
+final class TLSConnection {
+    let server: ServerAddress
+    private var fd: Int32 = -1
+    private var context: OpaquePointer?
+    private var ssl: OpaquePointer?
+    private let ioTimeout: Double
+
+    /// Connects, handshakes and verifies; every failure is a `KeyServerError` naming the cause.
+    init(server: ServerAddress, configuration c: TLSConfiguration) throws(KeyServerError) {
+        self.server = server
+        ioTimeout = c.ioTimeout
+        do {
+            try makeContext(c)
+            try connectSocket(timeout: c.connectTimeout)
+            try handshake(c)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        if let ssl {
+            // Best effort close_notify without waiting for the peer's.
+            SSL_shutdown(ssl)
+            SSL_free(ssl)
+        }
+        ssl = nil
+        if let context { SSL_CTX_free(context) }
+        context = nil
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    private func fail(_ code: KeyServerError.Code, _ cause: String, _ fix: String) -> KeyServerError {
+        KeyServerError(code, server: server.description, cause: cause, fix: fix)
+    }
+
+    private func makeContext(_ c: TLSConfiguration) throws(KeyServerError) {
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw fail(.keyServerSslError, "OpenSSL could not create a TLS context: \(Self.drainErrors())", "check the OpenSSL installation")
+        }
+        context = ctx
+        SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
+        guard SSL_CTX_set_cipher_list(ctx, c.tls12Ciphers) == 1 else {
+            throw fail(.keyServerConfigurationError, "no usable TLS 1.2 cipher in '\(c.tls12Ciphers)'", "fix the cipher list")
+        }
+        guard SSL_CTX_use_certificate_chain_file(ctx, c.certificatePath) == 1 else {
+            throw fail(.keyServerConfigurationError, "cannot load the client certificate \(c.certificatePath): \(Self.drainErrors())",
+                       "give a PEM certificate file (with intermediates after it)")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, c.privateKeyPath, SSL_FILETYPE_PEM) == 1 else {
+            throw fail(.keyServerConfigurationError, "cannot load the client private key \(c.privateKeyPath): \(Self.drainErrors())",
+                       "give the PEM private key that belongs to the certificate")
+        }
+        guard SSL_CTX_check_private_key(ctx) == 1 else {
+            throw fail(.keyServerConfigurationError, "the private key does not match the client certificate",
+                       "pair the certificate with the key it was issued for")
+        }
+        guard SSL_CTX_load_verify_locations(ctx, c.caPath, nil) == 1 else {
+            throw fail(.keyServerConfigurationError, "cannot load the CA certificates \(c.caPath): \(Self.drainErrors())",
+                       "give a PEM file with the CA (and intermediate) certificates that signed the server's certificate")
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+    }
+
+    private func connectSocket(timeout: Double) throws(KeyServerError) {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(server.host, String(server.port), &hints, &list)
+        guard rc == 0, let first = list else {
+            throw fail(.keyServerUnavailable, "cannot resolve \(server.host): \(String(cString: gai_strerror(rc)))",
+                       "check the server name or use its IP address")
+        }
+        defer { freeaddrinfo(list) }
+        var lastError = "no address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        let deadline = Self.now() + timeout
+        while let ai = entry {
+            entry = ai.pointee.ai_next
+            let s = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                           ai.pointee.ai_protocol)
+            if s < 0 { lastError = String(cString: strerror(errno)); continue }
+            var result = Glibc.connect(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
+            if result != 0 && errno == EINPROGRESS {
+                var pfd = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
+                let wait = max(1, Int32((deadline - Self.now()) * 1000))
+                if poll(&pfd, 1, wait) == 1 {
+                    var err: Int32 = 0
+                    var len = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len)
+                    result = err == 0 ? 0 : -1
+                    if err != 0 { lastError = String(cString: strerror(err)) }
+                } else {
+                    lastError = "no answer within \(timeout) s"
+                }
+            } else if result != 0 {
+                lastError = String(cString: strerror(errno))
+            }
+            if result == 0 {
+                fd = s
+                var one: Int32 = 1
+                setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return
+            }
+            Glibc.close(s)
+        }
+        throw fail(.keyServerUnavailable, "cannot connect to \(server): \(lastError)",
+                   "check that the key server is running and reachable on port \(server.port)")
+    }
+
+    private func handshake(_ c: TLSConfiguration) throws(KeyServerError) {
+        guard let context, let ssl = SSL_new(context) else {
+            throw fail(.keyServerSslError, "OpenSSL could not create a connection", "check the OpenSSL installation")
+        }
+        self.ssl = ssl
+        SSL_set_fd(ssl, fd)
+        let isIP = Self.isIPAddress(server.host)
+        if !isIP {
+            // SNI; PyKMIP ignores it, virtual-hosted servers need it.
+            server.host.withCString { name in
+                _ = SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: name))
+            }
+        }
+        if c.verifyServerName {
+            let param = SSL_get0_param(ssl)
+            if isIP { X509_VERIFY_PARAM_set1_ip_asc(param, server.host) } else { SSL_set1_host(ssl, server.host) }
+        }
+        let deadline = Self.now() + c.connectTimeout
+        ERR_clear_error()
+        while true {
+            let rc = SSL_connect(ssl)
+            if rc == 1 { return }
+            let err = SSL_get_error(ssl, rc)
+            if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "the TLS handshake")
+                continue
+            }
+            throw classifyHandshakeFailure(ssl)
+        }
+    }
+
+    private func classifyHandshakeFailure(_ ssl: OpaquePointer) -> KeyServerError {
+        let verify = SSL_get_verify_result(ssl)
+        let errors = Self.drainErrors()
+        if verify != Int(X509_V_OK) {
+            let reason = String(cString: X509_verify_cert_error_string(verify))
+            let nameProblem = verify == Int(X509_V_ERR_HOSTNAME_MISMATCH) || verify == Int(X509_V_ERR_IP_ADDRESS_MISMATCH)
+            return fail(.keyServerSslError, "the server's certificate is not trusted: \(reason)",
+                        nameProblem ? "connect by a name or IP the server certificate lists, or turn off server-name verification"
+                                    : "install the CA (and intermediates) that signed the server's certificate")
+        }
+        let lower = errors.lowercased()
+        if lower.contains("alert") && (lower.contains("certificate") || lower.contains("unknown ca") || lower.contains("access denied")) {
+            return fail(.keyServerAuthFailed, "the server rejected the client certificate (\(errors))",
+                        "have the server trust the CA that signed the client certificate; check it is not revoked or expired and has EKU clientAuth")
+        }
+        if errors.isEmpty {
+            return fail(.keyServerUnavailable, "the server closed the connection during the TLS handshake",
+                        "check the server's TLS settings and that it trusts this client")
+        }
+        return fail(.keyServerSslError, "TLS handshake failed: \(errors)",
+                    "check TLS versions and cipher suites on both sides (TLS 1.2+ with a common suite)")
+    }
+
+    private func waitReady(reading: Bool, deadline: Double, during what: String) throws(KeyServerError) {
+        let remaining = deadline - Self.now()
+        guard remaining > 0 else {
+            throw fail(.keyServerUnavailable, "no answer during \(what) within the timeout", "check that the key server is responsive")
+        }
+        var pfd = pollfd(fd: fd, events: Int16(reading ? POLLIN : POLLOUT), revents: 0)
+        let rc = poll(&pfd, 1, max(1, Int32(min(remaining, 3600) * 1000)))
+        if rc == 0 {
+            throw fail(.keyServerUnavailable, "no answer during \(what) within the timeout", "check that the key server is responsive")
+        }
+    }
+
+    /// Writes all bytes.
+    func write(_ bytes: [UInt8]) throws(KeyServerError) {
+        guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
+        let deadline = Self.now() + ioTimeout
+        var done = 0
+        ERR_clear_error()
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in SSL_write(ssl, raw.baseAddress.map { $0 + done }, Int32(bytes.count - done)) }
+            if n > 0 { done += Int(n); continue }
+            let err = SSL_get_error(ssl, n)
+            if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "sending")
+                continue
+            }
+            throw fail(.keyServerUnavailable, "sending failed: \(Self.drainErrors())", "the server closed the connection; retry")
+        }
+    }
+
+    /// Reads exactly `count` bytes. `.closedBeforeAnyByte` lets the caller reconnect an idle connection.
+    enum ReadOutcome { case bytes([UInt8]), closedBeforeAnyByte }
+
+    func read(_ count: Int) throws(KeyServerError) -> ReadOutcome {
+        guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
+        let deadline = Self.now() + ioTimeout
+        var buffer = [UInt8](repeating: 0, count: count)
+        var done = 0
+        ERR_clear_error()
+        while done < count {
+            let n = buffer.withUnsafeMutableBytes { raw in SSL_read(ssl, raw.baseAddress.map { $0 + done }, Int32(count - done)) }
+            if n > 0 { done += Int(n); continue }
+            let err = SSL_get_error(ssl, n)
+            if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "waiting for the response")
+                continue
+            }
+            if err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL {
+                let errors = Self.drainErrors()
+                if done == 0 && !errors.lowercased().contains("alert") { return .closedBeforeAnyByte }
+                if errors.lowercased().contains("alert") {
+                    throw fail(.keyServerAuthFailed, "the server ended the session with an alert: \(errors)",
+                               "check that the server still trusts the client certificate")
+                }
+                throw fail(.keyServerProtocolError, "the server closed the connection in the middle of a response",
+                           "retry; if it persists the server is faulty")
+            }
+            throw fail(.keyServerUnavailable, "receiving failed: \(Self.drainErrors())", "retry")
+        }
+        return .bytes(buffer)
+    }
+
+    static func drainErrors() -> String {
+        var parts: [String] = []
+        while true {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            var buf = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buf, buf.count)
+            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
