@@ -1,0 +1,205 @@
+import Foundation
+import KMIP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a shell command, failing the fixture when it fails.
+@discardableResult
+func shell(_ command: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = ["-c", command]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard process.terminationStatus == 0 else { throw FixtureError("`\(command)` failed: \(text)") }
+    return text
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A certificate authority and the certificates it signs, made with the openssl CLI.
+struct TestPKI {
+    let directory: String
+
+    init(directory: String, caName: String = "ca") throws {
+        self.directory = directory
+        try shell("""
+            cd '\(directory)' && openssl req -x509 -newkey rsa:2048 -nodes -keyout \(caName).key -out \(caName).pem -days 30 \
+              -subj '/CN=sedlock test \(caName)' 2>/dev/null
+            """)
+        self.caName = caName
+    }
+
+    let caName: String
+    var caPath: String { "\(directory)/\(caName).pem" }
+
+    /// Issues a certificate; returns (certificate, key) paths.
+    func issue(_ name: String, commonName: String, extensions: String) throws -> (String, String) {
+        try shell("""
+            cd '\(directory)' && openssl req -newkey rsa:2048 -nodes -keyout \(name).key -out \(name).csr -subj '/CN=\(commonName)' 2>/dev/null \
+              && printf '\(extensions)\\n' > \(name).ext \
+              && openssl x509 -req -in \(name).csr -CA \(caName).pem -CAkey \(caName).key -CAcreateserial -out \(name).pem -days 30 \
+                   -extfile \(name).ext 2>/dev/null
+            """)
+        return ("\(directory)/\(name).pem", "\(directory)/\(name).key")
+    }
+}
+
+/// PyKMIP's server on a free loopback port with mutual TLS, for the duration of a test.
+final class PyKMIPServer {
+    let directory: String
+    let pki: TestPKI
+    let port: UInt16
+    private let process: ChildProcess
+
+    static var executable: String {
+        if let path = ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".venv/bin/pykmip-server").path
+    }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykmip-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory + "/policies", withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/policies/empty.json"))
+        pki = try TestPKI(directory: directory)
+        let (cert, key) = try pki.issue("server", commonName: "localhost",
+                                        extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth")
+        port = try Self.freePort()
+        let config = """
+            [server]
+            hostname=127.0.0.1
+            port=\(port)
+            certificate_path=\(cert)
+            key_path=\(key)
+            ca_path=\(pki.caPath)
+            auth_suite=TLS1.2
+            policy_path=\(directory)/policies
+            enable_tls_client_auth=True
+            logging_level=INFO
+            database_path=\(directory)/pykmip.sqlite
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: directory + "/server.conf"))
+        process = try ChildProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if Self.accepts(port) { return }
+            if !process.isRunning {
+                throw FixtureError("pykmip-server exited: \((try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "")")
+            }
+            usleep(50_000)
+        }
+        stop()
+        throw FixtureError("pykmip-server did not listen on \(port)")
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func stop() { process.stop() }
+
+    var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
+
+    /// A client identity (CN) this server trusts.
+    func client(_ commonName: String) throws -> TLSConfiguration {
+        let (cert, key) = try pki.issue("client-\(commonName)", commonName: commonName, extensions: "extendedKeyUsage=clientAuth")
+        return TLSConfiguration(certificatePath: cert, privateKeyPath: key, caPath: pki.caPath, connectTimeout: 5, ioTimeout: 15)
+    }
+
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard ok else { throw FixtureError("no free port") }
+        return UInt16(bigEndian: addr.sin_port)
+    }
+
+    static func accepts(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = port.bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// A child in its own process group, spawned with a clean signal mask and reaped by us
+/// (Foundation's Process can miss the exit of a server that forks workers).
+final class ChildProcess {
+    let pid: pid_t
+    private var exited = false
+
+    init(_ path: String, _ arguments: [String]) throws {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, path, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw FixtureError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    var isRunning: Bool {
+        if exited { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        return !exited
+    }
+
+    /// SIGTERM to the whole group, then SIGKILL if it lingers.
+    func stop() {
+        guard isRunning else { return }
+        kill(-pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while isRunning && Date() < deadline { usleep(20_000) }
+        kill(-pid, SIGKILL)
+        if !exited {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            exited = true
+        }
+    }
+
+    deinit { stop() }
+}

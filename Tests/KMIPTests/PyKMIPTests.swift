@@ -1,0 +1,89 @@
+import Foundation
+import Keys
+import KMIP
+import Testing
+
+/// The client against PyKMIP's real server: the SASED flow, per protocol version.
+@Suite("Against PyKMIP's server", .serialized)
+struct PyKMIPTests {
+    @Test("SASED: register a Password secret, locate, get, activate, revoke, destroy",
+          arguments: [ProtocolVersion.v1_2, .v1_4, .v2_0])
+    func sasedFlow(version: ProtocolVersion) throws {
+        let server = try PyKMIPServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("array-a")),
+                                version: version)
+        let versions = try client.discoverVersions()
+        #expect(versions.contains(version))
+
+        let ak = Secret(Array("0123456789abcdef0123456789abcdef".utf8))
+        let name = "sedlock-ak-\(UUID().uuidString.prefix(6))"
+        let id = try client.registerSecret(ak, attributes: [.name(name), .objectGroup("sedlock")])
+        #expect(try client.locate([.name(name), .objectType(.secretData)]) == [id])
+        #expect(try client.locate([.objectGroup("sedlock")]).contains(id))
+
+        let object = try client.get(id)
+        #expect(object.objectType == .secretData && object.material == ak)
+        #expect(try client.getAttributes(id, names: ["State"]) == [.state(.preActive)])
+
+        try client.activate(id)
+        #expect(try client.getAttributes(id, names: ["State"]) == [.state(.active)])
+        // Destroy is refused while Active.
+        #expect { try client.destroy(id) } throws: { ($0 as? KeyServerError)?.code == .keyServerInvalidAuth }
+        try client.revoke(id, reason: .cessationOfOperation, message: "rekeyed")
+        #expect(try client.getAttributes(id, names: ["State"]) == [.state(.deactivated)])
+        try client.destroy(id)
+        #expect { _ = try client.get(id) } throws: {
+            ($0 as? KeyServerError)?.code == .keyServerFailed && ($0 as? KeyServerError)?.resultReason == .itemNotFound
+        }
+    }
+
+    @Test("a second identity cannot read the first's objects; an untrusted client certificate fails fast")
+    func identities() throws {
+        let server = try PyKMIPServer()
+        let alice = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("alice")))
+        let bob = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("bob")))
+        let id = try alice.registerSecret(Secret([1, 2, 3, 4]), attributes: [.name("alice-only")])
+        #expect(try bob.locate([.name("alice-only")]).isEmpty)
+        #expect { _ = try bob.get(id) } throws: { ($0 as? KeyServerError)?.code == .keyServerInvalidAuth }
+
+        // A client certificate signed by another CA.
+        let rogue = try TestPKI(directory: server.directory, caName: "rogue-ca")
+        let (cert, key) = try rogue.issue("mallory", commonName: "mallory", extensions: "extendedKeyUsage=clientAuth")
+        let untrusted = KMIPClient(connection: KMIPConnection(
+            server: server.address,
+            configuration: TLSConfiguration(certificatePath: cert, privateKeyPath: key, caPath: server.pki.caPath,
+                                            connectTimeout: 5, ioTimeout: 5)))
+        let start = Date()
+        #expect { _ = try untrusted.locate([]) } throws: {
+            let code = ($0 as? KeyServerError)?.code
+            return code == .keyServerAuthFailed || code == .keyServerSslError
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+
+        // A client that does not trust the server's CA refuses the server.
+        let (cert2, key2) = try server.pki.issue("carol", commonName: "carol", extensions: "extendedKeyUsage=clientAuth")
+        let distrustful = KMIPClient(connection: KMIPConnection(
+            server: server.address,
+            configuration: TLSConfiguration(certificatePath: cert2, privateKeyPath: key2, caPath: rogue.caPath)))
+        #expect { _ = try distrustful.locate([]) } throws: { ($0 as? KeyServerError)?.code == .keyServerSslError }
+    }
+
+    @Test("create, query, attribute list, and a closed port")
+    func createAndQuery() throws {
+        let server = try PyKMIPServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("ops")),
+                                version: .v1_4)
+        let id = try client.createSymmetricKey(attributes: [.name("aes-key")])
+        #expect(try client.getAttributes(id, names: ["Cryptographic Length"]) == [.cryptographicLength(256)])
+        #expect(try client.getAttributeList(id).contains("State"))
+        let key = try client.get(id)
+        #expect(key.objectType == .symmetricKey && key.material.count == 32)
+        let query = try client.query()
+        #expect(query.operations.contains(.get) && query.operations.contains(.register))
+        #expect(try client.negotiateVersion() == .v2_0)
+
+        let closed = KMIPClient(connection: KMIPConnection(server: ServerAddress(host: "127.0.0.1", port: try PyKMIPServer.freePort()),
+                                                           configuration: try server.client("nobody")))
+        #expect { _ = try closed.locate([]) } throws: { ($0 as? KeyServerError)?.code == .keyServerUnavailable }
+    }
+}
