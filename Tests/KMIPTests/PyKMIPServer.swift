@@ -67,7 +67,35 @@ final class PyKMIPServer {
         return root.appendingPathComponent(".venv/bin/pykmip-server").path
     }
 
+    /// Starts the same server again (same directory, port and database) with `ca.pem` possibly replaced.
+    func restart() throws -> PyKMIPServer { try PyKMIPServer(reusing: self) }
+
+    private init(reusing old: PyKMIPServer) throws {
+        directory = old.directory
+        pki = old.pki
+        port = old.port
+        process = try Self.launch(directory: directory, port: port)
+        ownsDirectory = false
+    }
+
+    private let ownsDirectory: Bool
+
+    private static func launch(directory: String, port: UInt16) throws -> ChildProcess {
+        let process = try ChildProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if Self.accepts(port) { return process }
+            if !process.isRunning {
+                throw FixtureError("pykmip-server exited: \((try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "")")
+            }
+            usleep(50_000)
+        }
+        process.stop()
+        throw FixtureError("pykmip-server did not listen on \(port)")
+    }
+
     init() throws {
+        ownsDirectory = true
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykmip-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory + "/policies", withIntermediateDirectories: true)
         try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/policies/empty.json"))
@@ -81,7 +109,7 @@ final class PyKMIPServer {
             port=\(port)
             certificate_path=\(cert)
             key_path=\(key)
-            ca_path=\(pki.caPath)
+            ca_path=\(directory)/ca.pem
             auth_suite=TLS1.2
             policy_path=\(directory)/policies
             enable_tls_client_auth=True
@@ -89,22 +117,12 @@ final class PyKMIPServer {
             database_path=\(directory)/pykmip.sqlite
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: directory + "/server.conf"))
-        process = try ChildProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if Self.accepts(port) { return }
-            if !process.isRunning {
-                throw FixtureError("pykmip-server exited: \((try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "")")
-            }
-            usleep(50_000)
-        }
-        stop()
-        throw FixtureError("pykmip-server did not listen on \(port)")
+        process = try Self.launch(directory: directory, port: port)
     }
 
     deinit {
         stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     func stop() { process.stop() }

@@ -87,3 +87,74 @@ struct PyKMIPTests {
         #expect { _ = try closed.locate([]) } throws: { ($0 as? KeyServerError)?.code == .keyServerUnavailable }
     }
 }
+
+/// A TCP listener that accepts connections and never answers (a hung key server).
+final class SilentServer {
+    let port: UInt16
+    private let fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok, listen(fd, 8) == 0 else { throw FixtureError("cannot listen") }
+        port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    deinit { close(fd) }
+}
+
+@Suite("Key server pool", .serialized)
+struct KeyServerPoolTests {
+    @Test("reads fail over past a refusing and a hanging server; writes land on every server")
+    func failover() throws {
+        let first = try PyKMIPServer()
+        let second = try PyKMIPServer()
+        // Both servers trust the same client: issue it from the first CA and trust both CAs.
+        let tls = try first.client("pool-client")
+        let bundle = first.directory + "/both-cas.pem"
+        try shell("cat '\(first.pki.caPath)' '\(second.pki.caPath)' > '\(bundle)'")
+        try shell("cp '\(bundle)' '\(second.directory)/ca.pem'")
+        // The second server must trust the first CA too: restart it with the bundle as its CA.
+        second.stop()
+        let restarted = try second.restart()
+        var config = tls
+        config.caPath = bundle
+        config.connectTimeout = 1
+        config.ioTimeout = 2
+        let silent = try SilentServer()
+        let refusing = ServerAddress(host: "127.0.0.1", port: try PyKMIPServer.freePort())
+        let pool = try KeyServerPool(servers: [
+            KeyServerEntry(name: "dead", addresses: [refusing, ServerAddress(host: "127.0.0.1", port: silent.port)]),
+            KeyServerEntry(name: "a", addresses: [first.address]),
+            KeyServerEntry(name: "b", addresses: [restarted.address]),
+        ], configuration: config)
+
+        let start = Date()
+        let versions = try pool.read { c throws(KeyServerError) in try c.discoverVersions() }
+        #expect(!versions.isEmpty)
+        #expect(Date().timeIntervalSince(start) < 10)
+
+        let results = pool.writeAll { c throws(KeyServerError) in
+            try c.registerSecret(Secret([9, 9, 9, 9]), attributes: [.name("replicated")])
+        }
+        #expect(results.count == 3)
+        if case .success = results[0] { Issue.record("the dead server accepted a write") }
+        for result in results.dropFirst() {
+            guard case .success = result else { Issue.record("a live server refused the write: \(result)"); continue }
+        }
+        let onA = try KMIPClient(connection: KMIPConnection(server: first.address, configuration: config)).locate([.name("replicated")])
+        let onB = try KMIPClient(connection: KMIPConnection(server: restarted.address, configuration: config)).locate([.name("replicated")])
+        #expect(onA.count == 1 && onB.count == 1)
+
+        #expect(throws: KeyServerError.self) {
+            _ = try KeyServerPool(servers: Array(repeating: KeyServerEntry(name: "x", addresses: [refusing]), count: 5), configuration: config)
+        }
+    }
+}

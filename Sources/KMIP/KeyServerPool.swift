@@ -1,0 +1,70 @@
+/// One configured key server: a name and the hostnames of its cluster, tried in order.
+public struct KeyServerEntry: Hashable, Sendable, Codable {
+    public var name: String
+    public var addresses: [ServerAddress]
+
+    public init(name: String, addresses: [ServerAddress]) {
+        self.name = name
+        self.addresses = addresses
+    }
+}
+
+/// Up to four key servers, as NetApp's key managers allow: reads fail over in order, writes go to every server.
+public final class KeyServerPool: @unchecked Sendable {
+    public static let maximumServers = 4
+
+    public let servers: [KeyServerEntry]
+    private let clients: [[KMIPClient]]
+
+    public init(servers: [KeyServerEntry], configuration: TLSConfiguration, version: ProtocolVersion = .v1_2) throws(KeyServerError) {
+        guard !servers.isEmpty, servers.count <= Self.maximumServers else {
+            throw KeyServerError(.keyServerConfigurationError, server: "pool",
+                                 cause: "\(servers.count) key servers configured", fix: "configure one to four key servers")
+        }
+        guard servers.allSatisfy({ !$0.addresses.isEmpty }) else {
+            throw KeyServerError(.keyServerConfigurationError, server: "pool", cause: "a key server has no address",
+                                 fix: "give each key server at least one host:port")
+        }
+        self.servers = servers
+        clients = servers.map { entry in
+            entry.addresses.map { KMIPClient(connection: KMIPConnection(server: $0, configuration: configuration), version: version) }
+        }
+    }
+
+    /// Runs a read on the first server (and cluster member) that answers; every failure moves to the next.
+    public func read<R>(_ body: (KMIPClient) throws(KeyServerError) -> R) throws(KeyServerError) -> R {
+        var failures: [KeyServerError] = []
+        for members in clients {
+            for client in members {
+                do { return try body(client) } catch { failures.append(error) }
+            }
+        }
+        throw Self.combine(failures)
+    }
+
+    /// Runs a write on every server (first answering member of each cluster); one result per server, in order.
+    public func writeAll<R>(_ body: (KMIPClient) throws(KeyServerError) -> R) -> [Result<R, KeyServerError>] {
+        var results: [Result<R, KeyServerError>] = []
+        for members in clients {
+            var failures: [KeyServerError] = []
+            var result: Result<R, KeyServerError>?
+            for client in members where result == nil {
+                do throws(KeyServerError) { result = .success(try body(client)) } catch { failures.append(error) }
+            }
+            results.append(result ?? .failure(Self.combine(failures)))
+        }
+        return results
+    }
+
+    /// One error for several: the first failure's code, every server's cause.
+    static func combine(_ failures: [KeyServerError]) -> KeyServerError {
+        guard let first = failures.first else {
+            return KeyServerError(.keyServerUnavailable, server: "pool", cause: "no key server configured", fix: "add a key server")
+        }
+        if failures.count == 1 { return first }
+        let servers = failures.map(\.server).joined(separator: ", ")
+        let causes = failures.map { "\($0.server): \($0.code.rawValue): \($0.cause)" }.joined(separator: "; ")
+        return KeyServerError(first.code, server: servers, cause: "every key server failed — \(causes)", fix: first.fix,
+                              resultReason: first.resultReason)
+    }
+}
