@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "KMIP", dependencies: ["COpenSSL", "Keys"], path: "Sources/KMIP"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
-            "Opal", "SecurityTransport", "TCGStorage", "Keys",
+            "Opal", "SecurityTransport", "TCGStorage", "Keys", "KMIP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 

@@ -38,7 +38,9 @@ public final class KMIPClient: @unchecked Sendable {
                                      resultReason: reason)
             case ResultReason.permissionDenied?:
                 throw KeyServerError(.keyServerInvalidAuth, server: server, cause: what,
-                                     fix: "this client identity may not do that to the object (owner or policy)", resultReason: reason)
+                                     fix: "this client identity may not do that to the object (owner or policy), "
+                                        + "or its state forbids it (revoke an Active object before destroying it)",
+                                     resultReason: reason)
             default:
                 throw KeyServerError(.keyServerFailed, server: server, cause: what,
                                      fix: "see the server's reason; the request was refused", resultReason: reason)

@@ -1,5 +1,6 @@
 import Foundation
 import Keys
+import KMIP
 import Opal
 import SecurityTransport
 
@@ -12,9 +13,9 @@ enum ExitStatus: Int32 {
     case notAuthorized = 10
     /// The authority is locked out (or the drive erased itself).
     case lockedOut = 11
-    /// The command could not reach the drive or timed out.
+    /// The command could not reach the drive or key server, TLS failed, or it timed out.
     case transport = 12
-    /// The drive failed the operation, answered nonsense, or is in the wrong state.
+    /// The drive (or key server) failed the operation, answered nonsense, or is in the wrong state.
     case drive = 13
 }
 
@@ -38,6 +39,16 @@ struct CommandFailure: Error {
         }
     }
 
+    init(_ error: KeyServerError) {
+        message = error.description
+        switch error.code {
+        case .keyServerAuthFailed, .keyServerInvalidAuth: status = .notAuthorized
+        case .keyServerUnavailable, .keyServerSslError: status = .transport
+        case .keyServerFailed, .keyServerProtocolError: status = .drive
+        case .keyServerConfigurationError: status = .badArguments
+        }
+    }
+
     init(_ error: TransportError) {
         message = error.description
         status = error.code == .dataProtect ? .drive : .transport
@@ -55,6 +66,10 @@ func reporting(_ body: () throws -> Void) -> Never {
         FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
         exit(failure.status.rawValue)
     } catch let error as OpalError {
+        let failure = CommandFailure(error)
+        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+        exit(failure.status.rawValue)
+    } catch let error as KeyServerError {
         let failure = CommandFailure(error)
         FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
         exit(failure.status.rawValue)

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// `sedlock kmip …` as an operator runs it, against PyKMIP.
+@Suite("sedlock kmip against PyKMIP", .serialized)
+struct KMIPCommandLineTests {
+    static var sedlock: String {
+        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/sedlock" }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/sedlock").path
+    }
+
+    func run(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.sedlock)
+        process.arguments = args
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test("test, register-secret, locate, get --output, activate, destroy refused, revoke, destroy")
+    func lifecycle() throws {
+        let server = try PyKMIPServer()
+        let tls = try server.client("operator")
+        let options = ["--server", server.address.description, "--cert", tls.certificatePath, "--key", tls.privateKeyPath,
+                       "--ca", tls.caPath]
+        let secret = "drive-ak-\(UUID().uuidString)"
+
+        let test = try run(["kmip", "test"] + options)
+        #expect(test.0 == 0 && test.1.hasPrefix("OK"))
+        let registered = try run(["kmip", "register-secret", "--name", "ak-7", "--group", "sedlock", "--secret-file", "-"] + options,
+                                 stdin: secret)
+        #expect(registered.0 == 0)
+        let id = try #require(registered.1.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines))
+        let located = try run(["kmip", "locate", "--name", "ak-7", "--json"] + options)
+        #expect(located.0 == 0 && located.1.contains("\"\(id)\""))
+
+        let output = server.directory + "/fetched"
+        let get = try run(["kmip", "get", id, "--output", output] + options)
+        #expect(get.0 == 0 && get.1.contains("SecretData"))
+        #expect(try String(contentsOfFile: output, encoding: .utf8) == secret)
+        let mode = (try FileManager.default.attributesOfItem(atPath: output)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+
+        #expect(try run(["kmip", "activate", id] + options).0 == 0)
+        let refused = try run(["kmip", "destroy", id] + options)
+        #expect(refused.0 == 10 && refused.2.contains("revoke an Active object"))
+        #expect(try run(["kmip", "revoke", id, "--reason", "key-compromise"] + options).0 == 0)
+        #expect(try run(["kmip", "destroy", id] + options).0 == 0)
+        let gone = try run(["kmip", "get", id] + options)
+        #expect(gone.0 == 13 && gone.2.contains("Item Not Found"))
+
+        // No secret in any output.
+        for text in [test.1, registered.1, located.1, get.1, refused.2, gone.2] { #expect(!text.contains(secret)) }
+        // Bad arguments and an unreachable server have their own exit statuses.
+        #expect(try run(["kmip", "test", "--server", "nonsense:port"] + options.dropFirst(2)).0 == 64)
+        let unreachable = try run(["kmip", "test", "--server", "127.0.0.1:\(try PyKMIPServer.freePort())"] + options.dropFirst(2))
+        #expect(unreachable.0 == 12 && unreachable.1.contains("KeyServerUnavailable"))
+    }
+}
