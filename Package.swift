@@ -39,7 +39,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 
-        .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SedSimulator", "TCGStorage", "Keys"],
+        .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SedSimulator", "TCGStorage", "Keys", "KMIP"],
                           path: "Sources/sedlock-bench"),
 
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "SimulatorLink", "COpenSSL", "CShims"],

@@ -66,7 +66,11 @@ public final class KMIPClient: @unchecked Sendable {
     /// The versions both sides speak, best first. Sent as 1.0 framing, which every server reads.
     public func discoverVersions(offering: [ProtocolVersion] = ProtocolVersion.supported) throws(KeyServerError) -> [ProtocolVersion] {
         let payload = try perform(.discoverVersions, offering.map(\.ttlv), version: .v1_1)
-        return payload.all(.protocolVersion).compactMap(ProtocolVersion.init)
+        var versions: [ProtocolVersion] = []
+        for item in payload.all(.protocolVersion) {
+            if let v = ProtocolVersion(item) { versions.append(v) }
+        }
+        return versions
     }
 
     /// Chooses the newest version both sides speak (DiscoverVersions), falling back to 1.2.
@@ -87,8 +91,17 @@ public final class KMIPClient: @unchecked Sendable {
         let payload = try perform(.query, [QueryFunction.operations, .objects, .serverInformation].map {
             .enumeration(.queryFunction, $0.rawValue)
         })
-        return QueryResult(operations: payload.all(.operation).compactMap { $0.enumerationValue.map(Operation.init(rawValue:)) },
-                           objectTypes: payload.all(.objectType).compactMap { $0.enumerationValue.flatMap(ObjectType.init(rawValue:)) },
+        // Plain loops on purpose: Swift 6.3's release optimizer crashes (CopyPropagation) on
+        // `compactMap { $0.x.map(T.init(rawValue:)) }` inside typed-throws functions.
+        var operations: [Operation] = []
+        for item in payload.all(.operation) {
+            if let raw = item.enumerationValue { operations.append(Operation(rawValue: raw)) }
+        }
+        var objectTypes: [ObjectType] = []
+        for item in payload.all(.objectType) {
+            if let raw = item.enumerationValue, let type = ObjectType(rawValue: raw) { objectTypes.append(type) }
+        }
+        return QueryResult(operations: operations, objectTypes: objectTypes,
                            vendorIdentification: payload.child(.vendorIdentification)?.textValue)
     }
 

@@ -86,6 +86,16 @@ public struct ResponseBatchItem: Hashable, Sendable {
     public var resultReason: ResultReason?
     public var resultMessage: String?
     public var payload: TTLV?
+
+    public init(operation: Operation? = nil, uniqueBatchItemID: [UInt8]? = nil, resultStatus: ResultStatus,
+                resultReason: ResultReason? = nil, resultMessage: String? = nil, payload: TTLV? = nil) {
+        self.operation = operation
+        self.uniqueBatchItemID = uniqueBatchItemID
+        self.resultStatus = resultStatus
+        self.resultReason = resultReason
+        self.resultMessage = resultMessage
+        self.payload = payload
+    }
 }
 
 public struct ResponseMessage: Hashable, Sendable {
@@ -106,19 +116,23 @@ public struct ResponseMessage: Hashable, Sendable {
         timeStamp = header.child(.timeStamp)?.dateTimeValue
         var items: [ResponseBatchItem] = []
         for batch in message.all(.batchItem) {
-            guard let raw = batch.child(.resultStatus)?.enumerationValue, let status = ResultStatus(rawValue: raw) else {
-                throw TTLVError(.invalidValue, at: 0, "a batch item has no valid Result Status")
-            }
-            items.append(ResponseBatchItem(
-                operation: batch.child(.operation)?.enumerationValue.map(Operation.init(rawValue:)),
-                uniqueBatchItemID: batch.child(.uniqueBatchItemID)?.bytesValue,
-                resultStatus: status,
-                resultReason: batch.child(.resultReason)?.enumerationValue.map(ResultReason.init(rawValue:)),
-                resultMessage: batch.child(.resultMessage)?.textValue,
-                payload: batch.child(.responsePayload)))
+            items.append(try Self.batchItem(batch))
         }
         guard !items.isEmpty else { throw TTLVError(.invalidValue, at: 0, "the response has no batch items") }
         self.items = items
+    }
+
+    private static func batchItem(_ batch: TTLV) throws(TTLVError) -> ResponseBatchItem {
+        guard let raw = batch.child(.resultStatus)?.enumerationValue, let status = ResultStatus(rawValue: raw) else {
+            throw TTLVError(.invalidValue, at: 0, "a batch item has no valid Result Status")
+        }
+        var item = ResponseBatchItem(resultStatus: status)
+        if let op = batch.child(.operation)?.enumerationValue { item.operation = Operation(rawValue: op) }
+        item.uniqueBatchItemID = batch.child(.uniqueBatchItemID)?.bytesValue
+        if let reason = batch.child(.resultReason)?.enumerationValue { item.resultReason = ResultReason(rawValue: reason) }
+        item.resultMessage = batch.child(.resultMessage)?.textValue
+        item.payload = batch.child(.responsePayload)
+        return item
     }
 
     public init(decoding bytes: [UInt8], maximumSize: Int = TTLVCodec.defaultMaximumSize) throws(TTLVError) {

@@ -1,6 +1,7 @@
 // Measures sedlock and the simulator; `scripts/bench` runs it in release mode beside its baselines.
 import Foundation
 import Keys
+import KMIP
 import Opal
 import SecurityTransport
 import SedSimulator
@@ -102,9 +103,58 @@ func prepare(_ array: ServedArray, drives: Int, pin: Secret) throws -> [OpalDriv
     }
 }
 
+/// Get operations per second against a KMIP server: one reused connection, and a new TLS connection per Get.
+func kmipBenchmark(_ args: [String]) throws {
+    guard args.count == 7, let port = UInt16(args[2]) else {
+        print("usage: sedlock-bench kmip HOST PORT CERT KEY CA UID")
+        exit(64)
+    }
+    let tls = TLSConfiguration(certificatePath: args[3], privateKeyPath: args[4], caPath: args[5])
+    let address = ServerAddress(host: args[1], port: port)
+    let id = args[6]
+    let reused = KMIPClient(connection: KMIPConnection(server: address, configuration: tls))
+    _ = try reused.get(id)
+    var count = 0
+    var start = now()
+    while now() - start < 3 { _ = try reused.get(id); count += 1 }
+    print(String(format: "kmip_get_per_second_one_connection %.1f", Double(count) / (now() - start)))
+    count = 0
+    start = now()
+    while now() - start < 3 {
+        let fresh = KMIPClient(connection: KMIPConnection(server: address, configuration: tls))
+        _ = try fresh.get(id)
+        fresh.connection.close()
+        count += 1
+    }
+    print(String(format: "kmip_get_per_second_new_connection %.1f", Double(count) / (now() - start)))
+    // Decoding a Get response, pure.
+    let response = TTLVCodec.encode(.structure(.responseMessage, [
+        .structure(.responseHeader, [.structure(.protocolVersion, [.integer(.protocolVersionMajor, 1), .integer(.protocolVersionMinor, 2)]),
+                                     TTLV(.timeStamp, .dateTime(1_700_000_000)), .integer(.batchCount, 1)]),
+        .structure(.batchItem, [.enumeration(.operation, Operation.get.rawValue), .enumeration(.resultStatus, 0),
+                                .structure(.responsePayload, [
+                                    .enumeration(.objectType, ObjectType.secretData.rawValue), .text(.uniqueIdentifier, "1234"),
+                                    .structure(.secretData, [.enumeration(.secretDataType, 1), .structure(.keyBlock, [
+                                        .enumeration(.keyFormatType, 2), .structure(.keyValue, [.bytes(.keyMaterial, [UInt8](repeating: 7, count: 32))]),
+                                    ])]),
+                                ])]),
+    ]))
+    count = 0
+    start = now()
+    while now() - start < 2 {
+        for _ in 0..<1000 { _ = try ResponseMessage(decoding: response) }
+        count += 1000
+    }
+    print(String(format: "ttlv_get_response_decodes_per_second %.0f", Double(count) / (now() - start)))
+}
+
 let arguments = CommandLine.arguments
+if arguments.count >= 2 && arguments[1] == "kmip" {
+    try kmipBenchmark(Array(arguments.dropFirst()))
+    exit(0)
+}
 guard arguments.count >= 2 else {
-    print("usage: sedlock-bench PATH-TO-SEDSIM")
+    print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID")
     exit(64)
 }
 let sedsim = arguments[1]
