@@ -33,9 +33,10 @@ let package = Package(
                 path: "Sources/SecurityTransport"),
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
         .target(name: "KMIP", dependencies: ["COpenSSL", "Keys"], path: "Sources/KMIP"),
+        .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
-            "Opal", "SecurityTransport", "TCGStorage", "Keys", "KMIP",
+            "Opal", "SecurityTransport", "TCGStorage", "Keys", "KMIP", "Certificates",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "Keys"]),
+        .testTarget(name: "CertificatesTests", dependencies: ["Certificates"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
     ],
     swiftLanguageModes: [.v6]
