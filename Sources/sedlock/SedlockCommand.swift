@@ -9,5 +9,5 @@ struct Sedlock: ParsableCommand {
         Exit status: 0 success, 64 bad arguments, 10 not authorized, 11 locked out, \
         12 transport error or timeout, 13 drive error.
         """,
-        subcommands: [DriveCommand.self, KMIPCommand.self])
+        subcommands: [DriveCommand.self, KMIPCommand.self, CertCommand.self])
 }

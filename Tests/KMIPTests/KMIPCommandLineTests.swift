@@ -66,3 +66,30 @@ struct KMIPCommandLineTests {
         #expect(unreachable.0 == 12 && unreachable.1.contains("KeyServerUnavailable"))
     }
 }
+
+extension KMIPCommandLineTests {
+    @Test("cert create-keypair → csr → signed by the server's CA → import → kmip test succeeds")
+    func certificateWorkflow() throws {
+        let server = try PyKMIPServer()
+        let dir = server.directory + "/operator"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        #expect(try run(["cert", "create-keypair", "--type", "ec-p256", "--out", dir + "/key.pem"]).0 == 0)
+        #expect(try run(["cert", "csr", "--key", dir + "/key.pem", "--cn", "array-cert-flow", "--out", dir + "/req.csr"]).0 == 0)
+        // The key server's administrator signs the request with the server's CA.
+        try shell("""
+            cd '\(server.directory)' && openssl x509 -req -in operator/req.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+              -out operator/signed.pem -days 60 -copy_extensions copy 2>/dev/null
+            """)
+        let imported = try run(["cert", "import", "--cert", dir + "/signed.pem", "--key", dir + "/key.pem",
+                                "--ca", server.pki.caPath, "--dest", dir + "/installed"])
+        #expect(imported.0 == 0 && imported.1.contains("array-cert-flow"))
+        let test = try run(["kmip", "test", "--server", server.address.description, "--cert", dir + "/installed/client.pem",
+                            "--key", dir + "/installed/client.key", "--ca", dir + "/installed/ca.pem"])
+        #expect(test.0 == 0 && test.1.hasPrefix("OK"))
+        // A key that does not belong to the certificate is refused at import.
+        #expect(try run(["cert", "create-keypair", "--out", dir + "/other.pem"]).0 == 0)
+        let mismatch = try run(["cert", "import", "--cert", dir + "/signed.pem", "--key", dir + "/other.pem",
+                                "--ca", server.pki.caPath, "--dest", dir + "/wrong"])
+        #expect(mismatch.0 == 64 && mismatch.2.contains("does not belong"))
+    }
+}
