@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "TCGStorage", targets: ["TCGStorage"]),
         .library(name: "SecurityTransport", targets: ["SecurityTransport"]),
         .library(name: "Opal", targets: ["Opal"]),
+        .library(name: "KMIPCodec", targets: ["KMIPCodec"]),
         .library(name: "KMIP", targets: ["KMIP"]),
         .library(name: "SedSimulator", targets: ["SedSimulator"]),
         .executable(name: "sedlock", targets: ["sedlock"]),
@@ -32,7 +33,9 @@ let package = Package(
         .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims"],
                 path: "Sources/SecurityTransport"),
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
-        .target(name: "KMIP", dependencies: ["COpenSSL", "Keys"], path: "Sources/KMIP"),
+        // The KMIP wire format, pure: TTLV, tags, messages, attributes.
+        .target(name: "KMIPCodec", path: "Sources/KMIPCodec"),
+        .target(name: "KMIP", dependencies: ["KMIPCodec", "COpenSSL", "Keys"], path: "Sources/KMIP"),
         .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
@@ -53,7 +56,7 @@ let package = Package(
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
-        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "Keys"]),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
     ],

@@ -1,5 +1,5 @@
 import Testing
-@testable import KMIP
+@testable import KMIPCodec
 
 struct SplitMix: RandomNumberGenerator {
     var state: UInt64

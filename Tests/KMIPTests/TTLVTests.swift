@@ -1,5 +1,6 @@
 import Testing
-@testable import KMIP
+@testable import KMIPCodec
+import KMIP
 
 func hex(_ text: String) -> [UInt8] {
     let clean = text.filter { !$0.isWhitespace && $0 != "|" }

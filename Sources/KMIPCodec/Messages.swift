@@ -24,11 +24,11 @@ public struct ProtocolVersion: Hashable, Sendable, Comparable, CustomStringConve
     /// Whether attributes travel in 2.0's `Attributes` structure rather than 1.x `Attribute`s.
     public var usesAttributesStructure: Bool { major >= 2 }
 
-    var ttlv: TTLV {
+    public var ttlv: TTLV {
         .structure(.protocolVersion, [.integer(.protocolVersionMajor, major), .integer(.protocolVersionMinor, minor)])
     }
 
-    init?(_ item: TTLV) {
+    public init?(_ item: TTLV) {
         guard let major = item.child(.protocolVersionMajor)?.integerValue,
               let minor = item.child(.protocolVersionMinor)?.integerValue else { return nil }
         self.init(major, minor)

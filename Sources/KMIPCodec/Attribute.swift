@@ -30,7 +30,7 @@ public enum Attribute: Hashable, Sendable {
         }
     }
 
-    static let tagsByName: [String: Tag] = [
+    public static let tagsByName: [String: Tag] = [
         "Name": .name, "Object Group": .objectGroup, "Object Type": .objectType, "State": .state,
         "Cryptographic Algorithm": .cryptographicAlgorithm, "Cryptographic Length": .cryptographicLength,
         "Cryptographic Usage Mask": .cryptographicUsageMask, "Unique Identifier": .uniqueIdentifier,
@@ -38,7 +38,7 @@ public enum Attribute: Hashable, Sendable {
     ]
 
     /// The value item, tagged as 2.0 tags it (1.x wraps it in Attribute Value).
-    func valueItem(tag: Tag) -> TTLV {
+    public func valueItem(tag: Tag) -> TTLV {
         switch self {
         case .name(let v):
             return .structure(tag, [.text(.nameValue, v), .enumeration(.nameType, KMIPConstant.nameTypeText)])
@@ -61,19 +61,19 @@ public enum Attribute: Hashable, Sendable {
     }
 
     /// Reads a 1.x `Attribute` structure.
-    init?(version1 item: TTLV) {
+    public init?(version1 item: TTLV) {
         guard item.tag == .attribute, let name = item.child(.attributeName)?.textValue,
               let value = item.child(.attributeValue) else { return nil }
         self.init(name: name, value: value)
     }
 
     /// Reads a 2.0 tagged attribute.
-    init(version2 item: TTLV) {
+    public init(version2 item: TTLV) {
         let name = Self.tagsByName.first { $0.value == item.tag }?.key ?? "Tag \(item.tag)"
         self.init(name: name, value: item)
     }
 
-    init(name: String, value: TTLV) {
+    public init(name: String, value: TTLV) {
         switch name {
         case "Name":
             if let text = value.child(.nameValue)?.textValue { self = .name(text); return }
@@ -101,7 +101,7 @@ public enum Attribute: Hashable, Sendable {
     }
 
     /// Attributes in the container `version` uses for requests (Template-Attribute or Attributes).
-    static func container(_ attributes: [Attribute], version: ProtocolVersion) -> TTLV {
+    public static func container(_ attributes: [Attribute], version: ProtocolVersion) -> TTLV {
         if version.usesAttributesStructure {
             return .structure(.attributes, attributes.map { $0.encoded(for: version) })
         }
@@ -109,7 +109,7 @@ public enum Attribute: Hashable, Sendable {
     }
 
     /// Attributes from a response payload in either encoding.
-    static func parse(from payload: TTLV) -> [Attribute] {
+    public static func parse(from payload: TTLV) -> [Attribute] {
         var out = payload.all(.attribute).compactMap(Attribute.init(version1:))
         if let structure = payload.child(.attributes) {
             out += structure.children.map(Attribute.init(version2:))
