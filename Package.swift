@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SedSimulator", "TCGStorage", "Keys", "KMIP"],
                           path: "Sources/sedlock-bench"),
 
-        .target(name: "SedSimulator", dependencies: ["TCGStorage", "SimulatorLink", "COpenSSL", "CShims"],
+        .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "COpenSSL", "CShims"],
                 path: "Simulator/SedSimulator"),
         .executableTarget(name: "sedsim", dependencies: [
             "SedSimulator", "SimulatorLink", "TCGStorage",

@@ -145,7 +145,7 @@ final class TLSConnection {
             if rc == 1 { return }
             let err = SSL_get_error(ssl, rc)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
-                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "the TLS handshake")
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "during the TLS handshake")
                 continue
             }
             throw classifyHandshakeFailure(ssl)
@@ -178,12 +178,12 @@ final class TLSConnection {
     private func waitReady(reading: Bool, deadline: Double, during what: String) throws(KeyServerError) {
         let remaining = deadline - Self.now()
         guard remaining > 0 else {
-            throw fail(.keyServerUnavailable, "no answer during \(what) within the timeout", "check that the key server is responsive")
+            throw fail(.keyServerUnavailable, "no answer \(what) within the timeout", "check that the key server is responsive")
         }
         var pfd = pollfd(fd: fd, events: Int16(reading ? POLLIN : POLLOUT), revents: 0)
         let rc = poll(&pfd, 1, max(1, Int32(min(remaining, 3600) * 1000)))
         if rc == 0 {
-            throw fail(.keyServerUnavailable, "no answer during \(what) within the timeout", "check that the key server is responsive")
+            throw fail(.keyServerUnavailable, "no answer \(what) within the timeout", "check that the key server is responsive")
         }
     }
 
@@ -198,7 +198,7 @@ final class TLSConnection {
             if n > 0 { done += Int(n); continue }
             let err = SSL_get_error(ssl, n)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
-                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "sending")
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "while sending")
                 continue
             }
             throw fail(.keyServerUnavailable, "sending failed: \(Self.drainErrors())", "the server closed the connection; retry")
@@ -219,7 +219,7 @@ final class TLSConnection {
             if n > 0 { done += Int(n); continue }
             let err = SSL_get_error(ssl, n)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
-                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "waiting for the response")
+                try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "while waiting for the response")
                 continue
             }
             if err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL {

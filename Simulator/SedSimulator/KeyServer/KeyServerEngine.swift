@@ -1,0 +1,262 @@
+import Foundation
+import KMIPCodec
+
+/// The simulated key server's KMIP semantics: operations, ownership by client CN, lifecycle rules.
+public struct KeyServerEngine: Sendable {
+    public let store: KeyServerStore
+    public static let vendor = "sedsim key server"
+
+    public init(store: KeyServerStore) { self.store = store }
+
+    struct Failure: Error {
+        let reason: ResultReason
+        let message: String
+    }
+
+    /// Answers one request message for the client `identity` (its certificate CN).
+    public func respond(to bytes: [UInt8], identity: String, authenticated: Bool = true) -> [UInt8] {
+        guard let request = try? TTLVCodec.decode(bytes), request.tag == .requestMessage,
+              let header = request.child(.requestHeader),
+              let version = header.child(.protocolVersion).flatMap(ProtocolVersion.init) else {
+            return Self.errorResponse(.v1_0, .invalidMessage, "the request is not a KMIP Request Message")
+        }
+        var items: [TTLV] = []
+        for batch in request.all(.batchItem) {
+            guard let raw = batch.child(.operation)?.enumerationValue else {
+                items.append(Self.failedItem(nil, .invalidMessage, "batch item without an operation"))
+                continue
+            }
+            let operation = KMIPCodec.Operation(rawValue: raw)
+            guard authenticated else {
+                items.append(Self.failedItem(nil, .authenticationNotSuccessful, "the client certificate is not trusted"))
+                continue
+            }
+            let payload = batch.child(.requestPayload) ?? .structure(.requestPayload, [])
+            do {
+                let result = try perform(operation, payload.children, version: version, identity: identity)
+                items.append(.structure(.batchItem, [.enumeration(.operation, raw), .enumeration(.resultStatus, ResultStatus.success.rawValue),
+                                                     .structure(.responsePayload, result)]))
+            } catch let failure as Failure {
+                items.append(Self.failedItem(operation, failure.reason, failure.message))
+            } catch {
+                items.append(Self.failedItem(operation, .generalFailure, "\(error)"))
+            }
+        }
+        return TTLVCodec.encode(.structure(.responseMessage, [Self.header(version, count: items.count)] + items))
+    }
+
+    static func header(_ version: ProtocolVersion, count: Int) -> TTLV {
+        .structure(.responseHeader, [version.ttlv, TTLV(.timeStamp, .dateTime(Int64(Date().timeIntervalSince1970))),
+                                     .integer(.batchCount, Int32(count))])
+    }
+
+    static func failedItem(_ operation: KMIPCodec.Operation?, _ reason: ResultReason, _ message: String) -> TTLV {
+        var children: [TTLV] = []
+        if let operation { children.append(.enumeration(.operation, operation.rawValue)) }
+        children += [.enumeration(.resultStatus, ResultStatus.operationFailed.rawValue), .enumeration(.resultReason, reason.rawValue),
+                     .text(.resultMessage, message)]
+        return .structure(.batchItem, children)
+    }
+
+    public static func errorResponse(_ version: ProtocolVersion, _ reason: ResultReason, _ message: String) -> [UInt8] {
+        TTLVCodec.encode(.structure(.responseMessage, [header(version, count: 1), failedItem(nil, reason, message)]))
+    }
+
+    // MARK: Operations
+
+    func perform(_ operation: KMIPCodec.Operation, _ payload: [TTLV], version: ProtocolVersion, identity: String) throws -> [TTLV] {
+        let request = TTLV.structure(.requestPayload, payload)
+        switch operation {
+        case .discoverVersions:
+            let offered = request.all(.protocolVersion).compactMap(ProtocolVersion.init)
+            let common = offered.isEmpty ? ProtocolVersion.supported : offered.filter { ProtocolVersion.supported.contains($0) }
+            return common.map(\.ttlv)
+        case .query:
+            let operations: [KMIPCodec.Operation] = [.create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate,
+                                           .revoke, .destroy, .query, .discoverVersions]
+            return operations.map { .enumeration(.operation, $0.rawValue) }
+                + [ObjectType.symmetricKey, .secretData].map { .enumeration(.objectType, $0.rawValue) }
+                + [.text(.vendorIdentification, Self.vendor)]
+        case .create, .register:
+            return try create(operation, request, identity: identity)
+        case .get:
+            return try withOwned(request, identity) { object in
+                var block: [TTLV] = []
+                if object.type == ObjectType.secretData.rawValue {
+                    block.append(.enumeration(.secretDataType, object.secretDataType ?? KMIPConstant.secretDataTypePassword))
+                }
+                let keyBlock: TTLV = .structure(.keyBlock, [
+                    .enumeration(.keyFormatType, object.type == ObjectType.secretData.rawValue ? KMIPConstant.keyFormatOpaque : KMIPConstant.keyFormatRaw),
+                    .structure(.keyValue, [.bytes(.keyMaterial, Array(object.material))]),
+                ])
+                let tag: Tag = object.type == ObjectType.secretData.rawValue ? .secretData : .symmetricKey
+                return [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), .structure(tag, block + [keyBlock])]
+            }
+        case .getAttributes:
+            let wanted = request.all(.attributeName).compactMap(\.textValue)
+            return try withOwned(request, identity) { object in
+                var attributes = Self.attributes(of: object)
+                if !wanted.isEmpty { attributes = attributes.filter { wanted.contains($0.attributeName) } }
+                if version.usesAttributesStructure {
+                    return [.text(.uniqueIdentifier, object.id), Attribute.container(attributes, version: version).renamed(.attributes)]
+                }
+                return [.text(.uniqueIdentifier, object.id)] + attributes.map { $0.encoded(for: version) }
+            }
+        case .getAttributeList:
+            return try withOwned(request, identity) { object in
+                let names = Self.attributes(of: object).map(\.attributeName)
+                let unique = names.enumerated().filter { names.firstIndex(of: $0.element) == $0.offset }.map(\.element)
+                if version.usesAttributesStructure {
+                    return [.text(.uniqueIdentifier, object.id)] + unique.map { .structure(.attributeReference, [.text(.attributeName, $0)]) }
+                }
+                return [.text(.uniqueIdentifier, object.id)] + unique.map { .text(.attributeName, $0) }
+            }
+        case .locate:
+            let filters = Attribute.parse(from: request)
+            let maximum = request.child(.maximumItems)?.integerValue.map(Int.init)
+            let offset = Int(request.child(.offsetItems)?.integerValue ?? 0)
+            let ids = try store.withDatabase { db in
+                db.objects.filter { $0.owner == identity && Self.matches($0, filters) }
+                    .sorted { ($0.initialDate, Int($0.id) ?? 0) > ($1.initialDate, Int($1.id) ?? 0) }
+                    .map(\.id)
+            }
+            let page = ids.dropFirst(max(0, offset)).prefix(maximum.map { max(0, $0) } ?? Int.max)
+            return page.map { .text(.uniqueIdentifier, $0) }
+        case .activate:
+            return try mutateOwned(request, identity) { object in
+                guard object.state == ObjectState.preActive.rawValue else {
+                    throw Failure(reason: .illegalOperation, message: "only a PreActive object can be activated")
+                }
+                object.state = ObjectState.active.rawValue
+                object.activationDate = Int64(Date().timeIntervalSince1970)
+            }
+        case .revoke:
+            let code = request.child(.revocationReason)?.child(.revocationReasonCode)?.enumerationValue
+            return try mutateOwned(request, identity) { object in
+                guard object.state != ObjectState.destroyed.rawValue else {
+                    throw Failure(reason: .illegalOperation, message: "the object is destroyed")
+                }
+                object.state = code == RevocationReasonCode.keyCompromise.rawValue
+                    ? ObjectState.compromised.rawValue : ObjectState.deactivated.rawValue
+            }
+        case .destroy:
+            guard let id = request.child(.uniqueIdentifier)?.textValue else {
+                throw Failure(reason: .missingData, message: "Destroy needs a Unique Identifier")
+            }
+            try store.withDatabase { db in
+                guard let i = db.objects.firstIndex(where: { $0.id == id }), db.objects[i].owner == identity else {
+                    throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)")
+                }
+                guard db.objects[i].state != ObjectState.active.rawValue else {
+                    throw Failure(reason: .permissionDenied, message: "Object is active and cannot be destroyed.")
+                }
+                db.objects.remove(at: i)
+            }
+            return [.text(.uniqueIdentifier, id)]
+        default:
+            throw Failure(reason: .operationNotSupported, message: "\(operation) is not supported by the simulated key server")
+        }
+    }
+
+    private func create(_ operation: KMIPCodec.Operation, _ request: TTLV, identity: String) throws -> [TTLV] {
+        guard let rawType = request.child(.objectType)?.enumerationValue, let type = ObjectType(rawValue: rawType),
+              type == .symmetricKey || type == .secretData else {
+            throw Failure(reason: .invalidField, message: "only SymmetricKey and SecretData objects are supported")
+        }
+        var attributes = Attribute.parse(from: request)
+        if let template = request.child(.templateAttribute) { attributes += Attribute.parse(from: template) }
+        var object = KeyServerObject(id: "", type: rawType, owner: identity, state: ObjectState.preActive.rawValue,
+                                     names: [], groups: [], material: Data(), initialDate: Int64(Date().timeIntervalSince1970))
+        for attribute in attributes {
+            switch attribute {
+            case .name(let n): object.names.append(n)
+            case .objectGroup(let g): object.groups.append(g)
+            case .cryptographicAlgorithm(let a): object.algorithm = a
+            case .cryptographicLength(let l): object.length = l
+            case .cryptographicUsageMask(let m): object.usageMask = m
+            case .other(let name, _) where name.hasPrefix("x-"):
+                throw Failure(reason: .invalidField, message: "The \(name) attribute is unsupported.")
+            default: break
+            }
+        }
+        if operation == .create {
+            guard type == .symmetricKey else { throw Failure(reason: .invalidField, message: "Create makes symmetric keys only") }
+            let bits = Int(object.length ?? 256)
+            guard [128, 192, 256].contains(bits) else { throw Failure(reason: .invalidField, message: "unsupported key length \(bits)") }
+            var key = [UInt8](repeating: 0, count: bits / 8)
+            var rng = SystemRandomNumberGenerator()
+            for i in key.indices { key[i] = rng.next() }
+            object.material = Data(key)
+        } else {
+            let tag: Tag = type == .secretData ? .secretData : .symmetricKey
+            guard let body = request.child(tag), let material = body.child(.keyBlock)?.child(.keyValue)?.child(.keyMaterial)?.bytesValue,
+                  !material.isEmpty else {
+                throw Failure(reason: .missingData, message: "Register needs the object with its key material")
+            }
+            object.secretDataType = body.child(.secretDataType)?.enumerationValue
+            object.material = Data(material)
+        }
+        let id = try store.withDatabase { db -> String in
+            object.id = String(db.nextID)
+            db.nextID += 1
+            db.objects.append(object)
+            return object.id
+        }
+        return operation == .create ? [.enumeration(.objectType, rawType), .text(.uniqueIdentifier, id)] : [.text(.uniqueIdentifier, id)]
+    }
+
+    private func withOwned(_ request: TTLV, _ identity: String, _ body: (KeyServerObject) throws -> [TTLV]) throws -> [TTLV] {
+        guard let id = request.child(.uniqueIdentifier)?.textValue else {
+            throw Failure(reason: .missingData, message: "the request needs a Unique Identifier")
+        }
+        let object = try store.withDatabase { db in db.objects.first { $0.id == id } }
+        guard let object else { throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)") }
+        guard object.owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(id)") }
+        return try body(object)
+    }
+
+    private func mutateOwned(_ request: TTLV, _ identity: String, _ change: (inout KeyServerObject) throws -> Void) throws -> [TTLV] {
+        guard let id = request.child(.uniqueIdentifier)?.textValue else {
+            throw Failure(reason: .missingData, message: "the request needs a Unique Identifier")
+        }
+        try store.withDatabase { db in
+            guard let i = db.objects.firstIndex(where: { $0.id == id }) else {
+                throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)")
+            }
+            guard db.objects[i].owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(id)") }
+            try change(&db.objects[i])
+        }
+        return [.text(.uniqueIdentifier, id)]
+    }
+
+    static func attributes(of object: KeyServerObject) -> [Attribute] {
+        var out: [Attribute] = [.uniqueIdentifier(object.id)]
+        if let type = ObjectType(rawValue: object.type) { out.append(.objectType(type)) }
+        if let state = ObjectState(rawValue: object.state) { out.append(.state(state)) }
+        out += object.names.map(Attribute.name) + object.groups.map(Attribute.objectGroup)
+        if let a = object.algorithm { out.append(.cryptographicAlgorithm(a)) }
+        if let l = object.length { out.append(.cryptographicLength(l)) }
+        if let m = object.usageMask { out.append(.cryptographicUsageMask(m)) }
+        out.append(.initialDate(object.initialDate))
+        if let d = object.activationDate { out.append(.activationDate(d)) }
+        return out
+    }
+
+    static func matches(_ object: KeyServerObject, _ filters: [Attribute]) -> Bool {
+        filters.allSatisfy { filter in
+            switch filter {
+            case .name(let n): return object.names.contains(n)
+            case .objectGroup(let g): return object.groups.contains(g)
+            case .objectType(let t): return object.type == t.rawValue
+            case .state(let s): return object.state == s.rawValue
+            case .uniqueIdentifier(let id): return object.id == id
+            default: return attributes(of: object).contains(filter)
+            }
+        }
+    }
+}
+
+extension TTLV {
+    /// The same value under another tag.
+    func renamed(_ tag: Tag) -> TTLV { TTLV(tag, value) }
+}

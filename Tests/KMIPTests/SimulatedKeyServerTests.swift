@@ -1,0 +1,139 @@
+import Foundation
+import Keys
+import KMIP
+import Testing
+
+/// `sedsim kmip serve` in its own process, with its CA and client certificates from `sedsim kmip issue-client-cert`.
+final class SimulatedKeyServer {
+    let directory: String
+    let port: UInt16
+    private let process: ChildProcess
+
+    static var sedsim: String {
+        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/sedsim" }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/sedsim").path
+    }
+
+    /// `sharingPKIWith`: start with another server's CA and certificates, so one client identity works with both.
+    init(sharingPKIWith other: SimulatedKeyServer? = nil) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sedsim-kmip-\(UUID().uuidString.prefix(8))").path
+        port = try PyKMIPServer.freePort()
+        if let other {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for file in ["ca.pem", "ca.key", "server.pem", "server.key"] {
+                try FileManager.default.copyItem(atPath: other.directory + "/" + file, toPath: directory + "/" + file)
+            }
+        }
+        process = try ChildProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if PyKMIPServer.accepts(port) { return }
+            if !process.isRunning { throw FixtureError("sedsim kmip serve exited") }
+            usleep(20_000)
+        }
+        throw FixtureError("sedsim kmip serve did not listen")
+    }
+
+    deinit {
+        process.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
+
+    func client(_ cn: String, timeout: Double = 3) throws -> TLSConfiguration {
+        let prefix = directory + "/client-\(cn)"
+        try shell("'\(Self.sedsim)' kmip issue-client-cert --dir '\(directory)' --cn \(cn) --out '\(prefix)'")
+        return TLSConfiguration(certificatePath: prefix + ".pem", privateKeyPath: prefix + ".key", caPath: prefix + "-ca.pem",
+                                connectTimeout: timeout, ioTimeout: timeout)
+    }
+
+    func admin(_ arguments: String) throws { try shell("'\(Self.sedsim)' kmip admin --dir '\(directory)' \(arguments)") }
+}
+
+@Suite("Against the simulated key server", .serialized)
+struct SimulatedKeyServerTests {
+    @Test("SASED flow and lifecycle rules", arguments: [ProtocolVersion.v1_2, .v1_4, .v2_0])
+    func sasedFlow(version: ProtocolVersion) throws {
+        let server = try SimulatedKeyServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("array")),
+                                version: version)
+        #expect(try client.discoverVersions().contains(version))
+        let ak = Secret(Array("simulated-ak-0123456789abcdef012".utf8))
+        let id = try client.registerSecret(ak, attributes: [.name("ak-1"), .objectGroup("sedlock")])
+        #expect(try client.locate([.name("ak-1"), .objectType(.secretData)]) == [id])
+        #expect(try client.locate([.objectGroup("sedlock"), .state(.preActive)]) == [id])
+        #expect(try client.get(id).material == ak)
+        try client.activate(id)
+        #expect(try client.getAttributes(id, names: ["State"]) == [.state(.active)])
+        #expect { try client.destroy(id) } throws: { ($0 as? KeyServerError)?.resultReason == .permissionDenied }
+        try client.revoke(id, reason: .keyCompromise)
+        #expect(try client.getAttributes(id, names: ["State"]) == [.state(.compromised)])
+        try client.destroy(id)
+        #expect { _ = try client.get(id) } throws: { ($0 as? KeyServerError)?.resultReason == .itemNotFound }
+        let key = try client.createSymmetricKey(attributes: [.name("k")])
+        #expect(try client.get(key).material.count == 32)
+        #expect(try client.getAttributeList(key).contains("Cryptographic Length"))
+        #expect(try client.query().vendorIdentification == "sedsim key server")
+    }
+
+    @Test("owners: a second identity neither finds nor reads the first's objects")
+    func owners() throws {
+        let server = try SimulatedKeyServer()
+        let alice = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("alice")))
+        let bob = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("bob")))
+        let id = try alice.registerSecret(Secret([1, 2, 3]), attributes: [.name("mine")])
+        #expect(try bob.locate([.name("mine")]).isEmpty)
+        #expect { _ = try bob.get(id) } throws: { ($0 as? KeyServerError)?.code == .keyServerInvalidAuth }
+    }
+
+    @Test("every admin fault gives its error within the timeout")
+    func faults() throws {
+        let server = try SimulatedKeyServer()
+        let tls = try server.client("array", timeout: 2)
+        let setup = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+        let id = try setup.registerSecret(Secret([7, 7, 7, 7]), attributes: [.name("token")])
+        let cases: [(String, KeyServerError.Code)] = [
+            ("--distrust array", .keyServerInvalidAuth),
+            ("--hang on", .keyServerUnavailable),
+            ("--refuse on", .keyServerUnavailable),
+            ("--malformed on", .keyServerProtocolError),
+            ("--oversized on", .keyServerProtocolError),
+        ]
+        for (fault, expected) in cases {
+            try server.admin("--clear \(fault)")
+            let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+            let start = Date()
+            #expect({ do { _ = try client.get(id); return false } catch { return (error as? KeyServerError)?.code == expected } }(),
+                    "\(fault)")
+            #expect(Date().timeIntervalSince(start) < 6, "\(fault) took too long")
+        }
+        try server.admin("--clear --latency 300")
+        let slow = Date()
+        _ = try KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls)).get(id)
+        #expect(Date().timeIntervalSince(slow) >= 0.3)
+        try server.admin("--clear --revoke \(id)")
+        #expect(try setup.getAttributes(id, names: ["State"]) == [.state(.compromised)])
+        try server.admin("--destroy \(id)")
+        #expect { _ = try setup.get(id) } throws: { ($0 as? KeyServerError)?.resultReason == .itemNotFound }
+    }
+
+    @Test("the pool fails over from a hung server and a refusing one to the next")
+    func failover() throws {
+        let good = try SimulatedKeyServer()
+        let hung = try SimulatedKeyServer(sharingPKIWith: good), refusing = try SimulatedKeyServer(sharingPKIWith: good)
+        try hung.admin("--hang on")
+        try refusing.admin("--refuse on")
+        let tls = try good.client("array", timeout: 1)
+        let pool = try KeyServerPool(servers: [
+            KeyServerEntry(name: "refusing", addresses: [refusing.address]),
+            KeyServerEntry(name: "hung", addresses: [hung.address]),
+            KeyServerEntry(name: "good", addresses: [good.address]),
+        ], configuration: tls)
+        let start = Date()
+        let id = try pool.read { c throws(KeyServerError) in try c.registerSecret(Secret([1]), attributes: [.name("x")]) }
+        #expect(!id.isEmpty)
+        #expect(Date().timeIntervalSince(start) < 8)
+    }
+}
