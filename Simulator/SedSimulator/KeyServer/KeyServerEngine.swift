@@ -68,7 +68,12 @@ public struct KeyServerEngine: Sendable {
         let request = TTLV.structure(.requestPayload, payload)
         switch operation {
         case .discoverVersions:
-            let offered = request.all(.protocolVersion).compactMap(ProtocolVersion.init)
+            // Plain code on purpose: Swift 6.3's release optimizer crashes (CopyPropagation) on
+            // `Optional.map(T.init)`-style initializer references in this function (see KMIPClient.query).
+            var offered: [ProtocolVersion] = []
+            for item in request.all(.protocolVersion) {
+                if let version = ProtocolVersion(item) { offered.append(version) }
+            }
             let common = offered.isEmpty ? ProtocolVersion.supported : offered.filter { ProtocolVersion.supported.contains($0) }
             return common.map(\.ttlv)
         case .query:
@@ -93,7 +98,10 @@ public struct KeyServerEngine: Sendable {
                 return [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), .structure(tag, block + [keyBlock])]
             }
         case .getAttributes:
-            let wanted = request.all(.attributeName).compactMap(\.textValue)
+            var wanted: [String] = []
+            for item in request.all(.attributeName) {
+                if let name = item.textValue { wanted.append(name) }
+            }
             return try withOwned(request, identity) { object in
                 var attributes = Self.attributes(of: object)
                 if !wanted.isEmpty { attributes = attributes.filter { wanted.contains($0.attributeName) } }
@@ -113,14 +121,15 @@ public struct KeyServerEngine: Sendable {
             }
         case .locate:
             let filters = Attribute.parse(from: request)
-            let maximum = request.child(.maximumItems)?.integerValue.map(Int.init)
+            var maximum: Int?
+            if let raw = request.child(.maximumItems)?.integerValue { maximum = Int(raw) }
             let offset = Int(request.child(.offsetItems)?.integerValue ?? 0)
             let ids = try store.withDatabase { db in
                 db.objects.filter { $0.owner == identity && Self.matches($0, filters) }
                     .sorted { ($0.initialDate, Int($0.id) ?? 0) > ($1.initialDate, Int($1.id) ?? 0) }
                     .map(\.id)
             }
-            let page = ids.dropFirst(max(0, offset)).prefix(maximum.map { max(0, $0) } ?? Int.max)
+            let page = ids.dropFirst(max(0, offset)).prefix(max(0, maximum ?? Int.max))
             return page.map { .text(.uniqueIdentifier, $0) }
         case .activate:
             return try mutateOwned(request, identity) { object in
