@@ -158,3 +158,18 @@ struct KeyServerPoolTests {
         }
     }
 }
+
+extension PyKMIPTests {
+    @Test("KMIP 2.0 ModifyAttribute of a Name on PyKMIP")
+    func modifyAndDelete() throws {
+        let server = try PyKMIPServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("editor")),
+                                version: .v2_0)
+        // PyKMIP refuses two Names in one 2.0 Register ("Attribute index missing"), so one Name.
+        let id = try client.registerSecret(Secret([5, 6, 7, 8]), attributes: [.name("before")])
+        try client.modifyAttribute(id, current: .name("before"), new: .name("after"))
+        #expect(try client.locate([.name("after")]) == [id])
+        #expect(try client.locate([.name("before")]).isEmpty)
+        // PyKMIP 0.11.0 answers DeleteAttribute of a Name with General Failure; Delete is tested against the simulator.
+    }
+}

@@ -137,3 +137,28 @@ struct SimulatedKeyServerTests {
         #expect(Date().timeIntervalSince(start) < 8)
     }
 }
+
+extension SimulatedKeyServerTests {
+    @Test("Add/Modify/DeleteAttribute in 1.x and 2.0 forms; Locate with maximum items and offset",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func attributesAndPaging(version: ProtocolVersion) throws {
+        let server = try SimulatedKeyServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("ops")),
+                                version: version)
+        let id = try client.registerSecret(Secret([1, 2, 3, 4]), attributes: [.name("first")])
+        try client.addAttribute(id, .objectGroup("tag-a"))
+        #expect(try client.locate([.objectGroup("tag-a")]) == [id])
+        try client.modifyAttribute(id, current: .objectGroup("tag-a"), new: .objectGroup("tag-b"))
+        #expect(try client.locate([.objectGroup("tag-a")]).isEmpty && client.locate([.objectGroup("tag-b")]) == [id])
+        try client.deleteAttribute(id, .objectGroup("tag-b"))
+        #expect(try client.locate([.objectGroup("tag-b")]).isEmpty)
+        #expect(try client.getAttributes(id, names: ["Name"]) == [.name("first")])
+
+        var ids = [id]
+        for n in 0..<3 { ids.append(try client.registerSecret(Secret([UInt8(n)]), attributes: [.objectGroup("page")])) }
+        let all = try client.locate([.objectGroup("page")])
+        #expect(all.count == 3)
+        #expect(try client.locate([.objectGroup("page")], maximumItems: 2) == Array(all.prefix(2)))
+        #expect(try client.locate([.objectGroup("page")], maximumItems: 2, offset: 2) == [all[2]])
+    }
+}

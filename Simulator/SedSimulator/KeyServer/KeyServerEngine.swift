@@ -78,7 +78,8 @@ public struct KeyServerEngine: Sendable {
             return common.map(\.ttlv)
         case .query:
             let operations: [KMIPCodec.Operation] = [.create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate,
-                                           .revoke, .destroy, .query, .discoverVersions]
+                                           .revoke, .destroy, .query, .discoverVersions, .addAttribute, .modifyAttribute,
+                                           .deleteAttribute]
             return operations.map { .enumeration(.operation, $0.rawValue) }
                 + [ObjectType.symmetricKey, .secretData].map { .enumeration(.objectType, $0.rawValue) }
                 + [.text(.vendorIdentification, Self.vendor)]
@@ -162,6 +163,8 @@ public struct KeyServerEngine: Sendable {
                 db.objects.remove(at: i)
             }
             return [.text(.uniqueIdentifier, id)]
+        case .addAttribute, .modifyAttribute, .deleteAttribute:
+            return try changeAttribute(operation, request, version: version, identity: identity)
         default:
             throw Failure(reason: .operationNotSupported, message: "\(operation) is not supported by the simulated key server")
         }
@@ -212,6 +215,68 @@ public struct KeyServerEngine: Sendable {
             return object.id
         }
         return operation == .create ? [.enumeration(.objectType, rawType), .text(.uniqueIdentifier, id)] : [.text(.uniqueIdentifier, id)]
+    }
+
+    /// Add/Modify/Delete of Name and Object Group, in the 1.x (Attribute, Attribute Name + Index) and
+    /// 2.0 (New Attribute, Current Attribute) forms.
+    private func changeAttribute(_ operation: KMIPCodec.Operation, _ request: TTLV, version: ProtocolVersion,
+                                 identity: String) throws -> [TTLV] {
+        func attribute(in container: Tag?) -> Attribute? {
+            if version.usesAttributesStructure {
+                guard let container, let item = request.child(container)?.children.first else { return nil }
+                return Attribute(version2: item)
+            }
+            return request.child(.attribute).flatMap { Attribute(version1: $0) }
+        }
+        let new = attribute(in: .newAttribute)
+        let current = version.usesAttributesStructure ? attribute(in: .currentAttribute) : nil
+        let deleteName = request.child(.attributeName)?.textValue
+        let index = Int(request.child(.attributeIndex)?.integerValue ?? 0)
+        return try mutateOwned(request, identity) { object in
+            func apply(_ change: (inout [String]) throws -> Void, to name: String) throws {
+                switch name {
+                case "Name": try change(&object.names)
+                case "Object Group": try change(&object.groups)
+                default: throw Failure(reason: .permissionDenied, message: "\(name) cannot be changed here")
+                }
+            }
+            func text(_ a: Attribute) -> String? {
+                switch a {
+                case .name(let v), .objectGroup(let v): return v
+                default: return nil
+                }
+            }
+            switch operation {
+            case .addAttribute:
+                guard let new, let value = text(new) else { throw Failure(reason: .invalidField, message: "AddAttribute needs a Name or Object Group") }
+                try apply({ $0.append(value) }, to: new.attributeName)
+            case .modifyAttribute:
+                guard let new, let value = text(new) else { throw Failure(reason: .invalidField, message: "ModifyAttribute needs a Name or Object Group") }
+                try apply({ list in
+                    if let current, let old = text(current) {
+                        guard let i = list.firstIndex(of: old) else { throw Failure(reason: .itemNotFound, message: "no such current value") }
+                        list[i] = value
+                    } else {
+                        guard !list.isEmpty else { throw Failure(reason: .itemNotFound, message: "nothing to modify") }
+                        list[0] = value
+                    }
+                }, to: new.attributeName)
+            default:
+                if let current, let old = text(current) {
+                    try apply({ list in
+                        guard let i = list.firstIndex(of: old) else { throw Failure(reason: .itemNotFound, message: "no such value") }
+                        list.remove(at: i)
+                    }, to: current.attributeName)
+                } else if let deleteName {
+                    try apply({ list in
+                        guard index >= 0 && index < list.count else { throw Failure(reason: .itemNotFound, message: "no such index") }
+                        list.remove(at: index)
+                    }, to: deleteName)
+                } else {
+                    throw Failure(reason: .missingData, message: "DeleteAttribute needs the attribute to delete")
+                }
+            }
+        }
     }
 
     private func withOwned(_ request: TTLV, _ identity: String, _ body: (KeyServerObject) throws -> [TTLV]) throws -> [TTLV] {
