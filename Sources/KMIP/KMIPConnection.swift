@@ -22,6 +22,9 @@ public final class KMIPConnection: @unchecked Sendable {
         if connection == nil { connection = try TLSConnection(server: server, configuration: configuration) }
     }
 
+    /// The TLS protocol and cipher of the open connection, if any.
+    public var tlsSummary: String? { lock.withLock { connection?.negotiated } }
+
     public func close() {
         lock.withLock {
             connection?.close()

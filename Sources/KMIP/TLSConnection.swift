@@ -11,6 +11,8 @@ final class TLSConnection {
     private var context: OpaquePointer?
     private var ssl: OpaquePointer?
     private let ioTimeout: Double
+    /// Protocol and cipher suite agreed in the handshake, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
+    private(set) var negotiated = ""
 
     /// Connects, handshakes and verifies; every failure is a `KeyServerError` naming the cause.
     init(server: ServerAddress, configuration c: TLSConfiguration) throws(KeyServerError) {
@@ -142,7 +144,12 @@ final class TLSConnection {
         ERR_clear_error()
         while true {
             let rc = SSL_connect(ssl)
-            if rc == 1 { return }
+            if rc == 1 {
+                let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "?"
+                let cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)).map { String(cString: $0) } ?? "?"
+                negotiated = "\(version) \(cipher)"
+                return
+            }
             let err = SSL_get_error(ssl, rc)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
                 try waitReady(reading: err == SSL_ERROR_WANT_READ, deadline: deadline, during: "during the TLS handshake")

@@ -95,7 +95,7 @@ struct KMIPTest: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "test", abstract: "TLS handshake, authentication and a Locate; prints OK or the precise failure.")
     @OptionGroup var kmip: KMIPOptions
 
-    struct Report: Codable { var server: String; var ok: Bool; var version: String?; var error: String? }
+    struct Report: Codable { var server: String; var ok: Bool; var version: String?; var tls: String?; var error: String? }
 
     func run() throws {
         reporting {
@@ -109,7 +109,8 @@ struct KMIPTest: ParsableCommand {
                         try client.connection.connect()
                         if kmip.parsedVersion == nil { try client.negotiateVersion() }
                         _ = try client.locate([], maximumItems: 1)
-                        reports.append(Report(server: address.description, ok: true, version: client.version.description))
+                        reports.append(Report(server: address.description, ok: true, version: client.version.description,
+                                              tls: client.connection.tlsSummary))
                     } catch let error as KeyServerError {
                         failure = failure ?? error
                         reports.append(Report(server: address.description, ok: false, error: error.description))
@@ -117,7 +118,9 @@ struct KMIPTest: ParsableCommand {
                 }
             }
             if kmip.json { printJSON(reports) } else {
-                for r in reports { print(r.ok ? "OK \(r.server) (KMIP \(r.version ?? "?"))" : "FAIL \(r.error ?? "")") }
+                for r in reports {
+                    print(r.ok ? "OK \(r.server) (KMIP \(r.version ?? "?"), \(r.tls ?? "TLS ?"))" : "FAIL \(r.error ?? "")")
+                }
             }
             if let failure { throw failure }
         }

@@ -14,6 +14,7 @@ struct PyKMIPTests {
                                 version: version)
         let versions = try client.discoverVersions()
         #expect(versions.contains(version))
+        #expect(client.connection.tlsSummary?.hasPrefix("TLSv1.2") == true)
 
         let ak = Secret(Array("0123456789abcdef0123456789abcdef".utf8))
         let name = "sedlock-ak-\(UUID().uuidString.prefix(6))"

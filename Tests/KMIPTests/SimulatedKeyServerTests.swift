@@ -60,6 +60,8 @@ struct SimulatedKeyServerTests {
         let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("array")),
                                 version: version)
         #expect(try client.discoverVersions().contains(version))
+        // The simulator speaks TLS 1.3 (PyKMIP only 1.2): both paths of the client are exercised.
+        #expect(client.connection.tlsSummary?.hasPrefix("TLSv1.3") == true)
         let ak = Secret(Array("simulated-ak-0123456789abcdef012".utf8))
         let id = try client.registerSecret(ak, attributes: [.name("ak-1"), .objectGroup("sedlock")])
         #expect(try client.locate([.name("ak-1"), .objectType(.secretData)]) == [id])
