@@ -19,7 +19,9 @@ public final class KMIPConnection: @unchecked Sendable {
     public func connect() throws(KeyServerError) {
         lock.lock()
         defer { lock.unlock() }
-        if connection == nil { connection = try TLSConnection(server: server, configuration: configuration) }
+        if connection == nil {
+            connection = try withoutSIGPIPE { () throws(KeyServerError) in try TLSConnection(server: server, configuration: configuration) }
+        }
     }
 
     /// The TLS protocol and cipher of the open connection, if any.
@@ -27,7 +29,7 @@ public final class KMIPConnection: @unchecked Sendable {
 
     public func close() {
         lock.withLock {
-            connection?.close()
+            withoutSIGPIPE { connection?.close() }
             connection = nil
         }
     }
@@ -36,6 +38,10 @@ public final class KMIPConnection: @unchecked Sendable {
     public func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
         lock.lock()
         defer { lock.unlock() }
+        return try withoutSIGPIPE { () throws(KeyServerError) in try exchange(request) }
+    }
+
+    private func exchange(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
         let bytes = request.encoded()
         // One retry, only when a reused connection turns out closed before any response byte.
         for attempt in 0..<2 {

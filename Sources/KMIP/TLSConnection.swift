@@ -32,8 +32,8 @@ final class TLSConnection {
 
     func close() {
         if let ssl {
-            // Best effort close_notify without waiting for the peer's.
-            SSL_shutdown(ssl)
+            // Best effort close_notify without waiting for the peer's (the peer may be gone: no SIGPIPE).
+            withoutSIGPIPE { _ = SSL_shutdown(ssl) }
             SSL_free(ssl)
         }
         ssl = nil

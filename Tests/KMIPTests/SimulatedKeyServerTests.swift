@@ -7,12 +7,20 @@ import Testing
 final class SimulatedKeyServer {
     let directory: String
     let port: UInt16
-    private let process: ChildProcess
+    private var process: ChildProcess
 
     static var sedsim: String {
         if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/sedsim" }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/sedsim").path
+    }
+
+    /// Stops and starts the server process on the same port and directory (it drops every connection).
+    func restart() throws {
+        process.stop()
+        process = try ChildProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !PyKMIPServer.accepts(port) { usleep(20_000) }
     }
 
     /// `sharingPKIWith`: start with another server's CA and certificates, so one client identity works with both.
@@ -54,7 +62,7 @@ final class SimulatedKeyServer {
 
 @Suite("Against the simulated key server", .serialized)
 struct SimulatedKeyServerTests {
-    @Test("SASED flow and lifecycle rules", arguments: [ProtocolVersion.v1_2, .v1_4, .v2_0])
+    @Test("SASED flow and lifecycle rules", arguments: [ProtocolVersion.v1_0, .v1_2, .v1_4, .v2_0])
     func sasedFlow(version: ProtocolVersion) throws {
         let server = try SimulatedKeyServer()
         let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("array")),
@@ -162,5 +170,17 @@ extension SimulatedKeyServerTests {
         #expect(all.count == 3)
         #expect(try client.locate([.objectGroup("page")], maximumItems: 2) == Array(all.prefix(2)))
         #expect(try client.locate([.objectGroup("page")], maximumItems: 2, offset: 2) == [all[2]])
+    }
+}
+
+extension SimulatedKeyServerTests {
+    @Test("a connection the server dropped while idle is reopened for the next request")
+    func reopenAfterServerClosed() throws {
+        let server = try SimulatedKeyServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("idle")))
+        let id = try client.registerSecret(Secret([4, 4, 4, 4]), attributes: [.name("kept")])
+        #expect(client.connection.tlsSummary != nil)
+        try server.restart()
+        #expect(try client.get(id).material.count == 4)
     }
 }
