@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
         // The KMIP wire format, pure: TTLV, tags, messages, attributes.
         .target(name: "KMIPCodec", path: "Sources/KMIPCodec"),
-        .target(name: "KMIP", dependencies: ["KMIPCodec", "COpenSSL", "Keys"], path: "Sources/KMIP"),
+        .target(name: "KMIP", dependencies: ["KMIPCodec", "Certificates", "COpenSSL", "Keys"], path: "Sources/KMIP"),
         .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [

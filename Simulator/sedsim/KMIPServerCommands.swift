@@ -27,12 +27,7 @@ struct KMIPServe: ParsableCommand {
     @OptionGroup var server: KeyServerDirectory
     @Option(help: "TCP port (0 picks a free one and prints it).") var port: UInt16 = 5696
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
-        var termination = sigset_t()
-        sigemptyset(&termination)
-        sigaddset(&termination, SIGTERM)
-        sigaddset(&termination, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &termination, nil)
+        prepareSignalsForServing()
         let listener: KeyServerListener
         do {
             try KeyServerPKI.initialize(server.url)

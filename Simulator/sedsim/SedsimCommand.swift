@@ -72,13 +72,7 @@ struct Serve: ParsableCommand {
     @OptionGroup var array: ArrayDirectory
 
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
-        // A parent may have spawned us with signals blocked (Dispatch worker threads block them): stop on TERM/INT.
-        var termination = sigset_t()
-        sigemptyset(&termination)
-        sigaddset(&termination, SIGTERM)
-        sigaddset(&termination, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &termination, nil)
+        prepareSignalsForServing()
         let server: ArrayServer
         do { server = try ArrayServer(array: try SimulatedArray(directory: array.url)) } catch { fail("\(error)") }
         FileHandle.standardError.write(Data("sedsim: serving \(server.array.drives.count) drive(s) on \(server.socketPath)\n".utf8))
@@ -213,4 +207,15 @@ struct Fault: ParsableCommand {
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("sedsim: \(message)\n".utf8))
     Foundation.exit(1)
+}
+
+/// Servers ignore SIGPIPE (a client may vanish) and stop on TERM/INT even when a parent spawned
+/// them with those blocked (children of Swift programs inherit Dispatch's blocked signal mask).
+func prepareSignalsForServing() {
+    signal(SIGPIPE, SIG_IGN)
+    var termination = sigset_t()
+    sigemptyset(&termination)
+    sigaddset(&termination, SIGTERM)
+    sigaddset(&termination, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &termination, nil)
 }

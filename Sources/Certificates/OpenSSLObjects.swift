@@ -25,15 +25,8 @@ enum OpenSSLText {
     }
 
     static func errors() -> String {
-        var parts: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            var buf = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buf, buf.count)
-            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        return parts.isEmpty ? "no detail from OpenSSL" : parts.joined(separator: "; ")
+        let text = OpenSSLErrorQueue.drain()
+        return text.isEmpty ? "no detail from OpenSSL" : text
     }
 
     static func name(_ name: OpaquePointer?) -> String {
@@ -48,5 +41,21 @@ enum OpenSSLText {
         var tm = tm()
         guard ASN1_TIME_to_tm(time, &tm) == 1 else { return nil }
         return Int64(timegm(&tm))
+    }
+}
+
+/// The thread's OpenSSL error queue, read and emptied.
+public enum OpenSSLErrorQueue {
+    /// Every queued error as text, joined with "; " (empty when the queue is empty).
+    public static func drain() -> String {
+        var parts: [String] = []
+        while true {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            var buf = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buf, buf.count)
+            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return parts.joined(separator: "; ")
     }
 }

@@ -62,23 +62,16 @@ func reporting(_ body: () throws -> Void) -> Never {
     do {
         try body()
         exit(ExitStatus.success.rawValue)
-    } catch let failure as CommandFailure {
-        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
-        exit(failure.status.rawValue)
-    } catch let error as OpalError {
-        let failure = CommandFailure(error)
-        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
-        exit(failure.status.rawValue)
-    } catch let error as KeyServerError {
-        let failure = CommandFailure(error)
-        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
-        exit(failure.status.rawValue)
-    } catch let error as TransportError {
-        let failure = CommandFailure(error)
-        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
-        exit(failure.status.rawValue)
     } catch {
-        FileHandle.standardError.write(Data("sedlock: \(error)\n".utf8))
-        exit(ExitStatus.drive.rawValue)
+        let failure: CommandFailure
+        switch error {
+        case let f as CommandFailure: failure = f
+        case let e as OpalError: failure = CommandFailure(e)
+        case let e as KeyServerError: failure = CommandFailure(e)
+        case let e as TransportError: failure = CommandFailure(e)
+        default: failure = CommandFailure("\(error)", .drive)
+        }
+        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+        exit(failure.status.rawValue)
     }
 }
