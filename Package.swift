@@ -54,6 +54,7 @@ let package = Package(
         ], path: "Simulator/sedsim"),
 
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
+        .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys"]),
