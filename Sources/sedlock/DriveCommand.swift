@@ -20,9 +20,10 @@ struct ListDrives: ParsableCommand {
 
     struct Entry: Codable {
         var device: String
+        var bus: String
         var model: String
         var serial: String
-        var opal: Bool
+        var opal: Bool?
         var owned: Bool?
         var lockingEnabled: Bool?
         var locked: Bool?
@@ -31,12 +32,16 @@ struct ListDrives: ParsableCommand {
 
     func run() throws {
         reporting {
-            var entries: [Entry] = []
+            // Real disks from sysfs; their security protocols are probed once the SCSI/ATA/NVMe transports exist.
+            var entries: [Entry] = DeviceScanner().scan().map { disk in
+                Entry(device: disk.path, bus: disk.bus.rawValue, model: disk.model, serial: disk.serial, opal: nil,
+                      error: disk.bus == .other ? "no TCG security transport (\(disk.driver ?? "unknown driver"))" : nil)
+            }
             if let sim {
                 let dir = URL(fileURLWithPath: sim).standardizedFileURL.path
                 for (n, id) in try SimulatorTransport.listDrives(arrayDirectory: dir).enumerated() {
                     let transport = SimulatorTransport(arrayDirectory: dir, drive: n)
-                    var entry = Entry(device: transport.address.description, model: id.model,
+                    var entry = Entry(device: transport.address.description, bus: "simulated", model: id.model,
                                       serial: id.serial.trimmingCharacters(in: .whitespaces), opal: false)
                     do {
                         let discovery = try OpalDrive.readDiscovery(transport)
@@ -51,12 +56,11 @@ struct ListDrives: ParsableCommand {
                 }
             }
             if json { printJSON(entries); return }
-            if sim == nil {
-                print("no simulated array given (--sim DIR); scanning real devices arrives with the SCSI/ATA/NVMe transports")
-            }
             for e in entries {
                 let state: String
-                if let error = e.error { state = "error: \(error)" } else if !e.opal { state = "not Opal" } else {
+                if let error = e.error { state = error } else if e.opal == nil {
+                    state = "security not probed yet (the \(e.bus) transport is not built)"
+                } else if e.opal == false { state = "not Opal" } else {
                     state = [e.owned == true ? "owned" : "factory SID",
                              e.lockingEnabled == true ? "locking enabled" : "locking inactive",
                              e.locked == true ? "LOCKED" : "unlocked"].joined(separator: ", ")

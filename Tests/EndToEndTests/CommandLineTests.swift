@@ -19,7 +19,9 @@ struct CommandLineTests {
             return r
         }
         let list = try step("sedlock", ["drive", "list", "--sim", array.directory, "--json"])
-        let entries = try JSONSerialization.jsonObject(with: list.stdout) as? [[String: Any]]
+        // Real disks (from sysfs) come first; the simulated drives follow.
+        let entries = (try JSONSerialization.jsonObject(with: list.stdout) as? [[String: Any]])?
+            .filter { ($0["device"] as? String)?.hasPrefix("sim:") == true }
         #expect(entries?.count == 2 && entries?.first?["opal"] as? Bool == true)
 
         let discover = try step("sedlock", ["drive", "discover", dev, "--json"])
