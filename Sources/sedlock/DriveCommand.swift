@@ -250,20 +250,22 @@ struct Revert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Return the drive to factory state (SID = MSID, locking inactive). Erases data unless --keep-data.",
         discussion: """
-        With --psid the PSID from the drive label is used (always erases data). With --sid-pin-file the SID \
+        With --psid or --psid-file the PSID from the drive label is used (always erases data). With --sid-pin-file the SID \
         reverts the TPer; --keep-data first reverts the Locking SP as Admin1 keeping the global range key, \
         so the global range's data survives.
         """)
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
-    @Option(help: "The PSID printed on the drive label.") var psid: String?
+    @Option(help: "The PSID printed on the drive label (visible to `ps`; prefer --psid-file).") var psid: String?
+    @Option(help: "File holding the PSID ('-' for stdin).") var psidFile: String?
     @Option(help: "File holding the SID PIN.") var sidPinFile: String?
     @Option(help: "File holding the Admin1 PIN for --keep-data (default: the SID PIN).") var adminPinFile: String?
     @Flag(help: "Keep the global range's data (RevertSP with KeepGlobalRangeKey).") var keepData = false
 
     func validate() throws {
-        guard (psid == nil) != (sidPinFile == nil) else { throw ValidationError("give exactly one of --psid and --sid-pin-file") }
-        if keepData && psid != nil { throw ValidationError("a PSID revert always erases data; --keep-data needs --sid-pin-file") }
+        let choices = [psid != nil, psidFile != nil, sidPinFile != nil].filter { $0 }.count
+        guard choices == 1 else { throw ValidationError("give exactly one of --psid, --psid-file and --sid-pin-file") }
+        if keepData && sidPinFile == nil { throw ValidationError("a PSID revert always erases data; --keep-data needs --sid-pin-file") }
         if sidPinFile == "-" && adminPinFile == "-" { throw ValidationError("only one PIN file can be stdin") }
     }
 
@@ -275,6 +277,9 @@ struct Revert: ParsableCommand {
                 let secret = Secret(bytes)
                 bytes.wipe()
                 try opal.revert(as: .psid, pin: secret)
+            } else if let psidFile {
+                // The PSID is used as printed on the label: no PIN derivation.
+                try opal.revert(as: .psid, pin: try PinFile.read(psidFile, option: "--psid-file"))
             } else if let sidPinFile {
                 let sidPIN = try derivation.pin(sidPinFile, option: "--sid-pin-file", for: opal)
                 let lockingActive = try opal.lockingSPLifeCycle() == .manufactured

@@ -126,7 +126,8 @@ struct CommandLineTests {
         let psid = try #require(reports?.first?["psid"] as? String)
         #expect(try run("sedlock", ["drive", "revert", dev, "--psid", "WRONG"]).status == 10)
         #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--keep-data"]).status == 64)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid]).status == 0)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--psid-file", "-"]).status == 64)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid-file", "-"], stdin: Data((psid + "\n").utf8)).status == 0)
         let after = try run("sedsim", ["status", array.directory])
         #expect(after.output.contains("owned: no") && after.output.contains("Manufactured-Inactive"))
     }
