@@ -82,6 +82,8 @@ struct Serve: ParsableCommand {
 
 struct DriveSelection: ParsableArguments {
     @Option(help: "Only this drive (default: every drive).") var drive: Int?
+
+    func drives(of count: Int) -> [Int] { drive.map { [$0] } ?? Array(0..<count) }
 }
 
 struct PowerCycle: ParsableCommand {
@@ -101,7 +103,7 @@ struct HardwareReset: ParsableCommand {
 func broadcast(_ array: ArrayDirectory, _ selection: DriveSelection, _ op: LinkOperation) throws {
     let access = ArrayAccess(array.url)
     let count = try access.driveCount()
-    let targets = selection.drive.map { [$0] } ?? Array(0..<count)
+    let targets = selection.drives(of: count)
     for n in targets { _ = try access.request(LinkRequest(op, drive: n)) }
 }
 
@@ -114,7 +116,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let access = ArrayAccess(array.url)
         let count = try access.driveCount()
-        let targets = selection.drive.map { [$0] } ?? Array(0..<count)
+        let targets = selection.drives(of: count)
         var reports: [DriveStatusReport] = []
         for n in targets {
             let payload = try access.request(LinkRequest(.status, drive: n))

@@ -175,17 +175,9 @@ extension OpalDrive {
 
     /// RevertSP on the Locking SP as Admin1; with `keepGlobalRangeKey` the global range's data survives.
     public func revertLockingSP(adminPIN: Secret, keepGlobalRangeKey: Bool) throws(OpalError) {
-        let session = try OpalSession.start(channel: channel, securityProvider: .lockingSP, authority: .lockingAdmin(1),
-                                            credential: adminPIN, write: true)
         let args: [TCGValue] = keepGlobalRangeKey ? [.name(Column.keepGlobalRangeKey, .bool(true))] : []
-        do {
-            try session.call(.thisSP, MethodID.revertSP, args, operation: "revert Locking SP")
-        } catch {
-            try? session.end()
-            throw error
-        }
-        // The TPer ends the session itself after RevertSP.
-        session.abandon()
+        try callEndingSession(.lockingSP, as: .lockingAdmin(1), pin: adminPIN, invoking: .thisSP, MethodID.revertSP, args,
+                              operation: "revert Locking SP")
     }
 
     /// Revert the whole TPer on the Admin SP, as SID or PSID: factory state, data erased if locking was active.
@@ -193,10 +185,17 @@ extension OpalDrive {
         guard authority == .sid || authority == .psid else {
             throw OpalError(.invalidState, device: device, operation: "revert", "revert needs SID or PSID")
         }
-        let session = try OpalSession.start(channel: channel, securityProvider: .adminSP, authority: authority.uid,
+        try callEndingSession(.adminSP, as: authority.uid, pin: pin, invoking: .adminSP, MethodID.revert, [],
+                              operation: "revert TPer as \(authority)")
+    }
+
+    /// Calls a method after which the TPer ends the session itself (Revert, RevertSP): no EndOfSession on success.
+    private func callEndingSession(_ sp: UID, as authority: UID, pin: Secret, invoking: UID, _ method: UID,
+                                   _ arguments: [TCGValue], operation: String) throws(OpalError) {
+        let session = try OpalSession.start(channel: channel, securityProvider: sp, authority: authority,
                                             credential: pin, write: true)
         do {
-            try session.call(.adminSP, MethodID.revert, operation: "revert TPer as \(authority)")
+            try session.call(invoking, method, arguments, operation: operation)
         } catch {
             try? session.end()
             throw error

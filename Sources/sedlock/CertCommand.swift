@@ -10,17 +10,6 @@ struct CertCommand: ParsableCommand {
 
 extension PrivateKey.Kind: ExpressibleByArgument {}
 
-/// Writes a new file with `mode`, refusing to overwrite.
-func writeNewFile(_ path: String, _ text: String, mode: mode_t) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw CommandFailure("\(path): cannot create a new file (\(String(cString: strerror(errno))))", .badArguments) }
-    defer { close(fd) }
-    let bytes = Array(text.utf8)
-    guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-        throw CommandFailure("\(path): write failed", .badArguments)
-    }
-}
-
 func readText(_ path: String, option: String) throws -> String {
     guard let data = FileManager.default.contents(atPath: path), data.count < 1 << 20 else {
         throw CommandFailure("\(option) \(path): cannot read the file", .badArguments)

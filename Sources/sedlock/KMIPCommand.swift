@@ -198,11 +198,7 @@ struct KMIPGet: ParsableCommand {
         reporting {
             let object = try kmip.read { c throws(KeyServerError) in try c.get(id) }
             if let output {
-                let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw CommandFailure("--output \(output): cannot create a new file (it must not exist)", .badArguments) }
-                defer { close(fd) }
-                let written = object.material.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                guard written == object.material.count else { throw CommandFailure("--output \(output): write failed", .badArguments) }
+                try object.material.withUnsafeBytes { try writeNewFile(output, mode: 0o600, $0) }
             }
             let report = Report(id: object.uniqueIdentifier, objectType: object.objectType.name, bytes: object.material.count)
             if kmip.json { printJSON(report) } else { print("\(report.id): \(report.objectType), \(report.bytes) bytes") }

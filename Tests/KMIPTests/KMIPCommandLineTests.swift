@@ -4,11 +4,7 @@ import Testing
 /// `sedlock kmip …` as an operator runs it, against PyKMIP.
 @Suite("sedlock kmip against PyKMIP", .serialized)
 struct KMIPCommandLineTests {
-    static var sedlock: String {
-        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/sedlock" }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/sedlock").path
-    }
+    static var sedlock: String { builtExecutable("sedlock") }
 
     func run(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
         let process = Process()

@@ -21,6 +21,15 @@ func shell(_ command: String) throws -> String {
     return text
 }
 
+/// The package root (Tests/KMIPTests/ is two levels below it).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A built executable of this package: from SEDLOCK_BIN_DIR (scripts/test sets it), else .build/debug.
+func builtExecutable(_ name: String) -> String {
+    if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/" + name }
+    return packageRoot.appendingPathComponent(".build/debug/" + name).path
+}
+
 struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -62,9 +71,7 @@ final class PyKMIPServer {
     private let process: ChildProcess
 
     static var executable: String {
-        if let path = ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".venv/bin/pykmip-server").path
+        ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] ?? packageRoot.appendingPathComponent(".venv/bin/pykmip-server").path
     }
 
     /// Starts the same server again (same directory, port and database) with `ca.pem` possibly replaced.

@@ -9,11 +9,7 @@ final class SimulatedKeyServer {
     let port: UInt16
     private var process: ChildProcess
 
-    static var sedsim: String {
-        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/sedsim" }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/sedsim").path
-    }
+    static var sedsim: String { builtExecutable("sedsim") }
 
     /// Stops and starts the server process on the same port and directory (it drops every connection).
     func restart() throws {
