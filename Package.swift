@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "SedSimulator", targets: ["SedSimulator"]),
         .executable(name: "sedlock", targets: ["sedlock"]),
         .executable(name: "sedsim", targets: ["sedsim"]),
+        // LD_PRELOAD library that shows simulated drives to any program as device nodes.
+        .library(name: "sedsim-preload", type: .dynamic, targets: ["SedsimPreload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,6 +50,8 @@ let package = Package(
 
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "COpenSSL", "CShims"],
                 path: "Simulator/SedSimulator"),
+        // Plain C, loaded into arbitrary programs (swiftc's link step adds libswiftCore as a dependency).
+        .target(name: "SedsimPreload", path: "Simulator/SedsimPreload"),
         .executableTarget(name: "sedsim", dependencies: [
             "SedSimulator", "SimulatorLink", "TCGStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -144,6 +144,22 @@ public final class SimulatedArray: @unchecked Sendable {
             return LinkResponse(.ok)
         case .listDrives:
             return LinkResponse(.ok)
+        case .scsiCommand:
+            guard drive.identity.kind != .nvme else {
+                return .failure(.illegalRequest, "drive \(request.drive) is an NVMe drive; it takes NVMe commands, not SCSI")
+            }
+            do { return LinkResponse(.ok, payload: SCSITarget(drive: drive).execute(try LinkSCSICommand(request)).encoded()) }
+            catch { return .failure(.illegalRequest, "\(error)") }
+        case .nvmeAdminCommand, .nvmeIOCommand:
+            guard drive.identity.kind == .nvme else {
+                return .failure(.illegalRequest, "drive \(request.drive) is a \(drive.identity.kind.rawValue.uppercased()) drive; it takes SCSI commands, not NVMe")
+            }
+            do {
+                let command = try LinkNVMeCommand(request)
+                let controller = NVMeController(drive: drive)
+                let result = request.operation == .nvmeAdminCommand ? controller.executeAdmin(command) : controller.executeIO(command)
+                return LinkResponse(.ok, payload: result.encoded())
+            } catch { return .failure(.illegalRequest, "\(error)") }
         }
     }
 

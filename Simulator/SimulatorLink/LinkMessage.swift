@@ -14,6 +14,12 @@ public enum LinkOperation: UInt8, Sendable, CaseIterable {
     case status = 8
     case setFaults = 9
     case listDrives = 10
+    /// A raw SCSI command as SG_IO carries it (payload: `LinkSCSICommand`, answer: `LinkSCSIResult`).
+    case scsiCommand = 11
+    /// A raw NVMe admin command (payload: `LinkNVMeCommand`, answer: `LinkNVMeResult`).
+    case nvmeAdminCommand = 12
+    /// A raw NVMe I/O (NVM command set) command, same framing as admin commands.
+    case nvmeIOCommand = 13
 }
 
 public enum LinkStatus: UInt8, Sendable {
