@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "TCGStorage", path: "Sources/TCGStorage"),
         // The framing spoken between host and `sedsim serve` (the simulated bus).
         .target(name: "SimulatorLink", path: "Simulator/SimulatorLink"),
-        .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims"],
+        .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims", "CSGUtils"],
                 path: "Sources/SecurityTransport"),
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
         // The KMIP wire format, pure: TTLV, tags, messages, attributes.

@@ -6,6 +6,17 @@ public enum DriveKind: String, Codable, Sendable, CaseIterable {
     case nvme, sas, sata
 }
 
+/// What stands between the host's SCSI commands and a SATA drive: the SAT layer decides which
+/// routes to TRUSTED SEND/RECEIVE exist, so hosts must find the one that works.
+public enum SATLayer: String, Codable, Sendable, CaseIterable {
+    /// Linux libata with allow_tpm=1: SECURITY PROTOCOL IN/OUT translated, ATA PASS-THROUGH(16) and (12).
+    case libata
+    /// No security translation: only ATA PASS-THROUGH(16) and (12) reach the drive.
+    case passThroughOnly = "pass-through-only"
+    /// A bridge that knows only ATA PASS-THROUGH(12).
+    case ata12Only = "ata12-only"
+}
+
 /// Which status an authentication against a locked-out authority returns (real drives differ).
 public enum LockoutStatus: String, Codable, Sendable, CaseIterable {
     case notAuthorized = "not-authorized"
@@ -42,6 +53,8 @@ public struct DriveSettings: Codable, Sendable, Hashable {
     public var hardwareResetClearsTries: Bool = false
     public var mbrTableSize: Int = 128 << 20
     public var dataStoreSize: Int = 1 << 20
+    /// SATA only; nil (arrays made before it existed) means libata.
+    public var satLayer: SATLayer?
 
     public init() {}
 }

@@ -188,6 +188,8 @@ public final class SimulatedArray: @unchecked Sendable {
 extension SimulatedDrive {
     var blockSize: Int { lock.withLock { record.identity.blockSize } }
 
+    var settings: DriveSettings { lock.withLock { record.settings } }
+
     var identityForLink: LinkDeviceIdentity {
         lock.withLock {
             let id = record.identity

@@ -32,6 +32,7 @@ func parseSize(_ text: String) -> UInt64? {
 
 extension DriveKind: ExpressibleByArgument {}
 extension LockoutStatus: ExpressibleByArgument {}
+extension SATLayer: ExpressibleByArgument {}
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a new array of factory-fresh drives.")
@@ -44,6 +45,8 @@ struct Create: ParsableCommand {
     @Flag(help: "C_PIN Persistence: Tries survive power cycles, so a lockout lasts for good.") var persistentTries = false
     @Option(help: "Status for a locked-out authority: not-authorized or locked-out.") var lockoutStatus: LockoutStatus = .notAuthorized
     @Option(help: "Consecutive failed authentications after which a drive erases itself for good.") var lifetimeLimit: Int = 1024
+    @Option(help: "SATA only: the SAT layer in front of the drive: libata (security commands translated, ATA PASS-THROUGH 16 and 12), pass-through-only, or ata12-only.")
+    var satLayer: SATLayer = .libata
     @Option(help: "Locking ranges besides the global range.") var ranges: Int = 8
 
     func validate() throws {
@@ -59,6 +62,7 @@ struct Create: ParsableCommand {
         settings.lockoutStatus = lockoutStatus
         settings.triesPersistent = persistentTries
         settings.lifetimeFailureLimit = lifetimeLimit
+        settings.satLayer = kind == .sata ? satLayer : nil
         settings.lockingRanges = ranges
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
                                       settings: settings)

@@ -68,6 +68,25 @@ public struct NVMeAdminCommand: Hashable, Sendable {
 
     public static let structSize = 72
 
+    /// Identify (0x06) with the given CNS, 4096 bytes of data.
+    public static func identify(cns: UInt8, namespaceID: UInt32) -> NVMeAdminCommand {
+        NVMeAdminCommand(opcode: 0x06, namespaceID: namespaceID, cdw10: UInt32(cns), cdw11: 0, dataLength: 4096)
+    }
+
+    /// The 64-byte submission queue entry (NVMe Base §4.2), little-endian; the data pointer is left
+    /// for the pass-through layer to fill.
+    public func submissionEntry() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 64)
+        func put(_ value: UInt32, at offset: Int) {
+            for i in 0..<4 { out[offset + i] = UInt8(truncatingIfNeeded: value >> (i * 8)) }
+        }
+        out[0] = opcode
+        put(namespaceID, at: 4)
+        put(cdw10, at: 40)
+        put(cdw11, at: 44)
+        return out
+    }
+
     /// The 72 bytes of `struct nvme_admin_cmd` (little-endian), with the data pointer at offset 24.
     public func bytes(dataAddress: UInt64 = 0) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Self.structSize)

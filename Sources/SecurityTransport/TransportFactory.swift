@@ -5,9 +5,7 @@ public enum TransportFactory {
         case .simulated(let dir, let n):
             return SimulatorTransport(arrayDirectory: dir, drive: n, commandTimeout: commandTimeout)
         case .device(let path):
-            // SCSI, ATA (SAT) and NVMe pass-through arrive with the real-transport work (sg_pt).
-            throw TransportError(.unreachable, device: path,
-                                 "real device transports are not built yet; address a simulated drive as sim:DIR/N")
+            return try PassThroughTransport.open(path: path, commandTimeout: commandTimeout)
         }
     }
 }

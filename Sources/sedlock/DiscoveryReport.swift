@@ -13,6 +13,10 @@ struct DiscoveryReport: Codable {
     }
 
     var device: String
+    /// nvme, sas, sata or simulated.
+    var interface: String
+    /// How security commands reach the drive: scsi, ata16, ata12, nvme, or the simulator's link.
+    var transport: String
     var model: String
     var serial: String
     var firmware: String
@@ -20,8 +24,10 @@ struct DiscoveryReport: Codable {
     var capacityBytes: UInt64
     var features: [Feature]
 
-    init(device: String, identity: DeviceIdentity, discovery: Level0Discovery) {
+    init(device: String, transport: any SecurityTransport, identity: DeviceIdentity, discovery: Level0Discovery) {
         self.device = device
+        interface = identity.interface.rawValue
+        self.transport = (transport as? PassThroughTransport)?.bus.rawValue ?? "link"
         model = identity.model
         serial = identity.serialNumber
         firmware = identity.firmware
@@ -82,7 +88,7 @@ struct DiscoveryReport: Codable {
 
     var text: String {
         var lines = ["\(device): \(model), serial \(serial), firmware \(firmware)"
-                     + (wwn.map { ", WWN \($0)" } ?? "") + ", \(capacityBytes) bytes"]
+                     + (wwn.map { ", WWN \($0)" } ?? "") + ", \(capacityBytes) bytes, \(interface) via \(transport)"]
         for f in features {
             let fields = f.fields.keys.sorted().map { "\($0)=\(f.fields[$0] ?? "")" }.joined(separator: " ")
             lines.append("  \(f.name) (\(f.code) v\(f.version)): \(fields)")

@@ -81,7 +81,7 @@ struct Discover: ParsableCommand {
             let transport = try drive.openTransport()
             let identity: DeviceIdentity
             do { identity = try transport.identify() } catch let error as TransportError { throw CommandFailure(error) }
-            let report = DiscoveryReport(device: drive.device, identity: identity,
+            let report = DiscoveryReport(device: drive.device, transport: transport, identity: identity,
                                          discovery: try OpalDrive.readDiscovery(transport))
             if json { printJSON(report) } else { print(report.text) }
         }

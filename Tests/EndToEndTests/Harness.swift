@@ -12,7 +12,19 @@ enum Binaries {
         return root.appendingPathComponent(".build/debug")
     }()
 
-    static func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+    static func url(_ name: String) -> URL {
+        // An absolute path names a system tool (sg_inq, nvme) rather than one of ours.
+        name.hasPrefix("/") ? URL(fileURLWithPath: name) : directory.appendingPathComponent(name)
+    }
+
+    /// The preload library that shows simulated drives as device nodes.
+    static var preloadLibrary: String { directory.appendingPathComponent("libsedsim-preload.so").path }
+
+    /// A system tool installed by scripts/setup (sg3-utils, nvme-cli), by name.
+    static func systemTool(_ name: String) -> String? {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin"]
+            .map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
 }
 
 struct CommandResult {
@@ -24,10 +36,14 @@ struct CommandResult {
 
 /// Runs a tool to completion (killed after `timeout` seconds so a hang fails the test instead of CI).
 @discardableResult
-func run(_ tool: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 60) throws -> CommandResult {
+func run(_ tool: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 60,
+         environment: [String: String] = [:]) throws -> CommandResult {
     let process = Process()
     process.executableURL = Binaries.url(tool)
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -99,6 +115,12 @@ final class ServedArray {
     }
 
     func device(_ n: Int = 0) -> String { "sim:\(directory)/\(n)" }
+
+    /// The environment that makes `nodes[i]` (a /dev path) show drive i to any program.
+    func preloadEnvironment(_ nodes: [String]) -> [String: String] {
+        ["LD_PRELOAD": Binaries.preloadLibrary,
+         "SEDSIM_DEVICES": nodes.enumerated().map { "\($0.element)=\(directory)/\($0.offset)" }.joined(separator: ",")]
+    }
 
     static func canConnect(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -10,6 +10,7 @@ struct SCSITarget {
     func execute(_ command: LinkSCSICommand) -> LinkSCSIResult {
         let cdb = command.cdb
         let id = drive.identity
+        let satLayer = id.kind == .sata ? drive.settings.satLayer ?? .libata : nil
         guard let opcode = cdb.first else { return check(.illegalRequest, .invalidCommandOperationCode) }
         switch opcode {
         case 0x00: // TEST UNIT READY
@@ -32,13 +33,12 @@ struct SCSITarget {
             return LinkSCSIResult()
         case 0xA0: // REPORT LUNS: LUN 0 only
             return data([0, 0, 0, 8, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 8), allocation: Int(cdb.bigEndian(6, 4)))
-        case 0xA2:
-            return securityProtocolIn(cdb)
-        case 0xB5:
-            return securityProtocolOut(cdb, payload: command.dataOut)
+        case 0xA2, 0xB5:
+            guard satLayer == nil || satLayer == .libata else { return check(.illegalRequest, .invalidCommandOperationCode) }
+            return opcode == 0xA2 ? securityProtocolIn(cdb) : securityProtocolOut(cdb, payload: command.dataOut)
         case 0x85, 0xA1:
-            guard id.kind == .sata else {
-                // A SAS device has no ATA behind it: the pass-through opcodes are simply unknown.
+            // A SAS device has no ATA behind it: the pass-through opcodes are simply unknown.
+            guard let satLayer, !(opcode == 0x85 && satLayer == .ata12Only) else {
                 return check(.illegalRequest, .invalidCommandOperationCode)
             }
             return ATAPassThrough(drive: drive).execute(command)

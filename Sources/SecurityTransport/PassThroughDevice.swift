@@ -1,0 +1,152 @@
+import CSGUtils
+import SimulatorLink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One open device node driven through libsgutils2's pass-through layer (sg_pt): SG_IO for SCSI
+/// and SATA (sg, bsg or block nodes), NVMe admin pass-through for NVMe controller and namespace nodes.
+final class PassThroughDevice: @unchecked Sendable {
+    enum NodeType: Sendable { case scsi, nvme }
+
+    let path: String
+    let nodeType: NodeType
+    private let fd: Int32
+    /// Retries of a command interrupted by a signal before giving up.
+    private static let interruptRetries = 5
+
+    init(path: String) throws(TransportError) {
+        self.path = path
+        let rc = scsi_pt_open_device(path, false, 0)
+        guard rc >= 0 else { throw Self.osError(-rc, path: path, during: "open") }
+        fd = rc
+        // 3: NVMe controller (char) node, 4: NVMe namespace (block) node; anything else speaks SCSI.
+        let kind = check_pt_file_handle(fd, path, 0)
+        nodeType = kind == 3 || kind == 4 ? .nvme : .scsi
+    }
+
+    deinit { scsi_pt_close_device(fd) }
+
+    struct SCSIOutcome {
+        var dataIn: [UInt8]
+        /// Sense data when the device answered CHECK CONDITION.
+        var sense: SenseData?
+        var status: Int32
+    }
+
+    /// Runs one CDB. Transport failures throw; a device that answered (even CHECK CONDITION) returns.
+    func scsi(_ cdb: [UInt8], dataOut: [UInt8] = [], dataInLength: Int = 0, timeoutSeconds: Int) throws(TransportError) -> SCSIOutcome {
+        var dataIn = [UInt8](repeating: 0, count: dataInLength)
+        var sense = [UInt8](repeating: 0, count: 64)
+        var outcome = SCSIOutcome(dataIn: [], sense: nil, status: 0)
+        for attempt in 0...Self.interruptRetries {
+            guard let obj = construct_scsi_pt_obj_with_fd(fd, 0) else {
+                throw TransportError(.ioFailure, device: path, "out of memory for a pass-through object")
+            }
+            defer { destruct_scsi_pt_obj(obj) }
+            let rc: Int32 = cdb.withUnsafeBufferPointer { cdbPtr in
+                dataOut.withUnsafeBufferPointer { outPtr in
+                    dataIn.withUnsafeMutableBufferPointer { inPtr in
+                        sense.withUnsafeMutableBufferPointer { sensePtr in
+                            set_scsi_pt_cdb(obj, cdbPtr.baseAddress, Int32(cdb.count))
+                            set_scsi_pt_sense(obj, sensePtr.baseAddress, Int32(sensePtr.count))
+                            if !dataOut.isEmpty { set_scsi_pt_data_out(obj, outPtr.baseAddress, Int32(dataOut.count)) }
+                            if dataInLength > 0 { set_scsi_pt_data_in(obj, inPtr.baseAddress, Int32(dataInLength)) }
+                            return do_scsi_pt(obj, -1, Int32(max(1, timeoutSeconds)), 0)
+                        }
+                    }
+                }
+            }
+            if rc == -EINTR && attempt < Self.interruptRetries { continue }
+            try checkSubmission(rc, obj: obj, command: "SCSI opcode 0x\(format2(cdb.first ?? 0))", timeoutSeconds: timeoutSeconds)
+            let category = get_scsi_pt_result_category(obj)
+            if category == SCSI_PT_RESULT_TRANSPORT_ERR {
+                throw TransportError(.ioFailure, device: path, "transport error 0x\(String(get_scsi_pt_transport_err(obj), radix: 16)) (host or driver status); check the cabling and the HBA")
+            }
+            if category == SCSI_PT_RESULT_OS_ERR {
+                throw Self.osError(get_scsi_pt_os_err(obj), path: path, during: "SG_IO")
+            }
+            let received = max(0, dataInLength - Int(get_scsi_pt_resid(obj)))
+            outcome.status = get_scsi_pt_status_response(obj)
+            outcome.dataIn = Array(dataIn.prefix(received))
+            let senseLength = Int(get_scsi_pt_sense_len(obj))
+            if category == SCSI_PT_RESULT_SENSE, senseLength > 0 {
+                outcome.sense = SenseData(Array(sense.prefix(min(senseLength, sense.count))))
+            }
+            if category == SCSI_PT_RESULT_STATUS {
+                throw TransportError(.ioFailure, device: path, "the device answered SCSI status 0x\(format2(UInt8(truncatingIfNeeded: outcome.status))) (busy or reservation conflict); retry")
+            }
+            return outcome
+        }
+        throw TransportError(.ioFailure, device: path, "interrupted by signals \(Self.interruptRetries + 1) times")
+    }
+
+    /// Runs one NVMe admin command given as its 64-byte submission queue entry; returns the data
+    /// received, or throws the NVMe status as a typed error.
+    func nvmeAdmin(_ entry: [UInt8], dataOut: [UInt8] = [], dataInLength: Int = 0, timeoutSeconds: Int) throws(TransportError) -> [UInt8] {
+        var dataIn = [UInt8](repeating: 0, count: dataInLength)
+        var completion = [UInt8](repeating: 0, count: 32)
+        for attempt in 0...Self.interruptRetries {
+            guard let obj = construct_scsi_pt_obj_with_fd(fd, 0) else {
+                throw TransportError(.ioFailure, device: path, "out of memory for a pass-through object")
+            }
+            defer { destruct_scsi_pt_obj(obj) }
+            let rc: Int32 = entry.withUnsafeBufferPointer { cmdPtr in
+                dataOut.withUnsafeBufferPointer { outPtr in
+                    dataIn.withUnsafeMutableBufferPointer { inPtr in
+                        completion.withUnsafeMutableBufferPointer { cqPtr in
+                            set_scsi_pt_cdb(obj, cmdPtr.baseAddress, Int32(entry.count))
+                            set_scsi_pt_sense(obj, cqPtr.baseAddress, Int32(cqPtr.count))
+                            if !dataOut.isEmpty { set_scsi_pt_data_out(obj, outPtr.baseAddress, Int32(dataOut.count)) }
+                            if dataInLength > 0 { set_scsi_pt_data_in(obj, inPtr.baseAddress, Int32(dataInLength)) }
+                            return do_scsi_pt(obj, -1, Int32(max(1, timeoutSeconds)), 0)
+                        }
+                    }
+                }
+            }
+            if rc == -EINTR && attempt < Self.interruptRetries { continue }
+            if rc == SCSI_PT_DO_NVME_STATUS {
+                let status = NVMeStatus(UInt16(truncatingIfNeeded: get_scsi_pt_status_response(obj)))
+                throw status.transportError(device: path)
+            }
+            try checkSubmission(rc, obj: obj, command: "NVMe admin opcode 0x\(format2(entry.first ?? 0))", timeoutSeconds: timeoutSeconds)
+            if get_scsi_pt_result_category(obj) == SCSI_PT_RESULT_OS_ERR {
+                throw Self.osError(get_scsi_pt_os_err(obj), path: path, during: "NVMe admin pass-through")
+            }
+            return dataIn
+        }
+        throw TransportError(.ioFailure, device: path, "interrupted by signals \(Self.interruptRetries + 1) times")
+    }
+
+    private func checkSubmission(_ rc: Int32, obj: OpaquePointer, command: String, timeoutSeconds: Int) throws(TransportError) {
+        if rc < 0 { throw Self.osError(-rc, path: path, during: command) }
+        switch rc {
+        case 0: return
+        case SCSI_PT_DO_TIMEOUT:
+            throw TransportError(.timedOut, device: path, "\(command) did not complete within \(timeoutSeconds) s")
+        case SCSI_PT_DO_BAD_PARAMS:
+            throw TransportError(.illegalRequest, device: path, "\(command): the pass-through layer refused its parameters")
+        case SCSI_PT_DO_NOT_SUPPORTED:
+            throw TransportError(.unsupportedProtocol, device: path, "\(command) is not supported on this kind of device node")
+        default:
+            throw TransportError(.ioFailure, device: path, "\(command) failed (pass-through result \(rc))")
+        }
+    }
+
+    /// An operating-system error, with the capability to grant when it is a permission problem.
+    static func osError(_ code: Int32, path: String, during operation: String) -> TransportError {
+        switch code {
+        case EACCES, EPERM:
+            return TransportError(.permissionDenied, device: path,
+                                  "\(operation): \(errnoText(code)); security commands need root, or CAP_SYS_RAWIO for SCSI/ATA pass-through and CAP_SYS_ADMIN for NVMe admin commands")
+        case ENOENT, ENXIO, ENODEV:
+            return TransportError(.unreachable, device: path, "\(operation): \(errnoText(code)); check the device node (`sedlock drive list`)")
+        case ETIMEDOUT:
+            return TransportError(.timedOut, device: path, "\(operation): \(errnoText(code))")
+        case ENOTTY, EINVAL, ENOSYS:
+            return TransportError(.unsupportedProtocol, device: path, "\(operation): \(errnoText(code)); the node does not take this pass-through")
+        default:
+            return TransportError(.ioFailure, device: path, "\(operation): \(errnoText(code))")
+        }
+    }
+}

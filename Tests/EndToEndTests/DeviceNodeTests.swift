@@ -1,0 +1,201 @@
+import Foundation
+import TCGStorage
+import Testing
+
+/// One way a simulated drive can appear as a device node, and the transport sedlock must pick for it.
+struct DeviceNodeCase: CustomTestStringConvertible, Sendable {
+    var createOptions: [String]
+    var node: String
+    var interface: String
+    var transport: String
+    var testDescription: String { "\(node) (\(createOptions.joined(separator: " "))) via \(transport)" }
+}
+
+/// The preload library in front of `sedsim serve`: sedlock's real SCSI, ATA and NVMe transports,
+/// and tools nobody here wrote, against simulated drives.
+@Suite("Simulated drives behind device nodes", .serialized)
+struct DeviceNodeTests {
+    let pin = "correct horse battery staple"
+    let payload = Data("ledger 2026, quarter four\n".utf8)
+
+    static let cases: [DeviceNodeCase] = [
+        DeviceNodeCase(createOptions: ["--kind", "sas"], node: "/dev/sg150", interface: "sas", transport: "scsi"),
+        DeviceNodeCase(createOptions: ["--kind", "sata"], node: "/dev/sdsim150", interface: "sata", transport: "scsi"),
+        DeviceNodeCase(createOptions: ["--kind", "sata", "--sat-layer", "pass-through-only"], node: "/dev/sg151",
+                       interface: "sata", transport: "ata16"),
+        DeviceNodeCase(createOptions: ["--kind", "sata", "--sat-layer", "ata12-only"], node: "/dev/sg152",
+                       interface: "sata", transport: "ata12"),
+        DeviceNodeCase(createOptions: ["--kind", "nvme"], node: "/dev/nvme150", interface: "nvme", transport: "nvme"),
+        DeviceNodeCase(createOptions: ["--kind", "nvme", "--block-size", "4096"], node: "/dev/nvme151n1",
+                       interface: "nvme", transport: "nvme"),
+    ]
+
+    @Test("discover, take ownership, configure, lock, power-cycle, unlock, erase, PSID revert through the node",
+          arguments: cases)
+    func fullFlow(_ c: DeviceNodeCase) throws {
+        let array = try ServedArray(drives: 1, extra: c.createOptions)
+        let env = array.preloadEnvironment([c.node])
+        var outputs: [String] = []
+        @discardableResult
+        func step(_ tool: String, _ args: [String], stdin: Data? = nil, expect status: Int32 = 0,
+                  preload: Bool = true) throws -> CommandResult {
+            let r = try run(tool, args, stdin: stdin, environment: preload ? env : [:])
+            outputs.append(r.output + r.stderr)
+            #expect(r.status == status, "\(tool) \(args.joined(separator: " ")): \(r.stderr)")
+            return r
+        }
+        let status = try #require(try JSONSerialization.jsonObject(with: step("sedsim", ["status", array.directory, "--json"],
+                                                                              preload: false).stdout) as? [[String: Any]])
+        let serial = try #require(status.first?["serial"] as? String)
+        let psid = try #require(status.first?["psid"] as? String)
+
+        let discovered = try #require(try JSONSerialization.jsonObject(
+            with: step("sedlock", ["drive", "discover", c.node, "--json"]).stdout) as? [String: Any])
+        #expect(discovered["interface"] as? String == c.interface)
+        #expect(discovered["transport"] as? String == c.transport)
+        #expect(discovered["serial"] as? String == serial)
+
+        try step("sedlock", ["drive", "take-ownership", c.node, "--new-pin-file", "-"], stdin: Data(pin.utf8))
+        let pinPath = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        try step("sedlock", ["drive", "setup-range", c.node, "--range", "0", "--lock-on-reset", "power-cycle", "--pin-file", pinPath])
+        try step("sedsim", ["write", array.directory, "0", "--lba", "8"], stdin: payload, preload: false)
+
+        try step("sedlock", ["drive", "lock", c.node, "--pin-file", pinPath])
+        let locked = try step("sedsim", ["read", array.directory, "0", "--lba", "8"], expect: 1, preload: false)
+        #expect(locked.stderr.contains("data protect"))
+        try step("sedlock", ["drive", "unlock", c.node, "--pin-file", pinPath])
+        try step("sedsim", ["power-cycle", array.directory], preload: false)
+        try step("sedsim", ["read", array.directory, "0", "--lba", "8"], expect: 1, preload: false)
+        try step("sedlock", ["drive", "unlock", c.node, "--pin-file", pinPath])
+        let readable = try step("sedsim", ["read", array.directory, "0", "--lba", "8"], preload: false)
+        #expect(readable.stdout.prefix(payload.count) == payload)
+
+        try step("sedlock", ["drive", "erase", c.node, "--range", "0", "--pin-file", pinPath])
+        let erased = try step("sedsim", ["read", array.directory, "0", "--lba", "8"], preload: false)
+        #expect(erased.stdout.prefix(payload.count) != payload, "data survived a crypto-erase")
+
+        try step("sedlock", ["drive", "revert", c.node, "--psid-file", "-"], stdin: Data((psid + "\n").utf8))
+        let after = try step("sedsim", ["status", array.directory], preload: false)
+        #expect(after.output.contains("owned: no") && after.output.contains("Manufactured-Inactive"))
+        for text in outputs { #expect(!text.contains(pin), "a PIN leaked into output") }
+    }
+
+    @Test("a drive the simulator does not serve fails to open as a missing device does")
+    func unservedDrive() throws {
+        let array = try ServedArray(drives: 1, extra: ["--kind", "sas"])
+        let env = array.preloadEnvironment(["/dev/sg160"])
+        array.stop()
+        let r = try run("sedlock", ["drive", "discover", "/dev/sg160"], environment: env)
+        #expect(r.status == 12, "\(r.stderr)")  // a transport failure
+        #expect(r.stderr.contains("/dev/sg160") && r.stderr.contains("No such device or address"))
+    }
+
+    /// Takes ownership of drive 0 and locks its global range (so discovery shows a changed state).
+    private func ownAndLock(_ array: ServedArray) throws {
+        #expect(try run("sedlock", ["drive", "take-ownership", array.device(0), "--new-pin-file", "-"], stdin: Data(pin.utf8)).status == 0)
+        let pinPath = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        #expect(try run("sedlock", ["drive", "setup-range", array.device(0), "--range", "0", "--pin-file", pinPath]).status == 0)
+        #expect(try run("sedlock", ["drive", "lock", array.device(0), "--pin-file", pinPath]).status == 0)
+    }
+
+    /// Checks Level 0 Discovery bytes a tool received against what `sedsim status` reports.
+    private func expectDiscovery(_ bytes: [UInt8], matches array: ServedArray, drive: Int) throws {
+        let discovery = try Level0Discovery.decode(bytes)
+        let status = try #require(try JSONSerialization.jsonObject(
+            with: run("sedsim", ["status", array.directory, "--drive", "\(drive)", "--json"]).stdout) as? [[String: Any]])
+        let report = try #require(status.first)
+        let ranges = report["ranges"] as? [[String: Any]] ?? []
+        let anyLocked = ranges.contains { ($0["readLocked"] as? Bool == true && $0["readLockEnabled"] as? Bool == true)
+            || ($0["writeLocked"] as? Bool == true && $0["writeLockEnabled"] as? Bool == true) }
+        #expect(discovery.opal != nil)
+        #expect(discovery.blockSID?.sidValueState == report["owned"] as? Bool)
+        #expect(discovery.locking?.lockingEnabled == (report["lockingSP"] as? String == "Manufactured"))
+        #expect(discovery.locking?.locked == anyLocked)
+    }
+
+    private func status(_ array: ServedArray, drive: Int) throws -> [String: Any] {
+        let status = try JSONSerialization.jsonObject(
+            with: run("sedsim", ["status", array.directory, "--drive", "\(drive)", "--json"]).stdout) as? [[String: Any]]
+        return try #require(status?.first)
+    }
+
+    @Test("sg3_utils (sg_inq, sg_raw, sg_sat_identify) read identity and Level 0 Discovery from SAS and SATA nodes",
+          arguments: ["sas", "sata"])
+    func sg3Utils(kind: String) throws {
+        let sgInq = try #require(Binaries.systemTool("sg_inq"), "sg3-utils is installed by scripts/setup")
+        let sgRaw = try #require(Binaries.systemTool("sg_raw"))
+        let sgSatIdentify = try #require(Binaries.systemTool("sg_sat_identify"))
+        let array = try ServedArray(drives: 2, extra: ["--kind", kind])
+        try ownAndLock(array)
+        let nodes = ["/dev/sg170", "/dev/sg171"]
+        let env = array.preloadEnvironment(nodes)
+        for (n, node) in nodes.enumerated() {
+            let report = try status(array, drive: n)
+            let serial = try #require(report["serial"] as? String)
+            let inquiry = try run(sgInq, [node], environment: env)
+            #expect(inquiry.status == 0, "\(inquiry.stderr)")
+            #expect(inquiry.output.contains("Vendor identification: \(kind == "sata" ? "ATA" : "SEDSIM")"))
+            #expect(inquiry.output.contains("Unit serial number: \(serial)"))
+
+            // Level 0 Discovery with SECURITY PROTOCOL IN, protocol 1, ComID 1, 2048 bytes.
+            let out = "/tmp/sedlock-l0-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let raw = try run(sgRaw, ["-r", "2048", "-o", out, node, "a2", "01", "00", "01", "00", "00", "00", "00", "08", "00", "00", "00"],
+                              environment: env)
+            #expect(raw.status == 0, "\(raw.stderr)")
+            try expectDiscovery(Array(try Data(contentsOf: URL(fileURLWithPath: out))), matches: array, drive: n)
+
+            let identify = try run(sgSatIdentify, ["-i", node], environment: env)
+            if kind == "sata" {
+                // The WWN from IDENTIFY DEVICE words 108-111 is the drive's.
+                #expect(identify.status == 0 && identify.output.contains((report["wwn"] as? String ?? "?")), "\(identify.output) \(identify.stderr)")
+                // TRUSTED RECEIVE in ATA PASS-THROUGH(16): the same discovery through the ATA route.
+                let ata = try run(sgRaw, ["-r", "512", "-o", out, node, "85", "08", "0e", "00", "01", "00", "01", "00", "00", "00", "01",
+                                          "00", "00", "40", "5c", "00"], environment: env)
+                #expect(ata.status == 0, "\(ata.stderr)")
+                try expectDiscovery(Array(try Data(contentsOf: URL(fileURLWithPath: out))), matches: array, drive: n)
+            } else {
+                // A SAS drive refuses ATA pass-through, as SAS devices do.
+                #expect(identify.status != 0 && identify.stderr.contains("Illegal request"), "\(identify.stderr)")
+            }
+        }
+        // Media through the node: the locked drive answers READ(10) with DATA PROTECT, the other reads.
+        let lockedRead = try run(sgRaw, ["-r", "512", nodes[0], "28", "00", "00", "00", "00", "08", "00", "00", "01", "00"], environment: env)
+        #expect(lockedRead.status != 0 && lockedRead.stderr.contains("Data Protect"), "\(lockedRead.stderr)")
+        let openRead = try run(sgRaw, ["-r", "512", nodes[1], "28", "00", "00", "00", "00", "08", "00", "00", "01", "00"], environment: env)
+        #expect(openRead.status == 0, "\(openRead.stderr)")
+    }
+
+    @Test("nvme-cli (id-ctrl, security-recv, read) reads identity and Level 0 Discovery from NVMe nodes")
+    func nvmeCLI() throws {
+        let nvme = try #require(Binaries.systemTool("nvme"), "nvme-cli is installed by scripts/setup")
+        let array = try ServedArray(drives: 2, extra: ["--kind", "nvme"])
+        try ownAndLock(array)
+        let nodes = ["/dev/nvme170n1", "/dev/nvme171"]
+        let env = array.preloadEnvironment(nodes)
+        for (n, node) in nodes.enumerated() {
+            let report = try status(array, drive: n)
+            let identify = try run(nvme, ["id-ctrl", node, "-o", "json"], environment: env)
+            #expect(identify.status == 0, "\(identify.stderr)")
+            let controller = try JSONSerialization.jsonObject(with: identify.stdout) as? [String: Any]
+            #expect((controller?["sn"] as? String)?.trimmingCharacters(in: .whitespaces) == report["serial"] as? String)
+            #expect((controller?["mn"] as? String)?.trimmingCharacters(in: .whitespaces) == report["model"] as? String)
+            #expect(((controller?["oacs"] as? Int) ?? 0) & 1 == 1, "Security Send/Receive supported")
+
+            let received = try run(nvme, ["security-recv", node, "--secp=1", "--spsp=1", "--size=2048", "--al=2048", "-b"],
+                                   environment: env)
+            #expect(received.status == 0, "\(received.stderr)")
+            // nvme-cli 2.x prints its success line before the raw bytes on standard output.
+            let bytes = Array(received.stdout)
+            let start = (bytes.firstIndex(of: 0x0A) ?? -1) + 1
+            try expectDiscovery(Array(bytes[start...]), matches: array, drive: n)
+        }
+        // I/O through the namespace node: the locked drive answers Access Denied.
+        let out = "/tmp/sedlock-nvme-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let locked = try run(nvme, ["read", nodes[0], "-s", "8", "-c", "0", "-z", "512", "-d", out], environment: env)
+        #expect(locked.status != 0 && locked.stderr.contains("Access Denied"), "\(locked.stderr)")
+    }
+}
