@@ -59,7 +59,7 @@ let package = Package(
 
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
         .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SecurityTransport"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates"]),

@@ -73,6 +73,17 @@ public struct DeviceScanner: Sendable {
         return String(decoding: bytes[4..<(4 + length)], as: UTF8.self).trimmingCharacters(in: " \0")
     }
 
+    /// Device nodes the sedsim preload library presents in this process (SEDSIM_DEVICES=PATH=DIR/N,…).
+    /// They exist for programs run under LD_PRELOAD only, so sysfs cannot list them.
+    public static func preloadMappedNodes(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        guard let preload = environment["LD_PRELOAD"], preload.contains("sedsim-preload"),
+              let mapping = environment["SEDSIM_DEVICES"] else { return [] }
+        return mapping.split(separator: ",").compactMap { entry in
+            guard let eq = entry.firstIndex(of: "="), entry[..<eq].hasPrefix("/dev/") else { return nil }
+            return String(entry[..<eq])
+        }
+    }
+
     func read(_ dir: URL, _ attribute: String) -> String? {
         guard let data = try? Data(contentsOf: dir.appendingPathComponent(attribute)), data.count < 4096 else { return nil }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: " \n\0\t")

@@ -138,7 +138,7 @@ final class PassThroughDevice: @unchecked Sendable {
         switch code {
         case EACCES, EPERM:
             return TransportError(.permissionDenied, device: path,
-                                  "\(operation): \(errnoText(code)); security commands need root, or CAP_SYS_RAWIO for SCSI/ATA pass-through and CAP_SYS_ADMIN for NVMe admin commands")
+                                  "\(operation): \(errnoText(code)); security commands need root with CAP_SYS_RAWIO (SCSI/ATA pass-through) or CAP_SYS_ADMIN (NVMe admin commands), and inside a container the device must be allowed too")
         case ENOENT, ENXIO, ENODEV:
             return TransportError(.unreachable, device: path, "\(operation): \(errnoText(code)); check the device node (`sedlock drive list`)")
         case ETIMEDOUT:

@@ -32,41 +32,61 @@ struct ListDrives: ParsableCommand {
 
     func run() throws {
         reporting {
-            // Real disks from sysfs; their security protocols are probed once the SCSI/ATA/NVMe transports exist.
+            // Real disks from sysfs (and nodes the sedsim preload library presents), probed with
+            // protocol 0x00 and Level 0 Discovery where a security transport exists.
             var entries: [Entry] = DeviceScanner().scan().map { disk in
-                Entry(device: disk.path, bus: disk.bus.rawValue, model: disk.model, serial: disk.serial, opal: nil,
-                      error: disk.bus == .other ? "no TCG security transport (\(disk.driver ?? "unknown driver"))" : nil)
+                var entry = Entry(device: disk.path, bus: disk.bus.rawValue, model: disk.model, serial: disk.serial)
+                if disk.bus == .other {
+                    entry.error = "no TCG security transport (\(disk.driver ?? "unknown driver"))"
+                } else {
+                    probe(&entry) { () throws(TransportError) in try PassThroughTransport.open(path: disk.path) }
+                }
+                return entry
+            }
+            for node in DeviceScanner.preloadMappedNodes() {
+                var entry = Entry(device: node, bus: "preload", model: "", serial: "")
+                probe(&entry) { () throws(TransportError) in try PassThroughTransport.open(path: node) }
+                entries.append(entry)
             }
             if let sim {
                 let dir = URL(fileURLWithPath: sim).standardizedFileURL.path
                 for (n, id) in try SimulatorTransport.listDrives(arrayDirectory: dir).enumerated() {
-                    let transport = SimulatorTransport(arrayDirectory: dir, drive: n)
-                    var entry = Entry(device: transport.address.description, bus: "simulated", model: id.model,
-                                      serial: id.serial.trimmingCharacters(in: .whitespaces), opal: false)
-                    do {
-                        let discovery = try OpalDrive.readDiscovery(transport)
-                        entry.opal = discovery.opal != nil
-                        entry.owned = discovery.blockSID?.sidValueState
-                        entry.lockingEnabled = discovery.locking?.lockingEnabled
-                        entry.locked = discovery.locking?.locked
-                    } catch {
-                        entry.error = "\(error)"
-                    }
+                    var entry = Entry(device: "sim:\(dir)/\(n)", bus: "simulated", model: id.model,
+                                      serial: id.serial.trimmingCharacters(in: .whitespaces))
+                    probe(&entry) { () throws(TransportError) in SimulatorTransport(arrayDirectory: dir, drive: n) }
                     entries.append(entry)
                 }
             }
             if json { printJSON(entries); return }
             for e in entries {
                 let state: String
-                if let error = e.error { state = error } else if e.opal == nil {
-                    state = "security not probed yet (the \(e.bus) transport is not built)"
-                } else if e.opal == false { state = "not Opal" } else {
+                if let error = e.error { state = error } else if e.opal != true { state = "not Opal" } else {
                     state = [e.owned == true ? "owned" : "factory SID",
                              e.lockingEnabled == true ? "locking enabled" : "locking inactive",
                              e.locked == true ? "LOCKED" : "unlocked"].joined(separator: ", ")
                 }
                 print("\(e.device)  \(e.model)  \(e.serial)  \(state)")
             }
+        }
+    }
+
+    /// Fills in identity and Opal state from the drive itself; failures become the entry's error.
+    private func probe(_ entry: inout Entry, open: () throws(TransportError) -> any SecurityTransport) {
+        do {
+            let transport = try open()
+            if let device = transport as? PassThroughTransport {
+                // What the drive says beats what sysfs cached; preload nodes have nothing else.
+                entry.model = device.identity.model
+                entry.serial = device.identity.serialNumber
+                if entry.bus == "preload" { entry.bus = "\(device.identity.interface.rawValue) (preload)" }
+            }
+            let discovery = try OpalDrive.readDiscovery(transport)
+            entry.opal = discovery.opal != nil
+            entry.owned = discovery.blockSID?.sidValueState
+            entry.lockingEnabled = discovery.locking?.lockingEnabled
+            entry.locked = discovery.locking?.locked
+        } catch {
+            entry.error = "\(error)"
         }
     }
 }

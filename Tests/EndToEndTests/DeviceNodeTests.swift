@@ -91,6 +91,34 @@ struct DeviceNodeTests {
         #expect(r.stderr.contains("/dev/sg160") && r.stderr.contains("No such device or address"))
     }
 
+    @Test("drive list probes the nodes the preload library presents, beside the simulated drives")
+    func listNodes() throws {
+        let array = try ServedArray(drives: 2, extra: ["--kind", "sata"])
+        try ownAndLock(array)
+        let r = try run("sedlock", ["drive", "list", "--sim", array.directory, "--json"],
+                        environment: array.preloadEnvironment(["/dev/sg180", "/dev/sg181"]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let entries = try JSONSerialization.jsonObject(with: r.stdout) as? [[String: Any]] ?? []
+        let byDevice = Dictionary(entries.compactMap { e in (e["device"] as? String).map { ($0, e) } }) { a, _ in a }
+        #expect(byDevice["/dev/sg180"]?["locked"] as? Bool == true && byDevice["/dev/sg180"]?["owned"] as? Bool == true)
+        #expect(byDevice["/dev/sg181"]?["opal"] as? Bool == true && byDevice["/dev/sg181"]?["locked"] as? Bool == false)
+        #expect(byDevice["/dev/sg180"]?["bus"] as? String == "sata (preload)")
+        #expect(byDevice["sim:\(array.directory)/0"]?["locked"] as? Bool == true)
+    }
+
+    @Test("without privilege, opening a device names the capability to grant",
+          .enabled(if: Binaries.systemTool("setpriv") != nil))
+    func unprivileged() throws {
+        let node = "/tmp/sedlock-node-\(UUID().uuidString.prefix(8))"
+        FileManager.default.createFile(atPath: node, contents: Data(), attributes: [.posixPermissions: 0o600])
+        defer { try? FileManager.default.removeItem(atPath: node) }
+        let setpriv = try #require(Binaries.systemTool("setpriv"))
+        let r = try run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", Binaries.url("sedlock").path,
+                                  "drive", "discover", "/dev/../\(node)"])
+        #expect(r.status == 12, "\(r.stderr)")
+        #expect(r.stderr.contains("Permission denied") && r.stderr.contains("CAP_SYS_RAWIO"), "\(r.stderr)")
+    }
+
     /// Takes ownership of drive 0 and locks its global range (so discovery shows a changed state).
     private func ownAndLock(_ array: ServedArray) throws {
         #expect(try run("sedlock", ["drive", "take-ownership", array.device(0), "--new-pin-file", "-"], stdin: Data(pin.utf8)).status == 0)

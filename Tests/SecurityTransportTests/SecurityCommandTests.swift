@@ -66,13 +66,8 @@ struct DeviceStatusTests {
 
     @Test("sense decoding never traps on 100,000 random and truncated inputs")
     func randomSense() {
-        var state: UInt64 = 7
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            return z ^ (z >> 27)
-        }
+        var rng = SplitMix(seed: 7)
+        func next() -> UInt64 { rng.next() }
         var parsed = 0
         for _ in 0..<100_000 {
             var bytes = (0..<Int(next() % 40)).map { _ in UInt8(truncatingIfNeeded: next()) }

@@ -41,9 +41,10 @@ final class TempArray {
     let directory: URL
     let array: SimulatedArray
 
-    init(settings: DriveSettings = DriveSettings()) throws {
+    init(settings: DriveSettings = DriveSettings(), kind: DriveKind = .nvme, blockSize: Int = 512) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sedsim-test-\(UUID().uuidString)")
-        try SimulatedArray.create(at: directory, specification: ArraySpecification(drives: 1, sizeBytes: 8 << 20, settings: settings))
+        try SimulatedArray.create(at: directory, specification: ArraySpecification(drives: 1, sizeBytes: 8 << 20, kind: kind,
+                                                                                    blockSize: blockSize, settings: settings))
         array = try SimulatedArray(directory: directory)
     }
 
