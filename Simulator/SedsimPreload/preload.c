@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "sedsim_preload.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,7 +52,7 @@ struct mapping {
     unsigned minor_number;
 };
 
-#define MAX_MAPPINGS 64
+#define MAX_MAPPINGS 1024
 #define MAX_TRACKED_FD 65536
 
 struct open_device {
@@ -82,6 +84,10 @@ static int (*real_statx)(int, const char *, int, unsigned, struct statx *);
 static int (*real_access)(const char *, int);
 static int (*real_faccessat)(int, const char *, int, int);
 static FILE *(*real_fopen)(const char *, const char *);
+static DIR *(*real_opendir)(const char *);
+static struct dirent *(*real_readdir)(DIR *);
+static struct dirent64 *(*real_readdir64)(DIR *);
+static int (*real_closedir)(DIR *);
 
 static void trace(const char *fmt, ...) {
     if (!debug_enabled) return;
@@ -164,6 +170,10 @@ static void initialise(void) {
     real_access = next_symbol("access");
     real_faccessat = next_symbol("faccessat");
     real_fopen = next_symbol("fopen");
+    real_opendir = next_symbol("opendir");
+    real_readdir = next_symbol("readdir");
+    real_readdir64 = next_symbol("readdir64");
+    real_closedir = next_symbol("closedir");
     debug_enabled = getenv("SEDSIM_PRELOAD_DEBUG") != NULL && strcmp(getenv("SEDSIM_PRELOAD_DEBUG"), "0") != 0;
     const char *spec = getenv("SEDSIM_DEVICES");
     if (spec && *spec) {
@@ -195,6 +205,26 @@ static int find_mapping(const char *path) {
         if (strcmp(mappings[i].path, path) == 0) return i;
     }
     return -1;
+}
+
+/* The mapping a path names relative to a directory descriptor (the *at calls), or -1. */
+static int find_mapping_at(int dirfd, const char *path) {
+    if (!path || path[0] == '\0' || mapping_count == 0) return -1;
+    if (path[0] == '/') return find_mapping(path);
+    char base[PATH_MAX];
+    if (dirfd == AT_FDCWD) {
+        if (!getcwd(base, sizeof base)) return -1;
+    } else {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+        ssize_t n = readlink(link, base, sizeof base - 1);
+        if (n <= 0) return -1;
+        base[n] = '\0';
+    }
+    char full[PATH_MAX];
+    int n = snprintf(full, sizeof full, "%s/%s", strcmp(base, "/") == 0 ? "" : base, path);
+    if (n < 0 || (size_t)n >= sizeof full) return -1;
+    return find_mapping(full);
 }
 
 static struct open_device *device_for_fd(int fd) {
@@ -740,7 +770,7 @@ int open(const char *path, int flags, ...) {
     va_start(ap, flags);
     int mode = mode_argument(flags, ap);
     va_end(ap);
-    int index = find_mapping(path);
+    int index = find_mapping_at(AT_FDCWD, path);
     if (index >= 0) return open_mapped(index, flags);
     return real_open(path, flags, mode);
 }
@@ -751,7 +781,7 @@ int open64(const char *path, int flags, ...) {
     va_start(ap, flags);
     int mode = mode_argument(flags, ap);
     va_end(ap);
-    int index = find_mapping(path);
+    int index = find_mapping_at(AT_FDCWD, path);
     if (index >= 0) return open_mapped(index, flags);
     return real_open(path, flags | O_LARGEFILE, mode);
 }
@@ -765,7 +795,7 @@ int openat(int dirfd, const char *path, int flags, ...) {
     va_start(ap, flags);
     int mode = mode_argument(flags, ap);
     va_end(ap);
-    int index = find_mapping(path);
+    int index = find_mapping_at(dirfd, path);
     if (index >= 0) return open_mapped(index, flags);
     return real_openat(dirfd, path, flags, mode);
 }
@@ -776,7 +806,7 @@ int openat64(int dirfd, const char *path, int flags, ...) {
     va_start(ap, flags);
     int mode = mode_argument(flags, ap);
     va_end(ap);
-    int index = find_mapping(path);
+    int index = find_mapping_at(dirfd, path);
     if (index >= 0) return open_mapped(index, flags);
     return real_openat(dirfd, path, flags | O_LARGEFILE, mode);
 }
@@ -816,14 +846,14 @@ int ioctl(int fd, unsigned long request, ...) {
 
 int stat(const char *path, struct stat *st) {
     ensure_initialised();
-    int index = find_mapping(path);
+    int index = find_mapping_at(AT_FDCWD, path);
     if (index >= 0) { fill_stat(&mappings[index], st); return 0; }
     return real_stat(path, st);
 }
 
 int lstat(const char *path, struct stat *st) {
     ensure_initialised();
-    int index = find_mapping(path);
+    int index = find_mapping_at(AT_FDCWD, path);
     if (index >= 0) { fill_stat(&mappings[index], st); return 0; }
     return real_lstat(path, st);
 }
@@ -837,7 +867,7 @@ int fstat(int fd, struct stat *st) {
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags) {
     ensure_initialised();
-    int index = find_mapping(path);
+    int index = find_mapping_at(dirfd, path);
     if (index >= 0) { fill_stat(&mappings[index], st); return 0; }
     if ((flags & AT_EMPTY_PATH) && path[0] == '\0') {
         struct open_device *d = device_for_fd(dirfd);
@@ -864,7 +894,7 @@ int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int fl
 
 int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *sx) {
     ensure_initialised();
-    int index = find_mapping(path);
+    int index = find_mapping_at(dirfd, path);
     if (index >= 0) { fill_statx(&mappings[index], sx); return 0; }
     if ((flags & AT_EMPTY_PATH) && path[0] == '\0') {
         struct open_device *d = device_for_fd(dirfd);
@@ -875,14 +905,47 @@ int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *s
 
 int access(const char *path, int mode) {
     ensure_initialised();
-    if (find_mapping(path) >= 0) return 0;
+    if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;
     return real_access(path, mode);
 }
 
 int faccessat(int dirfd, const char *path, int mode, int flags) {
     ensure_initialised();
-    if (find_mapping(path) >= 0) return 0;
+    if (find_mapping_at(dirfd, path) >= 0) return 0;
     return real_faccessat(dirfd, path, mode, flags);
+}
+
+/* Device nodes carry no extended attributes (ls -l asks for ACLs and security labels). */
+ssize_t getxattr(const char *path, const char *name, void *value, size_t size) {
+    ensure_initialised();
+    static ssize_t (*real)(const char *, const char *, void *, size_t);
+    if (find_mapping_at(AT_FDCWD, path) >= 0) { errno = ENODATA; return -1; }
+    if (!real) real = next_symbol("getxattr");
+    return real(path, name, value, size);
+}
+
+ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    ensure_initialised();
+    static ssize_t (*real)(const char *, const char *, void *, size_t);
+    if (find_mapping_at(AT_FDCWD, path) >= 0) { errno = ENODATA; return -1; }
+    if (!real) real = next_symbol("lgetxattr");
+    return real(path, name, value, size);
+}
+
+ssize_t listxattr(const char *path, char *list, size_t size) {
+    ensure_initialised();
+    static ssize_t (*real)(const char *, char *, size_t);
+    if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;
+    if (!real) real = next_symbol("listxattr");
+    return real(path, list, size);
+}
+
+ssize_t llistxattr(const char *path, char *list, size_t size) {
+    ensure_initialised();
+    static ssize_t (*real)(const char *, char *, size_t);
+    if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;
+    if (!real) real = next_symbol("llistxattr");
+    return real(path, list, size);
 }
 
 /* Programs find the NVMe character major in /proc/devices (libsgutils2 does). When the running
@@ -925,6 +988,111 @@ FILE *fopen(const char *path, const char *mode) {
 }
 
 FILE *fopen64(const char *path, const char *mode) { return fopen(path, mode); }
+
+/* ---- /dev listings ----
+ * Tools that scan for drives (sedutil-cli --scan) list /dev. A listing of /dev gains the mapped
+ * nodes that live there, after the real entries, unless a real node of that name exists. */
+
+#define MAX_LISTINGS 16
+struct dev_listing {
+    DIR *dir;
+    int next_mapping;
+    struct dirent entry;
+    struct dirent64 entry64;
+};
+static struct dev_listing listings[MAX_LISTINGS];
+static pthread_mutex_t listing_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *dev_entry_name(const struct mapping *m) {
+    if (strncmp(m->path, "/dev/", 5) != 0 || strchr(m->path + 5, '/') != NULL) return NULL;
+    return m->path + 5;
+}
+
+DIR *opendir(const char *path) {
+    ensure_initialised();
+    DIR *dir = real_opendir(path);
+    if (dir && (strcmp(path, "/dev") == 0 || strcmp(path, "/dev/") == 0) && mapping_count > 0) {
+        pthread_mutex_lock(&listing_lock);
+        for (int i = 0; i < MAX_LISTINGS; i++) {
+            if (!listings[i].dir) {
+                memset(&listings[i], 0, sizeof listings[i]);
+                listings[i].dir = dir;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&listing_lock);
+    }
+    return dir;
+}
+
+/* The next mapped node to list after the real entries ran out, or -1. */
+static int next_listed_mapping(struct dev_listing *l) {
+    while (l->next_mapping < mapping_count) {
+        const struct mapping *m = &mappings[l->next_mapping++];
+        const char *name = dev_entry_name(m);
+        struct stat st;
+        if (name && strlen(name) < sizeof l->entry.d_name && real_lstat(m->path, &st) != 0) return l->next_mapping - 1;
+    }
+    return -1;
+}
+
+static struct dev_listing *listing_for(DIR *dir) {
+    for (int i = 0; i < MAX_LISTINGS; i++) if (listings[i].dir == dir) return &listings[i];
+    return NULL;
+}
+
+static unsigned char dirent_type(const struct mapping *m) {
+    return m->kind == NODE_SG_CHAR || m->kind == NODE_NVME_CHAR ? DT_CHR : DT_BLK;
+}
+
+struct dirent *readdir(DIR *dir) {
+    ensure_initialised();
+    struct dirent *real = real_readdir(dir);
+    if (real) return real;
+    pthread_mutex_lock(&listing_lock);
+    struct dev_listing *l = listing_for(dir);
+    struct dirent *result = NULL;
+    int index = l ? next_listed_mapping(l) : -1;
+    if (index >= 0) {
+        memset(&l->entry, 0, sizeof l->entry);
+        l->entry.d_ino = 0x5ED000 + mappings[index].minor_number;
+        l->entry.d_reclen = sizeof l->entry;
+        l->entry.d_type = dirent_type(&mappings[index]);
+        strcpy(l->entry.d_name, dev_entry_name(&mappings[index]));
+        result = &l->entry;
+    }
+    pthread_mutex_unlock(&listing_lock);
+    return result;
+}
+
+struct dirent64 *readdir64(DIR *dir) {
+    ensure_initialised();
+    struct dirent64 *real = real_readdir64(dir);
+    if (real) return real;
+    pthread_mutex_lock(&listing_lock);
+    struct dev_listing *l = listing_for(dir);
+    struct dirent64 *result = NULL;
+    int index = l ? next_listed_mapping(l) : -1;
+    if (index >= 0) {
+        memset(&l->entry64, 0, sizeof l->entry64);
+        l->entry64.d_ino = 0x5ED000 + mappings[index].minor_number;
+        l->entry64.d_reclen = sizeof l->entry64;
+        l->entry64.d_type = dirent_type(&mappings[index]);
+        strcpy(l->entry64.d_name, dev_entry_name(&mappings[index]));
+        result = &l->entry64;
+    }
+    pthread_mutex_unlock(&listing_lock);
+    return result;
+}
+
+int closedir(DIR *dir) {
+    ensure_initialised();
+    pthread_mutex_lock(&listing_lock);
+    struct dev_listing *l = listing_for(dir);
+    if (l) l->dir = NULL;
+    pthread_mutex_unlock(&listing_lock);
+    return real_closedir(dir);
+}
 
 /* A forked child must not share the parent's connections: it reconnects on its first command. */
 static void forget_connections_in_child(void) {

@@ -10,7 +10,7 @@ struct Sedsim: ParsableCommand {
         commandName: "sedsim",
         abstract: "Simulated Opal self-encrypting drives: create an array, serve it, power-cycle it, inspect it.",
         subcommands: [Create.self, Serve.self, PowerCycle.self, HardwareReset.self, Status.self,
-                      Write.self, Read.self, Fault.self, KMIPServerCommand.self])
+                      Write.self, Read.self, Fault.self, Devices.self, KMIPServerCommand.self])
 }
 
 struct ArrayDirectory: ParsableArguments {

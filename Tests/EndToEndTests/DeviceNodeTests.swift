@@ -91,19 +91,45 @@ struct DeviceNodeTests {
         #expect(r.stderr.contains("/dev/sg160") && r.stderr.contains("No such device or address"))
     }
 
-    @Test("drive list probes the nodes the preload library presents, beside the simulated drives")
+    @Test("sedsim devices names the nodes; drive list probes them beside the simulated drives")
     func listNodes() throws {
         let array = try ServedArray(drives: 2, extra: ["--kind", "sata"])
         try ownAndLock(array)
-        let r = try run("sedlock", ["drive", "list", "--sim", array.directory, "--json"],
-                        environment: array.preloadEnvironment(["/dev/sg180", "/dev/sg181"]))
+        // The environment exactly as an operator gets it: eval "$(sedsim devices DIR --shell)".
+        let shell = try run("sedsim", ["devices", array.directory, "--shell"])
+        var env: [String: String] = [:]
+        for line in shell.output.split(separator: "\n") where line.hasPrefix("export ") {
+            let assignment = line.dropFirst("export ".count)
+            guard let eq = assignment.firstIndex(of: "=") else { continue }
+            env[String(assignment[..<eq])] = String(assignment[assignment.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+        }
+        #expect(env["SEDSIM_DEVICES"] == "/dev/sg200=\(array.directory)/0,/dev/sg201=\(array.directory)/1")
+        #expect(FileManager.default.fileExists(atPath: env["LD_PRELOAD"] ?? "/nonexistent"))
+        let r = try run("sedlock", ["drive", "list", "--sim", array.directory, "--json"], environment: env)
         #expect(r.status == 0, "\(r.stderr)")
         let entries = try JSONSerialization.jsonObject(with: r.stdout) as? [[String: Any]] ?? []
         let byDevice = Dictionary(entries.compactMap { e in (e["device"] as? String).map { ($0, e) } }) { a, _ in a }
-        #expect(byDevice["/dev/sg180"]?["locked"] as? Bool == true && byDevice["/dev/sg180"]?["owned"] as? Bool == true)
-        #expect(byDevice["/dev/sg181"]?["opal"] as? Bool == true && byDevice["/dev/sg181"]?["locked"] as? Bool == false)
-        #expect(byDevice["/dev/sg180"]?["bus"] as? String == "sata (preload)")
+        #expect(byDevice["/dev/sg200"]?["locked"] as? Bool == true && byDevice["/dev/sg200"]?["owned"] as? Bool == true)
+        #expect(byDevice["/dev/sg201"]?["opal"] as? Bool == true && byDevice["/dev/sg201"]?["locked"] as? Bool == false)
+        #expect(byDevice["/dev/sg200"]?["bus"] as? String == "sata (preload)")
         #expect(byDevice["sim:\(array.directory)/0"]?["locked"] as? Bool == true)
+    }
+
+    @Test("/dev listings and stat show the nodes as the kernel would (sedutil-cli --scan lists /dev)")
+    func devListing() throws {
+        let array = try ServedArray(drives: 1, extra: ["--kind", "nvme"])
+        let env = array.preloadEnvironment(["/dev/sg190", "/dev/nvme190", "/dev/nvme191n1", "/dev/sdsim190"])
+        let ls = try #require(Binaries.systemTool("ls"))
+        let listing = try run(ls, ["-l", "/dev"], environment: env)
+        #expect(listing.status == 0, "\(listing.stderr)")
+        let lines = listing.output.split(separator: "\n").map(String.init)
+        func line(_ name: String) -> String? { lines.first { $0.hasSuffix(" \(name)") } }
+        #expect(line("sg190")?.hasPrefix("crw") == true && line("sg190")?.contains(" 21, ") == true, "sg: char major 21")
+        #expect(line("nvme190")?.hasPrefix("crw") == true, "NVMe controller: char")
+        #expect(line("nvme191n1")?.hasPrefix("brw") == true && line("nvme191n1")?.contains(" 259, ") == true, "namespace: block 259")
+        #expect(line("sdsim190")?.hasPrefix("brw") == true && line("sdsim190")?.contains(" 8, ") == true, "SCSI disk: block 8")
+        // Without the preload library the same paths do not exist.
+        #expect(try run(ls, ["/dev/sg190"]).status != 0)
     }
 
     @Test("without privilege, opening a device names the capability to grant",
