@@ -59,7 +59,11 @@ struct open_device {
     int mapping;
     int sock;               /* -1 until connected, and again after a failure */
     pthread_mutex_t lock;
-    uint32_t block_size;    /* cached for NVMe SUBMIT_IO */
+    uint32_t block_size;    /* cached geometry, 0 until first needed */
+    uint64_t block_count;
+    uint64_t offset;        /* file position for read/write on block nodes */
+    int references;         /* descriptors sharing it (dup, dup2, F_DUPFD), under table_lock */
+    pthread_mutex_t offset_lock;
 };
 
 static struct mapping mappings[MAX_MAPPINGS];
@@ -611,7 +615,7 @@ static int nvme_block_size(struct open_device *d, uint32_t *block_size, uint64_t
 
 static int handle_submit_io(struct open_device *d, struct nvme_user_io *io) {
     if (!io) { errno = EFAULT; return -1; }
-    if (!d->block_size && nvme_block_size(d, &d->block_size, NULL) != 0) return -1;
+    if (!d->block_size && nvme_block_size(d, &d->block_size, &d->block_count) != 0) return -1;
     uint32_t length = ((uint32_t)io->nblocks + 1) * d->block_size;
     uint32_t cdw[6] = { (uint32_t)io->slba, (uint32_t)(io->slba >> 32), (uint32_t)io->nblocks | (uint32_t)io->control << 16,
                         io->dsmgmt, io->reftag, (uint32_t)io->apptag | (uint32_t)io->appmask << 16 };
@@ -619,6 +623,175 @@ static int handle_submit_io(struct open_device *d, struct nvme_user_io *io) {
     sqe_from_passthru(sqe, io->opcode, io->flags, 1, 0, 0, cdw);
     return nvme_submit(d, 0, sqe, (void *)(uintptr_t)io->addr, length, 0, NULL);
 }
+
+/* ---- read/write on block nodes: the simulated media, as a block device's page cache presents it ---- */
+
+static int geometry(struct open_device *d) {
+    if (d->block_size) return 0;
+    const struct mapping *m = &mappings[d->mapping];
+    uint32_t size = 0;
+    uint64_t blocks = 0;
+    int rc = m->kind == NODE_SCSI_BLOCK ? scsi_capacity(d, &blocks, &size) : nvme_block_size(d, &size, &blocks);
+    if (rc != 0 || size == 0) return -1;
+    d->block_count = blocks;
+    d->block_size = size;
+    return 0;
+}
+
+/* Reads or writes whole blocks [lba, lba + n); a locked range fails with EIO, as the kernel reports it. */
+static int media_blocks(struct open_device *d, int write, uint8_t *buf, uint64_t lba, uint32_t n) {
+    const struct mapping *m = &mappings[d->mapping];
+    uint32_t length = n * d->block_size;
+    if (m->kind == NODE_SCSI_BLOCK) {
+        uint8_t cdb[16] = { write ? 0x8A : 0x88 };
+        put_be(cdb + 2, lba, 8);
+        put_be(cdb + 10, n, 4);
+        struct scsi_outcome o;
+        uint8_t *answer = NULL;
+        pthread_mutex_lock(&d->lock);
+        enum exchange_result r = scsi_command(d, cdb, 16, write ? buf : NULL, write ? length : 0, write ? 0 : length, 60000, &o, &answer);
+        pthread_mutex_unlock(&d->lock);
+        int ok = r == EXCHANGE_OK && o.status == 0 && (write || o.data_in_len == length);
+        if (ok && !write) memcpy(buf, o.data_in, length);
+        free(answer);
+        if (!ok) { errno = EIO; return -1; }
+        return 0;
+    }
+    uint32_t cdw[6] = { (uint32_t)lba, (uint32_t)(lba >> 32), n - 1, 0, 0, 0 };
+    uint8_t sqe[64];
+    sqe_from_passthru(sqe, write ? 0x01 : 0x02, 0, 1, 0, 0, cdw);
+    int status = nvme_submit(d, 0, sqe, buf, length, 60000, NULL);
+    if (status != 0) { errno = EIO; return -1; }
+    return 0;
+}
+
+#define MEDIA_CHUNK (1 << 20)
+
+static ssize_t media_transfer(struct open_device *d, int write, uint8_t *buf, size_t count, uint64_t offset) {
+    if (geometry(d) != 0) { errno = EIO; return -1; }
+    uint64_t capacity = d->block_count * d->block_size;
+    if (offset >= capacity) {
+        if (write && count) { errno = ENOSPC; return -1; }
+        return 0;
+    }
+    if (count > capacity - offset) count = (size_t)(capacity - offset);
+    uint8_t *chunk = malloc(MEDIA_CHUNK);
+    if (!chunk) { errno = ENOMEM; return -1; }
+    size_t done = 0;
+    uint32_t bs = d->block_size;
+    while (done < count) {
+        uint64_t position = offset + done;
+        uint64_t lba = position / bs;
+        size_t head = (size_t)(position % bs);
+        size_t want = count - done;
+        uint32_t blocks = (uint32_t)((head + want + bs - 1) / bs);
+        if (blocks > MEDIA_CHUNK / bs) blocks = MEDIA_CHUNK / bs;
+        size_t span = (size_t)blocks * bs - head;
+        if (span > want) span = want;
+        /* A partial block is read first so a write changes only the bytes asked for. */
+        int partial = head != 0 || (head + span) % bs != 0;
+        if (!write || partial) {
+            if (media_blocks(d, 0, chunk, lba, blocks) != 0) break;
+        }
+        if (write) {
+            memcpy(chunk + head, buf + done, span);
+            if (media_blocks(d, 1, chunk, lba, blocks) != 0) break;
+        } else {
+            memcpy(buf + done, chunk + head, span);
+        }
+        done += span;
+    }
+    free(chunk);
+    if (done == 0 && count > 0) return -1;
+    return (ssize_t)done;
+}
+
+static int is_block_node(const struct open_device *d) {
+    enum node_kind kind = mappings[d->mapping].kind;
+    return kind == NODE_SCSI_BLOCK || kind == NODE_NVME_BLOCK;
+}
+
+/* Lock-free lookup for the hot read/write path: most descriptors are not ours. */
+static struct open_device *device_for_io(int fd) {
+    if (fd < 0 || fd >= MAX_TRACKED_FD || mapping_count == 0) return NULL;
+    return __atomic_load_n(&tracked[fd], __ATOMIC_ACQUIRE);
+}
+
+static ssize_t device_rw(struct open_device *d, int write, void *buf, size_t count, off_t offset, int positioned) {
+    if (!is_block_node(d)) {
+        /* sg's asynchronous write()/read() interface and NVMe character nodes take no data this way. */
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&d->offset_lock);
+    uint64_t at = positioned ? (uint64_t)offset : d->offset;
+    ssize_t n = media_transfer(d, write, buf, count, at);
+    if (n > 0 && !positioned) d->offset = at + (uint64_t)n;
+    pthread_mutex_unlock(&d->offset_lock);
+    trace("%s %zu bytes at %llu on %s -> %zd", write ? "write" : "read", count, (unsigned long long)at,
+          mappings[d->mapping].path, n);
+    return n;
+}
+
+ssize_t read(int fd, void *buf, size_t count) {
+    static ssize_t (*real)(int, void *, size_t);
+    struct open_device *d = device_for_io(fd);
+    if (d) return device_rw(d, 0, buf, count, 0, 0);
+    if (!real) real = next_symbol("read");
+    return real(fd, buf, count);
+}
+
+ssize_t write(int fd, const void *buf, size_t count) {
+    static ssize_t (*real)(int, const void *, size_t);
+    struct open_device *d = device_for_io(fd);
+    if (d) return device_rw(d, 1, (void *)buf, count, 0, 0);
+    if (!real) real = next_symbol("write");
+    return real(fd, buf, count);
+}
+
+ssize_t pread(int fd, void *buf, size_t count, off_t offset) {
+    static ssize_t (*real)(int, void *, size_t, off_t);
+    struct open_device *d = device_for_io(fd);
+    if (d) return device_rw(d, 0, buf, count, offset, 1);
+    if (!real) real = next_symbol("pread");
+    return real(fd, buf, count, offset);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    struct open_device *d = device_for_io(fd);
+    if (d) return device_rw(d, 1, (void *)buf, count, offset, 1);
+    if (!real) real = next_symbol("pwrite");
+    return real(fd, buf, count, offset);
+}
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t offset) { return pread(fd, buf, count, offset); }
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) { return pwrite(fd, buf, count, offset); }
+
+off_t lseek(int fd, off_t offset, int whence) {
+    static off_t (*real)(int, off_t, int);
+    struct open_device *d = device_for_io(fd);
+    if (!d) {
+        if (!real) real = next_symbol("lseek");
+        return real(fd, offset, whence);
+    }
+    if (!is_block_node(d)) { errno = ESPIPE; return -1; }
+    pthread_mutex_lock(&d->offset_lock);
+    int64_t base = 0;
+    off_t result = -1;
+    if (whence == SEEK_SET) base = 0;
+    else if (whence == SEEK_CUR) base = (int64_t)d->offset;
+    else if (whence == SEEK_END && geometry(d) == 0) base = (int64_t)(d->block_count * d->block_size);
+    else { errno = whence == SEEK_END ? EIO : EINVAL; base = -1; }
+    if (base >= 0) {
+        if (base + offset < 0) errno = EINVAL;
+        else result = (off_t)(d->offset = (uint64_t)(base + offset));
+    }
+    pthread_mutex_unlock(&d->offset_lock);
+    return result;
+}
+
+off_t lseek64(int fd, off_t offset, int whence) { return lseek(fd, offset, whence); }
 
 /* ---- ioctl dispatch ---- */
 
@@ -673,8 +846,9 @@ static int device_ioctl(struct open_device *d, unsigned long request, void *arg)
         if (block && arg) {
             uint64_t blocks = 0;
             uint32_t size = 0;
-            int rc = scsi ? scsi_capacity(d, &blocks, &size) : nvme_block_size(d, &size, &blocks);
-            if (rc != 0) return -1;
+            if (geometry(d) != 0) return -1;
+            blocks = d->block_count;
+            size = d->block_size;
             if (request == BLKGETSIZE64) *(uint64_t *)arg = blocks * size;
             else if (request == BLKGETSIZE) *(unsigned long *)arg = (unsigned long)(blocks * size / 512);
             else *(int *)arg = (int)size;
@@ -729,6 +903,80 @@ static void fill_statx(const struct mapping *m, struct statx *sx) {
 
 /* ---- open / close ---- */
 
+static void destroy_device(struct open_device *d) {
+    if (d->sock >= 0) real_close(d->sock);
+    pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->offset_lock);
+    free(d);
+}
+
+/* Stops tracking `fd`; returns its device when no other descriptor shares it (the caller destroys it).
+ * Call with table_lock held. */
+static struct open_device *untrack_locked(int fd) {
+    struct open_device *d = tracked[fd];
+    if (!d) return NULL;
+    __atomic_store_n(&tracked[fd], NULL, __ATOMIC_RELEASE);
+    return --d->references == 0 ? d : NULL;
+}
+
+/* Makes `fd` another descriptor of the device `old_fd` is (after dup, dup2, dup3, F_DUPFD). */
+static void track_duplicate(int old_fd, int fd) {
+    if (old_fd < 0 || old_fd >= MAX_TRACKED_FD || fd < 0 || fd >= MAX_TRACKED_FD || old_fd == fd) return;
+    pthread_mutex_lock(&table_lock);
+    struct open_device *d = tracked[old_fd];
+    struct open_device *gone = untrack_locked(fd);
+    if (d) {
+        d->references++;
+        __atomic_store_n(&tracked[fd], d, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&table_lock);
+    if (gone) destroy_device(gone);
+}
+
+int dup(int old_fd) {
+    static int (*real)(int);
+    if (!real) real = next_symbol("dup");
+    int fd = real(old_fd);
+    if (fd >= 0) track_duplicate(old_fd, fd);
+    return fd;
+}
+
+int dup2(int old_fd, int new_fd) {
+    static int (*real)(int, int);
+    if (!real) real = next_symbol("dup2");
+    int fd = real(old_fd, new_fd);
+    if (fd >= 0) track_duplicate(old_fd, fd);
+    return fd;
+}
+
+int dup3(int old_fd, int new_fd, int flags) {
+    static int (*real)(int, int, int);
+    if (!real) real = next_symbol("dup3");
+    int fd = real(old_fd, new_fd, flags);
+    if (fd >= 0) track_duplicate(old_fd, fd);
+    return fd;
+}
+
+int fcntl(int fd, int command, ...) {
+    static int (*real)(int, int, ...);
+    if (!real) real = next_symbol("fcntl");
+    va_list ap;
+    va_start(ap, command);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int result = real(fd, command, arg);
+    if (result >= 0 && (command == F_DUPFD || command == F_DUPFD_CLOEXEC)) track_duplicate(fd, result);
+    return result;
+}
+
+int fcntl64(int fd, int command, ...) {
+    va_list ap;
+    va_start(ap, command);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl(fd, command, arg);
+}
+
 static int open_mapped(int index, int flags) {
     struct mapping *m = &mappings[index];
     /* Connect now, so a simulator that is not serving fails the open as a missing device does. */
@@ -747,15 +995,14 @@ static int open_mapped(int index, int flags) {
     if (!d) { real_close(fd); real_close(sock); errno = ENOMEM; return -1; }
     d->mapping = index;
     d->sock = sock;
+    d->references = 1;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->offset_lock, NULL);
     pthread_mutex_lock(&table_lock);
-    struct open_device *stale = tracked[fd];
-    tracked[fd] = d;
+    struct open_device *stale = untrack_locked(fd);
+    __atomic_store_n(&tracked[fd], d, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&table_lock);
-    if (stale) {
-        if (stale->sock >= 0) real_close(stale->sock);
-        free(stale);
-    }
+    if (stale) destroy_device(stale);
     trace("open %s -> fd %d", m->path, fd);
     return fd;
 }
@@ -818,15 +1065,11 @@ int close(int fd) {
     ensure_initialised();
     if (fd >= 0 && fd < MAX_TRACKED_FD) {
         pthread_mutex_lock(&table_lock);
-        struct open_device *d = tracked[fd];
-        tracked[fd] = NULL;
+        int was_tracked = tracked[fd] != NULL;
+        struct open_device *gone = untrack_locked(fd);
         pthread_mutex_unlock(&table_lock);
-        if (d) {
-            if (d->sock >= 0) real_close(d->sock);
-            pthread_mutex_destroy(&d->lock);
-            free(d);
-            trace("close fd %d", fd);
-        }
+        if (gone) destroy_device(gone);
+        if (was_tracked) trace("close fd %d", fd);
     }
     return real_close(fd);
 }

@@ -115,6 +115,29 @@ struct DeviceNodeTests {
         #expect(byDevice["sim:\(array.directory)/0"]?["locked"] as? Bool == true)
     }
 
+    @Test("dd reads and writes the media through block nodes; a locked range is an I/O error",
+          arguments: [("sas", "/dev/sdsim195"), ("nvme", "/dev/nvme195n1")])
+    func mediaThroughBlockNodes(kind: String, node: String) throws {
+        let dd = try #require(Binaries.systemTool("dd"))
+        let array = try ServedArray(drives: 1, extra: ["--kind", kind, "--block-size", kind == "nvme" ? "4096" : "512"])
+        let env = array.preloadEnvironment([node])
+        // An unaligned write: the preload reads the partial blocks first, as the page cache would.
+        let write = try run(dd, ["of=\(node)", "bs=1", "seek=1000", "conv=notrunc"], stdin: payload, environment: env)
+        #expect(write.status == 0, "\(write.stderr)")
+        func readBack() throws -> CommandResult {
+            try run(dd, ["if=\(node)", "bs=1", "skip=1000", "count=\(payload.count)"], environment: env)
+        }
+        #expect(try readBack().stdout == payload)
+
+        try ownAndLock(array)
+        let locked = try readBack()
+        #expect(locked.status != 0 && locked.stderr.contains("Input/output error"), "\(locked.stderr)")
+        let pinPath = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        #expect(try run("sedlock", ["drive", "unlock", node, "--pin-file", pinPath], environment: env).status == 0)
+        #expect(try readBack().stdout == payload)
+    }
+
     @Test("/dev listings and stat show the nodes as the kernel would (sedutil-cli --scan lists /dev)")
     func devListing() throws {
         let array = try ServedArray(drives: 1, extra: ["--kind", "nvme"])
