@@ -148,13 +148,42 @@ func kmipBenchmark(_ args: [String]) throws {
     print(String(format: "ttlv_get_response_decodes_per_second %.0f", Double(count) / (now() - start)))
 }
 
+/// Level 0 Discovery receives per second through a device node (sg_pt → SG_IO or NVMe ioctl →
+/// preload library → link) beside the same receive over the simulator's link directly (the baseline).
+/// Run under LD_PRELOAD with the node mapped to drive `drive` of the served array `directory`.
+func deviceBenchmark(_ args: [String]) throws {
+    guard args.count == 4, let drive = Int(args[3]) else {
+        print("usage: sedlock-bench device NODE ARRAY-DIR DRIVE   (under LD_PRELOAD=libsedsim-preload.so)")
+        exit(64)
+    }
+    let node = try PassThroughTransport.open(path: args[1])
+    let direct = SimulatorTransport(arrayDirectory: args[2], drive: drive)
+    func rate(_ transport: any SecurityTransport) throws -> Double {
+        for _ in 0..<50 { _ = try transport.securityProtocolIn(protocolID: 1, spSpecific: 1, allocationLength: 2048) }
+        var count = 0
+        let start = now()
+        while now() - start < 2 {
+            _ = try transport.securityProtocolIn(protocolID: 1, spSpecific: 1, allocationLength: 2048)
+            count += 1
+        }
+        return Double(count) / (now() - start)
+    }
+    let name = node.bus.rawValue
+    print(String(format: "device_\(name)_discovery_per_second %.0f", try rate(node)))
+    print(String(format: "link_\(name)_discovery_per_second %.0f", try rate(direct)))
+}
+
 let arguments = CommandLine.arguments
 if arguments.count >= 2 && arguments[1] == "kmip" {
     try kmipBenchmark(Array(arguments.dropFirst()))
     exit(0)
 }
+if arguments.count >= 2 && arguments[1] == "device" {
+    try deviceBenchmark(Array(arguments.dropFirst()))
+    exit(0)
+}
 guard arguments.count >= 2 else {
-    print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID")
+    print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID | sedlock-bench device NODE DIR N")
     exit(64)
 }
 let sedsim = arguments[1]
