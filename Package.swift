@@ -57,11 +57,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Simulator/sedsim"),
 
-        .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage"]),
-        .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport"]),
+        // Helpers shared by test targets (seeded randomness for the mutation loops).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage", "TestSupport"]),
+        .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SecurityTransport"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
-        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys"]),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
     ],

@@ -6,6 +6,7 @@
 #include "sedsim_preload.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -76,7 +77,6 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct open_device *tracked[MAX_TRACKED_FD];
 
 /* ---- the real functions ---- */
-static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
@@ -162,7 +162,6 @@ static void read_nvme_char_major(void) {
 }
 
 static void initialise(void) {
-    real_open = next_symbol("open");
     real_openat = next_symbol("openat");
     real_close = next_symbol("close");
     real_ioctl = next_symbol("ioctl");
@@ -569,25 +568,22 @@ static void sqe_from_passthru(uint8_t sqe[64], uint8_t opcode, uint8_t flags, ui
     for (int i = 0; i < 6; i++) put_le(sqe + 40 + 4 * i, cdw[i], 4);
 }
 
-static int handle_passthru(struct open_device *d, int admin, struct nvme_passthru_cmd *cmd) {
-    if (!cmd) { errno = EFAULT; return -1; }
-    uint32_t cdw[6] = { cmd->cdw10, cmd->cdw11, cmd->cdw12, cmd->cdw13, cmd->cdw14, cmd->cdw15 };
-    uint8_t sqe[64];
-    sqe_from_passthru(sqe, cmd->opcode, cmd->flags, cmd->nsid, cmd->cdw2, cmd->cdw3, cdw);
-    uint32_t result = 0;
-    int status = nvme_submit(d, admin, sqe, (void *)(uintptr_t)cmd->addr, cmd->data_len, cmd->timeout_ms, &result);
-    if (status >= 0) cmd->result = result;
-    return status;
-}
+/* NVME_IOCTL_*_CMD and the *64_CMD forms share their layout up to timeout_ms; only the result
+ * field after it differs (32 bits at offset 68, or 64 bits at offset 72). */
+_Static_assert(offsetof(struct nvme_passthru_cmd, timeout_ms) == offsetof(struct nvme_passthru_cmd64, timeout_ms),
+               "the pass-through structures share their leading fields");
 
-static int handle_passthru64(struct open_device *d, int admin, struct nvme_passthru_cmd64 *cmd) {
+static int handle_passthru(struct open_device *d, int admin, struct nvme_passthru_cmd *cmd, int wide_result) {
     if (!cmd) { errno = EFAULT; return -1; }
     uint32_t cdw[6] = { cmd->cdw10, cmd->cdw11, cmd->cdw12, cmd->cdw13, cmd->cdw14, cmd->cdw15 };
     uint8_t sqe[64];
     sqe_from_passthru(sqe, cmd->opcode, cmd->flags, cmd->nsid, cmd->cdw2, cmd->cdw3, cdw);
     uint32_t result = 0;
     int status = nvme_submit(d, admin, sqe, (void *)(uintptr_t)cmd->addr, cmd->data_len, cmd->timeout_ms, &result);
-    if (status >= 0) cmd->result = result;
+    if (status >= 0) {
+        if (wide_result) ((struct nvme_passthru_cmd64 *)cmd)->result = result;
+        else cmd->result = result;
+    }
     return status;
 }
 
@@ -825,16 +821,16 @@ static int device_ioctl(struct open_device *d, unsigned long request, void *arg)
         if (m->kind == NODE_NVME_BLOCK) return 1;
         break;
     case NVME_IOCTL_ADMIN_CMD:
-        if (!scsi) return handle_passthru(d, 1, arg);
+        if (!scsi) return handle_passthru(d, 1, arg, 0);
         break;
     case NVME_IOCTL_ADMIN64_CMD:
-        if (!scsi) return handle_passthru64(d, 1, arg);
+        if (!scsi) return handle_passthru(d, 1, arg, 1);
         break;
     case NVME_IOCTL_IO_CMD:
-        if (!scsi) return handle_passthru(d, 0, arg);
+        if (!scsi) return handle_passthru(d, 0, arg, 0);
         break;
     case NVME_IOCTL_IO64_CMD:
-        if (!scsi) return handle_passthru64(d, 0, arg);
+        if (!scsi) return handle_passthru(d, 0, arg, 1);
         break;
     case NVME_IOCTL_SUBMIT_IO:
         if (m->kind == NODE_NVME_BLOCK) return handle_submit_io(d, arg);
@@ -988,7 +984,7 @@ static int open_mapped(int index, int flags) {
     }
     /* The descriptor the program sees is /dev/null's: read/write on it do nothing, as the raw
      * pass-through nodes these stand for are driven by ioctl. */
-    int fd = real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+    int fd = real_openat(AT_FDCWD, "/dev/null", O_RDWR | (flags & O_CLOEXEC), 0);
     if (fd < 0) { real_close(sock); return -1; }
     if (fd >= MAX_TRACKED_FD) { real_close(fd); real_close(sock); errno = EMFILE; return -1; }
     struct open_device *d = calloc(1, sizeof *d);
@@ -1007,59 +1003,35 @@ static int open_mapped(int index, int flags) {
     return fd;
 }
 
-static int mode_argument(int flags, va_list ap) {
-    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, int) : 0;
-}
-
-int open(const char *path, int flags, ...) {
+/* open(path) is openat(AT_FDCWD, path); the 64 forms add O_LARGEFILE. */
+static int open_at(int dirfd, const char *path, int flags, int mode) {
     ensure_initialised();
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_argument(flags, ap);
-    va_end(ap);
-    int index = find_mapping_at(AT_FDCWD, path);
-    if (index >= 0) return open_mapped(index, flags);
-    return real_open(path, flags, mode);
-}
-
-int open64(const char *path, int flags, ...) {
-    ensure_initialised();
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_argument(flags, ap);
-    va_end(ap);
-    int index = find_mapping_at(AT_FDCWD, path);
-    if (index >= 0) return open_mapped(index, flags);
-    return real_open(path, flags | O_LARGEFILE, mode);
-}
-
-int __open_2(const char *path, int flags) { return open(path, flags); }
-int __open64_2(const char *path, int flags) { return open64(path, flags); }
-
-int openat(int dirfd, const char *path, int flags, ...) {
-    ensure_initialised();
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_argument(flags, ap);
-    va_end(ap);
     int index = find_mapping_at(dirfd, path);
     if (index >= 0) return open_mapped(index, flags);
     return real_openat(dirfd, path, flags, mode);
 }
 
-int openat64(int dirfd, const char *path, int flags, ...) {
-    ensure_initialised();
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_argument(flags, ap);
-    va_end(ap);
-    int index = find_mapping_at(dirfd, path);
-    if (index >= 0) return open_mapped(index, flags);
-    return real_openat(dirfd, path, flags | O_LARGEFILE, mode);
-}
+/* The mode argument exists only when the flags create a file. */
+#define MODE_ARGUMENT(flags, mode)                                                   \
+    int mode = 0;                                                                    \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) {                 \
+        va_list ap;                                                                  \
+        va_start(ap, flags);                                                         \
+        mode = va_arg(ap, int);                                                      \
+        va_end(ap);                                                                  \
+    }
 
-int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
-int __openat64_2(int dirfd, const char *path, int flags) { return openat64(dirfd, path, flags); }
+int open(const char *path, int flags, ...) { MODE_ARGUMENT(flags, mode) return open_at(AT_FDCWD, path, flags, mode); }
+int open64(const char *path, int flags, ...) { MODE_ARGUMENT(flags, mode) return open_at(AT_FDCWD, path, flags | O_LARGEFILE, mode); }
+int __open_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags, 0); }
+int __open64_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags | O_LARGEFILE, 0); }
+int openat(int dirfd, const char *path, int flags, ...) { MODE_ARGUMENT(flags, mode) return open_at(dirfd, path, flags, mode); }
+int openat64(int dirfd, const char *path, int flags, ...) {
+    MODE_ARGUMENT(flags, mode)
+    return open_at(dirfd, path, flags | O_LARGEFILE, mode);
+}
+int __openat_2(int dirfd, const char *path, int flags) { return open_at(dirfd, path, flags, 0); }
+int __openat64_2(int dirfd, const char *path, int flags) { return open_at(dirfd, path, flags | O_LARGEFILE, 0); }
 
 int close(int fd) {
     ensure_initialised();
@@ -1158,38 +1130,28 @@ int faccessat(int dirfd, const char *path, int mode, int flags) {
     return real_faccessat(dirfd, path, mode, flags);
 }
 
-/* Device nodes carry no extended attributes (ls -l asks for ACLs and security labels). */
-ssize_t getxattr(const char *path, const char *name, void *value, size_t size) {
-    ensure_initialised();
-    static ssize_t (*real)(const char *, const char *, void *, size_t);
-    if (find_mapping_at(AT_FDCWD, path) >= 0) { errno = ENODATA; return -1; }
-    if (!real) real = next_symbol("getxattr");
-    return real(path, name, value, size);
-}
-
-ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size) {
-    ensure_initialised();
-    static ssize_t (*real)(const char *, const char *, void *, size_t);
-    if (find_mapping_at(AT_FDCWD, path) >= 0) { errno = ENODATA; return -1; }
-    if (!real) real = next_symbol("lgetxattr");
-    return real(path, name, value, size);
-}
-
-ssize_t listxattr(const char *path, char *list, size_t size) {
-    ensure_initialised();
-    static ssize_t (*real)(const char *, char *, size_t);
-    if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;
-    if (!real) real = next_symbol("listxattr");
-    return real(path, list, size);
-}
-
-ssize_t llistxattr(const char *path, char *list, size_t size) {
-    ensure_initialised();
-    static ssize_t (*real)(const char *, char *, size_t);
-    if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;
-    if (!real) real = next_symbol("llistxattr");
-    return real(path, list, size);
-}
+/* Device nodes carry no extended attributes (ls -l asks for ACLs and security labels). The l-forms
+ * differ only in not following symbolic links, which mapped nodes are not. */
+#define NO_ATTRIBUTE_VALUE(function)                                                      \
+    ssize_t function(const char *path, const char *name, void *value, size_t size) {      \
+        static ssize_t (*real)(const char *, const char *, void *, size_t);               \
+        ensure_initialised();                                                             \
+        if (find_mapping_at(AT_FDCWD, path) >= 0) { errno = ENODATA; return -1; }         \
+        if (!real) real = next_symbol(#function);                                         \
+        return real(path, name, value, size);                                             \
+    }
+#define NO_ATTRIBUTE_LIST(function)                                                       \
+    ssize_t function(const char *path, char *list, size_t size) {                         \
+        static ssize_t (*real)(const char *, char *, size_t);                             \
+        ensure_initialised();                                                             \
+        if (find_mapping_at(AT_FDCWD, path) >= 0) return 0;                               \
+        if (!real) real = next_symbol(#function);                                         \
+        return real(path, list, size);                                                    \
+    }
+NO_ATTRIBUTE_VALUE(getxattr)
+NO_ATTRIBUTE_VALUE(lgetxattr)
+NO_ATTRIBUTE_LIST(listxattr)
+NO_ATTRIBUTE_LIST(llistxattr)
 
 /* Programs find the NVMe character major in /proc/devices (libsgutils2 does). When the running
  * kernel has no NVMe driver, the list gains the major our controller nodes use. */
@@ -1240,8 +1202,6 @@ FILE *fopen64(const char *path, const char *mode) { return fopen(path, mode); }
 struct dev_listing {
     DIR *dir;
     int next_mapping;
-    struct dirent entry;
-    struct dirent64 entry64;
 };
 static struct dev_listing listings[MAX_LISTINGS];
 static pthread_mutex_t listing_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1274,7 +1234,7 @@ static int next_listed_mapping(struct dev_listing *l) {
         const struct mapping *m = &mappings[l->next_mapping++];
         const char *name = dev_entry_name(m);
         struct stat st;
-        if (name && strlen(name) < sizeof l->entry.d_name && real_lstat(m->path, &st) != 0) return l->next_mapping - 1;
+        if (name && real_lstat(m->path, &st) != 0) return l->next_mapping - 1;
     }
     return -1;
 }
@@ -1288,44 +1248,48 @@ static unsigned char dirent_type(const struct mapping *m) {
     return m->kind == NODE_SG_CHAR || m->kind == NODE_NVME_CHAR ? DT_CHR : DT_BLK;
 }
 
+/* Fills the next synthetic entry of a /dev listing; returns 0, or -1 when there is none. */
+static int next_synthetic_entry(DIR *dir, ino_t *inode, unsigned char *type, char *name, size_t capacity) {
+    pthread_mutex_lock(&listing_lock);
+    struct dev_listing *l = listing_for(dir);
+    int index = l ? next_listed_mapping(l) : -1;
+    const char *entry = index >= 0 ? dev_entry_name(&mappings[index]) : NULL;
+    if (entry && strlen(entry) < capacity) {
+        *inode = 0x5ED000 + mappings[index].minor_number;
+        *type = dirent_type(&mappings[index]);
+        strcpy(name, entry);
+    } else {
+        index = -1;
+    }
+    pthread_mutex_unlock(&listing_lock);
+    return index >= 0 ? 0 : -1;
+}
+
+/* Synthetic entries live in per-thread storage, valid until the thread's next readdir call. */
+static __thread struct dirent synthetic_entry;
+static __thread struct dirent64 synthetic_entry64;
+
 struct dirent *readdir(DIR *dir) {
     ensure_initialised();
     struct dirent *real = real_readdir(dir);
     if (real) return real;
-    pthread_mutex_lock(&listing_lock);
-    struct dev_listing *l = listing_for(dir);
-    struct dirent *result = NULL;
-    int index = l ? next_listed_mapping(l) : -1;
-    if (index >= 0) {
-        memset(&l->entry, 0, sizeof l->entry);
-        l->entry.d_ino = 0x5ED000 + mappings[index].minor_number;
-        l->entry.d_reclen = sizeof l->entry;
-        l->entry.d_type = dirent_type(&mappings[index]);
-        strcpy(l->entry.d_name, dev_entry_name(&mappings[index]));
-        result = &l->entry;
-    }
-    pthread_mutex_unlock(&listing_lock);
-    return result;
+    struct dirent *e = &synthetic_entry;
+    memset(e, 0, sizeof *e);
+    e->d_reclen = sizeof *e;
+    return next_synthetic_entry(dir, &e->d_ino, &e->d_type, e->d_name, sizeof e->d_name) == 0 ? e : NULL;
 }
 
 struct dirent64 *readdir64(DIR *dir) {
     ensure_initialised();
     struct dirent64 *real = real_readdir64(dir);
     if (real) return real;
-    pthread_mutex_lock(&listing_lock);
-    struct dev_listing *l = listing_for(dir);
-    struct dirent64 *result = NULL;
-    int index = l ? next_listed_mapping(l) : -1;
-    if (index >= 0) {
-        memset(&l->entry64, 0, sizeof l->entry64);
-        l->entry64.d_ino = 0x5ED000 + mappings[index].minor_number;
-        l->entry64.d_reclen = sizeof l->entry64;
-        l->entry64.d_type = dirent_type(&mappings[index]);
-        strcpy(l->entry64.d_name, dev_entry_name(&mappings[index]));
-        result = &l->entry64;
-    }
-    pthread_mutex_unlock(&listing_lock);
-    return result;
+    struct dirent64 *e = &synthetic_entry64;
+    memset(e, 0, sizeof *e);
+    e->d_reclen = sizeof *e;
+    ino_t inode = 0;
+    if (next_synthetic_entry(dir, &inode, &e->d_type, e->d_name, sizeof e->d_name) != 0) return NULL;
+    e->d_ino = inode;
+    return e;
 }
 
 int closedir(DIR *dir) {

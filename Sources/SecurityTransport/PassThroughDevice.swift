@@ -36,28 +36,8 @@ final class PassThroughDevice: @unchecked Sendable {
 
     /// Runs one CDB. Transport failures throw; a device that answered (even CHECK CONDITION) returns.
     func scsi(_ cdb: [UInt8], dataOut: [UInt8] = [], dataInLength: Int = 0, timeoutSeconds: Int) throws(TransportError) -> SCSIOutcome {
-        var dataIn = [UInt8](repeating: 0, count: dataInLength)
-        var sense = [UInt8](repeating: 0, count: 64)
-        var outcome = SCSIOutcome(dataIn: [], sense: nil, status: 0)
-        for attempt in 0...Self.interruptRetries {
-            guard let obj = construct_scsi_pt_obj_with_fd(fd, 0) else {
-                throw TransportError(.ioFailure, device: path, "out of memory for a pass-through object")
-            }
-            defer { destruct_scsi_pt_obj(obj) }
-            let rc: Int32 = cdb.withUnsafeBufferPointer { cdbPtr in
-                dataOut.withUnsafeBufferPointer { outPtr in
-                    dataIn.withUnsafeMutableBufferPointer { inPtr in
-                        sense.withUnsafeMutableBufferPointer { sensePtr in
-                            set_scsi_pt_cdb(obj, cdbPtr.baseAddress, Int32(cdb.count))
-                            set_scsi_pt_sense(obj, sensePtr.baseAddress, Int32(sensePtr.count))
-                            if !dataOut.isEmpty { set_scsi_pt_data_out(obj, outPtr.baseAddress, Int32(dataOut.count)) }
-                            if dataInLength > 0 { set_scsi_pt_data_in(obj, inPtr.baseAddress, Int32(dataInLength)) }
-                            return do_scsi_pt(obj, -1, Int32(max(1, timeoutSeconds)), 0)
-                        }
-                    }
-                }
-            }
-            if rc == -EINTR && attempt < Self.interruptRetries { continue }
+        try submit(cdb, dataOut: dataOut, dataInLength: dataInLength, responseLength: 64,
+                   timeoutSeconds: timeoutSeconds) { (obj, rc, dataIn, sense) throws(TransportError) in
             try checkSubmission(rc, obj: obj, command: "SCSI opcode 0x\(format2(cdb.first ?? 0))", timeoutSeconds: timeoutSeconds)
             let category = get_scsi_pt_result_category(obj)
             if category == SCSI_PT_RESULT_TRANSPORT_ERR {
@@ -66,9 +46,8 @@ final class PassThroughDevice: @unchecked Sendable {
             if category == SCSI_PT_RESULT_OS_ERR {
                 throw Self.osError(get_scsi_pt_os_err(obj), path: path, during: "SG_IO")
             }
-            let received = max(0, dataInLength - Int(get_scsi_pt_resid(obj)))
-            outcome.status = get_scsi_pt_status_response(obj)
-            outcome.dataIn = Array(dataIn.prefix(received))
+            var outcome = SCSIOutcome(dataIn: [], sense: nil, status: get_scsi_pt_status_response(obj))
+            outcome.dataIn = Array(dataIn.prefix(max(0, dataInLength - Int(get_scsi_pt_resid(obj)))))
             let senseLength = Int(get_scsi_pt_sense_len(obj))
             if category == SCSI_PT_RESULT_SENSE, senseLength > 0 {
                 outcome.sense = SenseData(Array(sense.prefix(min(senseLength, sense.count))))
@@ -78,25 +57,42 @@ final class PassThroughDevice: @unchecked Sendable {
             }
             return outcome
         }
-        throw TransportError(.ioFailure, device: path, "interrupted by signals \(Self.interruptRetries + 1) times")
     }
 
     /// Runs one NVMe admin command given as its 64-byte submission queue entry; returns the data
     /// received, or throws the NVMe status as a typed error.
     func nvmeAdmin(_ entry: [UInt8], dataOut: [UInt8] = [], dataInLength: Int = 0, timeoutSeconds: Int) throws(TransportError) -> [UInt8] {
-        var dataIn = [UInt8](repeating: 0, count: dataInLength)
-        var completion = [UInt8](repeating: 0, count: 32)
+        // For NVMe, sg_pt's "sense" buffer receives the completion queue entry.
+        try submit(entry, dataOut: dataOut, dataInLength: dataInLength, responseLength: 32,
+                   timeoutSeconds: timeoutSeconds) { (obj, rc, dataIn, _) throws(TransportError) in
+            if rc == SCSI_PT_DO_NVME_STATUS {
+                throw NVMeStatus(UInt16(truncatingIfNeeded: get_scsi_pt_status_response(obj))).transportError(device: path)
+            }
+            try checkSubmission(rc, obj: obj, command: "NVMe admin opcode 0x\(format2(entry.first ?? 0))", timeoutSeconds: timeoutSeconds)
+            if get_scsi_pt_result_category(obj) == SCSI_PT_RESULT_OS_ERR {
+                throw Self.osError(get_scsi_pt_os_err(obj), path: path, during: "NVMe admin pass-through")
+            }
+            return dataIn
+        }
+    }
+
+    /// One pass-through submission with its buffers; retried when a signal interrupts it. `interpret`
+    /// reads the outcome from the pass-through object while it still exists.
+    private func submit<T>(_ command: [UInt8], dataOut: [UInt8], dataInLength: Int, responseLength: Int, timeoutSeconds: Int,
+                           _ interpret: (OpaquePointer, Int32, [UInt8], [UInt8]) throws(TransportError) -> T) throws(TransportError) -> T {
         for attempt in 0...Self.interruptRetries {
+            var dataIn = [UInt8](repeating: 0, count: dataInLength)
+            var response = [UInt8](repeating: 0, count: responseLength)
             guard let obj = construct_scsi_pt_obj_with_fd(fd, 0) else {
                 throw TransportError(.ioFailure, device: path, "out of memory for a pass-through object")
             }
             defer { destruct_scsi_pt_obj(obj) }
-            let rc: Int32 = entry.withUnsafeBufferPointer { cmdPtr in
+            let rc: Int32 = command.withUnsafeBufferPointer { commandPtr in
                 dataOut.withUnsafeBufferPointer { outPtr in
                     dataIn.withUnsafeMutableBufferPointer { inPtr in
-                        completion.withUnsafeMutableBufferPointer { cqPtr in
-                            set_scsi_pt_cdb(obj, cmdPtr.baseAddress, Int32(entry.count))
-                            set_scsi_pt_sense(obj, cqPtr.baseAddress, Int32(cqPtr.count))
+                        response.withUnsafeMutableBufferPointer { responsePtr in
+                            set_scsi_pt_cdb(obj, commandPtr.baseAddress, Int32(command.count))
+                            set_scsi_pt_sense(obj, responsePtr.baseAddress, Int32(responsePtr.count))
                             if !dataOut.isEmpty { set_scsi_pt_data_out(obj, outPtr.baseAddress, Int32(dataOut.count)) }
                             if dataInLength > 0 { set_scsi_pt_data_in(obj, inPtr.baseAddress, Int32(dataInLength)) }
                             return do_scsi_pt(obj, -1, Int32(max(1, timeoutSeconds)), 0)
@@ -105,15 +101,7 @@ final class PassThroughDevice: @unchecked Sendable {
                 }
             }
             if rc == -EINTR && attempt < Self.interruptRetries { continue }
-            if rc == SCSI_PT_DO_NVME_STATUS {
-                let status = NVMeStatus(UInt16(truncatingIfNeeded: get_scsi_pt_status_response(obj)))
-                throw status.transportError(device: path)
-            }
-            try checkSubmission(rc, obj: obj, command: "NVMe admin opcode 0x\(format2(entry.first ?? 0))", timeoutSeconds: timeoutSeconds)
-            if get_scsi_pt_result_category(obj) == SCSI_PT_RESULT_OS_ERR {
-                throw Self.osError(get_scsi_pt_os_err(obj), path: path, during: "NVMe admin pass-through")
-            }
-            return dataIn
+            return try interpret(obj, rc, dataIn, response)
         }
         throw TransportError(.ioFailure, device: path, "interrupted by signals \(Self.interruptRetries + 1) times")
     }

@@ -1,16 +1,6 @@
+import TestSupport
 import Testing
 @testable import KMIPCodec
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("TTLV decoder under mutation")
 struct TTLVMutationTests {
@@ -29,7 +19,7 @@ struct TTLVMutationTests {
                                         .structure(.responsePayload, [.text(.uniqueIdentifier, "42"), TTLV(.state, .bigInteger([0, 0, 0, 0, 0, 0, 0, 1]))])]),
             ])),
         ]
-        var rng = SplitMix(state: 99)
+        var rng = SeededRandom(seed: 99)
         var decoded = 0
         for i in 0..<100_000 {
             var input: [UInt8]

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import SecurityTransport
 import Testing
 
@@ -88,7 +89,7 @@ struct IdentityPagesTests {
 
     @Test("100,000 random and truncated buffers never trap any parser")
     func mutation() {
-        var rng = SplitMix(seed: 0x5ED_10C4)
+        var rng = SeededRandom(seed: 0x5ED_10C4)
         for _ in 0..<100_000 {
             let length = Int(rng.next() % 4200)
             let data = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -133,18 +134,5 @@ struct IdentityPagesTests {
         } catch {
             #expect(error.code == .unsupportedProtocol && error.message.contains("pass-through"))
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

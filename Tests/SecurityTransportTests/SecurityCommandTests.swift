@@ -1,4 +1,5 @@
 import SecurityTransport
+import TestSupport
 import Testing
 
 @Suite("Security command blocks, byte for byte")
@@ -66,7 +67,7 @@ struct DeviceStatusTests {
 
     @Test("sense decoding never traps on 100,000 random and truncated inputs")
     func randomSense() {
-        var rng = SplitMix(seed: 7)
+        var rng = SeededRandom(seed: 7)
         func next() -> UInt64 { rng.next() }
         var parsed = 0
         for _ in 0..<100_000 {
