@@ -1,6 +1,7 @@
 import TCGStorage
 
-/// Level 0 Discovery built from live state.
+/// Level 0 Discovery built from live state. No Single User Mode descriptor: that feature set is
+/// not simulated, and hosts check for the descriptor before they try it.
 extension SimulatedDrive {
     func discovery() -> Level0Discovery {
         let active = record.lockingLifeCycle == .manufactured
@@ -18,7 +19,6 @@ extension SimulatedDrive {
             .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: 1, rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
-            .singleUser(SingleUserFeature(lockingObjects: UInt32(record.ranges.count), flags: 0)),
             .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
             .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
                                       hardwareReset: blockSIDClearsOnHardwareReset)),

@@ -392,6 +392,12 @@ extension SimulatedDrive {
         guard session.isAuthenticated(asAnyOf: [.sid]), let sidPIN = session.presentedPINs[.sid] else {
             return .fail(.notAuthorized)
         }
+        // The simulated drives do not implement the Single User Mode feature set (and say so in
+        // Level 0 Discovery): activating ranges for single users is refused rather than quietly
+        // activating in normal mode, which would leave the host believing its users own the ranges.
+        for case .named(let name, _) in call.arguments where name.unsignedValue == Column.singleUserModeSelectionList {
+            return .fail(.invalidParameter)
+        }
         // Activating an SP that is already Manufactured has no effect.
         if record.lockingLifeCycle == .manufactured { return .ok }
         do {

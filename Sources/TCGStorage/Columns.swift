@@ -54,6 +54,8 @@ public enum Column {
     }
     /// RevertSP's KeepGlobalRangeKey parameter.
     public static let keepGlobalRangeKey: UInt64 = 0x06_0000
+    /// Activate's SingleUserModeSelectionList parameter (Single User Mode feature set).
+    public static let singleUserModeSelectionList: UInt64 = 0x06_0000
 }
 
 /// Values of the SP table's LifeCycle column.

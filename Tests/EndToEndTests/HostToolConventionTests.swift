@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+/// How one simulated drive is reached by a host that follows sedutil's conventions.
+struct ConventionCase: CustomTestStringConvertible, Sendable {
+    var createOptions: [String]
+    var node: String
+    /// What sedutil's identify step decides the drive is ("ata", "sas", "nvme").
+    var transport: String
+    var hostOptions: [String] = []
+    /// Whether sedlock derives the same PIN from the same password (the serial salt agrees).
+    var sameSalt = true
+    var testDescription: String { "\(node) (\(createOptions.joined(separator: " "))) as \(transport) \(hostOptions.joined(separator: " "))" }
+}
+
+/// sedutil-cli is not packaged for Debian or PyPI, so it cannot run here. Tests/HostTools holds a
+/// host that puts on the wire what sedutil puts there — its CDBs and ioctls, 512-byte padding,
+/// medium-atom PINs, PBKDF2 salts, and replies read by token index — and these tests run
+/// sedutil's command sequences with it through the preload library, against each kind of drive.
+@Suite("A host following sedutil's conventions, through device nodes", .serialized)
+struct HostToolConventionTests {
+    let password = "opal-under-test"
+    let payload = Data("sealed by the PBA\n".utf8)
+
+    static let cases: [ConventionCase] = [
+        ConventionCase(createOptions: ["--kind", "sata"], node: "/dev/sdsim170", transport: "ata"),
+        ConventionCase(createOptions: ["--kind", "sas"], node: "/dev/sdsim171", transport: "sas",
+                       hostOptions: ["--sas-inc512=1"], sameSalt: false),
+        ConventionCase(createOptions: ["--kind", "sas"], node: "/dev/sdsim172", transport: "sas",
+                       hostOptions: ["--sas-inc512=0"], sameSalt: false),
+        ConventionCase(createOptions: ["--kind", "nvme"], node: "/dev/nvme170", transport: "nvme"),
+    ]
+
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("HostTools/sedutil_style_host.py").path
+    }
+
+    @Test("query, initial setup, lock on power cycle, PBA unlock, list ranges, revert without erase, PSID revert",
+          arguments: cases)
+    func sedutilSequences(_ c: ConventionCase) throws {
+        let array = try ServedArray(drives: 1, extra: c.createOptions)
+        let env = array.preloadEnvironment([c.node])
+        func host(_ args: [String], expect status: Int32 = 0) throws -> [String: Any] {
+            let r = try run("/usr/bin/env", ["python3", Self.script] + args + [c.node] + c.hostOptions, environment: env)
+            #expect(r.status == status, "host \(args.first ?? ""): \(r.stderr)")
+            guard status == 0 else { return ["stderr": r.stderr] }
+            let object = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
+            #expect(object?["transport"] as? String == c.transport)
+            return object ?? [:]
+        }
+        func sim(_ args: [String], stdin: Data? = nil) throws -> CommandResult {
+            try run("sedsim", args, stdin: stdin)
+        }
+        let status = try #require(try JSONSerialization.jsonObject(with: sim(["status", array.directory, "--json"]).stdout)
+                                  as? [[String: Any]])
+        let serial = try #require(status.first?["serial"] as? String)
+        let psid = try #require(status.first?["psid"] as? String)
+
+        let query = try host(["query"])
+        if c.transport != "sas" { #expect((query["serial"] as? String)?.trimmingCharacters(in: .whitespaces.union(.controlCharacters)) == serial) }
+        #expect((query["features"] as? [Int])?.contains(0x0203) == true)
+        #expect((query["features"] as? [Int])?.contains(0x0201) == false, "Single User Mode is not simulated")
+        let properties = query["properties"] as? [String: Int] ?? [:]
+        #expect((properties["MaxComPacketSize"] ?? 0) >= 2048, "\(properties)")
+        #expect(query["lockingEnabled"] as? Bool == false)
+
+        _ = try host(["initialsetup", password])
+        let owned = try host(["query"])
+        #expect(owned["lockingEnabled"] as? Bool == true && owned["locked"] as? Bool == false && owned["mbrDone"] as? Bool == true)
+        #expect(try sim(["write", array.directory, "0", "--lba", "4096"], stdin: payload).status == 0)
+        _ = try host(["enablelockingrange", "0", password])
+        #expect(try sim(["power-cycle", array.directory]).status == 0)
+
+        // After power-on: locked, and the shadow MBR (the PBA image) stands in front of the media.
+        let cold = try host(["query"])
+        #expect(cold["locked"] as? Bool == true && cold["mbrDone"] as? Bool == false)
+        let shadowed = try sim(["read", array.directory, "0", "--lba", "4096"])
+        #expect(shadowed.status == 0 && shadowed.stdout.prefix(payload.count) != payload)
+        _ = try host(["setmbrdone", "on", password])
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stderr.contains("data protect"))
+        let wrong = try host(["setlockingrange", "0", "RW", "not-the-password"], expect: 1)
+        #expect((wrong["stderr"] as? String)?.contains("Session start failed rc = 1") == true, "\(wrong)")
+
+        let ranges = try #require(try host(["listlockingranges", password])["ranges"] as? [[String: Any]])
+        #expect(ranges.count >= 2)
+        #expect(ranges.first?["readLocked"] as? Bool == true && ranges.first?["readLockEnabled"] as? Bool == true)
+        #expect(ranges.dropFirst().allSatisfy { $0["readLocked"] as? Bool == false && $0["length"] as? Int == 0 })
+
+        _ = try host(["setlockingrange", "0", "RW", password])
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stdout.prefix(payload.count) == payload)
+
+        if c.sameSalt {
+            // A drive set up by sedutil, adopted by sedlock with the same password.
+            let pinPath = try pinFile(password)
+            defer { try? FileManager.default.removeItem(atPath: pinPath) }
+            let locked = try run("sedlock", ["drive", "lock", c.node, "--pin-file", pinPath, "--pin-derivation", "sedutil-sha1"],
+                                 environment: env)
+            #expect(locked.status == 0, "\(locked.stderr)")
+            #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stderr.contains("data protect"))
+            _ = try host(["setlockingrange", "0", "RW", password])
+        }
+
+        _ = try host(["revertnoerase", password])
+        #expect(try host(["query"])["lockingEnabled"] as? Bool == false)
+        _ = try host(["reverttper", password])
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stdout.prefix(payload.count) == payload,
+                "reverting without erase lost the data")
+        _ = try host(["reverttper", psid, "--psid"])
+        let after = try sim(["status", array.directory])
+        #expect(after.output.contains("owned: no"), "\(after.output)")
+    }
+
+    @Test("Activate in Single User Mode is refused, leaving the Locking SP inactive, as Level 0 announces")
+    func singleUserModeRefused() throws {
+        let c = Self.cases[0]
+        let array = try ServedArray(drives: 1, extra: c.createOptions)
+        let env = array.preloadEnvironment([c.node])
+        let refused = try run("/usr/bin/env", ["python3", Self.script, "setup_sum", "1", password, c.node], environment: env)
+        #expect(refused.status == 1 && refused.stderr.contains("method Activate status 12"), "\(refused.stderr)")
+        let query = try run("/usr/bin/env", ["python3", Self.script, "query", c.node], environment: env)
+        let object = try JSONSerialization.jsonObject(with: query.stdout) as? [String: Any]
+        #expect(object?["lockingEnabled"] as? Bool == false)
+        #expect(try run("sedsim", ["status", array.directory]).output.contains("Manufactured-Inactive"))
+    }
+}
