@@ -230,7 +230,8 @@ def decode(data):
     while i < len(data):
         b = data[i]
         if b < 0x80:
-            tokens.append(b & 0x3F if not b & 0x40 else b - 0x80)
+            # Tiny atoms: bit 6 marks a signed six-bit value.
+            tokens.append(b & 0x3F if not b & 0x40 else ((b & 0x3F) ^ 0x20) - 0x20)
             i += 1
             continue
         if b < 0xC0:
