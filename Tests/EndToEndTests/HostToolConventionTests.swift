@@ -36,13 +36,19 @@ struct HostToolConventionTests {
             .appendingPathComponent("HostTools/sedutil_style_host.py").path
     }
 
+    /// Runs one command of the sedutil-convention host against `node` through the preload library.
+    static func hostTool(_ args: [String], node: String, options: [String] = [],
+                         environment: [String: String]) throws -> CommandResult {
+        try run("/usr/bin/env", ["python3", script] + args + [node] + options, environment: environment)
+    }
+
     @Test("query, initial setup, lock on power cycle, PBA unlock, list ranges, revert without erase, PSID revert",
           arguments: cases)
     func sedutilSequences(_ c: ConventionCase) throws {
         let array = try ServedArray(drives: 1, extra: c.createOptions)
         let env = array.preloadEnvironment([c.node])
         func host(_ args: [String], expect status: Int32 = 0) throws -> [String: Any] {
-            let r = try run("/usr/bin/env", ["python3", Self.script] + args + [c.node] + c.hostOptions, environment: env)
+            let r = try Self.hostTool(args, node: c.node, options: c.hostOptions, environment: env)
             #expect(r.status == status, "host \(args.first ?? ""): \(r.stderr)")
             guard status == 0 else { return ["stderr": r.stderr] }
             let object = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
@@ -116,9 +122,9 @@ struct HostToolConventionTests {
         let c = Self.cases[0]
         let array = try ServedArray(drives: 1, extra: c.createOptions)
         let env = array.preloadEnvironment([c.node])
-        let refused = try run("/usr/bin/env", ["python3", Self.script, "setup_sum", "1", password, c.node], environment: env)
+        let refused = try Self.hostTool(["setup_sum", "1", password], node: c.node, environment: env)
         #expect(refused.status == 1 && refused.stderr.contains("method Activate status 12"), "\(refused.stderr)")
-        let query = try run("/usr/bin/env", ["python3", Self.script, "query", c.node], environment: env)
+        let query = try Self.hostTool(["query"], node: c.node, environment: env)
         let object = try JSONSerialization.jsonObject(with: query.stdout) as? [String: Any]
         #expect(object?["lockingEnabled"] as? Bool == false)
         #expect(try run("sedsim", ["status", array.directory]).output.contains("Manufactured-Inactive"))

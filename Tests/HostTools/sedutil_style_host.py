@@ -133,10 +133,7 @@ class Device:
         padded = bytes(payload) + bytes((-len(payload)) % 512)
         buffer = (ctypes.c_ubyte * len(padded)).from_buffer_copy(padded)
         if self.kind == "nvme":
-            cmd = NvmeAdminCmd(opcode=0x81, addr=ctypes.addressof(buffer), data_len=len(padded),
-                               cdw10=protocol << 24 | comid << 8, cdw11=len(padded))
-            if fcntl.ioctl(self.fd, NVME_IOCTL_ADMIN_CMD, cmd) != 0:
-                raise HostFailure("NVMe Security Send failed")
+            self._nvme_security(0x81, protocol, comid, buffer)
         elif self.kind == "sas":
             self._scsi_security(0xB5, protocol, comid, buffer, SG_DXFER_TO_DEV)
         else:
@@ -145,15 +142,18 @@ class Device:
     def if_recv(self, protocol, comid, length=IO_BUFFER_LENGTH):
         buffer = (ctypes.c_ubyte * length)()
         if self.kind == "nvme":
-            cmd = NvmeAdminCmd(opcode=0x82, addr=ctypes.addressof(buffer), data_len=length,
-                               cdw10=protocol << 24 | comid << 8, cdw11=length)
-            if fcntl.ioctl(self.fd, NVME_IOCTL_ADMIN_CMD, cmd) != 0:
-                raise HostFailure("NVMe Security Receive failed")
+            self._nvme_security(0x82, protocol, comid, buffer)
         elif self.kind == "sas":
             self._scsi_security(0xA2, protocol, comid, buffer, SG_DXFER_FROM_DEV)
         else:
             self._ata_trusted(0x5C, protocol, comid, buffer)
         return bytes(buffer)
+
+    def _nvme_security(self, opcode, protocol, comid, buffer):
+        cmd = NvmeAdminCmd(opcode=opcode, addr=ctypes.addressof(buffer), data_len=len(buffer),
+                           cdw10=protocol << 24 | comid << 8, cdw11=len(buffer))
+        if fcntl.ioctl(self.fd, NVME_IOCTL_ADMIN_CMD, cmd) != 0:
+            raise HostFailure("NVMe Security %s failed" % ("Receive" if opcode == 0x82 else "Send"))
 
     def _scsi_security(self, opcode, protocol, comid, buffer, direction):
         length = len(buffer)
@@ -342,7 +342,7 @@ class Host:
 
 def method_status(tokens):
     for i in range(len(tokens) - 1, 0, -1):
-        if tokens[i] == ("ctl", STARTLIST) and i >= 1 and tokens[i - 1] == ("ctl", ENDOFDATA):
+        if tokens[i] == ("ctl", STARTLIST) and tokens[i - 1] == ("ctl", ENDOFDATA):
             return tokens[i + 1] if i + 1 < len(tokens) else None
     return None
 
