@@ -8,7 +8,7 @@ extension SimulatedDrive {
         case MethodID.get: return get(call, session: session)
         case MethodID.set:
             guard session.write else { return .fail(.notAuthorized) }
-            return set(call, session: session)
+            return set(call, session: &session)
         case MethodID.authenticate: return authenticateMethod(call, session: &session)
         case MethodID.genKey:
             guard session.write else { return .fail(.notAuthorized) }
@@ -170,7 +170,7 @@ extension SimulatedDrive {
         return map
     }
 
-    private func set(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+    private func set(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         guard let (whereRow, values) = setValues(call.arguments) else { return .fail(.invalidParameter) }
         let object = call.invokingUID
         if object == .mbrTable || object == .dataStoreTable {
@@ -185,7 +185,7 @@ extension SimulatedDrive {
         guard let columns = columnMap(values), !columns.isEmpty else { return .fail(.invalidParameter) }
         let outcome: MethodOutcome
         switch session.sp {
-        case .admin: outcome = setInAdminSP(object, columns, session: session)
+        case .admin: outcome = setInAdminSP(object, columns, session: &session)
         case .locking: outcome = setInLockingSP(object, columns, session: session)
         }
         if outcome.status == .success {
@@ -194,7 +194,7 @@ extension SimulatedDrive {
         return outcome
     }
 
-    private func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
+    private func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: inout DriveSession) -> MethodOutcome {
         guard object == .cPinSID else { return .fail(.notAuthorized) }
         guard session.isAuthenticated(asAnyOf: [.sid]), Set(columns.keys) == [Column.CPin.pin] else {
             return .fail(.notAuthorized)
@@ -202,6 +202,9 @@ extension SimulatedDrive {
         guard let pin = columns[Column.CPin.pin]?.bytesValue, pin.count <= 32 else { return .fail(.invalidParameter) }
         do { try setPIN(.sid, pin: pin, lockingKey: nil) } catch { return .fail(.tperMalfunction) }
         record.sidEverChanged = true
+        // Activate later in this session must hand Admin1 SID's *current* PIN, not the one the
+        // session was opened with (often the MSID, which Anybody can read).
+        session.presentedPINs[.sid] = pin
         return .ok
     }
 
@@ -389,6 +392,7 @@ extension SimulatedDrive {
 
     private func activate(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
         guard session.sp == .admin, call.invokingUID == .lockingSP else { return .fail(.invalidParameter) }
+        // presentedPINs[.sid] follows a Set of C_PIN_SID in this session, so it is SID's current PIN.
         guard session.isAuthenticated(asAnyOf: [.sid]), let sidPIN = session.presentedPINs[.sid] else {
             return .fail(.notAuthorized)
         }

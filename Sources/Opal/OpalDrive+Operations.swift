@@ -180,6 +180,37 @@ extension OpalDrive {
                               operation: "revert Locking SP")
     }
 
+    /// Opens and ends a read-only session as `authority`: proves a PIN without changing anything.
+    /// A wrong PIN costs one try, as any authentication does, but nothing else.
+    public func verifyPIN(_ authority: OpalAuthority, pin: Secret) throws(OpalError) {
+        try withSession(authority.securityProvider, as: authority.uid, credential: pin) { _ throws(OpalError) in }
+    }
+
+    /// Factory state keeping the global range's data: RevertSP (KeepGlobalRangeKey) as Admin1, then
+    /// Revert as SID. Both PINs are proven before the first destructive step, so a wrong SID PIN can
+    /// no longer leave the drive half reverted. If the second step still fails (drive gone, power
+    /// lost), the error says exactly what state the drive is in.
+    public func revertKeepingGlobalRange(sidPIN: Secret, adminPIN: Secret) throws(OpalError) {
+        try verifyPIN(.sid, pin: sidPIN)
+        guard try lockingSPLifeCycle() == .manufactured else {
+            // Locking never activated: nothing to keep, and the TPer revert erases nothing.
+            try revert(as: .sid, pin: sidPIN)
+            return
+        }
+        try verifyPIN(.admin(1), pin: adminPIN)
+        try revertLockingSP(adminPIN: adminPIN, keepGlobalRangeKey: true)
+        do {
+            try revert(as: .sid, pin: sidPIN)
+        } catch {
+            throw OpalError(error.code, device: device, operation: "revert TPer as SID (after the Locking SP was reverted)",
+                            "\(error.message). The drive is half reverted: the Locking SP is back to factory state "
+                            + "(locking off, the global range readable by anyone, every other range erased), and SID "
+                            + "still owns the drive with its current PIN",
+                            fix: "run `sedlock drive revert DEV --sid-pin-file F` again to finish (no --keep-data needed: "
+                            + "locking is already off, so the global range's data survives)")
+        }
+    }
+
     /// Revert the whole TPer on the Admin SP, as SID or PSID: factory state, data erased if locking was active.
     public func revert(as authority: OpalAuthority, pin: Secret) throws(OpalError) {
         guard authority == .sid || authority == .psid else {

@@ -287,6 +287,7 @@ struct Revert: ParsableCommand {
         guard choices == 1 else { throw ValidationError("give exactly one of --psid, --psid-file and --sid-pin-file") }
         if keepData && sidPinFile == nil { throw ValidationError("a PSID revert always erases data; --keep-data needs --sid-pin-file") }
         if sidPinFile == "-" && adminPinFile == "-" { throw ValidationError("only one PIN file can be stdin") }
+        if adminPinFile != nil && !keepData { throw ValidationError("--admin-pin-file is used only with --keep-data") }
     }
 
     func run() throws {
@@ -302,13 +303,13 @@ struct Revert: ParsableCommand {
                 try opal.revert(as: .psid, pin: try PinFile.read(psidFile, option: "--psid-file"))
             } else if let sidPinFile {
                 let sidPIN = try derivation.pin(sidPinFile, option: "--sid-pin-file", for: opal)
-                let lockingActive = try opal.lockingSPLifeCycle() == .manufactured
-                if keepData && lockingActive {
+                if keepData {
                     var adminPIN = sidPIN
                     if let adminPinFile { adminPIN = try derivation.pin(adminPinFile, option: "--admin-pin-file", for: opal) }
-                    try opal.revertLockingSP(adminPIN: adminPIN, keepGlobalRangeKey: true)
+                    try opal.revertKeepingGlobalRange(sidPIN: sidPIN, adminPIN: adminPIN)
+                } else {
+                    try opal.revert(as: .sid, pin: sidPIN)
                 }
-                try opal.revert(as: .sid, pin: sidPIN)
             }
             print("\(drive.device): reverted to factory state\(keepData ? " (global range data kept)" : "")")
         }

@@ -116,6 +116,23 @@ struct CommandLineTests {
         #expect(try run("sedlock", ["drive", "tries", dev, "--authority", "sid", "--pin-file", good]).status == 0)
     }
 
+    @Test("revert --keep-data with a wrong SID PIN and the right Admin1 PIN changes nothing")
+    func keepDataRevertWithWrongSID() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        let good = try pinFile(pin), wrong = try pinFile("not the sid pin")
+        defer { for p in [good, wrong] { try? FileManager.default.removeItem(atPath: p) } }
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+        #expect(try run("sedlock", ["drive", "setup-range", dev, "--range", "0", "--pin-file", good]).status == 0)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--sid-pin-file", wrong, "--admin-pin-file", good]).status == 64)
+        let r = try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", wrong, "--admin-pin-file", good])
+        #expect(r.status == 10)
+        let after = try run("sedsim", ["status", array.directory])
+        #expect(after.output.contains("owned: yes") && after.output.contains("Locking SP: Manufactured "))
+        #expect(try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", good]).status == 0)
+        #expect(try run("sedsim", ["status", array.directory]).output.contains("owned: no"))
+    }
+
     @Test("PSID revert from the label returns the drive to factory state")
     func psidRevert() throws {
         let array = try ServedArray()

@@ -161,6 +161,30 @@ struct OpalFlowTests {
         #expect(!drive.statusReport(index: 0).owned)
     }
 
+    @Test("revert keeping data proves the SID PIN before reverting the Locking SP: a wrong SID PIN changes nothing")
+    func revertKeepingDataProvesSIDFirst() throws {
+        let fixture = try ArrayFixture()
+        let pin = secret("keep-pin")
+        let opal = try ownedDrive(fixture, pin: pin)
+        let drive = fixture.array.drives[0]
+        try opal.setLocked(false, range: 0, as: .admin(1), pin: pin)
+        try drive.write(lba: 2, data: sample)
+        #expect { try opal.revertKeepingGlobalRange(sidPIN: secret("WRONG"), adminPIN: pin) } throws: {
+            ($0 as? OpalError)?.code == .notAuthorized
+        }
+        // Before the fix the Locking SP was already reverted here (locking off, other ranges gone).
+        #expect(drive.statusReport(index: 0).lockingSP == "Manufactured")
+        #expect(drive.statusReport(index: 0).owned)
+        #expect { try opal.revertKeepingGlobalRange(sidPIN: pin, adminPIN: secret("WRONG-ADMIN")) } throws: {
+            ($0 as? OpalError)?.code == .notAuthorized
+        }
+        #expect(drive.statusReport(index: 0).lockingSP == "Manufactured")
+        try opal.revertKeepingGlobalRange(sidPIN: pin, adminPIN: pin)
+        #expect(drive.statusReport(index: 0).lockingSP == "Manufactured-Inactive")
+        #expect(!drive.statusReport(index: 0).owned)
+        #expect(try drive.read(lba: 2, count: 1) == sample)
+    }
+
     @Test("MBR shadow: reads below the MBR size come from the MBR table while enabled and not done")
     func mbrShadow() throws {
         let fixture = try ArrayFixture()

@@ -24,6 +24,20 @@ struct RawHost {
         return try MethodPayload.decode(payload)
     }
 
+    /// Reads C_PIN_MSID as Anybody, in a session of its own.
+    func readMSID() throws -> [UInt8] {
+        let (status, tsn) = try startSession(sp: .adminSP, write: false, hsn: 99)
+        guard status == .success else { throw TCGStorageError(.truncated, at: 0, "no Anybody session: \(status)") }
+        let reply = try call(MethodCall(invokingUID: .cPinMSID, methodUID: MethodID.get,
+                                        arguments: [.list([.name(3, .unsigned(3)), .name(4, .unsigned(3))])]), tsn: tsn, hsn: 99)
+        try send([ControlToken.endOfSession.rawValue], tsn: tsn, hsn: 99)
+        _ = try receive()
+        guard case .result(let values, .success) = reply, let msid = values.first?.field(3)?.bytesValue else {
+            throw TCGStorageError(.truncated, at: 0, "no MSID in \(reply)")
+        }
+        return msid
+    }
+
     /// StartSession; returns (status, tsn).
     func startSession(sp: UID, authority: UID? = nil, pin: [UInt8]? = nil, write: Bool, hsn: UInt32 = 77) throws -> (MethodStatus, UInt32) {
         var args: [TCGValue] = [.unsigned(UInt64(hsn)), .uid(sp), .bool(write)]

@@ -61,6 +61,27 @@ struct SimulatedDriveTests {
                 == .result([.list([.name(6, .unsigned(8))])], status: .success))
     }
 
+    @Test("Activate in the MSID session that just set C_PIN_SID gives Admin1 the new SID PIN, never the MSID")
+    func activateHandsAdmin1TheCurrentSIDPIN() throws {
+        let t = try TempArray()
+        let msid = try t.host.readMSID()
+        let newSID = Array("the-new-sid-pin".utf8)
+        let (status, tsn) = try t.host.startSession(sp: .adminSP, authority: .sid, pin: msid, write: true)
+        #expect(status == .success)
+        let set = try t.host.call(MethodCall(invokingUID: .cPinSID, methodUID: MethodID.set,
+                                             arguments: [.name(1, .list([.name(3, .bytes(newSID))]))]), tsn: tsn, hsn: 77)
+        #expect(set == .result([], status: .success))
+        let activate = try t.host.call(MethodCall(invokingUID: .lockingSP, methodUID: MethodID.activate), tsn: tsn, hsn: 77)
+        #expect(activate == .result([], status: .success))
+        try t.host.send([ControlToken.endOfSession.rawValue], tsn: tsn, hsn: 77)
+        _ = try t.host.receive()
+        // Anybody can read the MSID, so Admin1 = MSID would leave the Locking SP open to everyone.
+        #expect(try t.host.startSession(sp: .lockingSP, authority: .lockingAdmin(1), pin: msid, write: false, hsn: 78).0
+                == .notAuthorized)
+        #expect(try t.host.startSession(sp: .lockingSP, authority: .lockingAdmin(1), pin: newSID, write: false, hsn: 79).0
+                == .success)
+    }
+
     @Test("no sessions to a Manufactured-Inactive Locking SP; one read-write session per SP")
     func sessionRules() throws {
         let t = try TempArray()
