@@ -28,44 +28,52 @@ let package = Package(
         // Wrappers for C macros and variadic functions Swift cannot call directly.
         .target(name: "CShims", path: "Sources/CShims"),
 
+        // Clock and deadline, atomic files, file locks, the serial executor: what every layer stands on.
+        .target(name: "Platform", path: "Sources/Platform"),
         // Pure TCG Storage wire format: bytes in, values out.
         .target(name: "TCGStorage", path: "Sources/TCGStorage"),
         // The framing spoken between host and `sedsim serve` (the simulated bus).
-        .target(name: "SimulatorLink", path: "Simulator/SimulatorLink"),
-        .target(name: "SecurityTransport", dependencies: ["SimulatorLink", "CShims", "CSGUtils"],
+        .target(name: "SimulatorLink", dependencies: ["Platform"], path: "Simulator/SimulatorLink"),
+        .target(name: "SecurityTransport", dependencies: ["Platform", "CShims", "CSGUtils"],
                 path: "Sources/SecurityTransport"),
+        // The host-facing adapter for `sim:DIR/N` addresses; only executables and tests plug it in.
+        .target(name: "SimulatorTransport", dependencies: ["SecurityTransport", "SimulatorLink", "Platform"],
+                path: "Simulator/SimulatorTransport"),
         .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
         // The KMIP wire format, pure: TTLV, tags, messages, attributes.
         .target(name: "KMIPCodec", path: "Sources/KMIPCodec"),
-        .target(name: "KMIP", dependencies: ["KMIPCodec", "Certificates", "COpenSSL", "Keys"], path: "Sources/KMIP"),
+        .target(name: "KMIP", dependencies: ["KMIPCodec", "Certificates", "COpenSSL", "Keys", "Platform"], path: "Sources/KMIP"),
         .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
-        .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys"], path: "Sources/Opal"),
+        .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
-            "Opal", "SecurityTransport", "TCGStorage", "Keys", "KMIP", "Certificates",
+            "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 
-        .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SedSimulator", "TCGStorage", "Keys", "KMIP"],
-                          path: "Sources/sedlock-bench"),
+        // Benchmarks live outside Sources/: they drive host and simulator together.
+        .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SimulatorTransport", "SedSimulator",
+                                                                "TCGStorage", "Keys", "KMIP", "Platform"],
+                          path: "Benchmarks/sedlock-bench"),
 
-        .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "COpenSSL", "CShims"],
+        .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "Platform", "COpenSSL", "CShims"],
                 path: "Simulator/SedSimulator"),
         // Plain C, loaded into arbitrary programs (swiftc's link step adds libswiftCore as a dependency).
         .target(name: "SedsimPreload", path: "Simulator/SedsimPreload"),
         .executableTarget(name: "sedsim", dependencies: [
-            "SedSimulator", "SimulatorLink", "TCGStorage",
+            "SedSimulator", "SimulatorLink", "TCGStorage", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Simulator/sedsim"),
 
         // Helpers shared by test targets (seeded randomness for the mutation loops).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage", "TestSupport"]),
         .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport", "TestSupport"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SecurityTransport"]),
-        .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SimulatorTransport", "SecurityTransport", "TestSupport"]),
+        .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform"]),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport"]),
-        .testTarget(name: "CertificatesTests", dependencies: ["Certificates"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage"]),
+        .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

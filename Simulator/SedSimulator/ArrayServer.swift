@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import SimulatorLink
 #if canImport(Glibc)
@@ -9,15 +10,17 @@ public final class ArrayServer: @unchecked Sendable {
     public let array: SimulatedArray
     public let socketPath: String
     private let listenFD: Int32
-    private let lockFD: Int32
+    private let serveLock: FileLock
 
     /// Binds the socket; only one server may serve a directory at a time.
     public init(array: SimulatedArray) throws(SimulatorError) {
         self.array = array
         socketPath = array.directory.appendingPathComponent(LinkPaths.socketName).path
-        lockFD = open(array.directory.appendingPathComponent(".serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            throw SimulatorError.busy("another sedsim is already serving \(array.directory.path)")
+        do { serveLock = try FileLock(path: array.directory.appendingPathComponent(LinkPaths.serveLockName).path) } catch {
+            switch error {
+            case .busy: throw SimulatorError.busy("another sedsim is already serving \(array.directory.path) (\(error))")
+            case .system(let cause): throw SimulatorError.storage("cannot lock \(array.directory.path): \(cause)")
+            }
         }
         unlink(socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

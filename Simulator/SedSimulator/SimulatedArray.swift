@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import SimulatorLink
 import TCGStorage
@@ -25,7 +26,12 @@ public final class SimulatedArray: @unchecked Sendable {
     public let directory: URL
     public let drives: [SimulatedDrive]
 
-    static let manifestName = "array.json"
+    public static let manifestName = "array.json"
+
+    /// True when `directory` holds an array's manifest.
+    public static func isArray(at directory: URL) -> Bool {
+        FileManager.default.fileExists(atPath: directory.appendingPathComponent(manifestName).path)
+    }
 
     public static func create(at directory: URL, specification spec: ArraySpecification) throws(SimulatorError) {
         guard spec.drives >= 1 && spec.drives <= 256 else { throw SimulatorError.invalidArray("--drives must be 1…256") }
@@ -47,7 +53,7 @@ public final class SimulatedArray: @unchecked Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do { try AtomicFile.write(try encoder.encode(spec), to: manifest) } catch let error as SimulatorError { throw error } catch {
+        do { try AtomicFile.write(Array(try encoder.encode(spec)), to: manifest.path, mode: 0o600) } catch {
             throw SimulatorError.storage("cannot write \(manifest.path): \(error)")
         }
     }

@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import SimulatorLink
 import TCGStorage
@@ -115,7 +116,7 @@ extension SimulatedDrive {
     }
 
     func expireIdleSessions() {
-        let now = monotonicNow()
+        let now = SystemTime().uptimeNanoseconds
         sessions = sessions.filter { now - $0.value.lastActivity < $0.value.timeoutNanoseconds }
     }
 }

@@ -1,3 +1,4 @@
+import Platform
 import SimulatorLink
 import TCGStorage
 
@@ -64,7 +65,7 @@ extension SimulatedDrive {
         }
         let timeout = UInt64(Double(timeoutMs ?? UInt64(record.settings.sessionTimeoutSeconds * 1000)) * 1_000_000)
         var session = DriveSession(tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
-                                   lastActivity: monotonicNow(), timeoutNanoseconds: max(timeout, 1_000_000_000))
+                                   lastActivity: SystemTime().uptimeNanoseconds, timeoutNanoseconds: max(timeout, 1_000_000_000))
         if let authority, authority != .anybody {
             let outcome = authenticate(authority, in: sp, challenge: challenge ?? [])
             guard case .success(let lockingKey) = outcome else {
@@ -99,7 +100,7 @@ extension SimulatedDrive {
         case .result:
             return .result([], status: .invalidParameter)
         case .call(let call, _):
-            session.lastActivity = monotonicNow()
+            session.lastActivity = SystemTime().uptimeNanoseconds
             sessions[tsn] = session
             let outcome = execute(call, session: &session)
             // Revert and RevertSP end the session from the TPer side.

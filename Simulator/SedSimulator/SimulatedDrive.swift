@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import TCGStorage
 
@@ -105,7 +106,11 @@ public final class SimulatedDrive: @unchecked Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data: Data
         do { data = try encoder.encode(record) } catch { throw SimulatorError.storage("cannot encode drive state: \(error)") }
-        try AtomicFile.write(data, to: url, crashHalfway: crashHalfway)
+        // Fault injection: die like a power loss in the middle of persisting a command's effect.
+        let crash: (() -> Void)? = crashHalfway ? { _exit(86) } : nil
+        do { try AtomicFile.write(Array(data), to: url.path, beforeCommit: crash) } catch {
+            throw SimulatorError.storage("cannot save drive state: \(error)")
+        }
     }
 
     /// Persists the record; the crash fault fires here, in the middle of a command.

@@ -23,4 +23,6 @@ public struct LinkDeviceIdentity: Codable, Sendable, Hashable {
 /// Where `sedsim serve` listens inside an array directory.
 public enum LinkPaths {
     public static let socketName = "sedsim.sock"
+    /// Held (flock) by the one process that serves or opens the array.
+    public static let serveLockName = ".serve.lock"
 }

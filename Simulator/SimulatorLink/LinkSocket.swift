@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Platform
 
 /// A connected Unix stream socket carrying length-framed link messages, with deadlines.
 public final class LinkSocket: @unchecked Sendable {
@@ -97,34 +98,4 @@ public final class LinkSocket: @unchecked Sendable {
             if rc < 0 && errno != EINTR { throw LinkError.io("poll: \(errnoText())") }
         }
     }
-}
-
-/// A point in monotonic time after which an operation gives up.
-public struct Deadline: Sendable {
-    public let uptimeNanoseconds: UInt64
-
-    public static func after(seconds: Double) -> Deadline {
-        Deadline(uptimeNanoseconds: monotonicNow() &+ UInt64(max(0, seconds) * 1e9))
-    }
-
-    public static let never = Deadline(uptimeNanoseconds: UInt64.max)
-
-    public var remainingMilliseconds: Int {
-        let now = monotonicNow()
-        guard uptimeNanoseconds > now else { return 0 }
-        let ms = (uptimeNanoseconds - now) / 1_000_000
-        return ms > UInt64(Int32.max) ? Int(Int32.max) : max(1, Int(ms))
-    }
-
-    public var hasPassed: Bool { monotonicNow() >= uptimeNanoseconds }
-}
-
-public func monotonicNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-public func errnoText(_ code: Int32 = errno) -> String {
-    String(cString: strerror(code))
 }

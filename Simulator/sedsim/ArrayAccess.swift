@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import SedSimulator
 import SimulatorLink
@@ -20,11 +21,18 @@ struct ArrayAccess {
                 response = try LinkResponse.decode(try socket.receive(deadline: .after(seconds: 30)))
             } catch { fail("\(error)") }
         } else {
-            let lockFD = open(directory.appendingPathComponent(".serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-                fail("the array is being served but its socket does not answer; retry in a moment")
+            // Not an array: say so, and leave no lock file behind in someone else's directory.
+            guard SimulatedArray.isArray(at: directory) else {
+                fail("\(directory.path) is not a simulated array (no \(SimulatedArray.manifestName)); create one with `sedsim create`")
             }
-            defer { close(lockFD) }
+            let lock: FileLock
+            do { lock = try FileLock(path: directory.appendingPathComponent(LinkPaths.serveLockName).path) } catch {
+                switch error {
+                case .busy: fail("the array is being served but its socket does not answer (\(error)); retry in a moment")
+                case .system(let cause): fail("cannot open \(directory.path): \(cause)")
+                }
+            }
+            defer { withExtendedLifetime(lock) {} }
             do { response = try SimulatedArray(directory: directory).handle(request) } catch { fail("\(error)") }
         }
         guard response.status == .ok else {

@@ -1,6 +1,7 @@
 import COpenSSL
 
 /// An X.509 certificate held by OpenSSL, with what an operator needs to see of it.
+/// Immutable once made: OpenSSL's X509 objects are reference counted and safe to read from many threads.
 public final class Certificate: @unchecked Sendable {
     let x509: OpaquePointer
 

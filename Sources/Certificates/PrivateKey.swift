@@ -1,6 +1,7 @@
 import COpenSSL
 
 /// A private key (RSA 2048/3072 or EC P-256) held by OpenSSL.
+/// Immutable once made: OpenSSL's EVP_PKEY is safe to use for signing from many threads.
 public final class PrivateKey: @unchecked Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case rsa2048 = "rsa2048", rsa3072 = "rsa3072", ecP256 = "ec-p256"

@@ -1,4 +1,5 @@
 import Keys
+import Synchronization
 
 /// A managed object as Get returns it. Key material is held as a `Secret`.
 public struct ManagedObject: Sendable {
@@ -8,13 +9,19 @@ public struct ManagedObject: Sendable {
 }
 
 /// Typed KMIP operations against one server, in the chosen protocol version.
-public final class KMIPClient: @unchecked Sendable {
+public final class KMIPClient: Sendable {
     public let connection: KMIPConnection
-    public var version: ProtocolVersion
+    private let negotiated: Mutex<ProtocolVersion>
 
     public init(connection: KMIPConnection, version: ProtocolVersion = .v1_2) {
         self.connection = connection
-        self.version = version
+        negotiated = Mutex(version)
+    }
+
+    /// The protocol version requests are sent in (changed by `negotiateVersion`).
+    public var version: ProtocolVersion {
+        get { negotiated.withLock { $0 } }
+        set { negotiated.withLock { $0 = newValue } }
     }
 
     public var server: String { connection.server.description }

@@ -10,7 +10,7 @@ public struct KeyServerEntry: Hashable, Sendable, Codable {
 }
 
 /// Up to four key servers, as NetApp's key managers allow: reads fail over in order, writes go to every server.
-public final class KeyServerPool: @unchecked Sendable {
+public final class KeyServerPool: Sendable {
     public static let maximumServers = 4
 
     public let servers: [KeyServerEntry]

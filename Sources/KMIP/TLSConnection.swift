@@ -1,5 +1,6 @@
 import Certificates
 import COpenSSL
+import Platform
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,7 +91,7 @@ final class TLSConnection {
         defer { freeaddrinfo(list) }
         var lastError = "no address"
         var entry: UnsafeMutablePointer<addrinfo>? = first
-        let deadline = Self.now() + timeout
+        let deadline = Deadline.after(seconds: timeout)
         while let ai = entry {
             entry = ai.pointee.ai_next
             let s = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
@@ -99,7 +100,7 @@ final class TLSConnection {
             var result = Glibc.connect(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
             if result != 0 && errno == EINPROGRESS {
                 var pfd = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
-                let wait = max(1, Int32((deadline - Self.now()) * 1000))
+                let wait = Int32(max(1, deadline.remainingMilliseconds))
                 if poll(&pfd, 1, wait) == 1 {
                     var err: Int32 = 0
                     var len = socklen_t(MemoryLayout<Int32>.size)
@@ -141,7 +142,7 @@ final class TLSConnection {
             let param = SSL_get0_param(ssl)
             if isIP { X509_VERIFY_PARAM_set1_ip_asc(param, server.host) } else { SSL_set1_host(ssl, server.host) }
         }
-        let deadline = Self.now() + c.connectTimeout
+        let deadline = Deadline.after(seconds: c.connectTimeout)
         ERR_clear_error()
         while true {
             let rc = SSL_connect(ssl)
@@ -183,13 +184,13 @@ final class TLSConnection {
                     "check TLS versions and cipher suites on both sides (TLS 1.2+ with a common suite)")
     }
 
-    private func waitReady(reading: Bool, deadline: Double, during what: String) throws(KeyServerError) {
-        let remaining = deadline - Self.now()
+    private func waitReady(reading: Bool, deadline: Deadline, during what: String) throws(KeyServerError) {
+        let remaining = deadline.remainingMilliseconds
         guard remaining > 0 else {
             throw fail(.keyServerUnavailable, "no answer \(what) within the timeout", "check that the key server is responsive")
         }
         var pfd = pollfd(fd: fd, events: Int16(reading ? POLLIN : POLLOUT), revents: 0)
-        let rc = poll(&pfd, 1, max(1, Int32(min(remaining, 3600) * 1000)))
+        let rc = poll(&pfd, 1, Int32(remaining))
         if rc == 0 {
             throw fail(.keyServerUnavailable, "no answer \(what) within the timeout", "check that the key server is responsive")
         }
@@ -198,7 +199,7 @@ final class TLSConnection {
     /// Writes all bytes.
     func write(_ bytes: [UInt8]) throws(KeyServerError) {
         guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
-        let deadline = Self.now() + ioTimeout
+        let deadline = Deadline.after(seconds: ioTimeout)
         var done = 0
         ERR_clear_error()
         while done < bytes.count {
@@ -218,7 +219,7 @@ final class TLSConnection {
 
     func read(_ count: Int) throws(KeyServerError) -> ReadOutcome {
         guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
-        let deadline = Self.now() + ioTimeout
+        let deadline = Deadline.after(seconds: ioTimeout)
         var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
         ERR_clear_error()
@@ -250,11 +251,5 @@ final class TLSConnection {
     static func isIPAddress(_ host: String) -> Bool {
         var v4 = in_addr(), v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

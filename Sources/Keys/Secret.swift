@@ -5,6 +5,7 @@ import Glibc
 
 /// Secret bytes (PINs, keys): locked in memory, excluded from core dumps, zeroed on release,
 /// and never printed — `description` names only the length.
+/// Immutable after `init` (only `deinit` writes, when no one else can read), so sharing is safe.
 public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     private let storage: UnsafeMutableRawBufferPointer
     public let count: Int

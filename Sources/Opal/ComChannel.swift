@@ -1,12 +1,10 @@
+import Platform
 import SecurityTransport
 import TCGStorage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Sends ComPackets on a drive's ComID and collects the responses, polling while the TPer is
 /// still processing (OutstandingData ≠ 0, MinTransfer = 0) and growing the buffer when asked.
-final class ComChannel: @unchecked Sendable {
+final class ComChannel {
     /// sedutil and the kernel start with 2048-byte receive buffers.
     static let initialTransferLength = 2048
     static let maximumTransferLength = 1 << 20
@@ -15,12 +13,14 @@ final class ComChannel: @unchecked Sendable {
     let transport: any SecurityTransport
     let comID: UInt16
     let timeout: Double
+    let time: any TimeSource
     var device: String { transport.address.description }
 
-    init(transport: any SecurityTransport, comID: UInt16, timeout: Double) {
+    init(transport: any SecurityTransport, comID: UInt16, timeout: Double, time: any TimeSource) {
         self.transport = transport
         self.comID = comID
         self.timeout = timeout
+        self.time = time
     }
 
     /// One request/response exchange; returns the response's method payload and its packet.
@@ -35,7 +35,7 @@ final class ComChannel: @unchecked Sendable {
         } catch {
             throw transportFailure(error, operation: operation)
         }
-        let start = monotonicSeconds()
+        let deadline = Deadline.after(seconds: timeout, time: time)
         var length = Self.initialTransferLength
         var pause = 0.001
         while true {
@@ -71,14 +71,14 @@ final class ComChannel: @unchecked Sendable {
                 length = Int(response.minTransfer)
                 continue
             }
-            guard monotonicSeconds() - start < timeout else {
+            guard !deadline.hasPassed else {
                 throw OpalError(.timedOut, device: device, operation: operation,
                                 response.outstandingData == 0
                                     ? "the drive sent no response within \(timeout) s (response lost)"
                                     : "the drive was still processing after \(timeout) s",
                                 fix: "retry; if the drive keeps not answering, power-cycle it")
             }
-            usleep(useconds_t(pause * 1_000_000))
+            time.sleep(nanoseconds: UInt64(pause * 1e9))
             pause = min(pause * 2, 0.025)
         }
     }
@@ -89,10 +89,4 @@ final class ComChannel: @unchecked Sendable {
         }
         return OpalError(.transport(error.code), device: device, operation: operation, error.message)
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -1,10 +1,13 @@
 import Keys
+import Platform
 import SecurityTransport
 import TCGStorage
 
 /// A drive reached through a transport, with its identity and Level 0 Discovery read.
 /// Compound operations (in `OpalDrive+Operations.swift`) are written as their spec steps.
-public final class OpalDrive: @unchecked Sendable {
+/// Not Sendable: a drive's sessions are a conversation on one ComID, so one owner at a time
+/// drives it (`DriveOwner` in concurrent code).
+public final class OpalDrive {
     public let transport: any SecurityTransport
     public let identity: DeviceIdentity
     public let discovery: Level0Discovery
@@ -14,7 +17,7 @@ public final class OpalDrive: @unchecked Sendable {
     public var device: String { transport.address.description }
 
     /// Reads identity and discovery; fails with `.unsupportedDrive` when the drive has no Opal SSC.
-    public init(transport: any SecurityTransport, timeout: Double = 10) throws(OpalError) {
+    public init(transport: any SecurityTransport, timeout: Double = 10, time: any TimeSource = SystemTime()) throws(OpalError) {
         self.transport = transport
         do { identity = try transport.identify() } catch {
             throw OpalError(error.code == .timedOut ? .timedOut : .transport(error.code),
@@ -32,7 +35,7 @@ public final class OpalDrive: @unchecked Sendable {
                             "the TPer does not support synchronous communication")
         }
         self.opal = opal
-        channel = ComChannel(transport: transport, comID: opal.baseComID, timeout: timeout)
+        channel = ComChannel(transport: transport, comID: opal.baseComID, timeout: timeout, time: time)
     }
 
     /// Level 0 Discovery (protocol 0x01, ComID 0x0001), usable on any drive.

@@ -3,7 +3,7 @@ import SecurityTransport
 import TCGStorage
 
 /// An open session with one security provider, authenticated as one authority (or Anybody).
-public final class OpalSession: @unchecked Sendable {
+public final class OpalSession {
     let channel: ComChannel
     public let securityProvider: UID
     public let authority: UID

@@ -1,12 +1,14 @@
+import Platform
 import CSGUtils
-import SimulatorLink
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One open device node driven through libsgutils2's pass-through layer (sg_pt): SG_IO for SCSI
 /// and SATA (sg, bsg or block nodes), NVMe admin pass-through for NVMe controller and namespace nodes.
-final class PassThroughDevice: @unchecked Sendable {
+/// Immutable after opening; the kernel serialises pass-through on one descriptor, and a drive's
+/// owner (one per drive) orders the send/receive pairs.
+final class PassThroughDevice: Sendable {
     enum NodeType: Sendable { case scsi, nvme }
 
     let path: String

@@ -2,7 +2,7 @@
 /// SCSI SECURITY PROTOCOL IN/OUT (SAS, and SATA through the kernel's SAT layer), ATA TRUSTED
 /// SEND/RECEIVE in ATA PASS-THROUGH(16) or (12) (SATA the SAT layer does not translate), or NVMe
 /// Security Send/Receive.
-public final class PassThroughTransport: SecurityTransport, @unchecked Sendable {
+public final class PassThroughTransport: SecurityTransport {
     public enum Bus: String, Sendable, Codable {
         case scsiSecurityProtocol = "scsi"
         case ataPassThrough16 = "ata16"

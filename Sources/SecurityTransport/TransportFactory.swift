@@ -1,9 +1,25 @@
-/// Opens the transport an address names.
-public enum TransportFactory {
-    public static func open(_ address: DeviceAddress, commandTimeout: Double = 10) throws(TransportError) -> any SecurityTransport {
+/// Opens the transport an address names. Device nodes are opened here; `sim:` addresses need the
+/// simulator's adapter, which only executables and tests plug in (host libraries never depend on
+/// the simulator).
+public struct TransportFactory: Sendable {
+    /// Opens drive `drive` of the simulated array in `arrayDirectory`, bounding each command.
+    public typealias SimulatedOpener = @Sendable (_ arrayDirectory: String, _ drive: Int, _ commandTimeout: Double)
+        -> any SecurityTransport
+
+    public let simulated: SimulatedOpener?
+
+    public init(simulated: SimulatedOpener? = nil) {
+        self.simulated = simulated
+    }
+
+    public func open(_ address: DeviceAddress, commandTimeout: Double = 10) throws(TransportError) -> any SecurityTransport {
         switch address {
-        case .simulated(let dir, let n):
-            return SimulatorTransport(arrayDirectory: dir, drive: n, commandTimeout: commandTimeout)
+        case .simulated(let directory, let n):
+            guard let simulated else {
+                throw TransportError(.unsupportedProtocol, device: address.description,
+                                     "this program was built without the simulator's transport; use a device node")
+            }
+            return simulated(directory, n, commandTimeout)
         case .device(let path):
             return try PassThroughTransport.open(path: path, commandTimeout: commandTimeout)
         }

@@ -3,6 +3,7 @@ import Foundation
 import Keys
 import Opal
 import SecurityTransport
+import SimulatorTransport
 import TCGStorage
 
 struct DriveCommand: ParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import Keys
 import Opal
 import SecurityTransport
+import SimulatorTransport
 import TCGStorage
 
 extension PinDerivation: ExpressibleByArgument {}
@@ -23,7 +24,7 @@ struct DeviceOptions: ParsableArguments {
     func openTransport() throws -> any SecurityTransport {
         let address: DeviceAddress
         do { address = try DeviceAddress.parse(device) } catch { throw CommandFailure(error.description, .badArguments) }
-        return try TransportFactory.open(address, commandTimeout: timeout)
+        return try TransportFactory.withSimulator.open(address, commandTimeout: timeout)
     }
 
     func open() throws -> OpalDrive {

@@ -1,3 +1,4 @@
+import Platform
 import COpenSSL
 import Foundation
 import KMIPCodec

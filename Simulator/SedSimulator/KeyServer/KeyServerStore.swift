@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import KMIPCodec
 #if canImport(Glibc)
@@ -48,7 +49,7 @@ public struct KeyServerStore: Sendable {
         let before = try? JSONEncoder().encode(database)
         let result = try body(&database)
         let after = try JSONEncoder().encode(database)
-        if after != before { try AtomicFile.write(after, to: file) }
+        if after != before { try AtomicFile.write(Array(after), to: file.path) }
         return result
     }
 
@@ -98,6 +99,6 @@ public struct KeyServerControls: Codable, Sendable, Hashable {
     public func save(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(self), to: directory.appendingPathComponent(Self.fileName))
+        try AtomicFile.write(Array(try encoder.encode(self)), to: directory.appendingPathComponent(Self.fileName).path)
     }
 }

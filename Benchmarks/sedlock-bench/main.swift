@@ -4,6 +4,7 @@ import Keys
 import KMIP
 import Opal
 import SecurityTransport
+import SimulatorTransport
 import SedSimulator
 import TCGStorage
 
@@ -218,20 +219,26 @@ do {
     var sequential = now()
     for d in drives { try d.setLocked(false, range: 0, as: .admin(1), pin: pin) }
     sequential = now() - sequential
-    let failures = Failures()
+    // In parallel, as the lock manager does it: one owner per drive, each on its own queue.
+    let owners = (0..<count).map { DriveOwner(address: .simulated(arrayDirectory: array.directory, drive: $0),
+                                              factory: .withSimulator) }
+    for owner in owners { try await owner.withDrive { (_) throws(OpalError) in } }  // identify + discovery, untimed
     let start = now()
-    DispatchQueue.concurrentPerform(iterations: count) { i in
-        do { try drives[i].setLocked(false, range: 0, as: .admin(1), pin: pin) } catch { failures.add() }
+    let failed = await withTaskGroup(of: Bool.self) { group in
+        for owner in owners {
+            group.addTask {
+                do {
+                    try await owner.withDrive { (d) throws(OpalError) in try d.setLocked(false, range: 0, as: .admin(1), pin: pin) }
+                    return false
+                } catch { return true }
+            }
+        }
+        var failures = 0
+        for await failed in group where failed { failures += 1 }
+        return failures
     }
     let parallel = now() - start
     print(String(format: "unlock_24_drives_parallel_ms %.1f", parallel * 1000))
     print(String(format: "unlock_24_drives_sequential_ms %.1f", sequential * 1000))
-    print("unlock_24_drives_failures \(failures.count)")
-}
-
-final class Failures: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func add() { lock.withLock { n += 1 } }
-    var count: Int { lock.withLock { n } }
+    print("unlock_24_drives_failures \(failed)")
 }

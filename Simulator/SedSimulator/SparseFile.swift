@@ -3,41 +3,6 @@ import Foundation
 import Glibc
 #endif
 
-/// Writes a file so that a crash at any moment leaves either the old or the new content.
-enum AtomicFile {
-    static func write(_ data: Data, to url: URL, crashHalfway: Bool = false) throws(SimulatorError) {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SimulatorError.storage("cannot create \(tmp.path): \(String(cString: strerror(errno)))") }
-        let count = crashHalfway ? data.count / 2 : data.count
-        let written = data.withUnsafeBytes { raw -> Int in
-            guard let base = raw.baseAddress else { return 0 }
-            var done = 0
-            while done < count {
-                let n = Glibc.write(fd, base + done, count - done)
-                if n < 0 { if errno == EINTR { continue }; return -1 }
-                done += n
-            }
-            return done
-        }
-        if crashHalfway {
-            // Fault injection: die like a power loss in the middle of persisting a command's effect.
-            fsync(fd)
-            _exit(86)
-        }
-        guard written == data.count, fsync(fd) == 0 else {
-            close(fd)
-            throw SimulatorError.storage("cannot write \(tmp.path): \(String(cString: strerror(errno)))")
-        }
-        close(fd)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw SimulatorError.storage("cannot replace \(url.path): \(String(cString: strerror(errno)))")
-        }
-        let dir = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dir >= 0 { fsync(dir); close(dir) }
-    }
-}
-
 /// A fixed-size sparse file read and written at byte offsets (media, MBR table, DataStore).
 final class SparseFile: @unchecked Sendable {
     let url: URL

@@ -1,7 +1,10 @@
 import Foundation
+import Platform
+import SecurityTransport
 import SimulatorLink
 
 /// The transport to drive N of a `sedsim serve` array, over the array's Unix socket.
+/// `connection` is guarded by `lock`; everything else is immutable.
 public final class SimulatorTransport: SecurityTransport, @unchecked Sendable {
     public let address: DeviceAddress
     public let arrayDirectory: String
@@ -85,5 +88,12 @@ public final class SimulatorTransport: SecurityTransport, @unchecked Sendable {
             throw TransportError(.ioFailure, device: arrayDirectory, "the simulator's drive list is malformed")
         }
         return list
+    }
+}
+
+extension TransportFactory {
+    /// Device nodes and simulated drives (`sim:DIR/N`), for executables and tests.
+    public static let withSimulator = TransportFactory { directory, drive, timeout in
+        SimulatorTransport(arrayDirectory: directory, drive: drive, commandTimeout: timeout)
     }
 }
