@@ -1,22 +1,10 @@
 import Certificates
 import Foundation
+import TestSupport
 import Testing
 
 @discardableResult
-func sh(_ command: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", command]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    if process.terminationStatus != 0 { throw CertificateError(.unreadable, "`\(command)` failed: \(text)") }
-    return text
-}
+func sh(_ command: String) throws -> String { try ProcessRunner.shell(command) }
 
 func temporaryDirectory() throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("certs-\(UUID().uuidString.prefix(8))").path

@@ -1,16 +1,12 @@
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Locates the built `sedlock` and `sedsim` executables.
 enum Binaries {
-    static let directory: URL = {
-        if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return URL(fileURLWithPath: dir) }
-        // Tests/EndToEndTests/Harness.swift → package root → .build/debug
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug")
-    }()
+    static let directory = URL(fileURLWithPath: builtExecutable(""))
 
     static func url(_ name: String) -> URL {
         // An absolute path names a system tool (sg_inq, nvme) rather than one of ours.
@@ -27,37 +23,13 @@ enum Binaries {
     }
 }
 
-struct CommandResult {
-    var status: Int32
-    var stdout: Data
-    var stderr: String
-    var output: String { String(decoding: stdout, as: UTF8.self) }
-}
+typealias CommandResult = ProcessResult
 
-/// Runs a tool to completion (killed after `timeout` seconds so a hang fails the test instead of CI).
+/// Runs one of our tools (or a system tool by absolute path) to completion, killed after `timeout` seconds.
 @discardableResult
 func run(_ tool: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 60,
          environment: [String: String] = [:]) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = Binaries.url(tool)
-    process.arguments = arguments
-    if !environment.isEmpty {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    }
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(stdin) }
-    try? input.fileHandleForWriting.close()
-    let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    killer.cancel()
-    return CommandResult(status: process.terminationStatus, stdout: stdoutData, stderr: String(decoding: stderrData, as: UTF8.self))
+    try ProcessRunner.run(Binaries.url(tool).path, arguments, stdin: stdin, timeout: timeout, environment: environment)
 }
 
 /// A simulated array served by a real `sedsim serve` process for the duration of a test.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `sedlock kmip …` as an operator runs it, against PyKMIP.
@@ -7,19 +8,8 @@ struct KMIPCommandLineTests {
     static var sedlock: String { builtExecutable("sedlock") }
 
     func run(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.sedlock)
-        process.arguments = args
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try ProcessRunner.run(Self.sedlock, args, stdin: stdin.map { Data($0.utf8) })
+        return (r.status, r.output, r.stderr)
     }
 
     @Test("test, register-secret, locate, get --output, activate, destroy refused, revoke, destroy")

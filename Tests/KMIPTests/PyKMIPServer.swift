@@ -1,34 +1,13 @@
 import Foundation
 import KMIP
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs a shell command, failing the fixture when it fails.
 @discardableResult
-func shell(_ command: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", command]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0 else { throw FixtureError("`\(command)` failed: \(text)") }
-    return text
-}
-
-/// The package root (Tests/KMIPTests/ is two levels below it).
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// A built executable of this package: from SEDLOCK_BIN_DIR (scripts/test sets it), else .build/debug.
-func builtExecutable(_ name: String) -> String {
-    if let dir = ProcessInfo.processInfo.environment["SEDLOCK_BIN_DIR"] { return dir + "/" + name }
-    return packageRoot.appendingPathComponent(".build/debug/" + name).path
-}
+func shell(_ command: String) throws -> String { try ProcessRunner.shell(command) }
 
 struct FixtureError: Error, CustomStringConvertible {
     let description: String

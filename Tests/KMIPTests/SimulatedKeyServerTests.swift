@@ -1,6 +1,7 @@
 import Foundation
 import Keys
 import KMIP
+import TestSupport
 import Testing
 
 /// `sedsim kmip serve` in its own process, with its CA and client certificates from `sedsim kmip issue-client-cert`.

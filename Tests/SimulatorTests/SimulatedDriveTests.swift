@@ -2,6 +2,7 @@ import Foundation
 import SedSimulator
 import SimulatorLink
 import TCGStorage
+import TestSupport
 import Testing
 
 @Suite("Simulated drive, device side")
@@ -26,17 +27,8 @@ struct SimulatedDriveTests {
         enc = Cipher(algorithms.AES(key), modes.XTS(tweak)).encryptor()
         sys.stdout.buffer.write(enc.update(sys.stdin.buffer.read()) + enc.finalize())
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, key.map { String(format: "%02x", $0) }.joined()]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(plain))
-        try input.fileHandleForWriting.close()
-        let expected = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let expected = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", script, key.map { String(format: "%02x", $0) }.joined()],
+                                             stdin: Data(plain)).stdout
         #expect(expected.count == 512 && stored == expected)
         #expect(try t.drive.read(lba: 9, count: 1) == plain)
     }
