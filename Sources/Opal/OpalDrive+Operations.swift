@@ -29,7 +29,14 @@ extension OpalDrive {
     }
 
     /// Take ownership: read MSID as Anybody, then as SID (authenticated with MSID) set the SID PIN.
+    /// Refuses a drive whose Block SID feature says SID was changed: authenticating with the MSID
+    /// there would only burn a SID try.
     public func takeOwnership(newSIDPIN: Secret) throws(OpalError) {
+        if try Self.readDiscovery(transport).blockSID?.sidValueState == true {
+            throw OpalError(.invalidState, device: device, operation: "take ownership",
+                            "the drive is already owned (SID differs from MSID)",
+                            fix: "use set-pin with the current SID PIN, or revert it first")
+        }
         let msid = try readMSID()
         try withSession(.adminSP, as: .sid, credential: msid, write: true) { s throws(OpalError) in
             try s.set(.cPinSID, [(Column.CPin.pin, .bytes(newSIDPIN.copyBytes()))], operation: "set SID PIN")

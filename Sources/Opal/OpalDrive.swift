@@ -73,6 +73,15 @@ public final class OpalDrive {
         return result
     }
 
+    /// Properties exchange where the drive takes it. Some drives reject Properties and work without
+    /// it, so only failures that show the drive cannot communicate at all are thrown.
+    public func exchangePropertiesIfSupported() throws(OpalError) {
+        do { _ = try exchangeProperties() } catch {
+            if error.code == .timedOut || error.code == .malformedResponse { throw error }
+            if case .transport = error.code { throw error }
+        }
+    }
+
     /// Properties exchange (session manager), which real drives expect before the first session.
     public func exchangeProperties() throws(OpalError) -> [String: UInt64] {
         let hostProperties: TCGValue = .list([

@@ -19,75 +19,19 @@ struct ListDrives: ParsableCommand {
     @Option(help: "A simulated array directory to list (served by `sedsim serve`).") var sim: String?
     @Flag(help: "Print JSON.") var json = false
 
-    struct Entry: Codable {
-        var device: String
-        var bus: String
-        var model: String
-        var serial: String
-        var opal: Bool?
-        var owned: Bool?
-        var lockingEnabled: Bool?
-        var locked: Bool?
-        var error: String?
-    }
-
     func run() throws {
         reporting {
-            // Real disks from sysfs (and nodes the sedsim preload library presents), probed with
-            // protocol 0x00 and Level 0 Discovery where a security transport exists.
-            var entries: [Entry] = DeviceScanner().scan().map { disk in
-                var entry = Entry(device: disk.path, bus: disk.bus.rawValue, model: disk.model, serial: disk.serial)
-                if disk.bus == .other {
-                    entry.error = "no TCG security transport (\(disk.driver ?? "unknown driver"))"
-                } else {
-                    probe(&entry) { () throws(TransportError) in try PassThroughTransport.open(path: disk.path) }
-                }
-                return entry
-            }
-            for node in DeviceScanner.preloadMappedNodes() {
-                var entry = Entry(device: node, bus: "preload", model: "", serial: "")
-                probe(&entry) { () throws(TransportError) in try PassThroughTransport.open(path: node) }
-                entries.append(entry)
-            }
+            let inventory = DriveInventory(factory: .withSimulator)
+            var entries = inventory.scanHost()
             if let sim {
                 let dir = URL(fileURLWithPath: sim).standardizedFileURL.path
                 for (n, id) in try SimulatorTransport.listDrives(arrayDirectory: dir).enumerated() {
-                    var entry = Entry(device: "sim:\(dir)/\(n)", bus: "simulated", model: id.model,
-                                      serial: id.serial.trimmingCharacters(in: .whitespaces))
-                    probe(&entry) { () throws(TransportError) in SimulatorTransport(arrayDirectory: dir, drive: n) }
-                    entries.append(entry)
+                    entries.append(inventory.probe(.simulated(arrayDirectory: dir, drive: n), bus: "simulated", model: id.model,
+                                                   serial: id.serial.trimmingCharacters(in: .whitespaces)))
                 }
             }
             if json { printJSON(entries); return }
-            for e in entries {
-                let state: String
-                if let error = e.error { state = error } else if e.opal != true { state = "not Opal" } else {
-                    state = [e.owned == true ? "owned" : "factory SID",
-                             e.lockingEnabled == true ? "locking enabled" : "locking inactive",
-                             e.locked == true ? "LOCKED" : "unlocked"].joined(separator: ", ")
-                }
-                print("\(e.device)  \(e.model)  \(e.serial)  \(state)")
-            }
-        }
-    }
-
-    /// Fills in identity and Opal state from the drive itself; failures become the entry's error.
-    private func probe(_ entry: inout Entry, open: () throws(TransportError) -> any SecurityTransport) {
-        do {
-            let transport = try open()
-            if let device = transport as? PassThroughTransport {
-                // What the drive says beats what sysfs cached; preload nodes have nothing else.
-                entry.model = device.identity.model
-                entry.serial = device.identity.serialNumber
-                if entry.bus == "preload" { entry.bus = "\(device.identity.interface.rawValue) (preload)" }
-            }
-            let discovery = try OpalDrive.readDiscovery(transport)
-            entry.opal = discovery.opal != nil
-            entry.owned = discovery.blockSID?.sidValueState
-            entry.lockingEnabled = discovery.locking?.lockingEnabled
-            entry.locked = discovery.locking?.locked
-        } catch {
-            entry.error = "\(error)"
+            for e in entries { print("\(e.device)  \(e.model)  \(e.serial)  \(e.summary)") }
         }
     }
 }
@@ -121,17 +65,8 @@ struct TakeOwnership: ParsableCommand {
     func run() throws {
         reporting {
             let opal = try drive.open()
-            // Authenticating with MSID on an owned drive would burn a SID try: refuse up front.
-            if opal.discovery.blockSID?.sidValueState == true {
-                throw CommandFailure("\(drive.device): the drive is already owned (SID differs from MSID); "
-                                     + "use set-pin, or revert it first", .drive)
-            }
             let pin = try derivation.pin(newPinFile, option: "--new-pin-file", for: opal)
-            // Some drives reject Properties; only a drive that cannot communicate stops us here.
-            do { _ = try opal.exchangeProperties() } catch let error as OpalError
-                where error.code == .timedOut || error.code == .malformedResponse {
-                throw error
-            } catch {}
+            try opal.exchangePropertiesIfSupported()
             try opal.takeOwnership(newSIDPIN: pin)
             if !noActivate { try opal.activateLockingSP(sidPIN: pin) }
             print("\(drive.device): owned\(noActivate ? "" : "; Locking SP activated (Admin1 PIN = SID PIN)")")

@@ -185,6 +185,22 @@ struct OpalFlowTests {
         #expect(try drive.read(lba: 2, count: 1) == sample)
     }
 
+    @Test("taking ownership of an owned drive is refused before any authentication (no SID try spent)")
+    func takeOwnershipRefusesOwnedDrive() throws {
+        let fixture = try ArrayFixture()
+        let pin = secret("owner-pin")
+        let opal = try ownedDrive(fixture, pin: pin)
+        let drive = fixture.array.drives[0]
+        let failuresBefore = drive.statusReport(index: 0).consecutiveFailedAuthentications
+        let sidTriesBefore = drive.statusReport(index: 0).tries.first { $0.authority == "SID" }?.tries
+        #expect { try opal.takeOwnership(newSIDPIN: secret("another")) } throws: {
+            ($0 as? OpalError)?.code == .invalidState && "\($0)".contains("already owned")
+        }
+        #expect(drive.statusReport(index: 0).consecutiveFailedAuthentications == failuresBefore)
+        #expect(drive.statusReport(index: 0).tries.first { $0.authority == "SID" }?.tries == sidTriesBefore)
+        try opal.verifyPIN(.sid, pin: pin)
+    }
+
     @Test("MBR shadow: reads below the MBR size come from the MBR table while enabled and not done")
     func mbrShadow() throws {
         let fixture = try ArrayFixture()
