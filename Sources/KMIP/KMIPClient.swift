@@ -10,10 +10,10 @@ public struct ManagedObject: Sendable {
 
 /// Typed KMIP operations against one server, in the chosen protocol version.
 public final class KMIPClient: Sendable {
-    public let connection: KMIPConnection
+    public let connection: any KMIPExchange
     private let negotiated: Mutex<ProtocolVersion>
 
-    public init(connection: KMIPConnection, version: ProtocolVersion = .v1_2) {
+    public init(connection: any KMIPExchange, version: ProtocolVersion = .v1_2) {
         self.connection = connection
         negotiated = Mutex(version)
     }

@@ -3,7 +3,7 @@ import Foundation
 /// Request/response exchanges with one key server over one reused TLS connection, reopened when
 /// the server has closed an idle connection.
 /// `connection` is guarded by `lock` (held for a whole exchange); everything else is immutable.
-public final class KMIPConnection: @unchecked Sendable {
+public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
     public let server: ServerAddress
     public let configuration: TLSConfiguration
     public let maximumResponseSize: Int

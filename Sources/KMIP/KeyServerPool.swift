@@ -16,7 +16,15 @@ public final class KeyServerPool: Sendable {
     public let servers: [KeyServerEntry]
     private let clients: [[KMIPClient]]
 
-    public init(servers: [KeyServerEntry], configuration: TLSConfiguration, version: ProtocolVersion = .v1_2) throws(KeyServerError) {
+    /// Servers reached over mutual TLS.
+    public convenience init(servers: [KeyServerEntry], configuration: TLSConfiguration,
+                            version: ProtocolVersion = .v1_2) throws(KeyServerError) {
+        try self.init(servers: servers, version: version) { KMIPConnection(server: $0, configuration: configuration) }
+    }
+
+    /// Servers reached through `exchange` (one per cluster member).
+    public init(servers: [KeyServerEntry], version: ProtocolVersion = .v1_2,
+                exchange: (ServerAddress) -> any KMIPExchange) throws(KeyServerError) {
         guard !servers.isEmpty, servers.count <= Self.maximumServers else {
             throw KeyServerError(.keyServerConfigurationError, server: "pool",
                                  cause: "\(servers.count) key servers configured", fix: "configure one to four key servers")
@@ -27,7 +35,7 @@ public final class KeyServerPool: Sendable {
         }
         self.servers = servers
         clients = servers.map { entry in
-            entry.addresses.map { KMIPClient(connection: KMIPConnection(server: $0, configuration: configuration), version: version) }
+            entry.addresses.map { KMIPClient(connection: exchange($0), version: version) }
         }
     }
 
@@ -42,18 +50,19 @@ public final class KeyServerPool: Sendable {
         throw Self.combine(failures)
     }
 
-    /// Runs a write on every server (first answering member of each cluster); one result per server, in order.
-    public func writeAll<R>(_ body: (KMIPClient) throws(KeyServerError) -> R) -> [Result<R, KeyServerError>] {
-        var results: [Result<R, KeyServerError>] = []
-        for members in clients {
+    /// Runs a write on every server (first answering member of each cluster), and reports per server.
+    public func writeAll<R: Sendable>(_ body: (KMIPClient) throws(KeyServerError) -> R) -> KeyServerWrite<R> {
+        var written: [KeyServerWrite<R>.Written] = []
+        var failed: [KeyServerError] = []
+        for (entry, members) in zip(servers, clients) {
             var failures: [KeyServerError] = []
-            var result: Result<R, KeyServerError>?
-            for client in members where result == nil {
-                do throws(KeyServerError) { result = .success(try body(client)) } catch { failures.append(error) }
+            var value: R?
+            for client in members where value == nil {
+                do throws(KeyServerError) { value = try body(client) } catch { failures.append(error) }
             }
-            results.append(result ?? .failure(Self.combine(failures)))
+            if let value { written.append(.init(server: entry.name, value: value)) } else { failed.append(Self.combine(failures)) }
         }
-        return results
+        return KeyServerWrite(written: written, failures: failed)
     }
 
     /// One error for several: the first failure's code, every server's cause.

@@ -65,29 +65,15 @@ struct KMIPOptions: ParsableArguments {
         }
     }
 
-    /// Runs a write on every server; fails if any server failed (after reporting which succeeded).
+    /// Runs a write on every server; fails, naming the servers that hold a copy, unless every server took it.
     /// Each server assigns its own identifier, so results come labelled with the server.
-    func writeAll<R>(_ body: (KMIPClient) throws(KeyServerError) -> R) throws -> [(server: String, value: R)] {
+    func writeAll<R: Sendable>(_ body: (KMIPClient) throws(KeyServerError) -> R) throws -> [(server: String, value: R)] {
         let auto = parsedVersion == nil
-        let results = try pool().writeAll { client throws(KeyServerError) in
+        let outcome = try pool().writeAll { client throws(KeyServerError) in
             if auto { try client.negotiateVersion() }
             return try body(client)
         }
-        var values: [(server: String, value: R)] = []
-        var failures: [KeyServerError] = []
-        for (entry, result) in zip(try entries(), results) {
-            switch result {
-            case .success(let v): values.append((entry.name, v))
-            case .failure(let e): failures.append(e)
-            }
-        }
-        if let first = failures.first {
-            if !values.isEmpty {
-                FileHandle.standardError.write(Data("sedlock: written on \(values.count) of \(results.count) servers\n".utf8))
-            }
-            throw first
-        }
-        return values
+        return try outcome.requireAll().map { ($0.server, $0.value) }
     }
 }
 

@@ -14,11 +14,11 @@ public final class KeyServerListener: @unchecked Sendable {
     public let port: UInt16
     private let listenFD: Int32
     private let context: OpaquePointer
-    private let engine: KeyServerEngine
+    private let frontDoor: KeyServerFrontDoor
 
     public init(directory: URL, port: UInt16) throws {
         self.directory = directory
-        engine = KeyServerEngine(store: KeyServerStore(directory: directory))
+        frontDoor = KeyServerFrontDoor(directory: directory)
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw SimulatorError.crypto("cannot create a TLS server context") }
         context = ctx
         SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
@@ -63,7 +63,7 @@ public final class KeyServerListener: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }
-        if KeyServerControls.load(from: directory).refuse {
+        if frontDoor.refusesConnections {
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
             return
@@ -79,23 +79,14 @@ public final class KeyServerListener: @unchecked Sendable {
         guard SSL_accept(ssl) == 1 else { ERR_clear_error(); return }
         let identity = Self.commonName(ssl) ?? ""
         while let request = readMessage(ssl) {
-            let controls = KeyServerControls.load(from: directory)
-            if controls.latencyMilliseconds > 0 { usleep(useconds_t(min(controls.latencyMilliseconds, 60_000)) * 1000) }
-            if controls.hang {
+            switch frontDoor.answer(request, identity: identity) {
+            case .hang:
                 // Keep the connection open and silent until the client gives up.
                 while readMessage(ssl) != nil {}
                 return
+            case .respond(let response):
+                guard write(ssl, response) else { return }
             }
-            let response: [UInt8]
-            if controls.malformed {
-                response = [0x42, 0x00, 0x7B, 0x01, 0x00, 0x00, 0x00, 0x10, 0x42, 0x00, 0x7A, 0x0C, 0x00, 0x00, 0x00, 0x08,
-                            0xDE, 0xAD, 0xBE, 0xEF, 0xDE, 0xAD, 0xBE, 0xEF]
-            } else if controls.oversized {
-                response = [0x42, 0x00, 0x7B, 0x01, 0x04, 0x00, 0x00, 0x00] + [UInt8](repeating: 0, count: 64)
-            } else {
-                response = engine.respond(to: request, identity: identity, authenticated: !controls.distrusted.contains(identity))
-            }
-            guard write(ssl, response) else { return }
         }
         SSL_shutdown(ssl)
     }

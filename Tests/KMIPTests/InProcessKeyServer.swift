@@ -1,0 +1,42 @@
+import Foundation
+import KMIP
+import SedSimulator
+
+/// The test seam for key servers where TLS is not the point: KMIP messages carried in-process to
+/// the simulated key server's own request path (`KeyServerFrontDoor`, the code `sedsim kmip serve`
+/// runs behind TLS), with its faults and distrust applied the same way.
+final class InProcessKeyServer: KMIPExchange {
+    let server: ServerAddress
+    let frontDoor: KeyServerFrontDoor
+    /// The client certificate CN this carrier stands for.
+    let identity: String
+
+    init(directory: URL, identity: String, port: UInt16) {
+        server = ServerAddress(host: "in-process", port: port)
+        frontDoor = KeyServerFrontDoor(directory: directory)
+        self.identity = identity
+    }
+
+    func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+        if frontDoor.refusesConnections {
+            throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "connection refused", fix: "start the server")
+        }
+        switch frontDoor.answer(request.encoded(), identity: identity) {
+        case .hang:
+            throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "no answer within the timeout",
+                                 fix: "check that the key server is responsive")
+        case .respond(let bytes):
+            do {
+                _ = try TTLVCodec.messageSize(header: Array(bytes.prefix(8)))
+                return try ResponseMessage(decoding: bytes)
+            } catch {
+                throw KeyServerError(.keyServerProtocolError, server: server.description, cause: "malformed response: \(error)",
+                                     fix: "the server is faulty")
+            }
+        }
+    }
+
+    func connect() throws(KeyServerError) {}
+    func close() {}
+    var tlsSummary: String? { nil }
+}
