@@ -32,8 +32,10 @@ let package = Package(
         .target(name: "Platform", path: "Sources/Platform"),
         // Pure TCG Storage wire format: bytes in, values out.
         .target(name: "TCGStorage", path: "Sources/TCGStorage"),
-        // The framing spoken between host and `sedsim serve` (the simulated bus).
-        .target(name: "SimulatorLink", dependencies: ["Platform"], path: "Simulator/SimulatorLink"),
+        // The framing spoken between host and `sedsim serve` (the simulated bus): defined once in C
+        // (sedsim_link.h) for the preload library and the Swift side.
+        .target(name: "CSimulatorLink", path: "Simulator/CSimulatorLink"),
+        .target(name: "SimulatorLink", dependencies: ["CSimulatorLink", "Platform"], path: "Simulator/SimulatorLink"),
         .target(name: "SecurityTransport", dependencies: ["Platform", "CShims", "CSGUtils"],
                 path: "Sources/SecurityTransport"),
         // The host-facing adapter for `sim:DIR/N` addresses; only executables and tests plug it in.
@@ -58,7 +60,7 @@ let package = Package(
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "Platform", "COpenSSL", "CShims"],
                 path: "Simulator/SedSimulator"),
         // Plain C, loaded into arbitrary programs (swiftc's link step adds libswiftCore as a dependency).
-        .target(name: "SedsimPreload", path: "Simulator/SedsimPreload"),
+        .target(name: "SedsimPreload", dependencies: ["CSimulatorLink"], path: "Simulator/SedsimPreload"),
         .executableTarget(name: "sedsim", dependencies: [
             "SedSimulator", "SimulatorLink", "TCGStorage", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -67,11 +69,12 @@ let package = Package(
         // Helpers shared by test targets (seeded randomness for the mutation loops).
         .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "KeysTests", dependencies: ["Keys", "TestSupport"]),
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage", "TestSupport"]),
         .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SimulatorTransport", "SecurityTransport", "TestSupport"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform"]),
-        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport"]),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport"]),
     ],

@@ -30,11 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- link protocol (mirrors LinkMessage.swift / LinkDeviceCommand.swift) ---- */
-enum { LINK_SCSI_COMMAND = 11, LINK_NVME_ADMIN = 12, LINK_NVME_IO = 13 };
-enum { LINK_OK = 0 };
-#define LINK_HEADER 18
-#define LINK_MAX_FRAME ((16 << 20) + 64)
+#include "sedsim_link.h"
+
+/* ---- link protocol: sedsim_link.h is its one definition ---- */
+#define LINK_SCSI_COMMAND SedsimLinkOperationScsiCommand
+#define LINK_NVME_ADMIN SedsimLinkOperationNvmeAdminCommand
+#define LINK_NVME_IO SedsimLinkOperationNvmeIOCommand
+#define LINK_OK SedsimLinkStatusOk
+#define LINK_HEADER SEDSIM_LINK_REQUEST_HEADER
+#define LINK_MAX_FRAME SEDSIM_LINK_MAX_FRAME
 #define MAX_TRANSFER (8 << 20)
 
 /* ---- device nodes ---- */
@@ -132,7 +136,7 @@ static int parse_entry(char *entry) {
     *slash = '\0';
     struct mapping *m = &mappings[mapping_count];
     if (strlen(entry) >= sizeof m->path) return -1;
-    int n = snprintf(m->socket_path, sizeof m->socket_path, "%s/sedsim.sock", target);
+    int n = snprintf(m->socket_path, sizeof m->socket_path, "%s/" SEDSIM_LINK_SOCKET_NAME, target);
     if (n < 0 || (size_t)n >= sizeof m->socket_path) return -1;
     strcpy(m->path, entry);
     m->drive = (int)drive;
@@ -331,9 +335,9 @@ static enum exchange_result exchange(struct open_device *d, uint8_t operation, u
     put_be(frame, body_len, 4);
     uint8_t *h = frame + 4;
     memset(h, 0, LINK_HEADER);
-    h[0] = operation;
-    put_be(h + 1, (uint64_t)m->drive, 2);
-    put_be(h + 6, data_in_length, 4);
+    h[SEDSIM_LINK_OFFSET_OPERATION] = operation;
+    put_be(h + SEDSIM_LINK_OFFSET_DRIVE, (uint64_t)m->drive, 2);
+    put_be(h + SEDSIM_LINK_OFFSET_LENGTH, data_in_length, 4);
     if (head_len) memcpy(h + LINK_HEADER, head, head_len);
     if (data_out_len) memcpy(h + LINK_HEADER + head_len, data_out, data_out_len);
 
@@ -532,7 +536,7 @@ static int nvme_submit(struct open_device *d, int admin, const uint8_t sqe[64], 
     uint8_t *answer = NULL;
     size_t answer_len = 0;
     pthread_mutex_lock(&d->lock);
-    enum exchange_result r = exchange(d, admin ? LINK_NVME_ADMIN : LINK_NVME_IO, from_device ? data_len : 0, sqe, 64,
+    enum exchange_result r = exchange(d, admin ? LINK_NVME_ADMIN : LINK_NVME_IO, from_device ? data_len : 0, sqe, SEDSIM_LINK_NVME_ENTRY_SIZE,
                                       to_device ? data : NULL, to_device ? data_len : 0, timeout_ms, &answer, &answer_len);
     pthread_mutex_unlock(&d->lock);
     if (r != EXCHANGE_OK || answer_len < 6) {

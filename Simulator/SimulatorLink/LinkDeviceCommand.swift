@@ -60,7 +60,7 @@ public struct LinkSCSIResult: Hashable, Sendable {
 }
 
 public struct LinkNVMeCommand: Hashable, Sendable {
-    public static let entrySize = 64
+    public static let entrySize = Int(SEDSIM_LINK_NVME_ENTRY_SIZE)
     /// The submission queue entry, little-endian as the NVMe specification lays it out.
     public var entry: [UInt8]
     public var dataOut: [UInt8]

@@ -22,7 +22,7 @@ public struct LinkDeviceIdentity: Codable, Sendable, Hashable {
 
 /// Where `sedsim serve` listens inside an array directory.
 public enum LinkPaths {
-    public static let socketName = "sedsim.sock"
+    public static let socketName = SEDSIM_LINK_SOCKET_NAME
     /// Held (flock) by the one process that serves or opens the array.
     public static let serveLockName = ".serve.lock"
 }

@@ -1,39 +1,42 @@
+@_exported import CSimulatorLink
+
 /// The messages of the simulated bus between a host and `sedsim serve`.
 ///
 /// One request, one response, each framed by a 4-byte big-endian length. The bus carries what a
 /// real HBA would: security protocol IN/OUT, media reads and writes, identity, and the
 /// out-of-band events (power cycle, resets) a test rig applies to hardware.
-public enum LinkOperation: UInt8, Sendable, CaseIterable {
-    case identify = 1
-    case securityProtocolOut = 2
-    case securityProtocolIn = 3
-    case read = 4
-    case write = 5
-    case powerCycle = 6
-    case hardwareReset = 7
-    case status = 8
-    case setFaults = 9
-    case listDrives = 10
-    /// A raw SCSI command as SG_IO carries it (payload: `LinkSCSICommand`, answer: `LinkSCSIResult`).
-    case scsiCommand = 11
-    /// A raw NVMe admin command (payload: `LinkNVMeCommand`, answer: `LinkNVMeResult`).
-    case nvmeAdminCommand = 12
-    /// A raw NVMe I/O (NVM command set) command, same framing as admin commands.
-    case nvmeIOCommand = 13
+/// What a request asks for. Defined once, in `sedsim_link.h`, which the preload library shares.
+public typealias LinkOperation = SedsimLinkOperation
+
+/// How a request went. Defined in `sedsim_link.h`.
+public typealias LinkStatus = SedsimLinkStatus
+
+extension SedsimLinkOperation: @retroactive @unchecked Sendable {
+    /// Every operation `sedsim_link.h` defines.
+    public static let known: [LinkOperation] = [.identify, .securityProtocolOut, .securityProtocolIn, .read, .write, .powerCycle,
+                                                .hardwareReset, .status, .setFaults, .listDrives, .scsiCommand,
+                                                .nvmeAdminCommand, .nvmeIOCommand]
+
+    /// The operation with this byte, or nil. (An imported C enum's `init(rawValue:)` accepts any
+    /// byte, which a switch would then meet as no case at all: bytes from a peer go through here.)
+    public init?(wire raw: UInt8) {
+        guard let match = Self.known.first(where: { $0.rawValue == raw }) else { return nil }
+        self = match
+    }
 }
 
-public enum LinkStatus: UInt8, Sendable {
-    case ok = 0
-    /// The request could not be carried out; the payload is a UTF-8 explanation.
-    case failed = 1
-    /// A read or write hit a locked range (SCSI DATA PROTECT, NVMe Access Denied).
-    case dataProtect = 2
-    case noSuchDrive = 3
-    case illegalRequest = 4
+extension SedsimLinkStatus: @retroactive @unchecked Sendable {
+    public static let known: [LinkStatus] = [.ok, .failed, .dataProtect, .noSuchDrive, .illegalRequest]
+
+    /// The status with this byte, or nil (see `LinkOperation.init(wire:)`).
+    public init?(wire raw: UInt8) {
+        guard let match = Self.known.first(where: { $0.rawValue == raw }) else { return nil }
+        self = match
+    }
 }
 
 public struct LinkRequest: Hashable, Sendable {
-    public static let headerSize = 18
+    public static let headerSize = Int(SEDSIM_LINK_REQUEST_HEADER)
     public var operation: LinkOperation
     public var drive: UInt16
     public var protocolID: UInt8
@@ -67,10 +70,12 @@ public struct LinkRequest: Hashable, Sendable {
 
     public static func decode(_ body: [UInt8]) throws(LinkError) -> LinkRequest {
         guard body.count >= headerSize else { throw LinkError.malformed("request of \(body.count) bytes is shorter than its header") }
-        guard let op = LinkOperation(rawValue: body[0]) else { throw LinkError.malformed("unknown operation \(body[0])") }
-        var request = LinkRequest(op, drive: Int(body.readBE(1, 2)), protocolID: body[3],
-                                  spSpecific: UInt16(body.readBE(4, 2)), length: UInt32(body.readBE(6, 4)),
-                                  lba: body.readBE(10, 8))
+        guard let op = LinkOperation(wire: body[Int(SEDSIM_LINK_OFFSET_OPERATION)]) else { throw LinkError.malformed("unknown operation \(body[0])") }
+        var request = LinkRequest(op, drive: Int(body.readBE(Int(SEDSIM_LINK_OFFSET_DRIVE), 2)),
+                                  protocolID: body[Int(SEDSIM_LINK_OFFSET_PROTOCOL)],
+                                  spSpecific: UInt16(body.readBE(Int(SEDSIM_LINK_OFFSET_SP_SPECIFIC), 2)),
+                                  length: UInt32(body.readBE(Int(SEDSIM_LINK_OFFSET_LENGTH), 4)),
+                                  lba: body.readBE(Int(SEDSIM_LINK_OFFSET_LBA), 8))
         request.payload = Array(body[headerSize...])
         return request
     }
@@ -94,7 +99,7 @@ public struct LinkResponse: Hashable, Sendable {
     public func encoded() -> [UInt8] { [status.rawValue] + payload }
 
     public static func decode(_ body: [UInt8]) throws(LinkError) -> LinkResponse {
-        guard let first = body.first, let status = LinkStatus(rawValue: first) else {
+        guard let first = body.first, let status = LinkStatus(wire: first) else {
             throw LinkError.malformed("response without a valid status byte")
         }
         return LinkResponse(status, payload: Array(body.dropFirst()))

@@ -6,7 +6,7 @@ import Platform
 /// A connected Unix stream socket carrying length-framed link messages, with deadlines.
 public final class LinkSocket: @unchecked Sendable {
     /// Largest frame either side accepts: a 16 MiB media transfer plus headers.
-    public static let maximumFrame = 16 << 20 + 64
+    public static let maximumFrame = Int(SEDSIM_LINK_MAX_FRAME)
     public let fd: Int32
 
     public init(adopting fd: Int32) { self.fd = fd }

@@ -147,5 +147,11 @@ struct SimulatedDriveTests {
         #expect(throws: LinkError.self) { try LinkRequest.decode([1, 2, 3]) }
         #expect(throws: LinkError.self) { try LinkRequest.decode([0xEE] + [UInt8](repeating: 0, count: 20)) }
         #expect(throws: LinkError.self) { try LinkResponse.decode([]) }
+        #expect(throws: LinkError.self) { try LinkResponse.decode([0x77]) }
+        // Every byte the header does not define is refused (the operations come from a C enum).
+        for byte in UInt8.min...UInt8.max where LinkOperation.known.allSatisfy({ $0.rawValue != byte }) {
+            #expect(throws: LinkError.self) { try LinkRequest.decode([byte] + [UInt8](repeating: 0, count: 20)) }
+        }
+        #expect(LinkOperation.known.count == 13 && Set(LinkOperation.known.map(\.rawValue)) == Set(1...13))
     }
 }

@@ -1,0 +1,1 @@
+/* Header-only: the link framing shared by SimulatorLink and the preload library. */
