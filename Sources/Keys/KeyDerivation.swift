@@ -33,4 +33,35 @@ public enum KeyDerivation {
         guard rc == 1 else { throw Failure(description: "PBKDF2 failed in OpenSSL") }
         return Secret(out)
     }
+
+    /// HKDF-SHA256 (RFC 5869), extract and expand, through OpenSSL's EVP_PKEY HKDF.
+    public static func hkdfSHA256(key: Secret, salt: [UInt8], info: [UInt8], length: Int) throws(Failure) -> Secret {
+        guard length > 0, length <= 255 * 32, info.count <= 1024 else { throw Failure(description: "HKDF parameters out of range") }
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nil) else { throw Failure(description: "HKDF unavailable in OpenSSL") }
+        defer { EVP_PKEY_CTX_free(context) }
+        var out = [UInt8](repeating: 0, count: length)
+        defer { out.wipe() }
+        var outLength = length
+        let ok = key.withUnsafeBytes { ikm -> Bool in
+            EVP_PKEY_derive_init(context) == 1
+                && EVP_PKEY_CTX_set_hkdf_md(context, EVP_sha256()) == 1
+                && EVP_PKEY_CTX_set1_hkdf_salt(context, salt, Int32(salt.count)) == 1
+                && EVP_PKEY_CTX_set1_hkdf_key(context, ikm.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(ikm.count)) == 1
+                && EVP_PKEY_CTX_add1_hkdf_info(context, info, Int32(info.count)) == 1
+                && EVP_PKEY_derive(context, &out, &outLength) == 1
+        }
+        guard ok, outLength == length else { throw Failure(description: "HKDF failed in OpenSSL") }
+        return Secret(out)
+    }
+
+    /// HMAC-SHA256 of `message` under `key`.
+    public static func hmacSHA256(key: Secret, message: [UInt8]) throws(Failure) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var outLength: UInt32 = 0
+        let done = key.withUnsafeBytes { k in
+            HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), message, message.count, &out, &outLength)
+        }
+        guard done != nil, outLength == 32 else { throw Failure(description: "HMAC-SHA256 failed in OpenSSL") }
+        return out
+    }
 }
