@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // System libraries: OpenSSL is the crypto boundary; sg3_utils and libsystemd come in later layers.
@@ -46,6 +47,9 @@ let package = Package(
         .target(name: "KMIPCodec", path: "Sources/KMIPCodec"),
         .target(name: "KMIP", dependencies: ["KMIPCodec", "Certificates", "COpenSSL", "Keys", "Platform"], path: "Sources/KMIP"),
         .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
+        // The lock manager's persistent state: one SQLite database (GRDB), WAL, synchronous=FULL.
+        .target(name: "LockState", dependencies: ["Platform", .product(name: "GRDB", package: "GRDB.swift")],
+                path: "Sources/LockState"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
             "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
@@ -70,6 +74,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "KeysTests", dependencies: ["Keys", "TestSupport"]),
+        .testTarget(name: "LockStateTests", dependencies: ["LockState", "Platform", "TestSupport"]),
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage", "TestSupport"]),
         .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SimulatorTransport", "SecurityTransport", "TestSupport"]),

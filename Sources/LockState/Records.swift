@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+
+/// A drive of the array, as the lock manager keeps it. Never holds a PIN.
+public struct StoredDrive: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "drive"
+    public var id: Int64?
+    /// `/dev/…` or `sim:DIR/N`.
+    public var address: String
+    /// What the drive's PINs are bound to (WWN, else serial): see `DrivePIN.driveIdentity`.
+    public var identity: String
+    public var bus: String
+    public var model: String
+    public var serial: String
+    /// The key generation whose PINs the drive holds now (nil before setup finished).
+    public var generationID: Int64?
+    /// How its PINs were before sedlock adopted it (e.g. "sedutil-sha1"), if adopted.
+    public var adoptedFrom: String?
+    /// Consecutive failed authentications counted by the lockout guard (written before each attempt).
+    public var failedAuthentications: Int
+    /// The drive's own TryLimit for the authority sedlock uses, once read (nil: unknown or none).
+    public var tryLimit: Int?
+    /// Set when the lockout guard stopped further attempts; cleared only by an operator.
+    public var guardReason: String?
+    public var addedAt: Date
+
+    public init(address: String, identity: String, bus: String, model: String, serial: String, addedAt: Date) {
+        self.address = address
+        self.identity = identity
+        self.bus = bus
+        self.model = model
+        self.serial = serial
+        failedAuthentications = 0
+        self.addedAt = addedAt
+    }
+
+    public var isGuarded: Bool { guardReason != nil }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// The life of a key generation: created and stored, in use, kept while drives may need it, gone.
+public enum KeyGenerationState: String, Codable, Sendable {
+    /// Stored on the providers; drives not yet moved to it (setup or rekey in progress).
+    case pending
+    /// The generation drives hold now.
+    case active
+    /// Superseded; kept while any drive may still use it.
+    case retired
+    /// Deleted from every provider.
+    case destroyed
+}
+
+/// One authentication key generation. The AK itself is never stored here.
+public struct StoredKeyGeneration: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "keyGeneration"
+    public var id: Int64?
+    /// The key ID (a UUID), the Name under which providers hold the AK.
+    public var keyID: String
+    public var tag: String
+    public var state: KeyGenerationState
+    public var provider: String
+    /// Where the AK is stored: one entry per key server (its object ID) or "local".
+    public var locations: [String]
+    public var createdAt: Date
+
+    public init(keyID: String, tag: String, state: KeyGenerationState, provider: String, locations: [String], createdAt: Date) {
+        self.keyID = keyID
+        self.tag = tag
+        self.state = state
+        self.provider = provider
+        self.locations = locations
+        self.createdAt = createdAt
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// The check value of one authority's PIN on one drive in one generation.
+public struct StoredCheckValue: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "checkValue"
+    public var driveID: Int64
+    public var generationID: Int64
+    public var authority: String
+    public var value: Data
+
+    public init(driveID: Int64, generationID: Int64, authority: String, value: Data) {
+        self.driveID = driveID
+        self.generationID = generationID
+        self.authority = authority
+        self.value = value
+    }
+}
+
+/// One boot's unlock attempt, keyed by the kernel's boot_id.
+public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+    public enum Outcome: String, Codable, Sendable {
+        case started, unlocked, partial, failed, held
+    }
+    public static let databaseTableName = "boot"
+    public var bootID: String
+    public var startedAt: Date
+    public var outcome: Outcome
+    public var detail: String
+
+    public init(bootID: String, startedAt: Date, outcome: Outcome, detail: String = "") {
+        self.bootID = bootID
+        self.startedAt = startedAt
+        self.outcome = outcome
+        self.detail = detail
+    }
+
+    /// Whether this boot counts toward the boot-loop guard (it did not unlock the array).
+    public var failedToUnlock: Bool { outcome != .unlocked }
+}
+
+/// An operator action that changed state: who, what, on what, when, and how it ended. No secrets.
+public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "audit"
+    public var id: Int64?
+    public var at: Date
+    public var actor: String
+    public var action: String
+    public var target: String
+    public var outcome: String
+
+    public init(at: Date, actor: String, action: String, target: String, outcome: String) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.outcome = outcome
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

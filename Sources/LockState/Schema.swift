@@ -1,0 +1,107 @@
+import GRDB
+
+/// The database's versioned migrations. Append new ones; never edit a released one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "keyGeneration") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("keyID", .text).notNull().unique()
+                t.column("tag", .text).notNull()
+                t.column("state", .text).notNull()
+                    .check(sql: "state IN ('pending', 'active', 'retired', 'destroyed')")
+                t.column("provider", .text).notNull()
+                t.column("locations", .jsonText).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "drive") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("address", .text).notNull().unique()
+                t.column("identity", .text).notNull().unique()
+                t.column("bus", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("serial", .text).notNull()
+                t.column("generationID", .integer).references("keyGeneration", onDelete: .restrict)
+                t.column("adoptedFrom", .text)
+                t.column("failedAuthentications", .integer).notNull().defaults(to: 0)
+                t.column("tryLimit", .integer)
+                t.column("guardReason", .text)
+                t.column("addedAt", .datetime).notNull()
+            }
+            try db.create(table: "checkValue") { t in
+                t.column("driveID", .integer).notNull().references("drive", onDelete: .cascade)
+                t.column("generationID", .integer).notNull().references("keyGeneration", onDelete: .restrict)
+                t.column("authority", .text).notNull()
+                t.column("value", .blob).notNull()
+                t.primaryKey(["driveID", "generationID", "authority"])
+            }
+            try db.create(table: "keyProvider") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("kind", .text).notNull().check(sql: "kind IN ('kmip', 'local')")
+                t.column("name", .text).notNull().unique()
+                t.column("threshold", .integer)
+                t.column("defaultTag", .text)
+            }
+            try db.create(table: "keyServer") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("providerID", .integer).notNull().references("keyProvider", onDelete: .cascade)
+                t.column("name", .text).notNull().unique()
+                t.column("addresses", .jsonText).notNull()
+                t.column("position", .integer).notNull()
+                t.column("certificatePath", .text).notNull()
+                t.column("privateKeyPath", .text).notNull()
+                t.column("caPath", .text).notNull()
+            }
+            try db.create(table: "certificate") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("role", .text).notNull().check(sql: "role IN ('client', 'ca')")
+                t.column("path", .text).notNull()
+                t.column("fingerprint", .text).notNull()
+                t.column("notAfter", .datetime)
+            }
+            try db.create(table: "boot") { t in
+                t.primaryKey("bootID", .text)
+                t.column("startedAt", .datetime).notNull()
+                t.column("outcome", .text).notNull()
+                    .check(sql: "outcome IN ('started', 'unlocked', 'partial', 'failed', 'held')")
+                t.column("detail", .text).notNull()
+            }
+            try db.create(table: "journal") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("kind", .text).notNull().check(sql: "kind IN ('setup', 'rekey', 'rdl-enable', 'rdl-rotate')")
+                t.column("fromGenerationID", .integer).references("keyGeneration", onDelete: .restrict)
+                t.column("toGenerationID", .integer).notNull().references("keyGeneration", onDelete: .restrict)
+                t.column("state", .text).notNull().check(sql: "state IN ('pending', 'done', 'abandoned')")
+                t.column("startedAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+            }
+            try db.create(table: "journalDrive") { t in
+                t.column("journalID", .integer).notNull().references("journal", onDelete: .cascade)
+                t.column("driveID", .integer).notNull().references("drive", onDelete: .cascade)
+                t.column("step", .text).notNull().check(sql: "step IN ('pending', 'pinsSet', 'proven')")
+                t.column("updatedAt", .datetime).notNull()
+                t.primaryKey(["journalID", "driveID"])
+            }
+            try db.create(table: "fault") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull()
+                t.column("severity", .text).notNull()
+                t.column("object", .text).notNull()
+                t.column("raisedAt", .datetime).notNull()
+                t.column("clearedAt", .datetime)
+                t.column("action", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+            try db.create(table: "audit") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull()
+                t.column("actor", .text).notNull()
+                t.column("action", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("outcome", .text).notNull()
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import Platform
+
+/// The lock manager's state in one SQLite database: WAL, synchronous = FULL, foreign keys on,
+/// versioned migrations. One writer at a time (an exclusive lock on the state directory, naming
+/// its holder); readers never wait for it. A corrupt database, one from a newer schema, or one
+/// that cannot be read is a clear error and is never rewritten.
+public final class StateDatabase: StateStore {
+    public enum Access: Sendable { case read, write }
+
+    public let directory: StateDirectory
+    public let access: Access
+    private let pool: DatabasePool
+    private let writerLock: FileLock?
+
+    /// Opens the state in `directory`. Writing creates the directory and database on first use.
+    public init(directory: StateDirectory, access: Access) throws(StateError) {
+        self.directory = directory
+        self.access = access
+        let path = directory.databasePath
+        switch access {
+        case .write:
+            try directory.prepare()
+            do { writerLock = try FileLock(path: directory.writerLockPath) } catch {
+                switch error {
+                case .busy(_, let holder):
+                    throw StateError(.busy, "the state in \(directory.path) is busy (held by \(holder.map { "PID \($0)" } ?? "another process"))",
+                                     fix: "wait for that command to finish, or stop it")
+                case .system(let cause):
+                    throw StateError(.unreadable, "cannot lock \(directory.path): \(cause)")
+                }
+            }
+        case .read:
+            writerLock = nil
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StateError(.unreadable, "there is no sedlock state in \(directory.path) yet",
+                                 fix: "run `sedlock setup` first, or point --state-dir at the state")
+            }
+        }
+        // An existing database is examined through a read-only connection first, so that a corrupt
+        // one, or one from a newer schema, is refused without a single byte written to it.
+        let migrator = Schema.migrator
+        var complete = false
+        if FileManager.default.fileExists(atPath: path) {
+            complete = try Self.examine(path, migrator: migrator)
+        }
+        var configuration = Configuration()
+        configuration.readonly = access == .read
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !complete {
+                guard access == .write else {
+                    throw StateError(.unreadable, "the state database \(path) is older than this sedlock",
+                                     fix: "run any changing command (or sedlockd) once to bring it up to date")
+                }
+                try migrator.migrate(pool)
+            }
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw Self.classify(error, path: path)
+        }
+    }
+
+    /// Integrity and schema version of an existing database, read-only. Returns whether every
+    /// migration this build knows has been applied.
+    private static func examine(_ path: String, migrator: DatabaseMigrator) throws(StateError) -> Bool {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            let (check, superseded, complete) = try queue.read { db in
+                (try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "",
+                 try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
+            }
+            try queue.close()
+            guard check == "ok" else {
+                throw StateError(.corrupt, "the state database \(path) fails its integrity check (\(check.prefix(200)))",
+                                 fix: "restore it from a backup; sedlock will not rewrite it")
+            }
+            guard !superseded else {
+                throw StateError(.newerSchema, "the state database \(path) was written by a newer sedlock",
+                                 fix: "run that version, or restore a backup made by this one")
+            }
+            return complete
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw classify(error, path: path)
+        }
+    }
+
+    static func classify(_ error: any Error, path: String) -> StateError {
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return StateError(.corrupt, "\(path) is not a readable sedlock database (\(db.message ?? "corrupt"))",
+                                  fix: "restore it from a backup; sedlock will not rewrite it")
+            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH:
+                return StateError(.unreadable, "cannot open \(path) (\(db.message ?? "\(db.resultCode)"))",
+                                  fix: "run as root, and check the state directory's permissions")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return StateError(.busy, "\(path) is busy", fix: "retry in a moment")
+            case .SQLITE_CONSTRAINT:
+                return StateError(.invalid, "the change breaks a rule of the state database: \(db.message ?? "")")
+            default:
+                return StateError(.unreadable, "the state database \(path) failed: \(db.message ?? "\(db.resultCode)")")
+            }
+        }
+        return StateError(.unreadable, "the state database \(path) failed: \(error)")
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(StateError) -> T {
+        do { return try pool.read(body) } catch { throw Self.classify(error, path: directory.databasePath) }
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(StateError) -> T {
+        guard access == .write else {
+            throw StateError(.invalid, "the state was opened for reading", fix: "this is a bug: open it for writing")
+        }
+        do { return try pool.write(body) } catch let error as StateError { throw error } catch {
+            throw Self.classify(error, path: directory.databasePath)
+        }
+    }
+
+    // MARK: Drives
+
+    public func drives() throws(StateError) -> [StoredDrive] {
+        try read { try StoredDrive.order(Column("id")).fetchAll($0) }
+    }
+
+    public func drive(address: String) throws(StateError) -> StoredDrive? {
+        try read { try StoredDrive.filter(Column("address") == address).fetchOne($0) }
+    }
+
+    @discardableResult
+    public func addDrive(_ drive: StoredDrive) throws(StateError) -> StoredDrive {
+        try write { db in
+            var copy = drive
+            try copy.insert(db)
+            return copy
+        }
+    }
+
+    public func updateDrive(_ drive: StoredDrive) throws(StateError) {
+        try write { db in try drive.update(db) }
+    }
+
+    // MARK: Lockout guard
+
+    public func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int {
+        try write { db in
+            try db.execute(sql: "UPDATE drive SET failedAuthentications = failedAuthentications + 1 WHERE id = ?",
+                           arguments: [driveID])
+            guard db.changesCount == 1,
+                  let count = try Int.fetchOne(db, sql: "SELECT failedAuthentications FROM drive WHERE id = ?", arguments: [driveID]) else {
+                throw StateError(.invalid, "no drive with id \(driveID) in the state")
+            }
+            return count
+        }
+    }
+
+    public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE drive SET failedAuthentications = 0 WHERE id = ?", arguments: [driveID])
+        }
+    }
+
+    public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
+        try write { db in try db.execute(sql: "UPDATE drive SET guardReason = ? WHERE id = ?", arguments: [reason, driveID]) }
+    }
+
+    public func resetGuard(driveID: Int64) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE drive SET guardReason = NULL, failedAuthentications = 0 WHERE id = ?", arguments: [driveID])
+        }
+    }
+
+    // MARK: Key generations and check values
+
+    @discardableResult
+    public func addGeneration(_ generation: StoredKeyGeneration) throws(StateError) -> StoredKeyGeneration {
+        try write { db in
+            var copy = generation
+            try copy.insert(db)
+            return copy
+        }
+    }
+
+    public func generations() throws(StateError) -> [StoredKeyGeneration] {
+        try read { try StoredKeyGeneration.order(Column("id")).fetchAll($0) }
+    }
+
+    public func setGenerationState(id: Int64, _ state: KeyGenerationState) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE keyGeneration SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
+        }
+    }
+
+    public func setCheckValues(_ values: [StoredCheckValue]) throws(StateError) {
+        try write { db in for value in values { try value.save(db) } }
+    }
+
+    public func checkValue(driveID: Int64, generationID: Int64, authority: String) throws(StateError) -> StoredCheckValue? {
+        try read { db in
+            try StoredCheckValue.filter(Column("driveID") == driveID && Column("generationID") == generationID
+                                        && Column("authority") == authority).fetchOne(db)
+        }
+    }
+
+    // MARK: Boot records and audit log
+
+    public func recordBoot(_ boot: BootRecord) throws(StateError) {
+        try write { db in try boot.save(db) }
+    }
+
+    public func recentBoots(limit: Int) throws(StateError) -> [BootRecord] {
+        try read { try BootRecord.order(Column("startedAt").desc, Column("rowid").desc).limit(limit).fetchAll($0) }
+    }
+
+    public func appendAudit(_ entry: AuditEntry) throws(StateError) {
+        try write { db in
+            var copy = entry
+            try copy.insert(db)
+        }
+    }
+
+    public func auditLog(limit: Int) throws(StateError) -> [AuditEntry] {
+        try read { try AuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
+    }
+}

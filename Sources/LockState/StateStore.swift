@@ -1,0 +1,35 @@
+import Foundation
+
+/// What the lock manager reads and writes of its state. `StateDatabase` is the one implementation
+/// (SQLite); the protocol keeps the manager's policies testable against it without knowing SQL.
+public protocol StateStore: Sendable {
+    // Drives
+    func drives() throws(StateError) -> [StoredDrive]
+    func drive(address: String) throws(StateError) -> StoredDrive?
+    @discardableResult func addDrive(_ drive: StoredDrive) throws(StateError) -> StoredDrive
+    func updateDrive(_ drive: StoredDrive) throws(StateError)
+
+    // Lockout guard
+    /// Counts an authentication attempt as failed, durably, *before* it is made (a crash during the
+    /// attempt then counts as a failure). Returns the new count of consecutive failures.
+    func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int
+    /// The attempt succeeded: the consecutive count returns to zero.
+    func recordAuthenticationSuccess(driveID: Int64) throws(StateError)
+    func guardDrive(driveID: Int64, reason: String) throws(StateError)
+    func resetGuard(driveID: Int64) throws(StateError)
+
+    // Key generations and check values
+    @discardableResult func addGeneration(_ generation: StoredKeyGeneration) throws(StateError) -> StoredKeyGeneration
+    func generations() throws(StateError) -> [StoredKeyGeneration]
+    func setGenerationState(id: Int64, _ state: KeyGenerationState) throws(StateError)
+    func setCheckValues(_ values: [StoredCheckValue]) throws(StateError)
+    func checkValue(driveID: Int64, generationID: Int64, authority: String) throws(StateError) -> StoredCheckValue?
+
+    // Boot records and audit log
+    func recordBoot(_ boot: BootRecord) throws(StateError)
+    /// The most recent boots first.
+    func recentBoots(limit: Int) throws(StateError) -> [BootRecord]
+    func appendAudit(_ entry: AuditEntry) throws(StateError)
+    /// The most recent entries first.
+    func auditLog(limit: Int) throws(StateError) -> [AuditEntry]
+}
