@@ -50,9 +50,15 @@ let package = Package(
         // The lock manager's persistent state: one SQLite database (GRDB), WAL, synchronous=FULL.
         .target(name: "LockState", dependencies: ["Platform", .product(name: "GRDB", package: "GRDB.swift")],
                 path: "Sources/LockState"),
+        // The typed requests and reports shared by the CLI and sedlockd's control socket.
+        .target(name: "ControlAPI", path: "Sources/ControlAPI"),
+        // The array's lock manager: inventory, keytable, key sources, guards, journaled setup.
+        .target(name: "LockManager", dependencies: ["ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform"],
+                path: "Sources/LockManager"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
             "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
+            "ControlAPI", "LockManager", "LockState",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
 
@@ -72,13 +78,18 @@ let package = Package(
 
         // Helpers shared by test targets (seeded randomness for the mutation loops).
         .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
+        // Simulated drives in process, for tests above the transport.
+        .target(name: "SimulatorTestSupport", dependencies: ["SedSimulator", "SecurityTransport"], path: "Tests/SimulatorTestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "KeysTests", dependencies: ["Keys", "TestSupport"]),
         .testTarget(name: "LockStateTests", dependencies: ["LockState", "Platform", "TestSupport"]),
         .testTarget(name: "TCGStorageTests", dependencies: ["TCGStorage", "TestSupport"]),
         .testTarget(name: "SecurityTransportTests", dependencies: ["SecurityTransport", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SimulatorTransport", "SecurityTransport", "TestSupport"]),
-        .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform"]),
+        .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform",
+                                                   "SimulatorTestSupport"]),
+        .testTarget(name: "LockManagerTests", dependencies: ["LockManager", "ControlAPI", "LockState", "Opal", "Keys", "SedSimulator",
+                                                          "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport"]),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport"]),

@@ -5,6 +5,8 @@ public struct FaultPlan: Codable, Sendable, Hashable {
     public var delayPolls = 3
     /// The next N responses are lost: IF-RECV reports nothing outstanding.
     public var droppedResponses = 0
+    /// Responses delivered normally before the dropping starts (to cut a host off part way).
+    public var dropAfterResponses = 0
     /// The next N StartSession calls answer SP_BUSY.
     public var busySessions = 0
     /// The next N responses have bytes flipped on the wire.

@@ -80,9 +80,13 @@ extension SimulatedDrive {
     private func queue(_ packet: ComPacket) {
         var bytes = packet.encoded()
         if faults.droppedResponses > 0 {
-            faults.droppedResponses -= 1
-            pendingResponse = nil
-            return
+            if faults.dropAfterResponses > 0 {
+                faults.dropAfterResponses -= 1
+            } else {
+                faults.droppedResponses -= 1
+                pendingResponse = nil
+                return
+            }
         }
         if faults.corruptedResponses > 0 {
             faults.corruptedResponses -= 1

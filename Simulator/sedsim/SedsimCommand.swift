@@ -190,6 +190,7 @@ struct Fault: ParsableCommand {
     @Option(help: "Delay the next N responses.") var delay: Int = 0
     @Option(help: "Receives each delayed response stays 'still processing'.") var delayPolls: Int = 3
     @Option(help: "Drop the next N responses.") var drop: Int = 0
+    @Option(help: "With --drop: deliver this many responses normally first.") var dropAfter: Int = 0
     @Option(help: "Answer the next N StartSession calls with SP_BUSY.") var busy: Int = 0
     @Option(help: "Corrupt the next N responses.") var corrupt: Int = 0
     @Flag(help: "Crash the simulator halfway through saving the next state change.") var crash = false
@@ -199,6 +200,7 @@ struct Fault: ParsableCommand {
         plan.delayedResponses = delay
         plan.delayPolls = delayPolls
         plan.droppedResponses = drop
+        plan.dropAfterResponses = dropAfter
         plan.busySessions = busy
         plan.corruptedResponses = corrupt
         plan.crashDuringNextCommand = crash

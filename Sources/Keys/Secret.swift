@@ -1,3 +1,4 @@
+import COpenSSL
 import CShims
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +36,14 @@ public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomD
     /// Gives temporary access to the secret's bytes; don't let them escape the closure.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(rebasing: storage[0..<count]))
+    }
+
+    /// `count` bytes from OpenSSL's random generator (the AK of a new key generation).
+    public static func random(count: Int) -> Secret? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        defer { bytes.wipe() }
+        guard count > 0, RAND_bytes(&bytes, Int32(count)) == 1 else { return nil }
+        return Secret(bytes)
     }
 
     /// A transient copy for APIs that need an array (token encoding). Clear it with `wipe` after use.

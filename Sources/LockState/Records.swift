@@ -134,3 +134,61 @@ public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord, MutableP
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
+
+/// A journaled change to every drive's PINs (setup, rekey): the generation it moves drives to,
+/// and whether it finished.
+public struct JournalEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public enum Kind: String, Codable, Sendable { case setup, rekey, rdlEnable = "rdl-enable", rdlRotate = "rdl-rotate" }
+    public enum State: String, Codable, Sendable { case pending, done, abandoned }
+    public static let databaseTableName = "journal"
+    public var id: Int64?
+    public var kind: Kind
+    public var fromGenerationID: Int64?
+    public var toGenerationID: Int64
+    public var state: State
+    public var startedAt: Date
+    public var finishedAt: Date?
+
+    public init(kind: Kind, fromGenerationID: Int64?, toGenerationID: Int64, startedAt: Date) {
+        self.kind = kind
+        self.fromGenerationID = fromGenerationID
+        self.toGenerationID = toGenerationID
+        state = .pending
+        self.startedAt = startedAt
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// How far one drive got in a journaled change. Each step is recorded after the drive did it.
+public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+    public enum Step: String, Codable, Sendable, Comparable {
+        /// Nothing done yet (or done but not recorded: recovery checks the drive).
+        case pending
+        /// SID holds the new SID PIN.
+        case owned
+        /// The Locking SP is active (Admin1 still holds the SID PIN).
+        case activated
+        /// Admin1 and User1 hold their new PINs; the global range is configured.
+        case pinsSet
+        /// A fresh session proved the new PINs.
+        case proven
+
+        static let order: [Step] = [.pending, .owned, .activated, .pinsSet, .proven]
+        public static func < (a: Step, b: Step) -> Bool {
+            (order.firstIndex(of: a) ?? 0) < (order.firstIndex(of: b) ?? 0)
+        }
+    }
+    public static let databaseTableName = "journalDrive"
+    public var journalID: Int64
+    public var driveID: Int64
+    public var step: Step
+    public var updatedAt: Date
+
+    public init(journalID: Int64, driveID: Int64, step: Step, updatedAt: Date) {
+        self.journalID = journalID
+        self.driveID = driveID
+        self.step = step
+        self.updatedAt = updatedAt
+    }
+}

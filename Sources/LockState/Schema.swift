@@ -79,7 +79,8 @@ enum Schema {
             try db.create(table: "journalDrive") { t in
                 t.column("journalID", .integer).notNull().references("journal", onDelete: .cascade)
                 t.column("driveID", .integer).notNull().references("drive", onDelete: .cascade)
-                t.column("step", .text).notNull().check(sql: "step IN ('pending', 'pinsSet', 'proven')")
+                t.column("step", .text).notNull()
+                    .check(sql: "step IN ('pending', 'owned', 'activated', 'pinsSet', 'proven')")
                 t.column("updatedAt", .datetime).notNull()
                 t.primaryKey(["journalID", "driveID"])
             }

@@ -214,6 +214,35 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    // MARK: Journal
+
+    @discardableResult
+    public func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry {
+        try write { db in
+            var copy = entry
+            try copy.insert(db)
+            return copy
+        }
+    }
+
+    public func pendingJournals() throws(StateError) -> [JournalEntry] {
+        try read { try JournalEntry.filter(Column("state") == JournalEntry.State.pending.rawValue).order(Column("id")).fetchAll($0) }
+    }
+
+    public func journalSteps(journalID: Int64) throws(StateError) -> [JournalDriveStep] {
+        try read { try JournalDriveStep.filter(Column("journalID") == journalID).order(Column("driveID")).fetchAll($0) }
+    }
+
+    public func setJournalStep(_ step: JournalDriveStep) throws(StateError) {
+        try write { db in try step.save(db) }
+    }
+
+    public func finishJournal(id: Int64, state: JournalEntry.State, at: Date) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE journal SET state = ?, finishedAt = ? WHERE id = ?", arguments: [state.rawValue, at, id])
+        }
+    }
+
     // MARK: Boot records and audit log
 
     public func recordBoot(_ boot: BootRecord) throws(StateError) {

@@ -25,6 +25,14 @@ public protocol StateStore: Sendable {
     func setCheckValues(_ values: [StoredCheckValue]) throws(StateError)
     func checkValue(driveID: Int64, generationID: Int64, authority: String) throws(StateError) -> StoredCheckValue?
 
+    // Journal
+    @discardableResult func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry
+    /// The unfinished journal entries, oldest first.
+    func pendingJournals() throws(StateError) -> [JournalEntry]
+    func journalSteps(journalID: Int64) throws(StateError) -> [JournalDriveStep]
+    func setJournalStep(_ step: JournalDriveStep) throws(StateError)
+    func finishJournal(id: Int64, state: JournalEntry.State, at: Date) throws(StateError)
+
     // Boot records and audit log
     func recordBoot(_ boot: BootRecord) throws(StateError)
     /// The most recent boots first.

@@ -17,6 +17,13 @@ enum ExitStatus: Int32 {
     case transport = 12
     /// The drive (or key server) failed the operation, answered nonsense, or is in the wrong state.
     case drive = 13
+    /// An array operation reached some drives and not others (see its report).
+    case partial = 14
+    /// A guard stopped it before any authentication: keys unavailable or unverified, a guarded
+    /// drive, the boot-loop hold.
+    case held = 15
+    /// Another sedlock is changing the state.
+    case busy = 16
 }
 
 /// A failure the CLI reports: message, fix, and exit status. Never includes secrets.
@@ -63,15 +70,31 @@ func reporting(_ body: () throws -> Void) -> Never {
         try body()
         exit(ExitStatus.success.rawValue)
     } catch {
-        let failure: CommandFailure
-        switch error {
-        case let f as CommandFailure: failure = f
-        case let e as OpalError: failure = CommandFailure(e)
-        case let e as KeyServerError: failure = CommandFailure(e)
-        case let e as TransportError: failure = CommandFailure(e)
-        default: failure = CommandFailure("\(error)", .drive)
-        }
-        FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
-        exit(failure.status.rawValue)
+        report(error)
+    }
+}
+
+/// Writes the failure to stderr and exits with its status.
+func report(_ error: any Error) -> Never {
+    let failure: CommandFailure
+    switch error {
+    case let f as CommandFailure: failure = f
+    case let e as OpalError: failure = CommandFailure(e)
+    case let e as KeyServerError: failure = CommandFailure(e)
+    case let e as TransportError: failure = CommandFailure(e)
+    default: failure = CommandFailure("\(error)", .drive)
+    }
+    FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))
+    exit(failure.status.rawValue)
+}
+
+/// `reporting` for async commands.
+func reportingAsync(_ body: () async throws -> Void) async -> Never {
+    disableCoreDumps()
+    do {
+        try await body()
+        exit(ExitStatus.success.rawValue)
+    } catch {
+        report(error)
     }
 }

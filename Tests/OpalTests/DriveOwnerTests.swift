@@ -3,6 +3,7 @@ import Keys
 import Opal
 import SecurityTransport
 import SedSimulator
+import SimulatorTestSupport
 import Testing
 
 @Suite("Drive owners: one per drive, in parallel")
@@ -20,7 +21,7 @@ struct DriveOwnerTests {
             try fixture.array.drives[n].powerCycle()
         }
         let array = fixture.array
-        let factory = TransportFactory { _, n, _ in InProcessTransport(array.drives[n], index: n) }
+        let factory = fixture.factory
         let owners = (0..<8).map { DriveOwner(address: .simulated(arrayDirectory: fixture.directory.path, drive: $0),
                                               factory: factory, commandTimeout: 5) }
         let wrong = secret("not-the-pin")

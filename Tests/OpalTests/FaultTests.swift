@@ -1,6 +1,7 @@
 import Foundation
 import Opal
 import SedSimulator
+import SimulatorTestSupport
 import Testing
 
 @Suite("Faulty drives give clear host errors, never hangs")

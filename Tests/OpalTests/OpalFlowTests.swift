@@ -4,6 +4,7 @@ import Opal
 import SecurityTransport
 import SedSimulator
 import TCGStorage
+import SimulatorTestSupport
 import Testing
 
 func secret(_ text: String) -> Secret { Secret(Array(text.utf8)) }

@@ -1,6 +1,7 @@
 import Foundation
 import Keys
 import Opal
+import SimulatorTestSupport
 import Testing
 
 @Suite("PIN derivation")

@@ -1,0 +1,77 @@
+/// Which drives a request is about: all of the array, or some by address.
+public enum DriveSelection: Codable, Sendable, Hashable {
+    case all
+    case some([String])
+}
+
+/// Where a new array's authentication key is kept.
+public enum KeyProviderKind: String, Codable, Sendable, CaseIterable {
+    /// On every configured KMIP key server.
+    case kmip
+    /// In a systemd credential or a root-only file on this machine.
+    case local
+}
+
+/// Every operation the lock manager offers, as one value that the CLI hands to the manager in
+/// process today and that crosses sedlockd's control socket unchanged.
+public enum ControlRequest: Codable, Sendable, Hashable {
+    case setup(SetupRequest)
+    case unlock(UnlockRequest)
+    case lock(LockRequest)
+    case status
+    case guardStatus(address: String?)
+    case guardReset(address: String)
+
+    /// True for requests that change state (root only over the socket).
+    public var changesState: Bool {
+        switch self {
+        case .setup, .unlock, .lock, .guardReset: return true
+        case .status, .guardStatus: return false
+        }
+    }
+}
+
+public struct SetupRequest: Codable, Sendable, Hashable {
+    public var drives: [String]
+    public var provider: KeyProviderKind
+    public var keyTag: String?
+    /// For `local`: where the AK file goes (default: the state directory's `keys/`).
+    public var keyDirectory: String?
+    /// An owned drive is adopted only when this proves its current PIN (read by the CLI, passed
+    /// in process; over the socket it is refused — PINs never cross it).
+    public var adoption: Adoption?
+
+    public struct Adoption: Codable, Sendable, Hashable {
+        /// How the operator's password becomes the PIN (`raw`, `sedutil-sha1`, …).
+        public var derivation: String
+        public init(derivation: String) { self.derivation = derivation }
+    }
+
+    public init(drives: [String], provider: KeyProviderKind, keyTag: String? = nil, keyDirectory: String? = nil,
+                adoption: Adoption? = nil) {
+        self.drives = drives
+        self.provider = provider
+        self.keyTag = keyTag
+        self.keyDirectory = keyDirectory
+        self.adoption = adoption
+    }
+}
+
+public struct UnlockRequest: Codable, Sendable, Hashable {
+    public var drives: DriveSelection
+    /// The boot service's unlock: writes a boot record and obeys the boot-loop guard.
+    public var boot: Bool
+    /// How long to wait for keys that can be verified (seconds).
+    public var waitSeconds: Double
+
+    public init(drives: DriveSelection, boot: Bool = false, waitSeconds: Double = 0) {
+        self.drives = drives
+        self.boot = boot
+        self.waitSeconds = waitSeconds
+    }
+}
+
+public struct LockRequest: Codable, Sendable, Hashable {
+    public var drives: DriveSelection
+    public init(drives: DriveSelection) { self.drives = drives }
+}

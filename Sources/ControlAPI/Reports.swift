@@ -1,0 +1,139 @@
+import Foundation
+
+/// What happened to one drive in an array operation.
+public struct DriveOutcome: Codable, Sendable, Hashable {
+    public enum Result: String, Codable, Sendable {
+        case unlocked, locked, setUp, adopted
+        /// Nothing was attempted: the lockout guard holds the drive.
+        case guarded
+        /// Nothing was attempted: the boot-loop guard holds the array.
+        case held
+        /// Nothing was attempted: no key for the drive's generation could be fetched.
+        case keyUnavailable
+        /// Nothing was attempted: the fetched key does not match the drive's check values.
+        case keyMismatch
+        case notAuthorized, lockedOut, unreachable, failed
+    }
+
+    public var address: String
+    public var result: Result
+    /// What went wrong, or extra facts (never a secret).
+    public var detail: String
+    /// Authentication attempts this operation made on the drive.
+    public var attempts: Int
+
+    public init(address: String, result: Result, detail: String = "", attempts: Int = 0) {
+        self.address = address
+        self.result = result
+        self.detail = detail
+        self.attempts = attempts
+    }
+
+    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted].contains(result) }
+}
+
+/// The answer to setup, unlock and lock: one outcome per drive and the array's verdict.
+public struct ArrayReport: Codable, Sendable, Hashable {
+    public var operation: String
+    public var drives: [DriveOutcome]
+    /// Why the whole operation stopped before touching drives, if it did (boot-loop hold, no keys).
+    public var note: String
+
+    public init(operation: String, drives: [DriveOutcome], note: String = "") {
+        self.operation = operation
+        self.drives = drives
+        self.note = note
+    }
+
+    public var allSucceeded: Bool { !drives.isEmpty && drives.allSatisfy(\.succeeded) }
+    public var noneSucceeded: Bool { !drives.contains(where: \.succeeded) }
+}
+
+/// The array at a glance.
+public struct StatusReport: Codable, Sendable, Hashable {
+    public struct Drive: Codable, Sendable, Hashable {
+        public var address: String
+        public var model: String
+        public var serial: String
+        /// From Level 0 Discovery (nil when the drive did not answer).
+        public var locked: Bool?
+        public var generation: String?
+        public var failedAuthentications: Int
+        public var tryLimit: Int?
+        public var guarded: String?
+        public var error: String?
+
+        public init(address: String, model: String, serial: String, locked: Bool?, generation: String?,
+                    failedAuthentications: Int, tryLimit: Int?, guarded: String?, error: String?) {
+            self.address = address
+            self.model = model
+            self.serial = serial
+            self.locked = locked
+            self.generation = generation
+            self.failedAuthentications = failedAuthentications
+            self.tryLimit = tryLimit
+            self.guarded = guarded
+            self.error = error
+        }
+    }
+
+    public struct Generation: Codable, Sendable, Hashable {
+        public var keyID: String
+        public var tag: String
+        public var state: String
+        public var provider: String
+        public var createdAt: Date
+
+        public init(keyID: String, tag: String, state: String, provider: String, createdAt: Date) {
+            self.keyID = keyID
+            self.tag = tag
+            self.state = state
+            self.provider = provider
+            self.createdAt = createdAt
+        }
+    }
+
+    public var drives: [Drive]
+    public var generations: [Generation]
+    public var recentBoots: [String]
+
+    public init(drives: [Drive], generations: [Generation], recentBoots: [String]) {
+        self.drives = drives
+        self.generations = generations
+        self.recentBoots = recentBoots
+    }
+}
+
+/// Lockout-guard state per drive.
+public struct GuardReport: Codable, Sendable, Hashable {
+    public struct Drive: Codable, Sendable, Hashable {
+        public var address: String
+        public var failedAuthentications: Int
+        public var limit: Int
+        public var guarded: String?
+
+        public init(address: String, failedAuthentications: Int, limit: Int, guarded: String?) {
+            self.address = address
+            self.failedAuthentications = failedAuthentications
+            self.limit = limit
+            self.guarded = guarded
+        }
+    }
+    public var drives: [Drive]
+    public var bootLoopHold: Bool
+    public var consecutiveFailedBoots: Int
+
+    public init(drives: [Drive], bootLoopHold: Bool, consecutiveFailedBoots: Int) {
+        self.drives = drives
+        self.bootLoopHold = bootLoopHold
+        self.consecutiveFailedBoots = consecutiveFailedBoots
+    }
+}
+
+/// Every answer a request can get.
+public enum ControlResponse: Codable, Sendable, Hashable {
+    case array(ArrayReport)
+    case status(StatusReport)
+    case guardState(GuardReport)
+    case failure(ControlError)
+}

@@ -1,0 +1,248 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockState
+import Opal
+import Platform
+import SecurityTransport
+
+extension LockManager {
+    /// Takes an array of drives under management: one new key generation whose AK is stored by
+    /// the provider first, every drive's PINs derived from it (check values recorded before any
+    /// drive is touched), each drive owned, activated, configured (global range, LockOnReset
+    /// power-cycle) and its PINs proven — journaled, so a crash anywhere is finished by the next run.
+    public func setup(_ request: SetupRequest, adoptionPassword: Secret? = nil) async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        let pending: [JournalEntry]
+        let generations: [StoredKeyGeneration]
+        do {
+            pending = try store.pendingJournals()
+            generations = try store.generations()
+        } catch { throw Self.stateFailure(error) }
+        if let journal = pending.first(where: { $0.kind == .setup }) {
+            let drives: [StoredDrive]
+            do { drives = try store.drives() } catch { throw Self.stateFailure(error) }
+            let listed = Set(request.drives)
+            if !listed.isEmpty && listed != Set(drives.map(\.address)) {
+                throw ControlError(.badRequest, "an unfinished setup of \(drives.map(\.address).joined(separator: ", ")) is in the state",
+                                   fix: "run `sedlock setup` with those drives (or none) to finish it first")
+            }
+            return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: true)
+        }
+        if let busy = pending.first {
+            throw ControlError(.badRequest, "a \(busy.kind.rawValue) is in progress", fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
+        }
+        if let active = generations.first(where: { $0.state == .active }) {
+            throw ControlError(.badRequest, "the array is already set up (key \(active.keyID))",
+                               fix: "add drives with `sedlock array add`, change keys with `sedlock rekey`")
+        }
+        try validate(request, adoptionPassword: adoptionPassword)
+        let probes = await probeForSetup(request.drives)
+        var problems: [String] = []
+        for probe in probes {
+            if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
+            if probe.owned == true && request.adoption == nil {
+                problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
+            }
+        }
+        if Set(probes.compactMap(\.identity)).count != probes.count {
+            problems.append("two addresses lead to the same drive")
+        }
+        guard problems.isEmpty else {
+            throw ControlError(.badRequest, "nothing was changed: " + problems.joined(separator: "; "))
+        }
+        do {
+            try configuration.stateDirectory.requireNotOn(disks: Set(request.drives.flatMap { DiskNames.of($0, sysfs: configuration.sysfs) }),
+                                                          sysfs: configuration.sysfs)
+        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+
+        // The new key, stored before anything depends on it.
+        guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        let keyID = UUID().uuidString.lowercased()
+        let tag = request.keyTag ?? KeyTag.machineDefault(machineIDPath: configuration.machineIDPath)
+        let keyStore = LocalKeySource(directory: request.keyDirectory ?? configuration.keyDirectory,
+                                      credentialsDirectory: nil)
+        let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
+        do {
+            let generation = try store.addGeneration(StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
+                                                                         provider: request.provider.rawValue,
+                                                                         locations: locations, createdAt: time.wallTime))
+            guard let generationID = generation.id else { throw ControlError(.failed, "the new generation has no id") }
+            let journal = try store.beginJournal(JournalEntry(kind: .setup, fromGenerationID: nil, toGenerationID: generationID,
+                                                              startedAt: time.wallTime))
+            guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
+            for probe in probes {
+                guard let identity = probe.identity else { continue }
+                var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
+                                         serial: probe.serial, addedAt: time.wallTime)
+                if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
+                record = try store.addDrive(record)
+                guard let driveID = record.id else { continue }
+                do { try store.setCheckValues(try VerifiedPINs.checkValues(ak: ak, drive: record, generationID: generationID)) } catch {
+                    throw ControlError(.failed, "cannot derive the PINs of \(probe.address): \(error)")
+                }
+                try store.setJournalStep(JournalDriveStep(journalID: journalID, driveID: driveID, step: .pending,
+                                                          updatedAt: time.wallTime))
+            }
+            keytable.insert(ak, keyID: keyID)
+            audit(store, "setup", target: request.drives.joined(separator: " "), outcome: "started (key \(keyID))")
+            return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: false)
+        } catch let error as ControlError {
+            throw error
+        } catch let error as StateError {
+            throw Self.stateFailure(error)
+        } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+
+    private func validate(_ request: SetupRequest, adoptionPassword: Secret?) throws(ControlError) {
+        guard !request.drives.isEmpty else { throw ControlError(.badRequest, "name the drives to set up (--drives)") }
+        guard Set(request.drives).count == request.drives.count else { throw ControlError(.badRequest, "a drive is named twice") }
+        for address in request.drives {
+            do { _ = try DeviceAddress.parse(address) } catch { throw ControlError(.badRequest, error.description) }
+        }
+        guard request.provider == .local else {
+            throw ControlError(.badRequest, "the kmip provider is not available in this build yet",
+                               fix: "use --provider local (a root-only key file or a systemd credential)")
+        }
+        if let tag = request.keyTag, !KeyTag.isValid(tag) {
+            throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
+        }
+        if let adoption = request.adoption {
+            guard PinDerivation(rawValue: adoption.derivation) != nil else {
+                throw ControlError(.badRequest, "unknown PIN derivation '\(adoption.derivation)'")
+            }
+            guard adoptionPassword != nil else { throw ControlError(.badRequest, "adoption needs the drives' current password") }
+        }
+    }
+
+    struct SetupProbe: Sendable {
+        var address: String
+        var identity: String?
+        var bus = ""
+        var model = ""
+        var serial = ""
+        var serialField: [UInt8] = []
+        var owned: Bool?
+        var error: String?
+    }
+
+    /// Identity and ownership of each drive, read without authenticating, in parallel.
+    private func probeForSetup(_ addresses: [String]) async -> [SetupProbe] {
+        await withTaskGroup(of: (Int, SetupProbe).self) { group in
+            for (n, address) in addresses.enumerated() {
+                let owner: DriveOwner
+                do throws(ControlError) { owner = try self.owner(for: address) } catch {
+                    group.addTask { (n, SetupProbe(address: address, error: error.description)) }
+                    continue
+                }
+                group.addTask {
+                    do {
+                        let probe = try await owner.withDrive { (opal) throws(OpalError) -> SetupProbe in
+                            var p = SetupProbe(address: address)
+                            let id = opal.identity
+                            p.identity = DrivePIN.driveIdentity(wwn: id.wwn, serial: id.serialNumber)
+                            p.bus = id.interface.rawValue
+                            p.model = id.model
+                            p.serial = id.serialNumber
+                            p.serialField = id.serialNumberField
+                            p.owned = try OpalDrive.readDiscovery(opal.transport).blockSID?.sidValueState
+                            return p
+                        }
+                        return (n, probe)
+                    } catch {
+                        return (n, SetupProbe(address: address, error: "\(error)"))
+                    }
+                }
+            }
+            var out = [SetupProbe?](repeating: nil, count: addresses.count)
+            for await (n, probe) in group { out[n] = probe }
+            return out.compactMap { $0 }
+        }
+    }
+
+    /// Runs (or resumes) the journaled setup: keys first, then every drive's remaining steps in parallel.
+    private func runSetup(_ journal: JournalEntry, store: StateDatabase, request: SetupRequest,
+                          adoptionPassword: Secret?, resuming: Bool) async throws(ControlError) -> ArrayReport {
+        guard let journalID = journal.id else { throw ControlError(.failed, "journal entry without id") }
+        let drives: [StoredDrive]
+        let steps: [JournalDriveStep]
+        do {
+            drives = try store.drives()
+            steps = try store.journalSteps(journalID: journalID)
+        } catch { throw Self.stateFailure(error) }
+        let keys = try loadKeys(generationIDs: [journal.toGenerationID], drives: drives, store: store,
+                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        guard case .ready(let ak)? = keys[journal.toGenerationID] else {
+            let why: String
+            switch keys[journal.toGenerationID] {
+            case .unavailable(let reason)?, .mismatch(let reason)?: why = reason
+            default: why = "no key"
+            }
+            throw ControlError(.held, "the setup's key cannot be used, so no drive was touched: \(why)",
+                               fix: "make the key available again (the key file or credential), then rerun `sedlock setup`")
+        }
+        let derivation = request.adoption.flatMap { PinDerivation(rawValue: $0.derivation) }
+        let lockout = lockoutGuard(store)
+        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
+            for step in steps {
+                guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
+                if step.step == .proven {
+                    group.addTask { DriveOutcome(address: drive.address, result: .setUp, detail: "already done") }
+                    continue
+                }
+                let pins: VerifiedPINs
+                do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: journal.toGenerationID, store: store) } catch {
+                    group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)") }
+                    continue
+                }
+                let owner: DriveOwner
+                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
+                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
+                    continue
+                }
+                let time = self.time
+                group.addTask {
+                    do {
+                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
+                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
+                                return DriveOutcome(address: drive.address, result: .failed,
+                                                    detail: "a different drive is at this address now; nothing was presented to it")
+                            }
+                            var adoptionPIN: Secret?
+                            if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
+                                adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField)
+                            }
+                            let run = DriveSetupRun(drive: drive, journalID: journalID, startStep: step.step, pins: pins,
+                                                    adoptionPIN: adoptionPIN, resuming: resuming, store: store,
+                                                    lockout: lockout, time: time)
+                            return run.run(opal)
+                        }
+                    } catch let error as OpalError {
+                        return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: error), detail: error.description)
+                    } catch {
+                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
+                    }
+                }
+            }
+            var out: [DriveOutcome] = []
+            for await outcome in group { out.append(outcome) }
+            return out.sorted { $0.address < $1.address }
+        }
+        let report = ArrayReport(operation: "setup", drives: outcomes)
+        if report.allSucceeded {
+            do {
+                for var drive in try store.drives() where drive.generationID == nil {
+                    drive.generationID = journal.toGenerationID
+                    try store.updateDrive(drive)
+                }
+                try store.setGenerationState(id: journal.toGenerationID, .active)
+                try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
+            } catch { throw Self.stateFailure(error) }
+        }
+        audit(store, "setup", target: outcomes.map(\.address).joined(separator: " "),
+              outcome: report.allSucceeded ? "done" : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+        return report
+    }
+}

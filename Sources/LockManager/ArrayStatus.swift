@@ -1,0 +1,98 @@
+import ControlAPI
+import Foundation
+import LockState
+import Opal
+
+extension LockManager {
+    /// The array at a glance: per drive locked state (Level 0 Discovery, no authentication),
+    /// generation, guard counters; key generations; recent boots.
+    public func status() async throws(ControlError) -> StatusReport {
+        let store = try openState(.read)
+        let drives: [StoredDrive]
+        let generations: [StoredKeyGeneration]
+        let boots: [BootRecord]
+        do {
+            drives = try store.drives()
+            generations = try store.generations()
+            boots = try store.recentBoots(limit: 5)
+        } catch { throw Self.stateFailure(error) }
+        let locked: [String: Result<Bool?, ControlError>] = await withTaskGroup(of: (String, Result<Bool?, ControlError>).self) { group in
+            for drive in drives {
+                let owner: DriveOwner
+                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
+                    group.addTask { (drive.address, .failure(error)) }
+                    continue
+                }
+                group.addTask {
+                    do {
+                        let state = try await owner.withDrive { (opal) throws(OpalError) -> Bool? in
+                            try OpalDrive.readDiscovery(opal.transport).locking?.locked
+                        }
+                        return (drive.address, .success(state))
+                    } catch {
+                        return (drive.address, .failure(ControlError(.unreachable, "\(error)")))
+                    }
+                }
+            }
+            var out: [String: Result<Bool?, ControlError>] = [:]
+            for await (address, result) in group { out[address] = result }
+            return out
+        }
+        let keyIDs = Dictionary(uniqueKeysWithValues: generations.compactMap { g in g.id.map { ($0, g.keyID) } })
+        return StatusReport(
+            drives: drives.map { drive in
+                var entry = StatusReport.Drive(address: drive.address, model: drive.model, serial: drive.serial, locked: nil,
+                                               generation: drive.generationID.flatMap { keyIDs[$0] },
+                                               failedAuthentications: drive.failedAuthentications, tryLimit: drive.tryLimit,
+                                               guarded: drive.guardReason, error: nil)
+                switch locked[drive.address] {
+                case .success(let state)?: entry.locked = state
+                case .failure(let error)?: entry.error = error.message
+                case nil: break
+                }
+                return entry
+            },
+            generations: generations.map {
+                StatusReport.Generation(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider, createdAt: $0.createdAt)
+            },
+            recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" })
+    }
+
+    /// Lockout counters per drive and the boot-loop guard's verdict for the next boot.
+    public func guardStatus(address: String?) throws(ControlError) -> GuardReport {
+        let store = try openState(.read)
+        return try guardReport(store, address: address)
+    }
+
+    /// Clears a drive's guard and its failure count (an operator who has fixed the cause).
+    public func guardReset(address: String) throws(ControlError) -> GuardReport {
+        let store = try openState(.write)
+        do {
+            guard let drive = try store.drive(address: address), let id = drive.id else {
+                throw ControlError(.badRequest, "\(address) is not a drive of the array")
+            }
+            try store.resetGuard(driveID: id)
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        audit(store, "guard reset", target: address, outcome: "done")
+        return try guardReport(store, address: address)
+    }
+
+    private func guardReport(_ store: StateDatabase, address: String?) throws(ControlError) -> GuardReport {
+        do {
+            let lockout = lockoutGuard(store)
+            let drives = try store.drives().filter { address == nil || $0.address == address }
+            if let address, drives.isEmpty { throw ControlError(.badRequest, "\(address) is not a drive of the array") }
+            let boot = BootIdentity.read(configuration.bootIDPath) ?? ""
+            let bootLoop = BootLoopGuard(store: store, limit: configuration.bootLoopLimit)
+            let failures = try bootLoop.consecutiveFailures(before: boot)
+            return GuardReport(drives: drives.map {
+                GuardReport.Drive(address: $0.address, failedAuthentications: $0.failedAuthentications,
+                                  limit: lockout.effectiveLimit($0), guarded: $0.guardReason)
+            }, bootLoopHold: failures >= configuration.bootLoopLimit, consecutiveFailedBoots: failures)
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import LockState
+import Opal
+
+/// Guard 2: a persistent per-drive count of failed authentications, written durably *before*
+/// each attempt (a crash mid-attempt counts as a failure). At the policy limit (default 3), or 2
+/// below the drive's own TryLimit where it shows one, the drive is guarded: no further attempt
+/// until an operator resets it.
+struct LockoutGuard: Sendable {
+    enum Failure: Error {
+        /// No attempt was made: the drive is (now) guarded.
+        case guarded(String)
+        /// The attempt was made and failed.
+        case drive(OpalError)
+        case state(StateError)
+    }
+
+    let store: any StateStore
+    let limit: Int
+    let tryLimitMargin: Int
+
+    func effectiveLimit(_ drive: StoredDrive) -> Int {
+        guard let tryLimit = drive.tryLimit, tryLimit > 0 else { return limit }
+        return max(0, min(limit, tryLimit - tryLimitMargin))
+    }
+
+    /// Runs one authenticated operation on the drive at `address` under the guard.
+    func attempt<R>(_ address: String, _ body: () throws(OpalError) -> R) throws(Failure) -> R {
+        let drive: StoredDrive
+        do {
+            guard let found = try store.drive(address: address), found.id != nil else {
+                throw Failure.state(StateError(.invalid, "\(address) is not a drive of the array"))
+            }
+            drive = found
+        } catch let error as Failure { throw error } catch let error as StateError { throw .state(error) } catch {
+            throw .state(StateError(.invalid, "\(error)"))
+        }
+        guard let id = drive.id else { throw .state(StateError(.invalid, "\(address) has no id")) }
+        if let reason = drive.guardReason { throw .guarded(reason) }
+        let limit = effectiveLimit(drive)
+        if drive.failedAuthentications >= limit {
+            let reason = "\(drive.failedAuthentications) consecutive failed authentications (limit \(limit))"
+            do { try store.guardDrive(driveID: id, reason: reason) } catch { throw .state(error) }
+            throw .guarded(reason)
+        }
+        let count: Int
+        do { count = try store.countAuthenticationAttempt(driveID: id) } catch { throw .state(error) }
+        do {
+            let result = try body()
+            do { try store.recordAuthenticationSuccess(driveID: id) } catch { throw Failure.state(error) }
+            return result
+        } catch let error as Failure {
+            throw error
+        } catch let error as OpalError {
+            if error.code == .notAuthorized || error.code == .authorityLockedOut, count >= limit {
+                let reason = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
+                try? store.guardDrive(driveID: id, reason: reason)
+            }
+            // Any other failure leaves the count standing: the drive may have counted the attempt.
+            throw .drive(error)
+        } catch {
+            throw .state(StateError(.invalid, "\(error)"))
+        }
+    }
+}

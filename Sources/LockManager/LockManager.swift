@@ -1,0 +1,153 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockState
+import Opal
+import Platform
+import SecurityTransport
+import Synchronization
+
+/// The array's lock manager: its drives, keys, guards and journaled changes, over the state
+/// database. The CLI calls it in process; sedlockd will put `respond(to:)` behind its socket.
+public final class LockManager: Sendable {
+    public let configuration: LockManagerConfiguration
+    public let factory: TransportFactory
+    public let time: any TimeSource
+    public let keytable = Keytable()
+    private let owners = Mutex<[String: DriveOwner]>([:])
+
+    public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime()) {
+        self.configuration = configuration
+        self.factory = factory
+        self.time = time
+    }
+
+    /// Answers any request; failures come back as `.failure`, never as a thrown error.
+    public func respond(to request: ControlRequest, adoptionPassword: Secret? = nil) async -> ControlResponse {
+        do {
+            switch request {
+            case .setup(let setup): return .array(try await self.setup(setup, adoptionPassword: adoptionPassword))
+            case .unlock(let unlock): return .array(try await self.unlock(unlock))
+            case .lock(let lock): return .array(try await self.lock(lock))
+            case .status: return .status(try await status())
+            case .guardStatus(let address): return .guardState(try guardStatus(address: address))
+            case .guardReset(let address): return .guardState(try guardReset(address: address))
+            }
+        } catch {
+            return .failure(error as? ControlError ?? ControlError(.failed, "\(error)"))
+        }
+    }
+
+    // MARK: Shared pieces
+
+    /// The one owner of the drive at `address` in this process.
+    func owner(for address: String) throws(ControlError) -> DriveOwner {
+        let parsed: DeviceAddress
+        do { parsed = try DeviceAddress.parse(address) } catch { throw ControlError(.badRequest, error.description) }
+        return owners.withLock { table in
+            if let existing = table[address] { return existing }
+            let made = DriveOwner(address: parsed, factory: factory, commandTimeout: configuration.commandTimeout, time: time)
+            table[address] = made
+            return made
+        }
+    }
+
+    func openState(_ access: StateDatabase.Access) throws(ControlError) -> StateDatabase {
+        do { return try StateDatabase(directory: configuration.stateDirectory, access: access) } catch {
+            throw ControlError(error.code == .busy ? .busy : (error.code == .invalid ? .badRequest : .failed), error.message,
+                               fix: error.fix)
+        }
+    }
+
+    func lockoutGuard(_ store: any StateStore) -> LockoutGuard {
+        LockoutGuard(store: store, limit: configuration.lockoutLimit, tryLimitMargin: configuration.tryLimitMargin)
+    }
+
+    /// Where a generation's AK is fetched from, in order: the systemd credential and the
+    /// configured key directory, then wherever the generation records it was stored.
+    func keySources(for generation: StoredKeyGeneration) -> [any KeySource] {
+        var sources: [any KeySource] = [LocalKeySource(directory: configuration.keyDirectory,
+                                                       credentialsDirectory: configuration.credentialsDirectory)]
+        var directories: Set<String> = [configuration.keyDirectory]
+        for location in generation.locations where location.hasPrefix("local:") {
+            let directory = (String(location.dropFirst(6)) as NSString).deletingLastPathComponent
+            if directories.insert(directory).inserted {
+                sources.append(LocalKeySource(directory: directory, credentialsDirectory: nil))
+            }
+        }
+        return sources
+    }
+
+    func audit(_ store: any StateStore, _ action: String, target: String, outcome: String) {
+        try? store.appendAudit(AuditEntry(at: time.wallTime, actor: configuration.actor, action: action, target: target,
+                                          outcome: outcome))
+    }
+
+    static func stateFailure(_ error: StateError) -> ControlError {
+        ControlError(error.code == .busy ? .busy : .failed, error.message, fix: error.fix)
+    }
+
+    /// Guard 4, keys first: fetches the AK of every generation in `generationIDs` from the key
+    /// sources (retrying until `deadline` while none has it) and verifies each against the check
+    /// values of a drive of that generation. Nothing is touched on any drive here.
+    func loadKeys(generationIDs: Set<Int64>, drives: [StoredDrive], store: any StateStore,
+                  deadline: Deadline) throws(ControlError) -> [Int64: KeyReadiness] {
+        let generations: [StoredKeyGeneration]
+        do { generations = try store.generations() } catch { throw Self.stateFailure(error) }
+        var out: [Int64: KeyReadiness] = [:]
+        var waiting = generationIDs
+        while true {
+            for id in waiting {
+                guard let generation = generations.first(where: { $0.id == id }) else {
+                    out[id] = .unavailable("key generation \(id) is not in the state")
+                    continue
+                }
+                let ak: Secret
+                if let held = keytable.key(generation.keyID) {
+                    ak = held
+                } else {
+                    var reasons: [String] = []
+                    var found: Secret?
+                    for source in keySources(for: generation) where found == nil {
+                        switch source.fetch(keyID: generation.keyID, deadline: deadline) {
+                        case .found(let key): found = key
+                        case .notHere(let why): reasons.append("\(source.name): \(why)")
+                        }
+                    }
+                    guard let found else {
+                        out[id] = .unavailable("key \(generation.keyID) not found (\(reasons.joined(separator: "; ")))")
+                        continue
+                    }
+                    ak = found
+                }
+                out[id] = verify(ak: ak, generation: generation, drives: drives, store: store)
+                if case .ready = out[id] { keytable.insert(ak, keyID: generation.keyID) }
+            }
+            waiting = Set(out.filter { if case .unavailable = $0.value { return true } else { return false } }.keys)
+            if waiting.isEmpty || deadline.hasPassed { return out }
+            time.sleep(nanoseconds: min(1_000_000_000, deadline.remainingNanoseconds))
+        }
+    }
+
+    private func verify(ak: Secret, generation: StoredKeyGeneration, drives: [StoredDrive],
+                        store: any StateStore) -> KeyReadiness {
+        guard let id = generation.id else { return .unavailable("generation without id") }
+        for drive in drives {
+            do {
+                _ = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: id, store: store)
+                return .ready(ak)
+            } catch {
+                if case .missing = error { continue }
+                return .mismatch("the key for \(generation.keyID) does not match \(drive.address)'s check values")
+            }
+        }
+        return .unavailable("no drive has check values for key \(generation.keyID)")
+    }
+}
+
+/// Whether a generation's AK is in hand and proven.
+enum KeyReadiness: Sendable {
+    case ready(Secret)
+    case unavailable(String)
+    case mismatch(String)
+}

@@ -1,0 +1,29 @@
+import Foundation
+import LockState
+
+/// Everything the lock manager is told from outside: one value passed down, no globals.
+public struct LockManagerConfiguration: Sendable {
+    public var stateDirectory: StateDirectory
+    /// Seconds to wait for each drive command.
+    public var commandTimeout: Double = 10
+    /// Lockout guard: consecutive failed authentications before a drive is guarded.
+    public var lockoutLimit: Int = 3
+    /// Lockout guard: how far below a drive's own TryLimit sedlock stops.
+    public var tryLimitMargin: Int = 2
+    /// Boot-loop guard: consecutive failed boots after which a boot makes no attempt.
+    public var bootLoopLimit: Int = 3
+    public var bootIDPath: String = BootIdentity.defaultPath
+    /// Where `local` AK files live (default: `keys/` in the state directory).
+    public var localKeyDirectory: String?
+    public var credentialsDirectory: String? = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"]
+    public var machineIDPath: String = "/etc/machine-id"
+    public var sysfs: String = "/sys"
+    /// Who asks (for the audit log): "uid 0", "uid 0 via control socket".
+    public var actor: String = "uid \(getuid())"
+
+    public init(stateDirectory: StateDirectory) {
+        self.stateDirectory = stateDirectory
+    }
+
+    public var keyDirectory: String { localKeyDirectory ?? stateDirectory.path + "/keys" }
+}

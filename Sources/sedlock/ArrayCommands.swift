@@ -1,0 +1,217 @@
+import ArgumentParser
+import ControlAPI
+import Foundation
+import Keys
+import LockManager
+import LockState
+import Opal
+import SecurityTransport
+import SimulatorTransport
+
+/// Options every array command shares: where the state is, how long drive commands may take.
+struct ManagerOptions: ParsableArguments {
+    @Option(help: "State directory (default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
+    @Option(help: "Seconds to wait for each drive command.") var timeout: Double = 10
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
+    }
+
+    func manager() -> LockManager {
+        var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDir))
+        configuration.commandTimeout = timeout
+        return LockManager(configuration: configuration, factory: .withSimulator)
+    }
+}
+
+/// Drives named on the command line, or --all.
+struct DriveChoice: ParsableArguments {
+    @Flag(help: "Every drive of the array.") var all = false
+    @Argument(help: "Drives (device nodes or sim:DIR/N) of the array.") var drives: [String] = []
+
+    func validate() throws {
+        guard all != !drives.isEmpty else { throw ValidationError("name drives, or give --all (not both)") }
+    }
+
+    var selection: DriveSelection { all ? .all : .some(drives) }
+}
+
+struct ArraySetup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup",
+        abstract: "Take drives under management: one new key, every drive owned, locked on power loss, PINs proven.",
+        discussion: """
+        Factory drives are owned (SID from the MSID), their Locking SP activated, the global range set to lock on \
+        power cycle, and SID, Admin1 and User1 given PINs derived from a new authentication key, whose check values \
+        are recorded first. An owned drive is refused unless --adopt-pin-file proves its current password. The work \
+        is journaled: after a crash, running `sedlock setup` again finishes it.
+        """)
+    @OptionGroup var options: ManagerOptions
+    @Option(parsing: .upToNextOption, help: "The drives to set up.") var drives: [String] = []
+    @Option(help: "Where the key is kept: local (kmip comes with key servers).") var provider: KeyProviderKind = .local
+    @Option(help: "Key tag (default: derived from the machine id).") var keyTag: String?
+    @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
+    @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
+    @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
+
+    func run() async throws {
+        await reportingAsync {
+            let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
+            let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
+                                       adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
+            let response = await options.manager().respond(to: .setup(request), adoptionPassword: password)
+            try show(response, json: options.json)
+        }
+    }
+}
+
+extension KeyProviderKind: ExpressibleByArgument {}
+
+struct ArrayUnlock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unlock",
+        abstract: "Unlock drives of the array (keys fetched and verified first; no unverified PIN is ever tried).")
+    @OptionGroup var options: ManagerOptions
+    @OptionGroup var choice: DriveChoice
+    @Flag(help: "The boot service's unlock: writes a boot record and obeys the boot-loop guard.") var boot = false
+    @Option(help: "Seconds to wait for keys that can be verified.") var wait: Double = 0
+
+    func validate() throws {
+        guard wait >= 0 && wait <= 24 * 3600 else { throw ValidationError("--wait must be between 0 and 86400 seconds") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            let request = UnlockRequest(drives: choice.selection, boot: boot, waitSeconds: wait)
+            try show(await options.manager().respond(to: .unlock(request)), json: options.json)
+        }
+    }
+}
+
+struct ArrayLock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lock", abstract: "Lock drives of the array now.")
+    @OptionGroup var options: ManagerOptions
+    @OptionGroup var choice: DriveChoice
+
+    func run() async throws {
+        await reportingAsync {
+            try show(await options.manager().respond(to: .lock(LockRequest(drives: choice.selection))), json: options.json)
+        }
+    }
+}
+
+struct ArrayStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "The array at a glance: drives, key generations, recent boots.")
+    @OptionGroup var options: ManagerOptions
+
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .status), json: options.json) }
+    }
+}
+
+struct Guard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guard", abstract: "Lockout and boot-loop guards: show them, or reset a guarded drive.",
+        subcommands: [GuardStatus.self, GuardReset.self])
+}
+
+struct GuardStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Failed-authentication counts, guarded drives, boot-loop hold.")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "One drive (default: all).") var drive: String?
+
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .guardStatus(address: drive)), json: options.json) }
+    }
+}
+
+struct GuardReset: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reset", abstract: "Allow authentication attempts on a guarded drive again (after fixing the cause).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The drive.") var drive: String
+    @Flag(help: "Confirm: the drive's own counters keep counting toward its lockout.") var yes = false
+
+    func validate() throws {
+        guard yes else { throw ValidationError("reset lets sedlock try the drive again; confirm with --yes") }
+    }
+
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .guardReset(address: drive)), json: options.json) }
+    }
+}
+
+// MARK: Output and exit status
+
+/// Prints a response and throws the failure that sets the exit status.
+func show(_ response: ControlResponse, json: Bool) throws {
+    switch response {
+    case .failure(let error):
+        throw CommandFailure(error.description, ExitStatus(error.code))
+    case .array(let report):
+        if json { printJSON(report) } else {
+            for drive in report.drives {
+                let attempts = drive.attempts == 1 ? "1 authentication" : "\(drive.attempts) authentications"
+                print("\(drive.address): \(drive.result.words) (\(attempts))\(drive.detail.isEmpty ? "" : " — \(drive.detail)")")
+            }
+            if !report.note.isEmpty { print(report.note) }
+        }
+        if let status = ExitStatus(report) {
+            throw CommandFailure("\(report.operation): \(report.drives.filter { !$0.succeeded }.count) of \(report.drives.count) drives not done", status)
+        }
+    case .status(let status):
+        if json { printJSON(status); return }
+        for d in status.drives {
+            let state = d.error.map { "unreachable (\($0))" } ?? (d.locked.map { $0 ? "LOCKED" : "unlocked" } ?? "unknown")
+            var line = "\(d.address)  \(d.model)  \(d.serial)  \(state)  key \(d.generation ?? "none (setup unfinished)")"
+            line += "  failed auth \(d.failedAuthentications)\(d.tryLimit.map { " (drive TryLimit \($0))" } ?? "")"
+            if let reason = d.guarded { line += "  GUARDED: \(reason)" }
+            print(line)
+        }
+        for g in status.generations { print("key \(g.keyID)  tag \(g.tag)  \(g.state)  \(g.provider)  created \(g.createdAt)") }
+        for b in status.recentBoots { print("boot \(b)") }
+    case .guardState(let report):
+        if json { printJSON(report); return }
+        for d in report.drives {
+            print("\(d.address): \(d.failedAuthentications) of \(d.limit) failed authentications\(d.guarded.map { " — GUARDED: \($0)" } ?? "")")
+        }
+        print("boot-loop guard: \(report.consecutiveFailedBoots) consecutive failed boots\(report.bootLoopHold ? " — the next boot is held" : "")")
+    }
+}
+
+extension ExitStatus {
+    init(_ code: ControlError.Code) {
+        switch code {
+        case .badRequest: self = .badArguments
+        case .notAuthorized: self = .notAuthorized
+        case .lockedOut: self = .lockedOut
+        case .unreachable: self = .transport
+        case .failed: self = .drive
+        case .partial: self = .partial
+        case .held: self = .held
+        case .busy: self = .busy
+        }
+    }
+
+    /// The status of an array operation that did not fully succeed (nil when it did).
+    init?(_ report: ArrayReport) {
+        if report.allSucceeded { return nil }
+        if !report.noneSucceeded { self = .partial; return }
+        let results = Set(report.drives.map(\.result))
+        if results.isSubset(of: [.held, .guarded, .keyUnavailable, .keyMismatch]) { self = .held; return }
+        if results.contains(.lockedOut) { self = .lockedOut; return }
+        if results.contains(.notAuthorized) { self = .notAuthorized; return }
+        if results.contains(.unreachable) { self = .transport; return }
+        self = .drive
+    }
+}
+
+extension DriveOutcome.Result {
+    /// "keyUnavailable" → "key unavailable", for people.
+    var words: String {
+        rawValue.reduce(into: "") { text, c in
+            if c.isUppercase { text += " " + c.lowercased() } else { text.append(c) }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockManager
+import LockState
+import Opal
+import Platform
+import SedSimulator
+import SimulatorTestSupport
+import Synchronization
+
+/// A simulated array and a lock manager over it, with its state, key directory and boot id in a
+/// scratch directory.
+final class LockManagerFixture: Sendable {
+    let drives: ArrayFixture
+    let root: String
+    let time: ManualTime
+    let configuration: LockManagerConfiguration
+    private let current: Mutex<LockManager>
+
+    /// The lock manager of the running "process"; a reboot starts a new one (its keytable empty).
+    var manager: LockManager { current.withLock { $0 } }
+
+    init(drives count: Int = 4, settings: DriveSettings = DriveSettings(), lockoutLimit: Int = 3) throws {
+        drives = try ArrayFixture(drives: count, settings: settings)
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("lockmgr-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        time = ManualTime()
+        var configuration = LockManagerConfiguration(stateDirectory: StateDirectory(path: root + "/state"))
+        configuration.bootIDPath = root + "/boot_id"
+        configuration.credentialsDirectory = nil
+        configuration.machineIDPath = root + "/machine-id"
+        configuration.lockoutLimit = lockoutLimit
+        configuration.commandTimeout = 5
+        try Data("4f1c0a9e2b7d4c1e8a3f5b6c7d8e9f00\n".utf8).write(to: URL(fileURLWithPath: configuration.machineIDPath))
+        self.configuration = configuration
+        current = Mutex(LockManager(configuration: configuration, factory: drives.factory, time: time))
+        try newBoot()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    var addresses: [String] { drives.array.drives.indices.map { drives.address($0) } }
+    var keyDirectory: String { manager.configuration.keyDirectory }
+
+    /// A new kernel boot id, every drive power-cycled, and a new lock manager process (what a reboot does).
+    func reboot() throws {
+        try newBoot()
+        for drive in drives.array.drives { try drive.powerCycle() }
+        restartManager()
+    }
+
+    /// A new lock manager process: nothing in memory survives, the state does.
+    func restartManager() {
+        let fresh = LockManager(configuration: configuration, factory: drives.factory, time: time)
+        current.withLock { $0 = fresh }
+    }
+
+    private func newBoot() throws {
+        try Data((UUID().uuidString.lowercased() + "\n").utf8).write(to: URL(fileURLWithPath: root + "/boot_id"))
+    }
+
+    func drive(_ n: Int) -> SimulatedDrive { drives.array.drives[n] }
+
+    /// Failed authentications the drive itself has counted (every authority), and its lifetime count.
+    func driveFailures(_ n: Int) -> (tries: UInt64, consecutive: Int) {
+        let report = drive(n).statusReport(index: n)
+        return (report.tries.reduce(0) { $0 + $1.tries }, report.consecutiveFailedAuthentications)
+    }
+
+    func isLocked(_ n: Int) -> Bool {
+        (try? drive(n).read(lba: 0, count: 1)) == nil
+    }
+
+    /// The one key file setup wrote.
+    func keyFile() throws -> String {
+        let files = try FileManager.default.contentsOfDirectory(atPath: keyDirectory).filter { $0.hasSuffix(".ak") }
+        guard files.count == 1 else { throw FixtureFailure("expected one key file, found \(files)") }
+        return keyDirectory + "/" + files[0]
+    }
+
+    func setUpArray() async throws -> ArrayReport {
+        try await manager.setup(SetupRequest(drives: addresses, provider: .local, keyTag: "array-test"))
+    }
+}
+
+struct FixtureFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,211 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockManager
+import LockState
+import Opal
+import SedSimulator
+import SimulatorTestSupport
+import Testing
+
+@Suite("Lock manager: setup, unlock, lock, guards")
+struct LockManagerTests {
+    @Test("setup owns and configures every drive; a power cycle locks them; unlock opens them with one attempt each")
+    func setupUnlockLock() async throws {
+        let f = try LockManagerFixture(drives: 4)
+        let setup = try await f.setUpArray()
+        #expect(setup.allSucceeded, "\(setup)")
+        for n in 0..<4 {
+            #expect(f.drive(n).statusReport(index: n).owned)
+            #expect(f.drive(n).statusReport(index: n).lockingSP == "Manufactured")
+            #expect(f.driveFailures(n).consecutive == 0)
+        }
+        let keyFile = try f.keyFile()
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
+        #expect(mode == 0o400)
+
+        try f.reboot()
+        #expect((0..<4).allSatisfy { f.isLocked($0) })
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded, "\(unlock)")
+        #expect(unlock.drives.map(\.attempts) == [1, 1, 1, 1])
+        #expect((0..<4).allSatisfy { !f.isLocked($0) })
+
+        let again = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(again.allSucceeded && again.drives.allSatisfy { $0.attempts == 0 })  // already unlocked: nothing spent
+
+        let lock = try await f.manager.lock(LockRequest(drives: .some([f.addresses[1]])))
+        #expect(lock.allSucceeded && f.isLocked(1) && !f.isLocked(0))
+
+        let status = try await f.manager.status()
+        #expect(status.drives.map(\.locked) == [false, true, false, false])
+        #expect(status.generations.map(\.state) == ["active"] && status.generations.first?.tag == "array-test")
+        #expect(status.drives.allSatisfy { $0.tryLimit != nil && $0.failedAuthentications == 0 })
+
+        // The state never holds a PIN or the AK.
+        let database = try Data(contentsOf: URL(fileURLWithPath: f.root + "/state/state.sqlite"))
+        let ak = try String(contentsOfFile: keyFile, encoding: .utf8).split(separator: " ")[3].trimmingCharacters(in: .whitespacesAndNewlines)
+        let akBytes = try #require(Data(base64Encoded: ak))
+        #expect(database.range(of: akBytes) == nil)
+    }
+
+    @Test("with the key missing or wrong, unlock presents nothing: 0 failed authentications on every drive")
+    func keysFirst() async throws {
+        let f = try LockManagerFixture(drives: 3)
+        #expect(try await f.setUpArray().allSucceeded)
+        let keyFile = try f.keyFile()
+        let original = try Data(contentsOf: URL(fileURLWithPath: keyFile))
+        try f.reboot()
+        let before = (0..<3).map { f.driveFailures($0) }
+
+        try FileManager.default.removeItem(atPath: keyFile)
+        let missing = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 30))
+        #expect(missing.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 })
+        #expect(f.time.uptimeNanoseconds >= 30_000_000_000)  // it waited (on the manual clock) for the key
+
+        // A key file with the right key ID but another key: verified against check values, refused.
+        let fields = String(decoding: original, as: UTF8.self).split(separator: " ")
+        let forged = "\(fields[0]) \(fields[1]) \(fields[2]) \(Data(repeating: 0x42, count: 32).base64EncodedString())\n"
+        try Data(forged.utf8).write(to: URL(fileURLWithPath: keyFile))
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: keyFile)
+        f.restartManager()
+        let wrong = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(wrong.drives.allSatisfy { $0.result == .keyMismatch && $0.attempts == 0 })
+
+        // A key file others can read is refused.
+        try original.write(to: URL(fileURLWithPath: keyFile))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        f.restartManager()
+        let exposed = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(exposed.drives.allSatisfy { $0.result == .keyUnavailable && $0.detail.contains("can be read by others") })
+
+        #expect((0..<3).map { f.driveFailures($0).tries } == before.map(\.tries))
+        #expect((0..<3).map { f.driveFailures($0).consecutive } == before.map(\.consecutive))
+        #expect((0..<3).allSatisfy { f.isLocked($0) })
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: keyFile)
+        f.restartManager()
+        let back = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(back.allSucceeded, "\(back)")
+    }
+
+    @Test("after three boots that failed to unlock, the next boot is held and makes no attempt; an operator's unlock ends the hold")
+    func bootLoopGuard() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        #expect(try await f.setUpArray().allSucceeded)
+        let keyFile = try f.keyFile()
+        try FileManager.default.moveItem(atPath: keyFile, toPath: keyFile + ".away")
+        for _ in 0..<3 {
+            try f.reboot()
+            let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+            #expect(boot.drives.allSatisfy { $0.result == .keyUnavailable })
+        }
+        try FileManager.default.moveItem(atPath: keyFile + ".away", toPath: keyFile)
+        try f.reboot()
+        let held = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(held.drives.allSatisfy { $0.result == .held && $0.attempts == 0 })
+        #expect(held.note.contains("held"))
+        #expect((0..<2).allSatisfy { f.isLocked($0) && f.driveFailures($0).consecutive == 0 })
+        let hold = try f.manager.guardStatus(address: nil)
+        #expect(hold.bootLoopHold && hold.consecutiveFailedBoots == 3)
+
+        let operator_ = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(operator_.allSucceeded)
+        try f.reboot()
+        let next = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(next.allSucceeded, "\(next)")
+    }
+
+    @Test("a drive whose PIN changed behind sedlock's back is guarded after 3 failures, 2 below its TryLimit")
+    func lockoutGuard() async throws {
+        var settings = DriveSettings()
+        settings.tryLimit = 10
+        let f = try LockManagerFixture(drives: 2, settings: settings)
+        #expect(try await f.setUpArray().allSucceeded)
+        // Someone else (with the right Admin1 PIN) changes drive 1's Admin1 PIN. Its PIN from the
+        // AK is no longer accepted, although its check value still matches.
+        let opal = try OpalDrive(transport: f.drives.transport(1), timeout: 5)
+        let stranger = Secret(Array("not-sedlock".utf8))
+        try opal.revertKeepingGlobalRange(sidPIN: try sidPIN(f, 1), adminPIN: try adminPIN(f, 1))
+        try opal.takeOwnership(newSIDPIN: stranger)
+        try opal.activateLockingSP(sidPIN: stranger)
+        try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
+                                lockOnReset: [.powerCycle], adminPIN: stranger)
+        try f.reboot()
+        var attempts = 0
+        for _ in 0..<5 {
+            let report = try await f.manager.unlock(UnlockRequest(drives: .all))
+            let one = try #require(report.drives.first { $0.address == f.addresses[1] })
+            attempts += one.attempts
+            #expect(report.drives.first { $0.address == f.addresses[0] }?.result == .unlocked)
+        }
+        #expect(attempts == 3)
+        #expect(f.driveFailures(1).consecutive == 3)
+        let guardState = try f.manager.guardStatus(address: f.addresses[1])
+        #expect(guardState.drives.first?.guarded != nil && guardState.drives.first?.limit == 3)
+        _ = try f.manager.guardReset(address: f.addresses[1])
+        let afterReset = try await f.manager.unlock(UnlockRequest(drives: .some([f.addresses[1]])))
+        #expect(afterReset.drives.first?.result == .notAuthorized && afterReset.drives.first?.attempts == 1)
+    }
+
+    @Test("setup refuses an owned drive without adoption and changes nothing; with the sedutil password it adopts it")
+    func adoption() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        let password = Secret(Array("sedutil password".utf8))
+        let opal = try OpalDrive(transport: f.drives.transport(1), timeout: 5)
+        let pin = try PinDerivation.sedutilSHA1.pin(from: password, serialNumberField: opal.identity.serialNumberField)
+        try opal.takeOwnership(newSIDPIN: pin)
+        try opal.activateLockingSP(sidPIN: pin)
+
+        await #expect { try await f.setUpArray() } throws: {
+            ($0 as? ControlError)?.code == .badRequest && "\($0)".contains("already owned") && "\($0)".contains("nothing was changed")
+        }
+        #expect(!f.drive(0).statusReport(index: 0).owned)
+        #expect(f.driveFailures(1).consecutive == 0)
+
+        let adopted = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local,
+                                                             adoption: .init(derivation: "sedutil-sha1")),
+                                                adoptionPassword: password)
+        #expect(adopted.allSucceeded, "\(adopted)")
+        #expect(adopted.drives.map(\.result) == [.setUp, .adopted])
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all)).allSucceeded)
+        #expect(f.driveFailures(1).consecutive == 0)
+    }
+
+    @Test("a setup cut off at any of its drive exchanges is finished by the next run, with at most one failed authentication",
+          arguments: [0, 2, 4, 7, 10, 13, 16, 19, 22, 25, 28])
+    func setupResumes(cutAfter: Int) async throws {
+        var settings = DriveSettings()
+        settings.sessionTimeoutSeconds = 1  // a session the cut left open expires instead of answering SP_BUSY for 30 s
+        let f = try LockManagerFixture(drives: 2, settings: settings)
+        var plan = FaultPlan()
+        plan.droppedResponses = 1
+        plan.dropAfterResponses = cutAfter
+        f.drive(1).setFaults(plan)
+        let first = try await f.setUpArray()
+        #expect(first.drives.first { $0.address == f.addresses[0] }?.result == .setUp)
+        if !first.allSucceeded {
+            #expect(try await f.manager.status().generations.first?.state == "pending")
+            try await Task.sleep(nanoseconds: 1_100_000_000)
+            let second = try await f.manager.setup(SetupRequest(drives: [], provider: .local))
+            #expect(second.allSucceeded, "cut after \(cutAfter): \(second)")
+        }
+        #expect(f.driveFailures(1).consecutive <= 1, "cut after \(cutAfter)")
+        #expect(try await f.manager.status().generations.first?.state == "active")
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(unlock.allSucceeded, "cut after \(cutAfter): \(unlock)")
+    }
+
+    private func sidPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .sid) }
+    private func adminPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .admin1) }
+
+    /// Test-only: the PIN sedlock derived (from the key file the test can read), to act as another admin.
+    private func pinFor(_ f: LockManagerFixture, _ n: Int, _ authority: PINAuthority) throws -> Secret {
+        let fields = try String(contentsOfFile: try f.keyFile(), encoding: .utf8).split(separator: " ")
+        let ak = Secret(Array(try #require(Data(base64Encoded: fields[3].trimmingCharacters(in: .whitespacesAndNewlines)))))
+        let id = f.drive(n).identity
+        return try DrivePIN.derive(ak: ak, driveIdentity: DrivePIN.driveIdentity(wwn: id.wwn, serial: id.serial), authority: authority)
+    }
+}
