@@ -12,6 +12,8 @@ import SimulatorTransport
 struct ManagerOptions: ParsableArguments {
     @Option(help: "State directory (default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
     @Option(help: "Seconds to wait for each drive command.") var timeout: Double = 10
+    @Option(help: ArgumentHelp("File holding this boot's id (default: the kernel's); for simulated reboots.",
+                               visibility: .hidden)) var bootIdFile: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -21,6 +23,7 @@ struct ManagerOptions: ParsableArguments {
     func manager() -> LockManager {
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDir))
         configuration.commandTimeout = timeout
+        if let bootIdFile { configuration.bootIDPath = bootIdFile }
         return LockManager(configuration: configuration, factory: .withSimulator)
     }
 }

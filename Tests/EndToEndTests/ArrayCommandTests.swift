@@ -1,0 +1,71 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The lock manager as an operator uses it: `sedlock setup|lock|unlock|status|guard` against a
+/// served simulated array, with state and boot id in a scratch directory.
+@Suite("Array commands through the CLI", .serialized)
+struct ArrayCommandTests {
+    @Test("setup, lock, reboot, boot unlock, missing key held with 0 attempts, exit codes, JSON, bad input")
+    func arrayLifecycle() throws {
+        let array = try ServedArray(drives: 3)
+        let scratch = "/tmp/sedlock-e2e-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let bootID = scratch + "/boot_id"
+        func newBoot() throws { try Data((UUID().uuidString + "\n").utf8).write(to: URL(fileURLWithPath: bootID)) }
+        try newBoot()
+        let state = ["--state-dir", scratch + "/state", "--boot-id-file", bootID]
+        let drives = (0..<3).map { array.device($0) }
+
+        let setup = try run("sedlock", ["setup", "--drives"] + drives + ["--key-tag", "e2e"] + state)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        #expect(setup.output.components(separatedBy: "set up").count == 4)
+        // A second setup is refused (already set up) and changes nothing.
+        let again = try run("sedlock", ["setup", "--drives"] + drives + state)
+        #expect(again.status == 64 && again.stderr.contains("already set up"))
+
+        #expect(try run("sedlock", ["lock", "--all"] + state).status == 0)
+        #expect(try run("sedsim", ["read", array.directory, "1", "--lba", "0"]).status != 0)
+        #expect(try run("sedlock", ["unlock", drives[1]] + state).status == 0)
+        #expect(try run("sedsim", ["read", array.directory, "1", "--lba", "0"]).status == 0)
+
+        // Reboot without the key: held, exit 15, and the drives saw no authentication at all.
+        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        try newBoot()
+        let keys = scratch + "/state/keys"
+        try FileManager.default.moveItem(atPath: keys, toPath: keys + ".away")
+        let noKey = try run("sedlock", ["unlock", "--all", "--boot", "--json"] + state)
+        #expect(noKey.status == 15)
+        let report = try JSONSerialization.jsonObject(with: noKey.stdout) as? [String: Any]
+        let outcomes = try #require(report?["drives"] as? [[String: Any]])
+        #expect(outcomes.count == 3 && outcomes.allSatisfy { $0["result"] as? String == "keyUnavailable" && $0["attempts"] as? Int == 0 })
+        let simStatus = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout)
+            as? [[String: Any]]
+        #expect(simStatus?.allSatisfy { $0["consecutiveFailedAuthentications"] as? Int == 0 } == true)
+
+        try FileManager.default.moveItem(atPath: keys + ".away", toPath: keys)
+        let boot = try run("sedlock", ["unlock", "--all", "--boot"] + state)
+        #expect(boot.status == 0, "\(boot.stderr)")
+        let status = try run("sedlock", ["status", "--json"] + state)
+        #expect(status.status == 0 && status.output.contains("\"locked\" : false") && !status.output.contains("\"locked\" : true"))
+
+        // Bad input: clear errors, nothing changed.
+        #expect(try run("sedlock", ["unlock"] + state).status == 64)
+        #expect(try run("sedlock", ["unlock", "--all", drives[0]] + state).status == 64)
+        let unknown = try run("sedlock", ["lock", "sim:/tmp/not-in-array/0"] + state)
+        #expect(unknown.status == 64 && unknown.stderr.contains("not a drive of the array"))
+        #expect(try run("sedlock", ["guard", "reset", drives[0]] + state).status == 64)  // needs --yes
+        #expect(try run("sedlock", ["guard", "reset", drives[0], "--yes"] + state).status == 0)
+        let noState = try run("sedlock", ["status", "--state-dir", scratch + "/nothing"])
+        #expect(noState.status == 13 && noState.stderr.contains("no sedlock state"))
+        // The state and every output hold no key material.
+        let keyText = try String(contentsOfFile: try FileManager.default.contentsOfDirectory(atPath: keys).map { keys + "/" + $0 }[0],
+                                 encoding: .utf8)
+        let akBase64 = String(keyText.split(separator: " ")[3].dropLast())
+        for output in [setup.output, setup.stderr, boot.output, status.output, noKey.output] {
+            #expect(!output.contains(akBase64))
+        }
+    }
+}
