@@ -64,7 +64,8 @@ let package = Package(
 
         // Benchmarks live outside Sources/: they drive host and simulator together.
         .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SimulatorTransport", "SedSimulator",
-                                                                "TCGStorage", "Keys", "KMIP", "Platform"],
+                                                                "TCGStorage", "Keys", "KMIP", "Platform", "ControlAPI",
+                                                                "LockManager", "LockState"],
                           path: "Benchmarks/sedlock-bench"),
 
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "Platform", "COpenSSL", "CShims"],

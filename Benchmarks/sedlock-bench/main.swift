@@ -66,9 +66,11 @@ func tokenDecodeRate(seconds: Double) throws -> Double {
 
 struct ServedArray {
     let directory: String
+    let drives: Int
     let process: Process
 
     init(sedsim: String, drives: Int) throws {
+        self.drives = drives
         directory = "/tmp/sedlock-bench-\(UUID().uuidString.prefix(8))"
         let create = Process()
         create.executableURL = URL(fileURLWithPath: sedsim)
@@ -179,12 +181,17 @@ if arguments.count >= 2 && arguments[1] == "kmip" {
     try kmipBenchmark(Array(arguments.dropFirst()))
     exit(0)
 }
+if arguments.count >= 2 && arguments[1] == "manager" {
+    try await managerBenchmark(Array(arguments.dropFirst()))
+    exit(0)
+}
 if arguments.count >= 2 && arguments[1] == "device" {
     try deviceBenchmark(Array(arguments.dropFirst()))
     exit(0)
 }
 guard arguments.count >= 2 else {
-    print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID | sedlock-bench device NODE DIR N")
+    print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID | sedlock-bench device NODE DIR N"
+          + " | sedlock-bench manager PATH-TO-SEDSIM DRIVES")
     exit(64)
 }
 let sedsim = arguments[1]

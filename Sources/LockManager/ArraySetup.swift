@@ -45,11 +45,14 @@ extension LockManager {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
             }
         }
-        if Set(probes.compactMap(\.identity)).count != probes.count {
+        let identities = probes.compactMap(\.identity)
+        if Set(identities).count != identities.count {
             problems.append("two addresses lead to the same drive")
         }
         guard problems.isEmpty else {
-            throw ControlError(.badRequest, "nothing was changed: " + problems.joined(separator: "; "))
+            let shown = problems.prefix(5).joined(separator: "; ")
+            throw ControlError(.badRequest, "nothing was changed: " + shown
+                               + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
         }
         do {
             try configuration.stateDirectory.requireNotOn(disks: Set(request.drives.flatMap { DiskNames.of($0, sysfs: configuration.sysfs) }),

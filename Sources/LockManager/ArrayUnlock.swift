@@ -46,59 +46,103 @@ extension LockManager {
         let generationIDs = Set(drives.compactMap(\.generationID))
         let keys = try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
         let lockout = lockoutGuard(store)
-        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
-            for drive in drives {
-                if held {
-                    group.addTask {
-                        DriveOutcome(address: drive.address, result: .held,
-                                     detail: "the last \(self.configuration.bootLoopLimit) boots failed to unlock; this boot makes no attempt")
-                    }
+        var outcomes: [String: DriveOutcome] = [:]
+        var ready: [(drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner)] = []
+        for drive in drives {
+            let fail = { (result: DriveOutcome.Result, detail: String) in
+                outcomes[drive.address] = DriveOutcome(address: drive.address, result: result, detail: detail)
+            }
+            if held {
+                fail(.held, "the last \(configuration.bootLoopLimit) boots failed to unlock; this boot makes no attempt")
+                continue
+            }
+            guard let generationID = drive.generationID else { fail(.failed, "setup has not finished on this drive"); continue }
+            if let reason = drive.guardReason { fail(.guarded, reason); continue }
+            switch keys[generationID] {
+            case .ready(let ak)?:
+                do {
+                    let pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
+                    ready.append((drive, pins, try owner(for: drive.address)))
+                } catch let error as ControlError {
+                    fail(.failed, error.description)
+                } catch {
+                    fail(.keyMismatch, "\(error)")
+                }
+            case .mismatch(let why)?: fail(.keyMismatch, why)
+            case .unavailable(let why)?: fail(.keyUnavailable, why)
+            case nil: fail(.keyUnavailable, "no key loaded")
+            }
+        }
+
+        // Look before spending: identity and current lock state, without authenticating.
+        let looked: [(Int, DriveOutcome?)] = await withTaskGroup(of: (Int, DriveOutcome?).self) { group in
+            for (n, item) in ready.enumerated() {
+                group.addTask { (n, await Self.look(locked: locked, drive: item.drive, owner: item.owner)) }
+            }
+            var out: [(Int, DriveOutcome?)] = []
+            for await result in group { out.append(result) }
+            return out
+        }
+        var toAttempt: [(drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner)] = []
+        for (n, early) in looked.sorted(by: { $0.0 < $1.0 }) {
+            if let early { outcomes[early.address] = early } else { toAttempt.append(ready[n]) }
+        }
+
+        // Every attempt is counted durably before it is made: one transaction for the whole batch.
+        let fresh: [StoredDrive]
+        let admissions: [Int64: LockoutGuard.Admission]
+        do {
+            fresh = try store.drives()
+            admissions = try lockout.admit(toAttempt.compactMap { item in fresh.first { $0.id == item.drive.id } })
+        } catch { throw Self.stateFailure(error) }
+        let attempted: [(Int64, LockoutGuard.Admission, String, OpalError?)] = await withTaskGroup(
+            of: (Int64, LockoutGuard.Admission, String, OpalError?).self) { group in
+            for item in toAttempt {
+                guard let id = item.drive.id, let admission = admissions[id] else { continue }
+                guard case .admitted = admission else {
+                    group.addTask { (id, admission, item.drive.address, nil) }
                     continue
                 }
-                guard let generationID = drive.generationID else {
-                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: "setup has not finished on this drive") }
-                    continue
-                }
-                if let reason = drive.guardReason {
-                    group.addTask { DriveOutcome(address: drive.address, result: .guarded, detail: reason) }
-                    continue
-                }
-                let pins: VerifiedPINs
-                switch keys[generationID] {
-                case .ready(let ak)?:
-                    do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store) } catch {
-                        group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)") }
-                        continue
-                    }
-                case .mismatch(let why)?:
-                    group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: why) }
-                    continue
-                case .unavailable(let why)?:
-                    group.addTask { DriveOutcome(address: drive.address, result: .keyUnavailable, detail: why) }
-                    continue
-                case nil:
-                    group.addTask { DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no key loaded") }
-                    continue
-                }
-                let owner: DriveOwner
-                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
-                    continue
-                }
+                let pins = item.pins
                 group.addTask {
-                    await Self.setLocked(locked, drive: drive, pins: pins, owner: owner, lockout: lockout)
+                    do {
+                        try await item.owner.withDrive { (opal) throws(OpalError) in
+                            try opal.setLocked(locked, range: 0, as: .admin(1), pin: pins.admin1)
+                        }
+                        return (id, admission, item.drive.address, nil)
+                    } catch let error as OpalError {
+                        return (id, admission, item.drive.address, error)
+                    } catch {
+                        return (id, admission, item.drive.address,
+                                OpalError(.invalidState, device: item.drive.address, operation: operation, "\(error)"))
+                    }
                 }
             }
-            var out: [DriveOutcome] = []
-            for await outcome in group { out.append(outcome) }
-            return out.sorted { $0.address < $1.address }
+            var out: [(Int64, LockoutGuard.Admission, String, OpalError?)] = []
+            for await result in group { out.append(result) }
+            return out
         }
+        do { try lockout.settle(attempted.map { (id: $0.0, admission: $0.1, error: $0.3) }) } catch { throw Self.stateFailure(error) }
+        for (_, admission, address, error) in attempted {
+            switch admission {
+            case .guarded(let reason):
+                outcomes[address] = DriveOutcome(address: address, result: .guarded, detail: reason)
+            case .admitted:
+                if let error {
+                    outcomes[address] = DriveOutcome(address: address, result: DriveSetupRun.result(of: error),
+                                                     detail: error.description, attempts: 1)
+                } else {
+                    outcomes[address] = DriveOutcome(address: address, result: locked ? .locked : .unlocked, attempts: 1)
+                }
+            }
+        }
+        let ordered = drives.compactMap { outcomes[$0.address] }
         var note = ""
         if held { note = "boot-loop guard: held, no authentication attempted" }
-        let report = ArrayReport(operation: operation, drives: outcomes, note: note)
+        let report = ArrayReport(operation: operation, drives: ordered, note: note)
         if let bootID {
             let outcome: BootRecord.Outcome = held ? .held : report.allSucceeded ? .unlocked : report.noneSucceeded ? .failed : .partial
-            let detail = outcomes.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
+            let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
             try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail))
         } else if !locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),
                   (try? store.recentBoots(limit: 1).first?.bootID) == id {
@@ -106,43 +150,28 @@ extension LockManager {
             try? store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .unlocked, detail: "by \(configuration.actor)"))
         }
         audit(store, boot ? "unlock --boot" : operation, target: drives.map(\.address).joined(separator: " "),
-              outcome: report.allSucceeded ? "done" : outcomes.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+              outcome: report.allSucceeded ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
         return report
     }
 
-    private static func setLocked(_ locked: Bool, drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner,
-                                  lockout: LockoutGuard) async -> DriveOutcome {
+    /// What can be known about a drive without authenticating: is it the drive the PINs were made
+    /// for, and is it already in the asked state? nil: it needs an attempt.
+    private static func look(locked: Bool, drive: StoredDrive, owner: DriveOwner) async -> DriveOutcome? {
         do {
-            return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
+            return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome? in
                 // Never present a PIN to a drive other than the one it was made for.
                 guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
                     return DriveOutcome(address: drive.address, result: .failed,
                                         detail: "a different drive is at this address now; nothing was presented to it")
                 }
-                let done: DriveOutcome.Result = locked ? .locked : .unlocked
-                // Already in the asked state (Level 0 Discovery, no authentication): nothing to spend.
                 if let isLocked = try OpalDrive.readDiscovery(opal.transport).locking?.locked, isLocked == locked {
+                    let done: DriveOutcome.Result = locked ? .locked : .unlocked
                     return DriveOutcome(address: drive.address, result: done, detail: "already \(done.rawValue)")
                 }
-                do throws(LockoutGuard.Failure) {
-                    try lockout.attempt(drive.address) { () throws(OpalError) in
-                        try opal.setLocked(locked, range: 0, as: .admin(1), pin: pins.admin1)
-                    }
-                    return DriveOutcome(address: drive.address, result: done, attempts: 1)
-                } catch {
-                    switch error {
-                    case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
-                    case .drive(let failure):
-                        return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: failure),
-                                            detail: failure.description, attempts: 1)
-                    case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
-                    }
-                }
+                return nil
             }
-        } catch let error as OpalError {
-            return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: error), detail: error.description)
         } catch {
-            return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
+            return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: error), detail: error.description)
         }
     }
 

@@ -15,6 +15,9 @@ public final class LockManager: Sendable {
     public let time: any TimeSource
     public let keytable = Keytable()
     private let owners = Mutex<[String: DriveOwner]>([:])
+    /// The state, opened for writing on first need and kept (with its writer lock) for the life of
+    /// this manager, as sedlockd holds it; one-shot CLI runs release it when they exit.
+    private let writer = Mutex<StateDatabase?>(nil)
 
     public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime()) {
         self.configuration = configuration
@@ -34,7 +37,7 @@ public final class LockManager: Sendable {
             case .guardReset(let address): return .guardState(try guardReset(address: address))
             }
         } catch {
-            return .failure(error as? ControlError ?? ControlError(.failed, "\(error)"))
+            return .failure(error)
         }
     }
 
@@ -53,7 +56,12 @@ public final class LockManager: Sendable {
     }
 
     func openState(_ access: StateDatabase.Access) throws(ControlError) -> StateDatabase {
-        do { return try StateDatabase(directory: configuration.stateDirectory, access: access) } catch {
+        if let open = writer.withLock({ $0 }) { return open }
+        do {
+            let opened = try StateDatabase(directory: configuration.stateDirectory, access: access)
+            if access == .write { writer.withLock { $0 = opened } }
+            return opened
+        } catch {
             throw ControlError(error.code == .busy ? .busy : (error.code == .invalid ? .badRequest : .failed), error.message,
                                fix: error.fix)
         }

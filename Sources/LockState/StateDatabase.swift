@@ -172,6 +172,33 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    public func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int] {
+        try write { db in
+            var counts: [Int64: Int] = [:]
+            for id in driveIDs {
+                try db.execute(sql: "UPDATE drive SET failedAuthentications = failedAuthentications + 1 WHERE id = ?", arguments: [id])
+                guard db.changesCount == 1,
+                      let count = try Int.fetchOne(db, sql: "SELECT failedAuthentications FROM drive WHERE id = ?", arguments: [id]) else {
+                    throw StateError(.invalid, "no drive with id \(id) in the state")
+                }
+                counts[id] = count
+            }
+            return counts
+        }
+    }
+
+    public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String]) throws(StateError) {
+        guard !succeeded.isEmpty || !guarded.isEmpty else { return }
+        try write { db in
+            for id in succeeded {
+                try db.execute(sql: "UPDATE drive SET failedAuthentications = 0 WHERE id = ?", arguments: [id])
+            }
+            for (id, reason) in guarded {
+                try db.execute(sql: "UPDATE drive SET guardReason = ? WHERE id = ?", arguments: [reason, id])
+            }
+        }
+    }
+
     public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
         try write { db in try db.execute(sql: "UPDATE drive SET guardReason = ? WHERE id = ?", arguments: [reason, driveID]) }
     }

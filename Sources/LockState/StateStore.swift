@@ -15,6 +15,11 @@ public protocol StateStore: Sendable {
     func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int
     /// The attempt succeeded: the consecutive count returns to zero.
     func recordAuthenticationSuccess(driveID: Int64) throws(StateError)
+    /// `countAuthenticationAttempt` for many drives in one durable transaction (one fsync for a
+    /// whole array). Returns each drive's new count.
+    func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int]
+    /// Settles a batch: successes return to zero, and drives that reached their limit are guarded.
+    func settleAuthentications(succeeded: [Int64], guarded: [Int64: String]) throws(StateError)
     func guardDrive(driveID: Int64, reason: String) throws(StateError)
     func resetGuard(driveID: Int64) throws(StateError)
 

@@ -62,3 +62,53 @@ struct LockoutGuard: Sendable {
         }
     }
 }
+
+extension LockoutGuard {
+    /// The verdict for one drive of a batch.
+    enum Admission {
+        /// Counted (durably): attempt once, then settle.
+        case admitted(count: Int, limit: Int)
+        case guarded(String)
+    }
+
+    /// Counts one attempt on each drive that may still be tried, in one durable transaction, before
+    /// any of them is made; drives at their limit are guarded instead. For array-wide unlock and
+    /// lock, where one fsync for the whole array keeps on-demand locking fast.
+    func admit(_ drives: [StoredDrive]) throws(StateError) -> [Int64: Admission] {
+        var out: [Int64: Admission] = [:]
+        var newlyGuarded: [Int64: String] = [:]
+        var toCount: [Int64] = []
+        for drive in drives {
+            guard let id = drive.id else { continue }
+            if let reason = drive.guardReason { out[id] = .guarded(reason); continue }
+            let limit = effectiveLimit(drive)
+            if drive.failedAuthentications >= limit {
+                let reason = "\(drive.failedAuthentications) consecutive failed authentications (limit \(limit))"
+                newlyGuarded[id] = reason
+                out[id] = .guarded(reason)
+            } else {
+                toCount.append(id)
+            }
+        }
+        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded) }
+        for (id, count) in try store.countAuthenticationAttempts(driveIDs: toCount) {
+            let limit = drives.first { $0.id == id }.map(effectiveLimit) ?? limit
+            out[id] = .admitted(count: count, limit: limit)
+        }
+        return out
+    }
+
+    /// Records how a batch of admitted attempts went (one transaction).
+    func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)]) throws(StateError) {
+        var succeeded: [Int64] = []
+        var guarded: [Int64: String] = [:]
+        for result in results {
+            guard case .admitted(let count, let limit) = result.admission else { continue }
+            guard let error = result.error else { succeeded.append(result.id); continue }
+            if error.code == .notAuthorized || error.code == .authorityLockedOut, count >= limit {
+                guarded[result.id] = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
+            }
+        }
+        try store.settleAuthentications(succeeded: succeeded, guarded: guarded)
+    }
+}
