@@ -84,9 +84,8 @@ extension LockManager {
             let lockout = lockoutGuard(store)
             let drives = try store.drives().filter { address == nil || $0.address == address }
             if let address, drives.isEmpty { throw ControlError(.badRequest, "\(address) is not a drive of the array") }
-            let boot = BootIdentity.read(configuration.bootIDPath) ?? ""
-            let bootLoop = BootLoopGuard(store: store, limit: configuration.bootLoopLimit)
-            let failures = try bootLoop.consecutiveFailures(before: boot)
+            // What the next boot will see: every boot on record, this one included.
+            let failures = try BootLoopGuard(store: store, limit: configuration.bootLoopLimit).consecutiveFailures(before: "")
             return GuardReport(drives: drives.map {
                 GuardReport.Drive(address: $0.address, failedAuthentications: $0.failedAuthentications,
                                   limit: lockout.effectiveLimit($0), guarded: $0.guardReason)

@@ -52,12 +52,21 @@ extension LockManager {
             let fail = { (result: DriveOutcome.Result, detail: String) in
                 outcomes[drive.address] = DriveOutcome(address: drive.address, result: result, detail: detail)
             }
-            if held {
-                fail(.held, "the last \(configuration.bootLoopLimit) boots failed to unlock; this boot makes no attempt")
-                continue
-            }
             guard let generationID = drive.generationID else { fail(.failed, "setup has not finished on this drive"); continue }
             if let reason = drive.guardReason { fail(.guarded, reason); continue }
+            if held {
+                // After K failed boots: no attempt with anything unverified, and none at all on a
+                // drive that has refused sedlock before; only clean drives with verified keys go on.
+                let loop = "the last \(configuration.bootLoopLimit) boots failed to unlock"
+                if drive.failedAuthentications > 0 {
+                    fail(.held, "\(loop) and this drive refused \(drive.failedAuthentications) attempt(s): no attempt until an operator unlocks it")
+                    continue
+                }
+                guard case .ready? = keys[generationID] else {
+                    fail(.held, "\(loop) and no verified key arrived within the wait: no attempt")
+                    continue
+                }
+            }
             switch keys[generationID] {
             case .ready(let ak)?:
                 do {
@@ -138,10 +147,14 @@ extension LockManager {
         }
         let ordered = drives.compactMap { outcomes[$0.address] }
         var note = ""
-        if held { note = "boot-loop guard: held, no authentication attempted" }
+        if held {
+            note = "boot-loop guard: the last \(configuration.bootLoopLimit) boots failed to unlock; only drives with verified keys "
+                + "and no failed authentication on record were tried"
+        }
         let report = ArrayReport(operation: operation, drives: ordered, note: note)
         if let bootID {
-            let outcome: BootRecord.Outcome = held ? .held : report.allSucceeded ? .unlocked : report.noneSucceeded ? .failed : .partial
+            let outcome: BootRecord.Outcome = report.allSucceeded ? .unlocked
+                : ordered.contains(where: { $0.result == .held }) ? .held : report.noneSucceeded ? .failed : .partial
             let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
             try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail))
         } else if !locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),

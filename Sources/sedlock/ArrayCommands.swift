@@ -179,7 +179,7 @@ func show(_ response: ControlResponse, json: Bool) throws {
         for d in report.drives {
             print("\(d.address): \(d.failedAuthentications) of \(d.limit) failed authentications\(d.guarded.map { " — GUARDED: \($0)" } ?? "")")
         }
-        print("boot-loop guard: \(report.consecutiveFailedBoots) consecutive failed boots\(report.bootLoopHold ? " — the next boot is held" : "")")
+        print("boot-loop guard: \(report.consecutiveFailedBoots) consecutive failed boots\(report.bootLoopHold ? " — the next boot is held: verified keys only, no attempt on a drive that refused sedlock before" : "")")
     }
 }
 

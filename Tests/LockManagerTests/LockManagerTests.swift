@@ -89,31 +89,76 @@ struct LockManagerTests {
         #expect(back.allSucceeded, "\(back)")
     }
 
-    @Test("after three boots that failed to unlock, the next boot is held and makes no attempt; an operator's unlock ends the hold")
-    func bootLoopGuard() async throws {
-        let f = try LockManagerFixture(drives: 2)
+    @Test("2,000 boots without the key, then 2,000 with a wrong key: 0 authentication attempts; key back: the next boot unlocks")
+    func twoThousandBootsWithoutKeys() async throws {
+        let f = try LockManagerFixture(drives: 3)
         #expect(try await f.setUpArray().allSucceeded)
         let keyFile = try f.keyFile()
+        let original = try Data(contentsOf: URL(fileURLWithPath: keyFile))
+        let before = (0..<3).map { f.driveFailures($0) }
         try FileManager.default.moveItem(atPath: keyFile, toPath: keyFile + ".away")
-        for _ in 0..<3 {
+        var attempts = 0
+        for _ in 0..<2_000 {
             try f.reboot()
             let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
-            #expect(boot.drives.allSatisfy { $0.result == .keyUnavailable })
+            attempts += boot.drives.reduce(0) { $0 + $1.attempts }
+            #expect(boot.drives.allSatisfy { $0.result == .keyUnavailable || $0.result == .held })
         }
+        // The same with a key file that names the right key ID but holds another key.
+        let fields = String(decoding: original, as: UTF8.self).split(separator: " ")
+        let forged = "\(fields[0]) \(fields[1]) \(fields[2]) \(Data(repeating: 0x17, count: 32).base64EncodedString())\n"
+        try Data(forged.utf8).write(to: URL(fileURLWithPath: keyFile))
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: keyFile)
+        for _ in 0..<2_000 {
+            try f.reboot()
+            let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+            attempts += boot.drives.reduce(0) { $0 + $1.attempts }
+            #expect(boot.drives.allSatisfy { $0.result == .keyMismatch || $0.result == .held })
+        }
+        #expect(attempts == 0)
+        #expect((0..<3).map { f.driveFailures($0).tries } == before.map(\.tries))
+        #expect((0..<3).map { f.driveFailures($0).consecutive } == before.map(\.consecutive))
+        #expect(try f.manager.guardStatus(address: nil).bootLoopHold)
+
+        try FileManager.default.removeItem(atPath: keyFile)
         try FileManager.default.moveItem(atPath: keyFile + ".away", toPath: keyFile)
         try f.reboot()
-        let held = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
-        #expect(held.drives.allSatisfy { $0.result == .held && $0.attempts == 0 })
-        #expect(held.note.contains("held"))
-        #expect((0..<2).allSatisfy { f.isLocked($0) && f.driveFailures($0).consecutive == 0 })
-        let hold = try f.manager.guardStatus(address: nil)
-        #expect(hold.bootLoopHold && hold.consecutiveFailedBoots == 3)
+        let back = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(back.allSucceeded, "\(back)")
+        #expect(try f.manager.guardStatus(address: nil).bootLoopHold == false)
+    }
 
-        let operator_ = try await f.manager.unlock(UnlockRequest(drives: .all))
-        #expect(operator_.allSucceeded)
+    @Test("after three boots that failed to unlock, a boot makes no attempt on a drive that refused sedlock before")
+    func bootLoopGuard() async throws {
+        var settings = DriveSettings()
+        settings.tryLimit = 20  // so that the boot-loop guard, not the lockout guard, is what stops the attempts
+        let f = try LockManagerFixture(drives: 2, settings: settings, lockoutLimit: 10)
+        #expect(try await f.setUpArray().allSucceeded)
+        // Drive 1's Admin1 PIN changes behind sedlock's back: verified keys, refused by the drive.
+        let opal = try OpalDrive(transport: f.drives.transport(1), timeout: 5)
+        let stranger = Secret(Array("someone else".utf8))
+        try opal.setPIN(of: .admin(1), newPIN: stranger, authorizer: .admin(1), authorizerPIN: try adminPIN(f, 1))
+        for boot in 1...3 {
+            try f.reboot()
+            let report = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+            #expect(report.drives.map(\.result) == [.unlocked, .notAuthorized], "boot \(boot)")
+        }
+        #expect(f.driveFailures(1).consecutive == 3)
         try f.reboot()
-        let next = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
-        #expect(next.allSucceeded, "\(next)")
+        let held = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(held.drives.map(\.result) == [.unlocked, .held])
+        #expect(held.drives[1].attempts == 0 && held.note.contains("boot-loop guard"))
+        #expect(f.driveFailures(1).consecutive == 3)  // the hold spent nothing on it
+        #expect(f.isLocked(1) && !f.isLocked(0))
+        let hold = try f.manager.guardStatus(address: nil)
+        #expect(hold.bootLoopHold && hold.consecutiveFailedBoots == 4)
+
+        // The operator puts sedlock's PIN back and unlocks by hand; that ends the hold.
+        try opal.setPIN(of: .admin(1), newPIN: try adminPIN(f, 1), authorizer: .admin(1), authorizerPIN: stranger)
+        let byHand = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(byHand.allSucceeded, "\(byHand)")
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
     }
 
     @Test("a drive whose PIN changed behind sedlock's back is guarded after 3 failures, 2 below its TryLimit")
