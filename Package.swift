@@ -53,7 +53,8 @@ let package = Package(
         // The typed requests and reports shared by the CLI and sedlockd's control socket.
         .target(name: "ControlAPI", path: "Sources/ControlAPI"),
         // The array's lock manager: inventory, keytable, key sources, guards, journaled setup.
-        .target(name: "LockManager", dependencies: ["ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform"],
+        .target(name: "LockManager", dependencies: ["ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform",
+                                                    "KMIP", "Certificates"],
                 path: "Sources/LockManager"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
@@ -90,8 +91,11 @@ let package = Package(
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform",
                                                    "SimulatorTestSupport"]),
         .testTarget(name: "LockManagerTests", dependencies: ["LockManager", "ControlAPI", "LockState", "Opal", "Keys", "SedSimulator",
-                                                          "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport"]),
-        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator"]),
+                                                          "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport",
+                                                          "KMIP", "KMIPTestSupport"]),
+        // PyKMIP's server and a test PKI, for tests against a real KMIP server.
+        .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport"], path: "Tests/KMIPTestSupport"),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator", "KMIPTestSupport"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport"]),
     ],

@@ -21,13 +21,56 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case status
     case guardStatus(address: String?)
     case guardReset(address: String)
+    case keyServerAdd(KeyServerAddRequest)
+    case keyServerRemove(name: String)
+    case keyServerShow
+    /// Each server tested: TLS, authentication, a Locate.
+    case keyServerStatus
+    /// The key IDs each server holds, marked when the keytable lacks them.
+    case keyServerQuery
+    case keysList
+    case keysRestore(KeysRestoreRequest)
 
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset: return true
-        case .status, .guardStatus: return false
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore: return true
+        case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList: return false
         }
+    }
+}
+
+public struct KeyServerAddRequest: Codable, Sendable, Hashable {
+    /// `HOST[:PORT]` of the server and of the other members of its cluster, in order.
+    public var addresses: [String]
+    public var name: String?
+    public var certificatePath: String
+    public var privateKeyPath: String
+    public var caPath: String
+    public var verifyServerName: Bool
+
+    public init(addresses: [String], name: String? = nil, certificatePath: String, privateKeyPath: String, caPath: String,
+                verifyServerName: Bool = true) {
+        self.addresses = addresses
+        self.name = name
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.caPath = caPath
+        self.verifyServerName = verifyServerName
+    }
+}
+
+public struct KeysRestoreRequest: Codable, Sendable, Hashable {
+    /// Rebuild the keytable from every server (dropping keys no server has any more) …
+    public var all: Bool
+    /// … or add what one server holds.
+    public var server: String?
+    public var keyTag: String?
+
+    public init(all: Bool, server: String? = nil, keyTag: String? = nil) {
+        self.all = all
+        self.server = server
+        self.keyTag = keyTag
     }
 }
 

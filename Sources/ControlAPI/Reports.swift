@@ -130,10 +130,74 @@ public struct GuardReport: Codable, Sendable, Hashable {
     }
 }
 
+/// Configured key servers, with what a test of each found when one was made.
+public struct KeyServerReport: Codable, Sendable, Hashable {
+    public struct Server: Codable, Sendable, Hashable {
+        public var name: String
+        public var addresses: [String]
+        public var certificatePath: String
+        public var caPath: String
+        /// nil when not tested.
+        public var reachable: Bool?
+        public var tls: String?
+        public var error: String?
+        /// For query: the key IDs (and tags) this server holds.
+        public var keys: [HeldKey]?
+
+        public init(name: String, addresses: [String], certificatePath: String, caPath: String) {
+            self.name = name
+            self.addresses = addresses
+            self.certificatePath = certificatePath
+            self.caPath = caPath
+        }
+    }
+
+    public struct HeldKey: Codable, Sendable, Hashable {
+        public var keyID: String
+        public var tag: String
+        /// False: the keytable lacks this key (NetApp's `*`).
+        public var inKeytable: Bool
+        public init(keyID: String, tag: String, inKeytable: Bool) {
+            self.keyID = keyID
+            self.tag = tag
+            self.inKeytable = inKeytable
+        }
+    }
+
+    public var servers: [Server]
+    public init(servers: [Server]) { self.servers = servers }
+}
+
+/// Key generations and whether this process's keytable holds each.
+public struct KeysReport: Codable, Sendable, Hashable {
+    public struct Key: Codable, Sendable, Hashable {
+        public var keyID: String
+        public var tag: String
+        public var state: String
+        public var provider: String
+        public var inKeytable: Bool
+        /// For restore: where it was found, or why not.
+        public var detail: String
+
+        public init(keyID: String, tag: String, state: String, provider: String, inKeytable: Bool, detail: String = "") {
+            self.keyID = keyID
+            self.tag = tag
+            self.state = state
+            self.provider = provider
+            self.inKeytable = inKeytable
+            self.detail = detail
+        }
+    }
+    public var keys: [Key]
+    public init(keys: [Key]) { self.keys = keys }
+}
+
 /// Every answer a request can get.
 public enum ControlResponse: Codable, Sendable, Hashable {
     case array(ArrayReport)
     case status(StatusReport)
     case guardState(GuardReport)
+    case keyServers(KeyServerReport)
+    case keys(KeysReport)
     case failure(ControlError)
 }

@@ -65,6 +65,20 @@ public final class KeyServerPool: Sendable {
         return KeyServerWrite(written: written, failures: failed)
     }
 
+    /// Runs `body` on the server named `name` (its first answering cluster member): cleaning up after
+    /// a partial write, or asking one server in particular.
+    public func on<R>(server name: String, _ body: (KMIPClient) throws(KeyServerError) -> R) throws(KeyServerError) -> R {
+        guard let index = servers.firstIndex(where: { $0.name == name }) else {
+            throw KeyServerError(.keyServerConfigurationError, server: name, cause: "no such key server in the pool",
+                                 fix: "check the key server's name")
+        }
+        var failures: [KeyServerError] = []
+        for client in clients[index] {
+            do { return try body(client) } catch { failures.append(error) }
+        }
+        throw Self.combine(failures)
+    }
+
     /// One error for several: the first failure's code, every server's cause.
     static func combine(_ failures: [KeyServerError]) -> KeyServerError {
         guard let first = failures.first else {

@@ -37,6 +37,13 @@ extension LockManager {
                                fix: "add drives with `sedlock array add`, change keys with `sedlock rekey`")
         }
         try validate(request, adoptionPassword: adoptionPassword)
+        if request.provider == .kmip {
+            let servers: [StoredKeyServer]
+            do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+            guard !servers.isEmpty else {
+                throw ControlError(.badRequest, "the kmip provider needs a key server", fix: "add one with `sedlock keyserver add`")
+            }
+        }
         let probes = await probeForSetup(request.drives)
         var problems: [String] = []
         for probe in probes {
@@ -63,8 +70,15 @@ extension LockManager {
         guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? KeyTag.machineDefault(machineIDPath: configuration.machineIDPath)
-        let keyStore = LocalKeySource(directory: request.keyDirectory ?? configuration.keyDirectory,
-                                      credentialsDirectory: nil)
+        let keyStore: any KeyStore
+        switch request.provider {
+        case .local:
+            keyStore = LocalKeySource(directory: request.keyDirectory ?? configuration.keyDirectory, credentialsDirectory: nil)
+        case .kmip:
+            let servers: [StoredKeyServer]
+            do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+            keyStore = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
+        }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
         do {
             let generation = try store.addGeneration(StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
@@ -104,10 +118,6 @@ extension LockManager {
         guard Set(request.drives).count == request.drives.count else { throw ControlError(.badRequest, "a drive is named twice") }
         for address in request.drives {
             do { _ = try DeviceAddress.parse(address) } catch { throw ControlError(.badRequest, error.description) }
-        }
-        guard request.provider == .local else {
-            throw ControlError(.badRequest, "the kmip provider is not available in this build yet",
-                               fix: "use --provider local (a root-only key file or a systemd credential)")
         }
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")

@@ -35,6 +35,13 @@ public final class LockManager: Sendable {
             case .status: return .status(try await status())
             case .guardStatus(let address): return .guardState(try guardStatus(address: address))
             case .guardReset(let address): return .guardState(try guardReset(address: address))
+            case .keyServerAdd(let add): return .keyServers(try keyServerAdd(add))
+            case .keyServerRemove(let name): return .keyServers(try keyServerRemove(name: name))
+            case .keyServerShow: return .keyServers(try keyServerShow())
+            case .keyServerStatus: return .keyServers(try keyServerStatus())
+            case .keyServerQuery: return .keyServers(try keyServerQuery())
+            case .keysList: return .keys(try keysList())
+            case .keysRestore(let restore): return .keys(try keysRestore(restore))
             }
         } catch {
             return .failure(error)
@@ -73,7 +80,10 @@ public final class LockManager: Sendable {
 
     /// Where a generation's AK is fetched from, in order: the systemd credential and the
     /// configured key directory, then wherever the generation records it was stored.
-    func keySources(for generation: StoredKeyGeneration) -> [any KeySource] {
+    func keySources(for generation: StoredKeyGeneration, store: any StateStore) -> [any KeySource] {
+        if generation.provider == KeyProviderKind.kmip.rawValue {
+            return [KMIPKeySource(servers: (try? store.keyServers()) ?? [], timeout: configuration.commandTimeout)]
+        }
         var sources: [any KeySource] = [LocalKeySource(directory: configuration.keyDirectory,
                                                        credentialsDirectory: configuration.credentialsDirectory)]
         var directories: Set<String> = [configuration.keyDirectory]
@@ -116,7 +126,7 @@ public final class LockManager: Sendable {
                 } else {
                     var reasons: [String] = []
                     var found: Secret?
-                    for source in keySources(for: generation) where found == nil {
+                    for source in keySources(for: generation, store: store) where found == nil {
                         switch source.fetch(keyID: generation.keyID, deadline: deadline) {
                         case .found(let key): found = key
                         case .notHere(let why): reasons.append("\(source.name): \(why)")

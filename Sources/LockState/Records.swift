@@ -192,3 +192,33 @@ public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, Pe
         self.updatedAt = updatedAt
     }
 }
+
+/// A configured key server: a name, the hostnames of its cluster, and the client identity files
+/// (paths only: the private key never enters the state).
+public struct StoredKeyServer: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "keyServer"
+    public var id: Int64?
+    public var providerID: Int64
+    public var name: String
+    /// `HOST:PORT` of each cluster member, tried in order.
+    public var addresses: [String]
+    public var position: Int
+    public var certificatePath: String
+    public var privateKeyPath: String
+    public var caPath: String
+    public var verifyServerName: Bool
+
+    public init(providerID: Int64, name: String, addresses: [String], position: Int, certificatePath: String,
+                privateKeyPath: String, caPath: String, verifyServerName: Bool) {
+        self.providerID = providerID
+        self.name = name
+        self.addresses = addresses
+        self.position = position
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.caPath = caPath
+        self.verifyServerName = verifyServerName
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

@@ -52,6 +52,7 @@ enum Schema {
                 t.column("certificatePath", .text).notNull()
                 t.column("privateKeyPath", .text).notNull()
                 t.column("caPath", .text).notNull()
+                t.column("verifyServerName", .boolean).notNull().defaults(to: true)
             }
             try db.create(table: "certificate") { t in
                 t.autoIncrementedPrimaryKey("id")

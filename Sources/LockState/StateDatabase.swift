@@ -241,6 +241,47 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    // MARK: Key servers
+
+    public static let maximumKeyServers = 4
+
+    public func keyServers() throws(StateError) -> [StoredKeyServer] {
+        try read { try StoredKeyServer.order(Column("position")).fetchAll($0) }
+    }
+
+    @discardableResult
+    public func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
+                             caPath: String, verifyServerName: Bool) throws(StateError) -> StoredKeyServer {
+        try write { db in
+            let count = try StoredKeyServer.fetchCount(db)
+            guard count < Self.maximumKeyServers else {
+                throw StateError(.invalid, "\(Self.maximumKeyServers) key servers are configured already",
+                                 fix: "remove one first (`sedlock keyserver remove`)")
+            }
+            guard try StoredKeyServer.filter(Column("name") == name).fetchCount(db) == 0 else {
+                throw StateError(.invalid, "a key server named \(name) is configured already")
+            }
+            var providerID = try Int64.fetchOne(db, sql: "SELECT id FROM keyProvider WHERE kind = 'kmip'")
+            if providerID == nil {
+                try db.execute(sql: "INSERT INTO keyProvider (kind, name) VALUES ('kmip', 'kmip')")
+                providerID = db.lastInsertedRowID
+            }
+            let position = (try Int.fetchOne(db, sql: "SELECT MAX(position) FROM keyServer") ?? -1) + 1
+            var server = StoredKeyServer(providerID: providerID ?? 0, name: name, addresses: addresses, position: position,
+                                         certificatePath: certificatePath, privateKeyPath: privateKeyPath, caPath: caPath,
+                                         verifyServerName: verifyServerName)
+            try server.insert(db)
+            return server
+        }
+    }
+
+    public func removeKeyServer(name: String) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM keyServer WHERE name = ?", arguments: [name])
+            guard db.changesCount == 1 else { throw StateError(.invalid, "no key server named \(name)") }
+        }
+    }
+
     // MARK: Journal
 
     @discardableResult

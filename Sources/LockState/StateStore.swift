@@ -30,6 +30,14 @@ public protocol StateStore: Sendable {
     func setCheckValues(_ values: [StoredCheckValue]) throws(StateError)
     func checkValue(driveID: Int64, generationID: Int64, authority: String) throws(StateError) -> StoredCheckValue?
 
+    // Key servers (the kmip provider)
+    /// Configured key servers in their order.
+    func keyServers() throws(StateError) -> [StoredKeyServer]
+    /// Adds a key server to the kmip provider (created on first use); refuses a fifth.
+    @discardableResult func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
+                                         caPath: String, verifyServerName: Bool) throws(StateError) -> StoredKeyServer
+    func removeKeyServer(name: String) throws(StateError)
+
     // Journal
     @discardableResult func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry
     /// The unfinished journal entries, oldest first.

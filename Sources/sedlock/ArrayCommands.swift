@@ -52,7 +52,7 @@ struct ArraySetup: AsyncParsableCommand {
         """)
     @OptionGroup var options: ManagerOptions
     @Option(parsing: .upToNextOption, help: "The drives to set up.") var drives: [String] = []
-    @Option(help: "Where the key is kept: local (kmip comes with key servers).") var provider: KeyProviderKind = .local
+    @Option(help: "Where the key is kept: local (a root-only file or systemd credential) or kmip (every key server; add them first).") var provider: KeyProviderKind = .local
     @Option(help: "Key tag (default: derived from the machine id).") var keyTag: String?
     @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
     @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
@@ -145,6 +145,106 @@ struct GuardReset: AsyncParsableCommand {
     }
 }
 
+struct KeyServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keyserver", abstract: "The array's KMIP key servers (at most four): add, remove, show, status, query.",
+        subcommands: [KeyServerAdd.self, KeyServerRemove.self, KeyServerShow.self, KeyServerStatus.self, KeyServerQuery.self])
+}
+
+struct KeyServerAdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a key server, after testing it (TLS, authentication, a Locate).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "HOST[:PORT] (port 5696 by default).") var server: String
+    @Option(help: "Other members of the server's cluster, HOST[:PORT], comma separated.") var cluster: String?
+    @Option(help: "A name for the server (default: HOST:PORT).") var name: String?
+    @Option(help: "Client certificate (PEM).") var cert: String
+    @Option(help: "Client private key (PEM); only its path is kept.") var key: String
+    @Option(help: "CA certificates that signed the server's certificate (PEM).") var ca: String
+    @Flag(help: "Do not check that the server's certificate names the host.") var noVerifyName = false
+
+    func run() async throws {
+        await reportingAsync {
+            let members = [server] + (cluster.map { $0.split(separator: ",").map(String.init) } ?? [])
+            let request = KeyServerAddRequest(addresses: members, name: name, certificatePath: absolute(cert),
+                                              privateKeyPath: absolute(key), caPath: absolute(ca), verifyServerName: !noVerifyName)
+            try show(await options.manager().respond(to: .keyServerAdd(request)), json: options.json)
+        }
+    }
+}
+
+/// Paths are kept in the state, so they are made absolute against the current directory.
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+struct KeyServerRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a key server (not the last one while keys live there).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The server's name.") var name: String
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .keyServerRemove(name: name)), json: options.json) }
+    }
+}
+
+struct KeyServerShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "The configured key servers.")
+    @OptionGroup var options: ManagerOptions
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .keyServerShow), json: options.json) }
+    }
+}
+
+struct KeyServerStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Test each key server: TLS, authentication, a Locate.")
+    @OptionGroup var options: ManagerOptions
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .keyServerStatus), json: options.json) }
+    }
+}
+
+struct KeyServerQuery: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query", abstract: "Key IDs each server holds; * marks a key the keytable lacks.")
+    @OptionGroup var options: ManagerOptions
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .keyServerQuery), json: options.json) }
+    }
+}
+
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Key generations and the keytable: list, restore.",
+        subcommands: [KeysList.self, KeysRestore.self])
+}
+
+struct KeysList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Key generations, their state and provider.")
+    @OptionGroup var options: ManagerOptions
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .keysList), json: options.json) }
+    }
+}
+
+struct KeysRestore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore", abstract: "Load the keytable from the key servers: --all rebuilds it, --server adds one server's keys.")
+    @OptionGroup var options: ManagerOptions
+    @Flag(help: "Rebuild from every server, dropping keys no server holds any more.") var all = false
+    @Option(help: "Add the keys one server holds.") var server: String?
+    @Option(help: "Only keys with this tag.") var keyTag: String?
+
+    func validate() throws {
+        guard all != (server != nil) else { throw ValidationError("give --all or --server NAME") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            let request = KeysRestoreRequest(all: all, server: server, keyTag: keyTag)
+            try show(await options.manager().respond(to: .keysRestore(request)), json: options.json)
+        }
+    }
+}
+
 // MARK: Output and exit status
 
 /// Prints a response and throws the failure that sets the exit status.
@@ -174,6 +274,26 @@ func show(_ response: ControlResponse, json: Bool) throws {
         }
         for g in status.generations { print("key \(g.keyID)  tag \(g.tag)  \(g.state)  \(g.provider)  created \(g.createdAt)") }
         for b in status.recentBoots { print("boot \(b)") }
+    case .keyServers(let report):
+        if json { printJSON(report); return }
+        for server in report.servers {
+            var line = "\(server.name)  \(server.addresses.joined(separator: ","))  cert \(server.certificatePath)  ca \(server.caPath)"
+            if let reachable = server.reachable {
+                line += reachable ? "  OK\(server.tls.map { " (\($0))" } ?? "")" : "  FAILED: \(server.error ?? "")"
+            }
+            print(line)
+            for key in server.keys ?? [] { print("  \(key.inKeytable ? " " : "*") \(key.keyID)  tag \(key.tag)") }
+        }
+        if report.servers.isEmpty { print("no key server configured") }
+        let failed = report.servers.filter { $0.reachable == false }
+        if !failed.isEmpty {
+            throw CommandFailure("\(failed.count) of \(report.servers.count) key servers failed", failed.count == report.servers.count ? .transport : .partial)
+        }
+    case .keys(let report):
+        if json { printJSON(report); return }
+        for key in report.keys {
+            print("\(key.inKeytable ? " " : "*") \(key.keyID)  tag \(key.tag)  \(key.state)  \(key.provider)\(key.detail.isEmpty ? "" : "  — \(key.detail)")")
+        }
     case .guardState(let report):
         if json { printJSON(report); return }
         for d in report.drives {

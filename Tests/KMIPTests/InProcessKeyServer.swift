@@ -1,5 +1,6 @@
 import Foundation
 import KMIP
+import KMIPTestSupport
 import SedSimulator
 
 /// The test seam for key servers where TLS is not the point: KMIP messages carried in-process to

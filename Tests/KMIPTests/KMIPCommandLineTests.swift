@@ -1,4 +1,5 @@
 import Foundation
+import KMIPTestSupport
 import TestSupport
 import Testing
 

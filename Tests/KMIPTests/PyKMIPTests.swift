@@ -1,6 +1,7 @@
 import Foundation
 import Keys
 import KMIP
+import KMIPTestSupport
 import Testing
 
 /// The client against PyKMIP's real server: the SASED flow, per protocol version.

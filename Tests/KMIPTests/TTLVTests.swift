@@ -1,6 +1,7 @@
 import Testing
 @testable import KMIPCodec
 import KMIP
+import KMIPTestSupport
 
 func hex(_ text: String) -> [UInt8] {
     let clean = text.filter { !$0.isWhitespace && $0 != "|" }

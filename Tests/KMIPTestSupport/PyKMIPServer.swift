@@ -7,18 +7,18 @@ import Glibc
 
 /// Runs a shell command, failing the fixture when it fails.
 @discardableResult
-func shell(_ command: String) throws -> String { try ProcessRunner.shell(command) }
+public func shell(_ command: String) throws -> String { try ProcessRunner.shell(command) }
 
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A certificate authority and the certificates it signs, made with the openssl CLI.
-struct TestPKI {
-    let directory: String
+public struct TestPKI {
+    public let directory: String
 
-    init(directory: String, caName: String = "ca") throws {
+    public init(directory: String, caName: String = "ca") throws {
         self.directory = directory
         try shell("""
             cd '\(directory)' && openssl req -x509 -newkey rsa:2048 -nodes -keyout \(caName).key -out \(caName).pem -days 30 \
@@ -27,11 +27,11 @@ struct TestPKI {
         self.caName = caName
     }
 
-    let caName: String
-    var caPath: String { "\(directory)/\(caName).pem" }
+    public let caName: String
+    public var caPath: String { "\(directory)/\(caName).pem" }
 
     /// Issues a certificate; returns (certificate, key) paths.
-    func issue(_ name: String, commonName: String, extensions: String) throws -> (String, String) {
+    public func issue(_ name: String, commonName: String, extensions: String) throws -> (String, String) {
         try shell("""
             cd '\(directory)' && openssl req -newkey rsa:2048 -nodes -keyout \(name).key -out \(name).csr -subj '/CN=\(commonName)' 2>/dev/null \
               && printf '\(extensions)\\n' > \(name).ext \
@@ -43,18 +43,18 @@ struct TestPKI {
 }
 
 /// PyKMIP's server on a free loopback port with mutual TLS, for the duration of a test.
-final class PyKMIPServer {
-    let directory: String
-    let pki: TestPKI
-    let port: UInt16
+public final class PyKMIPServer: @unchecked Sendable {
+    public let directory: String
+    public let pki: TestPKI
+    public let port: UInt16
     private let process: ChildProcess
 
-    static var executable: String {
+    public static var executable: String {
         ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] ?? packageRoot.appendingPathComponent(".venv/bin/pykmip-server").path
     }
 
     /// Starts the same server again (same directory, port and database) with `ca.pem` possibly replaced.
-    func restart() throws -> PyKMIPServer { try PyKMIPServer(reusing: self) }
+    public func restart() throws -> PyKMIPServer { try PyKMIPServer(reusing: self) }
 
     private init(reusing old: PyKMIPServer) throws {
         directory = old.directory
@@ -80,7 +80,7 @@ final class PyKMIPServer {
         throw FixtureError("pykmip-server did not listen on \(port)")
     }
 
-    init() throws {
+    public init() throws {
         ownsDirectory = true
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykmip-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory + "/policies", withIntermediateDirectories: true)
@@ -111,17 +111,17 @@ final class PyKMIPServer {
         if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    func stop() { process.stop() }
+    public func stop() { process.stop() }
 
-    var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
+    public var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
 
     /// A client identity (CN) this server trusts.
-    func client(_ commonName: String) throws -> TLSConfiguration {
+    public func client(_ commonName: String) throws -> TLSConfiguration {
         let (cert, key) = try pki.issue("client-\(commonName)", commonName: commonName, extensions: "extendedKeyUsage=clientAuth")
         return TLSConfiguration(certificatePath: cert, privateKeyPath: key, caPath: pki.caPath, connectTimeout: 5, ioTimeout: 15)
     }
 
-    static func freePort() throws -> UInt16 {
+    public static func freePort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -138,7 +138,7 @@ final class PyKMIPServer {
         return UInt16(bigEndian: addr.sin_port)
     }
 
-    static func accepts(_ port: UInt16) -> Bool {
+    public static func accepts(_ port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -153,11 +153,11 @@ final class PyKMIPServer {
 
 /// A child in its own process group, spawned with a clean signal mask and reaped by us
 /// (Foundation's Process can miss the exit of a server that forks workers).
-final class ChildProcess {
-    let pid: pid_t
+public final class ChildProcess {
+    public let pid: pid_t
     private var exited = false
 
-    init(_ path: String, _ arguments: [String]) throws {
+    public init(_ path: String, _ arguments: [String]) throws {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -184,7 +184,7 @@ final class ChildProcess {
         pid = child
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         if exited { return false }
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid { exited = true }
@@ -192,7 +192,7 @@ final class ChildProcess {
     }
 
     /// SIGTERM to the whole group, then SIGKILL if it lingers.
-    func stop() {
+    public func stop() {
         guard isRunning else { return }
         kill(-pid, SIGTERM)
         let deadline = Date().addingTimeInterval(3)

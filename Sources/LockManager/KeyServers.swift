@@ -1,0 +1,200 @@
+import ControlAPI
+import Foundation
+import Keys
+import KMIP
+import LockState
+import Platform
+
+extension LockManager {
+    /// Adds a key server after testing it as the service will use it (TLS with the client's
+    /// identity, authentication, a Locate). At most four.
+    public func keyServerAdd(_ request: KeyServerAddRequest) throws(ControlError) -> KeyServerReport {
+        guard !request.addresses.isEmpty else { throw ControlError(.badRequest, "give the server's HOST[:PORT]") }
+        for text in request.addresses where ServerAddress(text) == nil {
+            throw ControlError(.badRequest, "'\(text)' is not HOST[:PORT]")
+        }
+        for (option, path) in [("--cert", request.certificatePath), ("--key", request.privateKeyPath), ("--ca", request.caPath)]
+            where !FileManager.default.isReadableFile(atPath: path) {
+            throw ControlError(.badRequest, "\(option) \(path): cannot read the file")
+        }
+        let name = request.name ?? request.addresses[0]
+        let candidate = StoredKeyServer(providerID: 0, name: name, addresses: request.addresses.compactMap { ServerAddress($0)?.description },
+                                        position: 0, certificatePath: request.certificatePath, privateKeyPath: request.privateKeyPath,
+                                        caPath: request.caPath, verifyServerName: request.verifyServerName)
+        let tested = test(candidate)
+        if let error = tested.error {
+            throw ControlError(.unreachable, "\(name) failed its test, so it was not added: \(error)")
+        }
+        let store = try openState(.write)
+        do {
+            try store.addKeyServer(name: name, addresses: candidate.addresses, certificatePath: candidate.certificatePath,
+                                   privateKeyPath: candidate.privateKeyPath, caPath: candidate.caPath,
+                                   verifyServerName: candidate.verifyServerName)
+        } catch { throw ControlError(error.code == .invalid ? .badRequest : .failed, error.message, fix: error.fix) }
+        audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS"))")
+        return try keyServerShow()
+    }
+
+    /// Removes a key server. The last one is kept while a kmip key generation is in use.
+    public func keyServerRemove(name: String) throws(ControlError) -> KeyServerReport {
+        let store = try openState(.write)
+        do {
+            let servers = try store.keyServers()
+            guard servers.contains(where: { $0.name == name }) else { throw ControlError(.badRequest, "no key server named \(name)") }
+            let kmipInUse = try store.generations().contains { $0.provider == KeyProviderKind.kmip.rawValue && $0.state != .destroyed }
+            if servers.count == 1 && kmipInUse {
+                throw ControlError(.badRequest, "\(name) is the last key server and the array's keys live on key servers",
+                                   fix: "add another key server first")
+            }
+            try store.removeKeyServer(name: name)
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        audit(store, "keyserver remove", target: name, outcome: "done")
+        return try keyServerShow()
+    }
+
+    public func keyServerShow() throws(ControlError) -> KeyServerReport {
+        let store = try openState(.read)
+        do {
+            return KeyServerReport(servers: try store.keyServers().map(Self.entry))
+        } catch { throw Self.stateFailure(error) }
+    }
+
+    /// Each configured server tested as the boot service would reach it.
+    public func keyServerStatus() throws(ControlError) -> KeyServerReport {
+        let store = try openState(.read)
+        do { return KeyServerReport(servers: try store.keyServers().map(test)) } catch { throw Self.stateFailure(error) }
+    }
+
+    /// The key IDs each server holds (SecretData named by a key ID), marked when the keytable lacks
+    /// them; the keytable is first loaded with the keys of the state's generations.
+    public func keyServerQuery() throws(ControlError) -> KeyServerReport {
+        let store = try openState(.read)
+        let servers: [StoredKeyServer]
+        let generations: [StoredKeyGeneration]
+        do {
+            servers = try store.keyServers()
+            generations = try store.generations()
+            let drives = try store.drives()
+            _ = try loadKeys(generationIDs: Set(generations.filter { $0.state != .destroyed }.compactMap(\.id)), drives: drives,
+                             store: store, deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        let held = Set(keytable.keyIDs)
+        return KeyServerReport(servers: servers.map { server in
+            var entry = Self.entry(server)
+            do throws(KeyServerError) {
+                let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
+                entry.keys = try pool.read { (client) throws(KeyServerError) -> [KeyServerReport.HeldKey] in
+                    try client.negotiateVersion()
+                    var keys: [KeyServerReport.HeldKey] = []
+                    for id in try client.locate([.objectType(.secretData)]) {
+                        var keyID: String?
+                        var tag = ""
+                        for attribute in try client.getAttributes(id, names: ["Name", "Object Group"]) {
+                            switch attribute {
+                            case .name(let value) where UUID(uuidString: value) != nil: keyID = value.lowercased()
+                            case .objectGroup(let value): tag = value
+                            default: break
+                            }
+                        }
+                        if let keyID { keys.append(.init(keyID: keyID, tag: tag, inKeytable: held.contains(keyID))) }
+                    }
+                    return keys.sorted { $0.keyID < $1.keyID }
+                }
+                entry.reachable = true
+            } catch {
+                entry.reachable = false
+                entry.error = error.description
+            }
+            return entry
+        })
+    }
+
+    /// The state's key generations and whether the keytable holds each.
+    public func keysList() throws(ControlError) -> KeysReport {
+        let store = try openState(.read)
+        do {
+            let held = Set(keytable.keyIDs)
+            return KeysReport(keys: try store.generations().map {
+                KeysReport.Key(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider,
+                               inKeytable: held.contains($0.keyID))
+            })
+        } catch { throw Self.stateFailure(error) }
+    }
+
+    /// `--all`: rebuilds the keytable from the key servers, dropping keys none of them holds any
+    /// more (the only way besides a restart). `--server S`: adds what that server holds.
+    public func keysRestore(_ request: KeysRestoreRequest) throws(ControlError) -> KeysReport {
+        guard request.all != (request.server != nil) else {
+            throw ControlError(.badRequest, "restore takes --all or --server NAME")
+        }
+        let store = try openState(.read)
+        let servers: [StoredKeyServer]
+        let generations: [StoredKeyGeneration]
+        let drives: [StoredDrive]
+        do {
+            servers = try store.keyServers()
+            generations = try store.generations().filter {
+                $0.state != .destroyed && $0.provider == KeyProviderKind.kmip.rawValue && (request.keyTag == nil || $0.tag == request.keyTag)
+            }
+            drives = try store.drives()
+        } catch { throw Self.stateFailure(error) }
+        let chosen = request.server.map { name in servers.filter { $0.name == name } } ?? servers
+        if let name = request.server, chosen.isEmpty { throw ControlError(.badRequest, "no key server named \(name)") }
+        let source = KMIPKeySource(servers: chosen, timeout: configuration.commandTimeout)
+        var keys: [KeysReport.Key] = []
+        for generation in generations {
+            guard let id = generation.id else { continue }
+            if request.all { keytable.remove(generation.keyID) }
+            var detail: String
+            switch source.fetch(keyID: generation.keyID, deadline: Deadline.after(seconds: configuration.commandTimeout, time: time)) {
+            case .found(let ak):
+                let verified = drives.contains { drive in
+                    (try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: id, store: store)) != nil
+                }
+                let checkable = drives.contains { $0.generationID == id }
+                if verified || !checkable {
+                    keytable.insert(ak, keyID: generation.keyID)
+                    detail = verified ? "loaded and verified" : "loaded (no drive to verify it against)"
+                } else {
+                    detail = "refused: it does not match the drives' check values"
+                }
+            case .notHere(let why):
+                detail = "not on \(request.server ?? "any key server"): \(why)"
+            }
+            keys.append(KeysReport.Key(keyID: generation.keyID, tag: generation.tag, state: generation.state.rawValue,
+                                       provider: generation.provider, inKeytable: keytable.key(generation.keyID) != nil,
+                                       detail: detail))
+        }
+        return KeysReport(keys: keys)
+    }
+
+    // MARK: Helpers
+
+    static func entry(_ server: StoredKeyServer) -> KeyServerReport.Server {
+        KeyServerReport.Server(name: server.name, addresses: server.addresses, certificatePath: server.certificatePath,
+                               caPath: server.caPath)
+    }
+
+    /// TLS handshake with the client identity, authentication, and a Locate, on each cluster member in turn.
+    func test(_ server: StoredKeyServer) -> KeyServerReport.Server {
+        var entry = Self.entry(server)
+        do throws(KeyServerError) {
+            let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
+            entry.tls = try pool.read { (client) throws(KeyServerError) -> String? in
+                try client.connection.connect()
+                try client.negotiateVersion()
+                _ = try client.locate([.name("sedlock-connection-test")], maximumItems: 1)
+                return client.connection.tlsSummary
+            }
+            entry.reachable = true
+        } catch {
+            entry.reachable = false
+            entry.error = error.description
+        }
+        return entry
+    }
+}
