@@ -30,11 +30,12 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case keyServerQuery
     case keysList
     case keysRestore(KeysRestoreRequest)
+    case rekey(RekeyRequest)
 
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore: return true
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList: return false
         }
     }
@@ -117,4 +118,10 @@ public struct UnlockRequest: Codable, Sendable, Hashable {
 public struct LockRequest: Codable, Sendable, Hashable {
     public var drives: DriveSelection
     public init(drives: DriveSelection) { self.drives = drives }
+}
+
+public struct RekeyRequest: Codable, Sendable, Hashable {
+    /// The new generation's tag (default: the current one's).
+    public var keyTag: String?
+    public init(keyTag: String? = nil) { self.keyTag = keyTag }
 }

@@ -227,9 +227,9 @@ extension LockManager {
                             if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
                                 adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField)
                             }
-                            let run = DriveSetupRun(drive: drive, journalID: journalID, startStep: step.step, pins: pins,
-                                                    adoptionPIN: adoptionPIN, resuming: resuming, store: store,
-                                                    lockout: lockout, time: time)
+                            let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                            let run = DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins,
+                                                    adoptionPIN: adoptionPIN, resuming: resuming)
                             return run.run(opal)
                         }
                     } catch let error as OpalError {

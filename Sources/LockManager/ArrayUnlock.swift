@@ -22,9 +22,9 @@ extension LockManager {
                                  waitSeconds: Double) async throws(ControlError) -> ArrayReport {
         let operation = locked ? "lock" : "unlock"
         let store = try openState(.write)
-        let all: [StoredDrive]
+        var all: [StoredDrive]
         do { all = try store.drives() } catch { throw Self.stateFailure(error) }
-        let drives = try select(selection, from: all)
+        var drives = try select(selection, from: all)
 
         var bootID: String?
         var held = false
@@ -41,9 +41,25 @@ extension LockManager {
             } catch { throw Self.stateFailure(error) }
         }
 
+        // An unfinished rekey is rolled forward first (not in a held boot); drives it cannot finish
+        // are unlocked with the PIN their Admin1 holds now.
+        var rekey: (journal: JournalEntry, steps: [JournalDriveStep])?
+        do {
+            if let journal = try store.pendingJournals().first(where: { $0.kind == .rekey }), let journalID = journal.id {
+                if !held { _ = try? await runRekey(journal, store: store, resuming: true) }
+                if try store.pendingJournals().contains(where: { $0.id == journalID }) {
+                    rekey = (journal, try store.journalSteps(journalID: journalID))
+                }
+                all = try store.drives()
+                drives = try select(selection, from: all)
+            }
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+
         // Keys first: nothing below touches a drive until its key is in hand and proven.
         let deadline = Deadline.after(seconds: waitSeconds, time: time)
-        let generationIDs = Set(drives.compactMap(\.generationID))
+        let generationIDs = Set(drives.compactMap { admin1Generation(of: $0, rekey: rekey) })
         let keys = try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
         let lockout = lockoutGuard(store)
         var outcomes: [String: DriveOutcome] = [:]
@@ -52,7 +68,10 @@ extension LockManager {
             let fail = { (result: DriveOutcome.Result, detail: String) in
                 outcomes[drive.address] = DriveOutcome(address: drive.address, result: result, detail: detail)
             }
-            guard let generationID = drive.generationID else { fail(.failed, "setup has not finished on this drive"); continue }
+            guard let generationID = admin1Generation(of: drive, rekey: rekey) else {
+                fail(.failed, "setup has not finished on this drive")
+                continue
+            }
             if let reason = drive.guardReason { fail(.guarded, reason); continue }
             if held {
                 // After K failed boots: no attempt with anything unverified, and none at all on a

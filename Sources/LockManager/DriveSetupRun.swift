@@ -6,19 +6,13 @@ import Opal
 import Platform
 import TCGStorage
 
-/// One drive's part of a journaled setup, as a state machine over the journal's steps. Each step
-/// is recorded after the drive did it; after a crash the next run resumes from the recorded step
-/// and first tries the PIN the drive most likely holds, so recovery costs at most one failed
-/// authentication per drive.
-struct DriveSetupRun: Sendable {
+/// The machinery every journaled per-drive change shares (setup, rekey): run steps until the drive
+/// is proven, record each step after the drive did it, and make every authentication under the
+/// lockout guard. After a crash the next run resumes from the recorded step and first tries the
+/// PIN the drive most likely holds, so recovery costs at most one failed authentication per drive.
+struct JournaledRun: Sendable {
     let drive: StoredDrive
     let journalID: Int64
-    let startStep: JournalDriveStep.Step
-    let pins: VerifiedPINs
-    /// The drive's current PIN when it is being adopted (proven by the operator's PIN file).
-    let adoptionPIN: Secret?
-    /// True when an earlier run may have changed the drive without recording it.
-    let resuming: Bool
     let store: any StateStore
     let lockout: LockoutGuard
     let time: any TimeSource
@@ -27,17 +21,18 @@ struct DriveSetupRun: Sendable {
         case outcome(DriveOutcome.Result, String)
     }
 
-    /// Runs the remaining steps on `opal`; never throws, the outcome says what happened.
-    func run(_ opal: OpalDrive) -> DriveOutcome {
+    /// Runs `advance` from `start` until the drive is proven; never throws, the outcome says what happened.
+    func run(from start: JournalDriveStep.Step, done: DriveOutcome.Result,
+             _ advance: (JournalDriveStep.Step, inout Int) throws(Stop) -> JournalDriveStep.Step) -> DriveOutcome {
         var attempts = 0
-        var step = startStep
+        var step = start
         do {
             while step != .proven {
-                let next = try advance(from: step, opal, attempts: &attempts)
+                let next = try advance(step, &attempts)
                 try record(next)
                 step = next
             }
-            return DriveOutcome(address: drive.address, result: adoptionPIN == nil ? .setUp : .adopted, attempts: attempts)
+            return DriveOutcome(address: drive.address, result: done, attempts: attempts)
         } catch {
             switch error {
             case .outcome(let result, let detail):
@@ -55,7 +50,7 @@ struct DriveSetupRun: Sendable {
     }
 
     /// One authenticated operation under the lockout guard.
-    private func attempt<R>(_ attempts: inout Int, _ body: () throws(OpalError) -> R) throws(Stop) -> R {
+    func attempt<R>(_ attempts: inout Int, _ body: () throws(OpalError) -> R) throws(Stop) -> R {
         do {
             attempts += 1
             return try lockout.attempt(drive.address, body)
@@ -69,8 +64,8 @@ struct DriveSetupRun: Sendable {
     }
 
     /// Tries `candidates` in order with `body`; a NOT_AUTHORIZED moves to the next candidate.
-    private func firstAccepted(_ attempts: inout Int, _ candidates: [Secret],
-                               _ body: (Secret) throws(OpalError) -> Void) throws(Stop) -> Secret {
+    func firstAccepted(_ attempts: inout Int, _ candidates: [Secret],
+                       _ body: (Secret) throws(OpalError) -> Void) throws(Stop) -> Secret {
         var last: Stop?
         for pin in candidates {
             do {
@@ -92,6 +87,36 @@ struct DriveSetupRun: Sendable {
         default: return .failed
         }
     }
+}
+
+/// One drive's part of a journaled setup: own, activate, set PINs, prove.
+struct DriveSetupRun: Sendable {
+    let journaled: JournaledRun
+    let startStep: JournalDriveStep.Step
+    let pins: VerifiedPINs
+    /// The drive's current PIN when it is being adopted (proven by the operator's PIN file).
+    let adoptionPIN: Secret?
+    /// True when an earlier run may have changed the drive without recording it.
+    let resuming: Bool
+
+    typealias Stop = JournaledRun.Stop
+
+    func run(_ opal: OpalDrive) -> DriveOutcome {
+        journaled.run(from: startStep, done: adoptionPIN == nil ? .setUp : .adopted) { (step, attempts) throws(Stop) in
+            try advance(from: step, opal, attempts: &attempts)
+        }
+    }
+
+    private func attempt<R>(_ attempts: inout Int, _ body: () throws(OpalError) -> R) throws(Stop) -> R {
+        try journaled.attempt(&attempts, body)
+    }
+
+    private func firstAccepted(_ attempts: inout Int, _ candidates: [Secret],
+                               _ body: (Secret) throws(OpalError) -> Void) throws(Stop) -> Secret {
+        try journaled.firstAccepted(&attempts, candidates, body)
+    }
+
+    static func result(of error: OpalError) -> DriveOutcome.Result { JournaledRun.result(of: error) }
 
     private func advance(from step: JournalDriveStep.Step, _ opal: OpalDrive,
                          attempts: inout Int) throws(Stop) -> JournalDriveStep.Step {
@@ -158,13 +183,16 @@ struct DriveSetupRun: Sendable {
             // Prove the new PINs in fresh sessions, and learn the TryLimit the lockout guard keeps clear of.
             try attempt(&attempts) { () throws(OpalError) in try opal.verifyPIN(.sid, pin: pins.sid) }
             let tries = try attempt(&attempts) { () throws(OpalError) in try opal.readTries(as: .admin(1), pin: pins.admin1) }
-            if let admin = tries.first(where: { $0.authority == "Admin1" }), admin.tryLimit > 0, var updated = try? store.drive(address: drive.address) {
+            if let admin = tries.first(where: { $0.authority == "Admin1" }), admin.tryLimit > 0,
+               var updated = try? journaled.store.drive(address: journaled.drive.address) {
                 updated.tryLimit = Int(clamping: admin.tryLimit)
-                try? store.updateDrive(updated)
+                try? journaled.store.updateDrive(updated)
             }
             return .proven
         case .proven:
             return .proven
+        case .sidSet, .admin1Set:
+            throw .outcome(.failed, "the setup journal holds a rekey step (\(step.rawValue)); the state is inconsistent")
         }
     }
 }

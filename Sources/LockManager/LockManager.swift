@@ -42,6 +42,7 @@ public final class LockManager: Sendable {
             case .keyServerQuery: return .keyServers(try keyServerQuery())
             case .keysList: return .keys(try keysList())
             case .keysRestore(let restore): return .keys(try keysRestore(restore))
+            case .rekey(let rekey): return .array(try await self.rekey(rekey))
             }
         } catch {
             return .failure(error)
@@ -71,6 +72,15 @@ public final class LockManager: Sendable {
         } catch {
             throw ControlError(error.code == .busy ? .busy : (error.code == .invalid ? .badRequest : .failed), error.message,
                                fix: error.fix)
+        }
+    }
+
+    /// Closes the state and releases the writer lock now (a process that hands over to another, a
+    /// daemon stopping), instead of whenever the last reference goes.
+    public func releaseState() {
+        writer.withLock { open in
+            open?.close()
+            open = nil
         }
     }
 

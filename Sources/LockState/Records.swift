@@ -169,12 +169,16 @@ public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, Pe
         case owned
         /// The Locking SP is active (Admin1 still holds the SID PIN).
         case activated
+        /// Rekey: SID holds the new generation's PIN.
+        case sidSet
+        /// Rekey: Admin1 holds the new generation's PIN too.
+        case admin1Set
         /// Admin1 and User1 hold their new PINs; the global range is configured.
         case pinsSet
         /// A fresh session proved the new PINs.
         case proven
 
-        static let order: [Step] = [.pending, .owned, .activated, .pinsSet, .proven]
+        static let order: [Step] = [.pending, .owned, .activated, .sidSet, .admin1Set, .pinsSet, .proven]
         public static func < (a: Step, b: Step) -> Bool {
             (order.firstIndex(of: a) ?? 0) < (order.firstIndex(of: b) ?? 0)
         }

@@ -81,7 +81,7 @@ enum Schema {
                 t.column("journalID", .integer).notNull().references("journal", onDelete: .cascade)
                 t.column("driveID", .integer).notNull().references("drive", onDelete: .cascade)
                 t.column("step", .text).notNull()
-                    .check(sql: "step IN ('pending', 'owned', 'activated', 'pinsSet', 'proven')")
+                    .check(sql: "step IN ('pending', 'owned', 'activated', 'sidSet', 'admin1Set', 'pinsSet', 'proven')")
                 t.column("updatedAt", .datetime).notNull()
                 t.primaryKey(["journalID", "driveID"])
             }

@@ -96,6 +96,12 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    /// Closes the database and releases the writer lock now, whoever still holds a reference.
+    public func close() {
+        try? pool.close()
+        writerLock?.release()
+    }
+
     static func classify(_ error: any Error, path: String) -> StateError {
         if let db = error as? DatabaseError {
             switch db.resultCode {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,8 @@ public final class FileLock: Sendable {
     }
 
     public let path: String
-    private let fd: Int32
+    /// The locked descriptor; -1 once released.
+    private let descriptor: Mutex<Int32>
 
     /// Takes the lock without waiting.
     public init(path: String) throws(Failure) {
@@ -36,15 +38,22 @@ public final class FileLock: Sendable {
             throw .system(failure)
         }
         self.path = path
-        self.fd = fd
+        descriptor = Mutex(fd)
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
     }
 
-    deinit {
-        _ = ftruncate(fd, 0)
-        close(fd)
+    deinit { release() }
+
+    /// Releases the lock now (idempotent); otherwise it goes with the last reference.
+    public func release() {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return }
+            _ = ftruncate(fd, 0)
+            close(fd)
+            fd = -1
+        }
     }
 
     /// The PID written by the process that holds the lock on `path`, if any.

@@ -145,6 +145,17 @@ struct GuardReset: AsyncParsableCommand {
     }
 }
 
+struct Rekey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A new key for every drive (journaled: after a crash, rekey, unlock or the next boot finishes it).")
+    @OptionGroup var options: ManagerOptions
+    @Option(help: "Tag of the new key (default: the current key's).") var keyTag: String?
+
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .rekey(RekeyRequest(keyTag: keyTag))), json: options.json) }
+    }
+}
+
 struct KeyServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyserver", abstract: "The array's KMIP key servers (at most four): add, remove, show, status, query.",

@@ -50,20 +50,35 @@ struct KMIPProviderTests {
         let status = try f.manager.keyServerStatus()
         #expect(status.servers.map(\.reachable) == [false, true])
 
-        // The key destroyed on the second server: query shows it gone there; restore --all drops it.
-        let client = KMIPClient(connection: KMIPConnection(server: secondRestarted.address, configuration: {
-            var c = tls
-            c.caPath = bundle
-            return c
-        }()))
-        for id in try client.locate([.name(keyID)]) {
-            try client.revoke(id, reason: .cessationOfOperation)
-            try client.destroy(id)
+        // A rekey needs every key server: with the first down, the new key is taken back and nothing changes.
+        await #expect { try await f.manager.rekey(RekeyRequest()) } throws: { ($0 as? ControlError)?.code == .unreachable }
+        #expect(try f.manager.keysList().keys.count == 1)
+        let firstAgain = try first.restart()
+        let rekeyed = try await f.manager.rekey(RekeyRequest())
+        #expect(rekeyed.allSucceeded, "\(rekeyed)")
+        let newKeyID = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(newKeyID != keyID)
+
+        // The key destroyed on the second server: query shows it gone there, restore --all still
+        // finds it on the first; destroyed there too, restore --all drops it.
+        var clientTLS = tls
+        clientTLS.caPath = bundle
+        func destroy(on server: PyKMIPServer) throws {
+            let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: clientTLS))
+            for id in try client.locate([.name(newKeyID)]) {
+                try client.revoke(id, reason: .cessationOfOperation)
+                try client.destroy(id)
+            }
         }
+        try destroy(on: secondRestarted)
         let afterDestroy = try f.manager.keyServerQuery()
-        #expect(afterDestroy.servers[1].keys?.contains { $0.keyID == keyID } == false)
+        #expect(afterDestroy.servers[1].keys?.contains { $0.keyID == newKeyID } == false)
+        #expect(afterDestroy.servers[0].keys?.contains { $0.keyID == newKeyID } == true)
+        #expect(try f.manager.keysRestore(KeysRestoreRequest(all: true)).keys.first { $0.keyID == newKeyID }?.inKeytable == true)
+        try destroy(on: firstAgain)
         let restore = try f.manager.keysRestore(KeysRestoreRequest(all: true))
-        #expect(restore.keys.first?.inKeytable == false && restore.keys.first?.detail.contains("not on any key server") == true)
+        let dropped = try #require(restore.keys.first { $0.keyID == newKeyID })
+        #expect(!dropped.inKeytable && dropped.detail.contains("not on any key server"))
         try f.reboot()
         let noKey = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
         #expect(noKey.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 })

@@ -53,6 +53,7 @@ final class LockManagerFixture: Sendable {
 
     /// A new lock manager process: nothing in memory survives, the state does.
     func restartManager() {
+        current.withLock { $0.releaseState() }
         let fresh = LockManager(configuration: configuration, factory: drives.factory, time: time)
         current.withLock { $0 = fresh }
     }

@@ -243,6 +243,49 @@ struct LockManagerTests {
         #expect(unlock.allSucceeded, "cut after \(cutAfter): \(unlock)")
     }
 
+    @Test("rekey moves every drive to a new key; the old one is retired and kept; unlock uses the new one")
+    func rekey() async throws {
+        let f = try LockManagerFixture(drives: 3)
+        #expect(try await f.setUpArray().allSucceeded)
+        let oldKey = try f.keyFile()
+        let report = try await f.manager.rekey(RekeyRequest())
+        #expect(report.allSucceeded && report.drives.allSatisfy { $0.result == .rekeyed }, "\(report)")
+        let keys = try f.manager.keysList().keys
+        #expect(keys.map(\.state) == ["retired", "active"] && keys.allSatisfy { $0.tag == "array-test" })
+        #expect(FileManager.default.fileExists(atPath: oldKey))
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded, "\(unlock)")
+        // Without the new key, nothing is presented even though the old key is still there.
+        try FileManager.default.removeItem(atPath: f.keyDirectory + "/" + keys[1].keyID + ".ak")
+        try f.reboot()
+        let without = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(without.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 })
+    }
+
+    @Test("a rekey cut off at any of a drive's exchanges is rolled forward by the next unlock, with at most one failed authentication",
+          arguments: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    func rekeyRollsForward(cutAfter: Int) async throws {
+        var settings = DriveSettings()
+        settings.sessionTimeoutSeconds = 1
+        let f = try LockManagerFixture(drives: 2, settings: settings)
+        #expect(try await f.setUpArray().allSucceeded)
+        var plan = FaultPlan()
+        plan.droppedResponses = 1
+        plan.dropAfterResponses = cutAfter
+        f.drive(1).setFaults(plan)
+        let first = try await f.manager.rekey(RekeyRequest())
+        if !first.allSucceeded {
+            #expect(try f.manager.keysList().keys.map(\.state) == ["active", "pending"])
+            try await Task.sleep(nanoseconds: 1_100_000_000)
+        }
+        try f.reboot()
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(boot.allSucceeded, "cut after \(cutAfter): \(boot)")
+        #expect(try f.manager.keysList().keys.map(\.state) == ["retired", "active"], "cut after \(cutAfter)")
+        #expect(f.driveFailures(1).consecutive <= 1, "cut after \(cutAfter)")
+    }
+
     private func sidPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .sid) }
     private func adminPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .admin1) }
 

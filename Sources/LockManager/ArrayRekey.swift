@@ -1,0 +1,184 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockState
+import Opal
+import Platform
+
+extension LockManager {
+    /// NetApp allows 128 key generations to be created; more may arrive by restore.
+    public static let keyGenerationCreationLimit = 128
+
+    /// A new key generation for the whole array, journaled in two phases: the new AK stored on its
+    /// provider and every drive's new check values recorded → journal pending → per drive: new
+    /// PINs set and proven in a fresh session → all done: the new generation is active and the
+    /// old one retired (kept while any drive may still use it). After a crash, the next rekey,
+    /// unlock or boot rolls it forward.
+    public func rekey(_ request: RekeyRequest) async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        let pending: [JournalEntry]
+        let generations: [StoredKeyGeneration]
+        let drives: [StoredDrive]
+        do {
+            pending = try store.pendingJournals()
+            generations = try store.generations()
+            drives = try store.drives()
+        } catch { throw Self.stateFailure(error) }
+        if let journal = pending.first(where: { $0.kind == .rekey }) {
+            return try await runRekey(journal, store: store, resuming: true)
+        }
+        if let busy = pending.first {
+            throw ControlError(.badRequest, "a \(busy.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
+        }
+        guard let active = generations.first(where: { $0.state == .active }), let activeID = active.id else {
+            throw ControlError(.badRequest, "the array has no active key", fix: "run `sedlock setup` first")
+        }
+        if let unfinished = drives.first(where: { $0.generationID != activeID }) {
+            throw ControlError(.badRequest, "\(unfinished.address) does not hold the active key", fix: "finish its setup first")
+        }
+        if let guarded = drives.first(where: { $0.isGuarded }) {
+            throw ControlError(.held, "\(guarded.address) is guarded (\(guarded.guardReason ?? "")); nothing was changed",
+                               fix: "find the cause, then `sedlock guard reset \(guarded.address) --yes`")
+        }
+        guard generations.count < Self.keyGenerationCreationLimit else {
+            throw ControlError(.badRequest, "\(Self.keyGenerationCreationLimit) key generations exist; no more can be created")
+        }
+        if let tag = request.keyTag, !KeyTag.isValid(tag) {
+            throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
+        }
+        // Keys first: the current key must be in hand and proven before anything changes.
+        let current = try loadKeys(generationIDs: [activeID], drives: drives, store: store,
+                                   deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        guard case .ready? = current[activeID] else {
+            throw ControlError(.held, "the current key is not available, so nothing was changed",
+                               fix: "check `sedlock keyserver status` (or the key file), then rekey again")
+        }
+
+        guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        let keyID = UUID().uuidString.lowercased()
+        let tag = request.keyTag ?? active.tag
+        let keyStore: any KeyStore
+        do {
+            if active.provider == KeyProviderKind.kmip.rawValue {
+                keyStore = KMIPKeySource(servers: try store.keyServers(), timeout: configuration.commandTimeout)
+            } else {
+                let recorded = active.locations.first { $0.hasPrefix("local:") }
+                    .map { (String($0.dropFirst(6)) as NSString).deletingLastPathComponent }
+                keyStore = LocalKeySource(directory: recorded ?? configuration.keyDirectory, credentialsDirectory: nil)
+            }
+        } catch { throw Self.stateFailure(error) }
+        let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
+        do {
+            let generation = try store.addGeneration(StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
+                                                                         provider: active.provider, locations: locations,
+                                                                         createdAt: time.wallTime))
+            guard let newID = generation.id else { throw ControlError(.failed, "the new generation has no id") }
+            for drive in drives {
+                do { try store.setCheckValues(try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: newID)) } catch {
+                    throw ControlError(.failed, "cannot derive the new PINs of \(drive.address): \(error)")
+                }
+            }
+            let journal = try store.beginJournal(JournalEntry(kind: .rekey, fromGenerationID: activeID, toGenerationID: newID,
+                                                              startedAt: time.wallTime))
+            guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
+            for drive in drives {
+                guard let driveID = drive.id else { continue }
+                try store.setJournalStep(JournalDriveStep(journalID: journalID, driveID: driveID, step: .pending, updatedAt: time.wallTime))
+            }
+            keytable.insert(ak, keyID: keyID)
+            audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID))")
+            return try await runRekey(journal, store: store, resuming: false)
+        } catch let error as ControlError {
+            throw error
+        } catch let error as StateError {
+            throw Self.stateFailure(error)
+        } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+
+    /// Runs (or resumes) a journaled rekey: both keys first, then every drive's remaining steps in parallel.
+    func runRekey(_ journal: JournalEntry, store: StateDatabase, resuming: Bool) async throws(ControlError) -> ArrayReport {
+        guard let journalID = journal.id, let fromID = journal.fromGenerationID else {
+            throw ControlError(.failed, "the rekey journal entry is incomplete")
+        }
+        let toID = journal.toGenerationID
+        let drives: [StoredDrive]
+        let steps: [JournalDriveStep]
+        do {
+            drives = try store.drives()
+            steps = try store.journalSteps(journalID: journalID)
+        } catch { throw Self.stateFailure(error) }
+        let keys = try loadKeys(generationIDs: [fromID, toID], drives: drives, store: store,
+                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        guard case .ready(let oldAK)? = keys[fromID], case .ready(let newAK)? = keys[toID] else {
+            throw ControlError(.held, "the rekey's keys are not both available, so no drive was touched",
+                               fix: "make both keys available (key servers or key files), then run `sedlock rekey` again")
+        }
+        let lockout = lockoutGuard(store)
+        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
+            for step in steps {
+                guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
+                if step.step == .proven {
+                    group.addTask { DriveOutcome(address: drive.address, result: .rekeyed, detail: "already done") }
+                    continue
+                }
+                let old: VerifiedPINs, new: VerifiedPINs
+                do {
+                    old = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: fromID, store: store)
+                    new = try VerifiedPINs.verify(ak: newAK, drive: drive, generationID: toID, store: store)
+                } catch {
+                    group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)") }
+                    continue
+                }
+                let owner: DriveOwner
+                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
+                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
+                    continue
+                }
+                let time = self.time
+                group.addTask {
+                    do {
+                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
+                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
+                                return DriveOutcome(address: drive.address, result: .failed,
+                                                    detail: "a different drive is at this address now; nothing was presented to it")
+                            }
+                            let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                            return DriveRekeyRun(journaled: journaled, startStep: step.step, old: old, new: new, resuming: resuming).run(opal)
+                        }
+                    } catch let error as OpalError {
+                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)
+                    } catch {
+                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
+                    }
+                }
+            }
+            var out: [DriveOutcome] = []
+            for await outcome in group { out.append(outcome) }
+            return out.sorted { $0.address < $1.address }
+        }
+        let report = ArrayReport(operation: "rekey", drives: outcomes)
+        if report.allSucceeded {
+            do {
+                for var drive in try store.drives() {
+                    drive.generationID = toID
+                    try store.updateDrive(drive)
+                }
+                try store.setGenerationState(id: toID, .active)
+                try store.setGenerationState(id: fromID, .retired)
+                try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
+            } catch { throw Self.stateFailure(error) }
+        }
+        audit(store, "rekey", target: "all",
+              outcome: report.allSucceeded ? "done" : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+        return report
+    }
+
+    /// The generation whose Admin1 PIN a drive holds now: during an unfinished rekey, the new one
+    /// once the drive's Admin1 has moved.
+    func admin1Generation(of drive: StoredDrive, rekey: (journal: JournalEntry, steps: [JournalDriveStep])?) -> Int64? {
+        guard let rekey, let step = rekey.steps.first(where: { $0.driveID == drive.id }) else { return drive.generationID }
+        return step.step >= .admin1Set ? rekey.journal.toGenerationID : (rekey.journal.fromGenerationID ?? drive.generationID)
+    }
+}
