@@ -81,6 +81,8 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     public var keyTag: String?
     /// For `local`: where the AK file goes (default: the state directory's `keys/`).
     public var keyDirectory: String?
+    /// For `kmip`: store k-of-n Shamir shares, one per key server, instead of full copies.
+    public var threshold: Int?
     /// An owned drive is adopted only when this proves its current PIN (read by the CLI, passed
     /// in process; over the socket it is refused — PINs never cross it).
     public var adoption: Adoption?
@@ -92,8 +94,9 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     }
 
     public init(drives: [String], provider: KeyProviderKind, keyTag: String? = nil, keyDirectory: String? = nil,
-                adoption: Adoption? = nil) {
+                threshold: Int? = nil, adoption: Adoption? = nil) {
         self.drives = drives
+        self.threshold = threshold
         self.provider = provider
         self.keyTag = keyTag
         self.keyDirectory = keyDirectory

@@ -4,10 +4,20 @@ public struct KeyServerWrite<Value: Sendable>: Sendable {
     public struct Written: Sendable {
         public let server: String
         public let value: Value
+
+        public init(server: String, value: Value) {
+            self.server = server
+            self.value = value
+        }
     }
 
     public let written: [Written]
     public let failures: [KeyServerError]
+
+    public init(written: [Written], failures: [KeyServerError]) {
+        self.written = written
+        self.failures = failures
+    }
 
     public var isComplete: Bool { failures.isEmpty }
 

@@ -60,7 +60,8 @@ extension LockManager {
         let keyStore: any KeyStore
         do {
             if active.provider == KeyProviderKind.kmip.rawValue {
-                keyStore = KMIPKeySource(servers: try store.keyServers(), timeout: configuration.commandTimeout)
+                keyStore = KMIPKeySource(servers: try store.keyServers(), timeout: configuration.commandTimeout,
+                                         threshold: try store.keyShareThreshold())
             } else {
                 let recorded = active.locations.first { $0.hasPrefix("local:") }
                     .map { (String($0.dropFirst(6)) as NSString).deletingLastPathComponent }

@@ -43,6 +43,13 @@ extension LockManager {
             guard !servers.isEmpty else {
                 throw ControlError(.badRequest, "the kmip provider needs a key server", fix: "add one with `sedlock keyserver add`")
             }
+            if let k = request.threshold {
+                guard k >= 2, k <= servers.count else {
+                    throw ControlError(.badRequest, "a threshold of \(k) needs 2 ≤ k ≤ the \(servers.count) key servers configured")
+                }
+            }
+        } else if request.threshold != nil {
+            throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
         }
         let probes = await probeForSetup(request.drives)
         var problems: [String] = []
@@ -77,7 +84,8 @@ extension LockManager {
         case .kmip:
             let servers: [StoredKeyServer]
             do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
-            keyStore = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
+            keyStore = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, threshold: request.threshold)
+            do { try store.setKeyShareThreshold(request.threshold) } catch { throw Self.stateFailure(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
         do {

@@ -22,7 +22,7 @@ public final class StateDatabase: StateStore {
         switch access {
         case .write:
             try directory.prepare()
-            do { writerLock = try FileLock(path: directory.writerLockPath) } catch {
+            do { writerLock = try FileLock(path: directory.writerLockPath, wait: 2) } catch {
                 switch error {
                 case .busy(_, let holder):
                     throw StateError(.busy, "the state in \(directory.path) is busy (held by \(holder.map { "PID \($0)" } ?? "another process"))",
@@ -285,6 +285,19 @@ public final class StateDatabase: StateStore {
         try write { db in
             try db.execute(sql: "DELETE FROM keyServer WHERE name = ?", arguments: [name])
             guard db.changesCount == 1 else { throw StateError(.invalid, "no key server named \(name)") }
+        }
+    }
+
+    public func keyShareThreshold() throws(StateError) -> Int? {
+        try read { try Int.fetchOne($0, sql: "SELECT threshold FROM keyProvider WHERE kind = 'kmip'") }
+    }
+
+    public func setKeyShareThreshold(_ threshold: Int?) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE keyProvider SET threshold = ? WHERE kind = 'kmip'", arguments: [threshold])
+            guard db.changesCount == 1 else {
+                throw StateError(.invalid, "no kmip key provider", fix: "add a key server first (`sedlock keyserver add`)")
+            }
         }
     }
 

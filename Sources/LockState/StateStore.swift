@@ -37,6 +37,9 @@ public protocol StateStore: Sendable {
     @discardableResult func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
                                          caPath: String, verifyServerName: Bool) throws(StateError) -> StoredKeyServer
     func removeKeyServer(name: String) throws(StateError)
+    /// The kmip provider's threshold: k-of-n shares instead of full copies (nil: full copies).
+    func keyShareThreshold() throws(StateError) -> Int?
+    func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
 
     // Journal
     @discardableResult func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry

@@ -26,13 +26,19 @@ public final class FileLock: Sendable {
     /// The locked descriptor; -1 once released.
     private let descriptor: Mutex<Int32>
 
-    /// Takes the lock without waiting.
-    public init(path: String) throws(Failure) {
+    /// Takes the lock, waiting up to `wait` seconds while another holds it. A short wait rides
+    /// out the moment a forked child of this process still shares the descriptor before it execs.
+    public init(path: String, wait: Double = 0, time: any TimeSource = SystemTime()) throws(Failure) {
         let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }
         guard fd >= 0 else { throw .system(SystemError("open", path: path)) }
-        guard retryingEINTR({ flock(fd, LOCK_EX | LOCK_NB) }) == 0 else {
+        let deadline = Deadline.after(seconds: wait, time: time)
+        while retryingEINTR({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
             let busy = errno == EWOULDBLOCK
             let failure = SystemError("flock", path: path)
+            if busy && !deadline.hasPassed {
+                time.sleep(nanoseconds: 20_000_000)
+                continue
+            }
             close(fd)
             if busy { throw .busy(path: path, holder: Self.holder(of: path)) }
             throw .system(failure)

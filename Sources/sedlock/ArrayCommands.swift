@@ -55,6 +55,7 @@ struct ArraySetup: AsyncParsableCommand {
     @Option(help: "Where the key is kept: local (a root-only file or systemd credential) or kmip (every key server; add them first).") var provider: KeyProviderKind = .local
     @Option(help: "Key tag (default: derived from the machine id).") var keyTag: String?
     @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
+    @Option(help: "For --provider kmip: store k-of-n Shamir shares (one per key server) instead of full copies.") var threshold: Int?
     @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
 
@@ -62,6 +63,7 @@ struct ArraySetup: AsyncParsableCommand {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
+                                       threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
             let response = await options.manager().respond(to: .setup(request), adoptionPassword: password)
             try show(response, json: options.json)

@@ -53,8 +53,14 @@ public final class PyKMIPServer: @unchecked Sendable {
         ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] ?? packageRoot.appendingPathComponent(".venv/bin/pykmip-server").path
     }
 
-    /// Starts the same server again (same directory, port and database) with `ca.pem` possibly replaced.
-    public func restart() throws -> PyKMIPServer { try PyKMIPServer(reusing: self) }
+    /// Starts the same server again (same directory, port and database) with `ca.pem` possibly
+    /// replaced. The new instance takes over the directory (removed when the last owner goes).
+    public func restart() throws -> PyKMIPServer {
+        let new = try PyKMIPServer(reusing: self)
+        new.ownsDirectory = ownsDirectory
+        ownsDirectory = false
+        return new
+    }
 
     private init(reusing old: PyKMIPServer) throws {
         directory = old.directory
@@ -64,7 +70,7 @@ public final class PyKMIPServer: @unchecked Sendable {
         ownsDirectory = false
     }
 
-    private let ownsDirectory: Bool
+    private var ownsDirectory: Bool
 
     private static func launch(directory: String, port: UInt16) throws -> ChildProcess {
         let process = try ChildProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
@@ -112,6 +118,24 @@ public final class PyKMIPServer: @unchecked Sendable {
     }
 
     public func stop() { process.stop() }
+
+    /// `count` servers that all trust one client (`commonName`, issued by the first server's CA);
+    /// the client trusts every server's CA. Servers after the first are restarted with a CA bundle.
+    public static func trustingOneClient(count: Int, commonName: String) throws -> (servers: [PyKMIPServer], client: TLSConfiguration) {
+        let first = try PyKMIPServer()
+        var servers = [first]
+        for _ in 1..<count { servers.append(try PyKMIPServer()) }
+        var client = try first.client(commonName)
+        let bundle = first.directory + "/all-cas.pem"
+        try shell("cat " + servers.map { "'\($0.pki.caPath)'" }.joined(separator: " ") + " > '\(bundle)'")
+        for n in 1..<count {
+            try shell("cp '\(bundle)' '\(servers[n].directory)/ca.pem'")
+            servers[n].stop()
+            servers[n] = try servers[n].restart()
+        }
+        client.caPath = bundle
+        return (servers, client)
+    }
 
     public var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
 

@@ -4,6 +4,8 @@ import Keys
 import KMIP
 import KMIPTestSupport
 import LockManager
+import LockState
+import TestSupport
 import Testing
 
 /// The kmip key provider against two real PyKMIP servers that trust the same client.
@@ -11,14 +13,9 @@ import Testing
 struct KMIPProviderTests {
     @Test("setup stores the AK on both servers; one down at unlock, the other serves; query, restore and destroyed keys")
     func twoServers() async throws {
-        let first = try PyKMIPServer()
-        let second = try PyKMIPServer()
-        let tls = try first.client("array-1")
-        let bundle = first.directory + "/both-cas.pem"
-        try shell("cat '\(first.pki.caPath)' '\(second.pki.caPath)' > '\(bundle)'")
-        try shell("cp '\(bundle)' '\(second.directory)/ca.pem'")
-        second.stop()
-        let secondRestarted = try second.restart()
+        let (servers, tls) = try PyKMIPServer.trustingOneClient(count: 2, commonName: "array-1")
+        let first = servers[0], secondRestarted = servers[1]
+        let bundle = tls.caPath
 
         let f = try LockManagerFixture(drives: 2)
         let add = { (name: String, server: PyKMIPServer) in
@@ -61,8 +58,7 @@ struct KMIPProviderTests {
 
         // The key destroyed on the second server: query shows it gone there, restore --all still
         // finds it on the first; destroyed there too, restore --all drops it.
-        var clientTLS = tls
-        clientTLS.caPath = bundle
+        let clientTLS = tls
         func destroy(on server: PyKMIPServer) throws {
             let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: clientTLS))
             for id in try client.locate([.name(newKeyID)]) {
@@ -83,5 +79,64 @@ struct KMIPProviderTests {
         let noKey = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
         #expect(noKey.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 })
         #expect((0..<2).allSatisfy { f.driveFailures($0).consecutive == 0 })
+    }
+
+    @Test("threshold 2 of 3: each server holds a share pycryptodome can recombine; one down unlocks, two down stays locked and says why")
+    func thresholdShares() async throws {
+        let (servers, tls) = try PyKMIPServer.trustingOneClient(count: 3, commonName: "array-2")
+        let f = try LockManagerFixture(drives: 2)
+        for (n, server) in servers.enumerated() {
+            _ = try f.manager.keyServerAdd(KeyServerAddRequest(addresses: [server.address.description], name: "ks-\(n)",
+                                                               certificatePath: tls.certificatePath,
+                                                               privateKeyPath: tls.privateKeyPath, caPath: tls.caPath))
+        }
+        await #expect { try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, threshold: 4)) } throws: {
+            ($0 as? ControlError)?.code == .badRequest
+        }
+        let setup = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, threshold: 2))
+        #expect(setup.allSucceeded, "\(setup)")
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+
+        // Every server holds a 35-byte share, none the key; pycryptodome rebuilds the AK from two of them,
+        // and that AK gives the PIN whose check value the state recorded.
+        var shares: [[UInt8]] = []
+        for server in servers {
+            let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+            let ids = try client.locate([.name(keyID)])
+            let object = try client.get(try #require(ids.first))
+            #expect(object.material.count == 35)
+            shares.append(object.material.copyBytes())
+        }
+        func hex(_ b: ArraySlice<UInt8>) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        let combine = """
+        import sys
+        from Crypto.Protocol.SecretSharing import Shamir
+        parts = [a.split(":") for a in sys.argv[1:]]
+        print(b"".join(Shamir.combine([(int(p[0]), bytes.fromhex(p[1 + b])) for p in parts]) for b in range(2)).hex())
+        """
+        let arguments = [shares[2], shares[0]].map { "\($0[2]):\(hex($0[3..<19])):\(hex($0[19..<35]))" }
+        let python = packageRoot.appendingPathComponent(".venv/bin/python").path
+        let akHex = try ProcessRunner.run(python, ["-c", combine] + arguments).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(akHex.count == 64)
+        let ak = Secret(stride(from: 0, to: akHex.count, by: 2).map {
+            UInt8(akHex[akHex.index(akHex.startIndex, offsetBy: $0)..<akHex.index(akHex.startIndex, offsetBy: $0 + 2)], radix: 16) ?? 0
+        })
+        let state = try StateDatabase(directory: f.configuration.stateDirectory, access: .read)
+        let drive = try #require(try state.drives().first)
+        let generation = try #require(try state.generations().first?.id)
+        let pin = try DrivePIN.derive(ak: ak, driveIdentity: drive.identity, authority: .admin1)
+        let driveID = try #require(drive.id)
+        let stored = try #require(try state.checkValue(driveID: driveID, generationID: generation, authority: "Admin1"))
+        #expect(DrivePIN.matches(pin, checkValue: Array(stored.value)))
+
+        servers[1].stop()
+        try f.reboot()
+        let oneDown = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(oneDown.allSucceeded, "\(oneDown)")
+        servers[2].stop()
+        try f.reboot()
+        let twoDown = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(twoDown.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 && $0.detail.contains("1 of the 2 key shares") },
+                "\(twoDown)")
     }
 }

@@ -8,14 +8,20 @@ import Platform
 /// AKs on the configured KMIP key servers, as NetApp keeps them: a SecretData (Password) on
 /// **every** server, Name = key ID, Object Group = key tag, activated. Reads fail over from server
 /// to server (and cluster member to member); writes must reach every server or none keeps a copy.
+///
+/// With a threshold k, each server holds one Shamir share instead of the AK (`KeyShareMaterial`),
+/// so that no single key server can reveal it and unlocking needs any k of them.
 public struct KMIPKeySource: KeyStore {
     public let servers: [StoredKeyServer]
     /// Seconds for connecting and for each answer (bounded by the caller's deadline).
     public let timeout: Double
+    /// Store k-of-n shares instead of full copies (nil: full copies).
+    public let threshold: Int?
 
-    public init(servers: [StoredKeyServer], timeout: Double) {
+    public init(servers: [StoredKeyServer], timeout: Double, threshold: Int? = nil) {
         self.servers = servers
         self.timeout = timeout
+        self.threshold = threshold
     }
 
     public var name: String { "key servers " + servers.map(\.name).joined(separator: ", ") }
@@ -45,23 +51,47 @@ public struct KMIPKeySource: KeyStore {
         }
     }
 
+    /// Full copies: the first server that has one answers. Shares: servers are asked in order
+    /// until enough shares are in hand.
     public func fetch(keyID: String, deadline: Deadline) -> KeyLookup {
         guard !servers.isEmpty else { return .notHere("no key server is configured") }
         let bounded = max(1, min(timeout, deadline.remainingSeconds))
-        do {
-            let ak = try pool(timeout: bounded).read { (client) throws(KeyServerError) -> Secret in
-                try client.negotiateVersion()
-                for id in try client.locate([.name(keyID)]) {
-                    let object = try client.get(id)
-                    if object.objectType == .secretData, object.material.count == 32 { return object.material }
+        let pool: KeyServerPool
+        do { pool = try self.pool(timeout: bounded) } catch { return .notHere(error.description) }
+        var shares: [ShamirSharing.Share] = []
+        var needed: Int?
+        var reasons: [String] = []
+        for server in servers {
+            do {
+                let material = try pool.on(server: server.name) { (client) throws(KeyServerError) -> Secret in
+                    try client.negotiateVersion()
+                    for id in try client.locate([.name(keyID)]) {
+                        let object = try client.get(id)
+                        if object.objectType == .secretData { return object.material }
+                    }
+                    throw KeyServerError(.keyServerFailed, server: client.server, cause: "no SecretData named \(keyID)",
+                                         fix: "restore the key on this server, or check the client's identity (owner)")
                 }
-                throw KeyServerError(.keyServerFailed, server: client.server, cause: "no 32-byte SecretData named \(keyID)",
-                                     fix: "restore the key on this server, or check the client's identity (owner)")
+                if material.count == 32 { return .found(material) }
+                guard let share = KeyShareMaterial.decode(material) else {
+                    reasons.append("\(server.name): the object named \(keyID) is neither a key nor a sedlock key share")
+                    continue
+                }
+                needed = share.threshold
+                if !shares.contains(where: { $0.index == share.share.index }) { shares.append(share.share) }
+                if shares.count >= share.threshold {
+                    do { return .found(try ShamirSharing.combine(shares)) } catch {
+                        return .notHere("the key shares do not combine: \(error)")
+                    }
+                }
+            } catch {
+                reasons.append(error.description)
             }
-            return .found(ak)
-        } catch {
-            return .notHere(error.description)
         }
+        if let needed {
+            return .notHere("\(shares.count) of the \(needed) key shares needed could be fetched (\(reasons.joined(separator: "; ")))")
+        }
+        return .notHere(reasons.joined(separator: "; "))
     }
 
     public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [String] {
@@ -70,14 +100,36 @@ public struct KMIPKeySource: KeyStore {
         }
         let pool: KeyServerPool
         do { pool = try self.pool(timeout: timeout) } catch { throw ControlError(.badRequest, error.description) }
-        let outcome = pool.writeAll { (client) throws(KeyServerError) -> String in
-            try client.negotiateVersion()
-            let id = try client.registerSecret(ak, attributes: [.name(keyID), .objectGroup(tag)])
-            try client.activate(id)
-            return id
+        // What each server keeps: the AK, or its own share.
+        var materials: [String: Secret] = [:]
+        if let threshold {
+            let shares: [ShamirSharing.Share]
+            do { shares = try ShamirSharing.split(ak, threshold: threshold, shares: servers.count) } catch {
+                throw ControlError(.badRequest, "cannot split the key \(threshold) of \(servers.count): \(error)")
+            }
+            for (server, share) in zip(servers, shares) {
+                materials[server.name] = KeyShareMaterial.encode(share, threshold: threshold)
+            }
         }
+        var written: [KeyServerWrite<String>.Written] = []
+        var failures: [KeyServerError] = []
+        for server in servers {
+            let material = materials[server.name] ?? ak
+            do {
+                let id = try pool.on(server: server.name) { (client) throws(KeyServerError) -> String in
+                    try client.negotiateVersion()
+                    let id = try client.registerSecret(material, attributes: [.name(keyID), .objectGroup(tag)])
+                    try client.activate(id)
+                    return id
+                }
+                written.append(.init(server: server.name, value: id))
+            } catch {
+                failures.append(error)
+            }
+        }
+        let outcome = KeyServerWrite(written: written, failures: failures)
         do {
-            return try outcome.requireAll().map { "kmip:\($0.server):\($0.value)" }
+            return try outcome.requireAll().map { "\(threshold == nil ? "kmip" : "kmip-share"):\($0.server):\($0.value)" }
         } catch {
             // A key on some servers only would be a key that some boots cannot find: take it back.
             var leftovers: [String] = []

@@ -1,0 +1,135 @@
+/// Shamir's secret sharing over GF(2^128), laid out as pycryptodome's `Crypto.Protocol.SecretSharing`
+/// lays it out, so that shares sedlock stores can be recombined without sedlock (disaster
+/// recovery): a 16-byte block is a big-endian 128-bit integer whose least significant bit is the
+/// constant coefficient, the field polynomial is x^128 + x^7 + x^2 + x + 1, share i (1…n) is the
+/// polynomial evaluated at x = i, and the secret is its constant term. Longer secrets are split
+/// block by block with the same indices.
+public enum ShamirSharing {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// One participant's share: its index and one 16-byte share per 16-byte block of the secret.
+    public struct Share: Sendable, Hashable {
+        public let index: UInt8
+        public let blocks: [[UInt8]]
+
+        public init(index: UInt8, blocks: [[UInt8]]) {
+            self.index = index
+            self.blocks = blocks
+        }
+    }
+
+    /// Splits `secret` (a multiple of 16 bytes) into `n` shares, any `k` of which rebuild it.
+    public static func split(_ secret: Secret, threshold k: Int, shares n: Int) throws(Failure) -> [Share] {
+        guard k >= 2, n >= k, n <= 255 else { throw Failure(description: "threshold \(k) of \(n) shares is not possible") }
+        guard secret.count > 0, secret.count % 16 == 0 else { throw Failure(description: "the secret must be 16-byte blocks") }
+        var bytes = secret.copyBytes()
+        defer { bytes.wipe() }
+        var perShare = [[[UInt8]]](repeating: [], count: n)
+        for start in stride(from: 0, to: bytes.count, by: 16) {
+            // Coefficients of x^(k-1) … x^1 are random; the constant term is the secret block.
+            guard let random = Secret.random(count: 16 * (k - 1)) else { throw Failure(description: "OpenSSL's random generator failed") }
+            var coefficients: [FieldElement] = random.withUnsafeBytes { raw in
+                (0..<(k - 1)).map { FieldElement(Array(raw[($0 * 16)..<($0 * 16 + 16)])) }
+            }
+            coefficients.append(FieldElement(Array(bytes[start..<(start + 16)])))
+            for i in 1...n {
+                let x = FieldElement(UInt64(i))
+                var y = FieldElement.zero
+                for c in coefficients { y = y * x + c }
+                perShare[i - 1].append(y.bytes)
+            }
+        }
+        return perShare.enumerated().map { Share(index: UInt8($0.offset + 1), blocks: $0.element) }
+    }
+
+    /// Rebuilds the secret from `k` or more shares (Lagrange interpolation at 0).
+    public static func combine(_ shares: [Share]) throws(Failure) -> Secret {
+        guard let first = shares.first, shares.count >= 2 else { throw Failure(description: "at least two shares are needed") }
+        guard Set(shares.map(\.index)).count == shares.count, !shares.contains(where: { $0.index == 0 }) else {
+            throw Failure(description: "share indices must be distinct and non-zero")
+        }
+        guard shares.allSatisfy({ $0.blocks.count == first.blocks.count && $0.blocks.allSatisfy { $0.count == 16 } }) else {
+            throw Failure(description: "the shares do not have the same shape")
+        }
+        var out: [UInt8] = []
+        defer { out.wipe() }
+        for block in 0..<first.blocks.count {
+            var secret = FieldElement.zero
+            for (j, share) in shares.enumerated() {
+                let xj = FieldElement(UInt64(share.index))
+                var numerator = FieldElement.one
+                var denominator = FieldElement.one
+                for (m, other) in shares.enumerated() where m != j {
+                    let xm = FieldElement(UInt64(other.index))
+                    numerator = numerator * xm
+                    denominator = denominator * (xj + xm)
+                }
+                secret = secret + FieldElement(share.blocks[block]) * numerator * denominator.inverse()
+            }
+            out += secret.bytes
+        }
+        return Secret(out)
+    }
+}
+
+/// An element of GF(2^128) with pycryptodome's representation (see `ShamirSharing`).
+struct FieldElement: Equatable {
+    /// Bits 64…127 and 0…63 of the polynomial; bit 0 of `low` is the constant coefficient.
+    var high: UInt64
+    var low: UInt64
+
+    static let zero = FieldElement(high: 0, low: 0)
+    static let one = FieldElement(high: 0, low: 1)
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    init(_ small: UInt64) { self.init(high: 0, low: small) }
+
+    /// 16 bytes, big-endian.
+    init(_ bytes: [UInt8]) {
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<8 { h = h << 8 | UInt64(bytes.count > i ? bytes[i] : 0) }
+        for i in 8..<16 { l = l << 8 | UInt64(bytes.count > i ? bytes[i] : 0) }
+        self.init(high: h, low: l)
+    }
+
+    var bytes: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+    }
+
+    static func + (a: FieldElement, b: FieldElement) -> FieldElement {
+        FieldElement(high: a.high ^ b.high, low: a.low ^ b.low)
+    }
+
+    /// Carry-less multiplication reduced by x^128 + x^7 + x^2 + x + 1.
+    static func * (a: FieldElement, b: FieldElement) -> FieldElement {
+        var result = FieldElement.zero
+        var shifted = a
+        for bit in 0..<128 {
+            let set = bit < 64 ? (b.low >> bit) & 1 : (b.high >> (bit - 64)) & 1
+            if set == 1 { result = result + shifted }
+            let carry = shifted.high >> 63
+            shifted.high = shifted.high << 1 | shifted.low >> 63
+            shifted.low = shifted.low << 1
+            if carry == 1 { shifted.low ^= 0x87 }
+        }
+        return result
+    }
+
+    /// a^(2^128 - 2) = a^-1 for a ≠ 0.
+    func inverse() -> FieldElement {
+        var result = FieldElement.one
+        var base = self
+        // 2^128 - 2: every bit set but bit 0.
+        for bit in 0..<128 {
+            if bit > 0 { result = result * base }
+            base = base * base
+        }
+        return result
+    }
+}

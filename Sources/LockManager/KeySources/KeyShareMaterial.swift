@@ -1,0 +1,23 @@
+import Keys
+
+/// How one Shamir share of an AK is kept on a key server (as SecretData): a version byte (1), the
+/// threshold k, the share's index, then one 16-byte share per 16-byte block of the AK — 35 bytes.
+/// The shares are pycryptodome's (`Shamir.combine([(index, block_share), …])` per block), so an
+/// operator with k of them can rebuild the AK without sedlock.
+enum KeyShareMaterial {
+    static let version: UInt8 = 1
+
+    static func encode(_ share: ShamirSharing.Share, threshold: Int) -> Secret {
+        var bytes = [version, UInt8(clamping: threshold), share.index] + share.blocks.flatMap { $0 }
+        defer { bytes.wipe() }
+        return Secret(bytes)
+    }
+
+    static func decode(_ material: Secret) -> (threshold: Int, share: ShamirSharing.Share)? {
+        var bytes = material.copyBytes()
+        defer { bytes.wipe() }
+        guard bytes.count == 35, bytes[0] == version, bytes[1] >= 2, bytes[2] >= 1 else { return nil }
+        let blocks = [Array(bytes[3..<19]), Array(bytes[19..<35])]
+        return (Int(bytes[1]), ShamirSharing.Share(index: bytes[2], blocks: blocks))
+    }
+}
