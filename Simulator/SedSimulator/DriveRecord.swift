@@ -125,5 +125,7 @@ struct DriveRecord: Codable, Sendable {
     var ranges: [RangeRecord]
     var mbr = MBRRecord()
     var consecutiveFailedAuthentications = 0
+    /// Every failed authentication the drive ever counted (nil in state written before it existed).
+    var totalFailedAuthentications: Int?
     var erasedForGood = false
 }

@@ -35,6 +35,8 @@ public struct DriveStatusReport: Codable, Sendable {
     public var ranges: [RangeReport]
     public var tries: [TriesReport]
     public var consecutiveFailedAuthentications: Int
+    /// Every failed authentication since the drive was made (power cycles and successes do not reset it).
+    public var totalFailedAuthentications: Int
     public var lifetimeFailureLimit: Int
     public var erasedItself: Bool
     public var lockoutStatus: String
@@ -65,6 +67,7 @@ extension SimulatedDrive {
                       lockOnReset: r.lockOnReset.map(\.description), keyGeneration: r.keyGeneration)
             },
             tries: triesList, consecutiveFailedAuthentications: record.consecutiveFailedAuthentications,
+            totalFailedAuthentications: record.totalFailedAuthentications ?? 0,
             lifetimeFailureLimit: record.settings.lifetimeFailureLimit, erasedItself: record.erasedForGood,
             lockoutStatus: record.settings.lockoutStatus.rawValue, openSessions: sessions.count)
     }

@@ -83,6 +83,7 @@ extension SimulatedDrive {
             }
         }
         record.consecutiveFailedAuthentications += 1
+        record.totalFailedAuthentications = (record.totalFailedAuthentications ?? 0) + 1
         if record.consecutiveFailedAuthentications >= record.settings.lifetimeFailureLimit && !record.erasedForGood {
             eraseForGood()
         }

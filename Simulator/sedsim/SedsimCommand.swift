@@ -48,12 +48,14 @@ struct Create: ParsableCommand {
     @Option(help: "SATA only: the SAT layer in front of the drive: libata (security commands translated, ATA PASS-THROUGH 16 and 12), pass-through-only, or ata12-only.")
     var satLayer: SATLayer = .libata
     @Option(help: "Locking ranges besides the global range.") var ranges: Int = 8
+    @Option(help: "Seconds after which an idle session is closed by the drive (at least 1).") var sessionTimeout: Double = 30
 
     func validate() throws {
         guard parseSize(size) != nil else { throw ValidationError("--size '\(size)' is not a size (e.g. 1G, 64M, 1073741824)") }
         guard (1...256).contains(drives) else { throw ValidationError("--drives must be 1…256") }
         guard (1...64).contains(ranges) else { throw ValidationError("--ranges must be 1…64") }
         guard lifetimeLimit >= 1 else { throw ValidationError("--lifetime-limit must be at least 1") }
+        guard sessionTimeout >= 1 && sessionTimeout <= 3600 else { throw ValidationError("--session-timeout must be 1…3600 seconds") }
     }
 
     func run() throws {
@@ -64,6 +66,7 @@ struct Create: ParsableCommand {
         settings.lifetimeFailureLimit = lifetimeLimit
         settings.satLayer = kind == .sata ? satLayer : nil
         settings.lockingRanges = ranges
+        settings.sessionTimeoutSeconds = sessionTimeout
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
                                       settings: settings)
         do { try SimulatedArray.create(at: array.url, specification: spec) } catch { fail("\(error)") }

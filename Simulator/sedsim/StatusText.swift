@@ -25,6 +25,7 @@ enum StatusText {
         let tries = r.tries.map { "\($0.authority) \($0.tries)/\($0.tryLimit)\($0.lockedOut ? " LOCKED OUT" : "")" }
         lines.append("  tries: " + tries.joined(separator: ", "))
         lines.append("  consecutive failed authentications: \(r.consecutiveFailedAuthentications)/\(r.lifetimeFailureLimit)"
+                     + " (\(r.totalFailedAuthentications) in all)"
                      + (r.erasedItself ? "  ** ERASED ITSELF: keys destroyed, authentication refused for good **" : ""))
         return lines.joined(separator: "\n")
     }

@@ -69,33 +69,19 @@ extension LockManager {
             }
         } catch { throw Self.stateFailure(error) }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
+        let journal: JournalEntry
         do {
-            let generation = try store.addGeneration(StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
-                                                                         provider: active.provider, locations: locations,
-                                                                         createdAt: time.wallTime))
-            guard let newID = generation.id else { throw ControlError(.failed, "the new generation has no id") }
-            for drive in drives {
-                do { try store.setCheckValues(try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: newID)) } catch {
-                    throw ControlError(.failed, "cannot derive the new PINs of \(drive.address): \(error)")
+            journal = try store.beginJournaledChange(
+                .rekey, from: activeID,
+                generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: active.provider,
+                                                locations: locations, createdAt: time.wallTime),
+                newDrives: [], at: time.wallTime) { drive, generationID in
+                    try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
                 }
-            }
-            let journal = try store.beginJournal(JournalEntry(kind: .rekey, fromGenerationID: activeID, toGenerationID: newID,
-                                                              startedAt: time.wallTime))
-            guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
-            for drive in drives {
-                guard let driveID = drive.id else { continue }
-                try store.setJournalStep(JournalDriveStep(journalID: journalID, driveID: driveID, step: .pending, updatedAt: time.wallTime))
-            }
-            keytable.insert(ak, keyID: keyID)
-            audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID))")
-            return try await runRekey(journal, store: store, resuming: false)
-        } catch let error as ControlError {
-            throw error
-        } catch let error as StateError {
-            throw Self.stateFailure(error)
-        } catch {
-            throw ControlError(.failed, "\(error)")
-        }
+        } catch { throw Self.stateFailure(error) }
+        keytable.insert(ak, keyID: keyID)
+        audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID))")
+        return try await runRekey(journal, store: store, resuming: false)
     }
 
     /// Runs (or resumes) a journaled rekey: both keys first, then every drive's remaining steps in parallel.

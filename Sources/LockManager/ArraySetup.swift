@@ -88,37 +88,27 @@ extension LockManager {
             do { try store.setKeyShareThreshold(request.threshold) } catch { throw Self.stateFailure(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
-        do {
-            let generation = try store.addGeneration(StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
-                                                                         provider: request.provider.rawValue,
-                                                                         locations: locations, createdAt: time.wallTime))
-            guard let generationID = generation.id else { throw ControlError(.failed, "the new generation has no id") }
-            let journal = try store.beginJournal(JournalEntry(kind: .setup, fromGenerationID: nil, toGenerationID: generationID,
-                                                              startedAt: time.wallTime))
-            guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
-            for probe in probes {
-                guard let identity = probe.identity else { continue }
-                var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
-                                         serial: probe.serial, addedAt: time.wallTime)
-                if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
-                record = try store.addDrive(record)
-                guard let driveID = record.id else { continue }
-                do { try store.setCheckValues(try VerifiedPINs.checkValues(ak: ak, drive: record, generationID: generationID)) } catch {
-                    throw ControlError(.failed, "cannot derive the PINs of \(probe.address): \(error)")
-                }
-                try store.setJournalStep(JournalDriveStep(journalID: journalID, driveID: driveID, step: .pending,
-                                                          updatedAt: time.wallTime))
-            }
-            keytable.insert(ak, keyID: keyID)
-            audit(store, "setup", target: request.drives.joined(separator: " "), outcome: "started (key \(keyID))")
-            return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: false)
-        } catch let error as ControlError {
-            throw error
-        } catch let error as StateError {
-            throw Self.stateFailure(error)
-        } catch {
-            throw ControlError(.failed, "\(error)")
+        var newDrives: [StoredDrive] = []
+        for probe in probes {
+            guard let identity = probe.identity else { continue }
+            var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
+                                     serial: probe.serial, addedAt: time.wallTime)
+            if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
+            newDrives.append(record)
         }
+        let journal: JournalEntry
+        do {
+            journal = try store.beginJournaledChange(
+                .setup, from: nil,
+                generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: request.provider.rawValue,
+                                                locations: locations, createdAt: time.wallTime),
+                newDrives: newDrives, at: time.wallTime) { drive, generationID in
+                    try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
+                }
+        } catch { throw Self.stateFailure(error) }
+        keytable.insert(ak, keyID: keyID)
+        audit(store, "setup", target: request.drives.joined(separator: " "), outcome: "started (key \(keyID))")
+        return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: false)
     }
 
     private func validate(_ request: SetupRequest, adoptionPassword: Secret?) throws(ControlError) {

@@ -303,12 +303,28 @@ public final class StateDatabase: StateStore {
 
     // MARK: Journal
 
-    @discardableResult
-    public func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry {
+    public func beginJournaledChange(_ kind: JournalEntry.Kind, from: Int64?, generation: StoredKeyGeneration,
+                                     newDrives: [StoredDrive], at: Date,
+                                     checkValues: (StoredDrive, Int64) throws -> [StoredCheckValue]) throws(StateError) -> JournalEntry {
         try write { db in
-            var copy = entry
-            try copy.insert(db)
-            return copy
+            var generation = generation
+            try generation.insert(db)
+            guard let generationID = generation.id else { throw StateError(.invalid, "the new generation has no id") }
+            for drive in newDrives {
+                var copy = drive
+                try copy.insert(db)
+            }
+            var journal = JournalEntry(kind: kind, fromGenerationID: from, toGenerationID: generationID, startedAt: at)
+            try journal.insert(db)
+            guard let journalID = journal.id else { throw StateError(.invalid, "the journal entry has no id") }
+            let drives = try StoredDrive.fetchAll(db)
+            let inChange = kind == .setup ? drives.filter { d in newDrives.contains { $0.address == d.address } } : drives
+            for drive in inChange {
+                guard let driveID = drive.id else { continue }
+                for value in try checkValues(drive, generationID) { try value.save(db) }
+                try JournalDriveStep(journalID: journalID, driveID: driveID, step: .pending, updatedAt: at).insert(db)
+            }
+            return journal
         }
     }
 

@@ -42,7 +42,11 @@ public protocol StateStore: Sendable {
     func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
 
     // Journal
-    @discardableResult func beginJournal(_ entry: JournalEntry) throws(StateError) -> JournalEntry
+    /// Records the plan of a journaled change in one transaction — the new generation, the drives
+    /// a setup adds, every drive's new check values (from `checkValues`), the journal entry and each
+    /// drive's pending step — so that a crash leaves all of it or none.
+    func beginJournaledChange(_ kind: JournalEntry.Kind, from: Int64?, generation: StoredKeyGeneration, newDrives: [StoredDrive],
+                              at: Date, checkValues: (StoredDrive, Int64) throws -> [StoredCheckValue]) throws(StateError) -> JournalEntry
     /// The unfinished journal entries, oldest first.
     func pendingJournals() throws(StateError) -> [JournalEntry]
     func journalSteps(journalID: Int64) throws(StateError) -> [JournalDriveStep]

@@ -1,4 +1,5 @@
 import Keys
+import Platform
 import SecurityTransport
 import TCGStorage
 
@@ -34,7 +35,18 @@ public final class OpalSession {
         }
         var encoded = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession, arguments: arguments).encoded()
         defer { encoded.wipe() }
-        let reply = try channel.exchange(encoded, tsn: 0, hsn: 0, sequence: 0, operation: operation)
+        // SP_BUSY is answered before any credential is checked: another session (often one a
+        // crashed host left open) holds the SP. Wait for the drive to time it out, within the
+        // command timeout, rather than fail the operation.
+        let deadline = Deadline.after(seconds: channel.timeout, time: channel.time)
+        var pause: UInt64 = 50_000_000
+        var reply: MethodPayload
+        while true {
+            reply = try channel.exchange(encoded, tsn: 0, hsn: 0, sequence: 0, operation: operation)
+            guard case .call(_, .spBusy) = reply, !deadline.hasPassed else { break }
+            channel.time.sleep(nanoseconds: min(pause, deadline.remainingNanoseconds))
+            pause = min(pause * 2, 500_000_000)
+        }
         guard case .call(let sync, let status) = reply, sync.methodUID == MethodID.syncSession else {
             throw OpalError(.malformedResponse, device: channel.device, operation: operation,
                             "the drive did not answer StartSession with SyncSession")

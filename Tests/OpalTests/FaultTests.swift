@@ -1,5 +1,6 @@
 import Foundation
 import Opal
+import Platform
 import SedSimulator
 import SimulatorTestSupport
 import Testing
@@ -44,14 +45,19 @@ struct FaultTests {
         }
     }
 
-    @Test("SP_BUSY injected on StartSession is reported as such")
+    @Test("SP_BUSY on StartSession is waited out within the command timeout, and reported when it lasts longer")
     func busy() throws {
         let fixture = try ArrayFixture()
-        let opal = try OpalDrive(transport: fixture.transport(), timeout: 1)
+        let time = ManualTime()
+        let opal = try OpalDrive(transport: fixture.transport(), timeout: 1, time: time)
         var plan = FaultPlan()
-        plan.busySessions = 1
+        plan.busySessions = 3
+        fixture.array.drives[0].setFaults(plan)
+        _ = try opal.readMSID()
+        plan.busySessions = 1_000
         fixture.array.drives[0].setFaults(plan)
         #expect { _ = try opal.readMSID() } throws: { ($0 as? OpalError)?.code == .spBusy }
+        fixture.array.drives[0].setFaults(FaultPlan())
         _ = try opal.readMSID()
     }
 }

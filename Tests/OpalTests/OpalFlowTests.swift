@@ -1,6 +1,7 @@
 import Foundation
 import Keys
 import Opal
+import Platform
 import SecurityTransport
 import SedSimulator
 import TCGStorage
@@ -242,14 +243,16 @@ struct OpalFlowTests {
         #expect(try opal.readTries(as: .sid, pin: pin).first?.tries == 0)
     }
 
-    @Test("a second read-write session on the same SP gets SP_BUSY")
+    @Test("a second read-write session on the same SP gets SP_BUSY once the wait for it runs out")
     func spBusy() throws {
         let fixture = try ArrayFixture()
         let pin = secret("busy-pin")
         let opal = try ownedDrive(fixture, pin: pin)
-        let other = try OpalDrive(transport: fixture.transport(), timeout: 5)
+        let time = ManualTime()
+        let other = try OpalDrive(transport: fixture.transport(), timeout: 5, time: time)
         try opal.withSession(.lockingSP, as: .lockingAdmin(1), credential: pin, write: true) { _ throws(OpalError) in
             #expect { try other.setLocked(true, range: 0, as: .admin(1), pin: pin) } throws: { ($0 as? OpalError)?.code == .spBusy }
+            #expect(time.uptimeNanoseconds >= 5_000_000_000)  // it waited the command timeout (on the manual clock)
         }
         try other.setLocked(true, range: 0, as: .admin(1), pin: pin)
     }
