@@ -31,11 +31,15 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case keysList
     case keysRestore(KeysRestoreRequest)
     case rekey(RekeyRequest)
+    case arrayAdd(ArrayAddRequest)
+    case arrayRemove(address: String, revert: Bool)
+    case erase(EraseRequest)
 
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey: return true
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey, .arrayAdd, .arrayRemove,
+             .erase: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList: return false
         }
     }
@@ -127,4 +131,31 @@ public struct RekeyRequest: Codable, Sendable, Hashable {
     /// The new generation's tag (default: the current one's).
     public var keyTag: String?
     public init(keyTag: String? = nil) { self.keyTag = keyTag }
+}
+
+public struct ArrayAddRequest: Codable, Sendable, Hashable {
+    public var address: String
+    /// An owned drive is adopted only with its current password (passed in process, never over the socket).
+    public var adoption: SetupRequest.Adoption?
+    public init(address: String, adoption: SetupRequest.Adoption? = nil) {
+        self.address = address
+        self.adoption = adoption
+    }
+}
+
+public struct EraseRequest: Codable, Sendable, Hashable {
+    public enum Method: String, Codable, Sendable, CaseIterable {
+        /// GenKey on the global range's media key: the data is gone, the drive stays in the array.
+        case crypto
+        /// Revert as SID: factory state, data gone, the drive leaves the array.
+        case revert
+        /// Revert with the PSID printed on the drive (for a drive whose PINs are lost): it leaves the array.
+        case psid
+    }
+    public var drives: [String]
+    public var method: Method
+    public init(drives: [String], method: Method) {
+        self.drives = drives
+        self.method = method
+    }
 }

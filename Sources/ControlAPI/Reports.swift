@@ -3,7 +3,7 @@ import Foundation
 /// What happened to one drive in an array operation.
 public struct DriveOutcome: Codable, Sendable, Hashable {
     public enum Result: String, Codable, Sendable {
-        case unlocked, locked, setUp, adopted, rekeyed
+        case unlocked, locked, setUp, adopted, rekeyed, erased, reverted, removed
         /// Nothing was attempted: the lockout guard holds the drive.
         case guarded
         /// Nothing was attempted: the boot-loop guard holds the array.
@@ -29,7 +29,7 @@ public struct DriveOutcome: Codable, Sendable, Hashable {
         self.attempts = attempts
     }
 
-    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted, .rekeyed].contains(result) }
+    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted, .rekeyed, .erased, .reverted, .removed].contains(result) }
 }
 
 /// The answer to setup, unlock and lock: one outcome per drive and the array's verdict.

@@ -140,7 +140,7 @@ extension LockManager {
     }
 
     /// Identity and ownership of each drive, read without authenticating, in parallel.
-    private func probeForSetup(_ addresses: [String]) async -> [SetupProbe] {
+    func probeForSetup(_ addresses: [String]) async -> [SetupProbe] {
         await withTaskGroup(of: (Int, SetupProbe).self) { group in
             for (n, address) in addresses.enumerated() {
                 let owner: DriveOwner
@@ -174,7 +174,7 @@ extension LockManager {
     }
 
     /// Runs (or resumes) the journaled setup: keys first, then every drive's remaining steps in parallel.
-    private func runSetup(_ journal: JournalEntry, store: StateDatabase, request: SetupRequest,
+    func runSetup(_ journal: JournalEntry, store: StateDatabase, request: SetupRequest,
                           adoptionPassword: Secret?, resuming: Bool) async throws(ControlError) -> ArrayReport {
         guard let journalID = journal.id else { throw ControlError(.failed, "journal entry without id") }
         let drives: [StoredDrive]

@@ -26,10 +26,12 @@ public final class LockManager: Sendable {
     }
 
     /// Answers any request; failures come back as `.failure`, never as a thrown error.
-    public func respond(to request: ControlRequest, adoptionPassword: Secret? = nil) async -> ControlResponse {
+    /// `secret` is what a request needs that never crosses the control socket: the adopted
+    /// drives' current password, or a PSID.
+    public func respond(to request: ControlRequest, secret: Secret? = nil) async -> ControlResponse {
         do {
             switch request {
-            case .setup(let setup): return .array(try await self.setup(setup, adoptionPassword: adoptionPassword))
+            case .setup(let setup): return .array(try await self.setup(setup, adoptionPassword: secret))
             case .unlock(let unlock): return .array(try await self.unlock(unlock))
             case .lock(let lock): return .array(try await self.lock(lock))
             case .status: return .status(try await status())
@@ -43,6 +45,9 @@ public final class LockManager: Sendable {
             case .keysList: return .keys(try keysList())
             case .keysRestore(let restore): return .keys(try keysRestore(restore))
             case .rekey(let rekey): return .array(try await self.rekey(rekey))
+            case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
+            case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))
+            case .erase(let erase): return .array(try await self.erase(erase, psid: secret))
             }
         } catch {
             return .failure(error)

@@ -158,6 +158,13 @@ public final class StateDatabase: StateStore {
         try write { db in try drive.update(db) }
     }
 
+    public func removeDrive(address: String) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM drive WHERE address = ?", arguments: [address])
+            guard db.changesCount == 1 else { throw StateError(.invalid, "\(address) is not a drive of the array") }
+        }
+    }
+
     // MARK: Lockout guard
 
     public func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int {
@@ -308,7 +315,7 @@ public final class StateDatabase: StateStore {
                                      checkValues: (StoredDrive, Int64) throws -> [StoredCheckValue]) throws(StateError) -> JournalEntry {
         try write { db in
             var generation = generation
-            try generation.insert(db)
+            if generation.id == nil { try generation.insert(db) }
             guard let generationID = generation.id else { throw StateError(.invalid, "the new generation has no id") }
             for drive in newDrives {
                 var copy = drive

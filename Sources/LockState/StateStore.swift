@@ -8,6 +8,8 @@ public protocol StateStore: Sendable {
     func drive(address: String) throws(StateError) -> StoredDrive?
     @discardableResult func addDrive(_ drive: StoredDrive) throws(StateError) -> StoredDrive
     func updateDrive(_ drive: StoredDrive) throws(StateError)
+    /// Forgets a drive (its check values and journal steps go with it).
+    func removeDrive(address: String) throws(StateError)
 
     // Lockout guard
     /// Counts an authentication attempt as failed, durably, *before* it is made (a crash during the
@@ -42,7 +44,8 @@ public protocol StateStore: Sendable {
     func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
 
     // Journal
-    /// Records the plan of a journaled change in one transaction — the new generation, the drives
+    /// Records the plan of a journaled change in one transaction — the generation (inserted unless
+    /// it has an id: a drive added to the array joins the active one), the drives
     /// a setup adds, every drive's new check values (from `checkValues`), the journal entry and each
     /// drive's pending step — so that a crash leaves all of it or none.
     func beginJournaledChange(_ kind: JournalEntry.Kind, from: Int64?, generation: StoredKeyGeneration, newDrives: [StoredDrive],

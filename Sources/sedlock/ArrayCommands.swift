@@ -65,7 +65,7 @@ struct ArraySetup: AsyncParsableCommand {
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
-            let response = await options.manager().respond(to: .setup(request), adoptionPassword: password)
+            let response = await options.manager().respond(to: .setup(request), secret: password)
             try show(response, json: options.json)
         }
     }
@@ -155,6 +155,80 @@ struct Rekey: AsyncParsableCommand {
 
     func run() async throws {
         await reportingAsync { try show(await options.manager().respond(to: .rekey(RekeyRequest(keyTag: keyTag))), json: options.json) }
+    }
+}
+
+struct ArrayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "array", abstract: "Add a drive to the array, or take one out.", subcommands: [ArrayAdd.self, ArrayRemove.self])
+}
+
+struct ArrayAdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Add a drive: owned, activated, configured and given the array key's PINs (journaled).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The drive (device node or sim:DIR/N).") var drive: String
+    @Option(help: "Adopt an owned drive whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
+    @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
+
+    func run() async throws {
+        await reportingAsync {
+            let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
+            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
+            try show(await options.manager().respond(to: .arrayAdd(request), secret: password), json: options.json)
+        }
+    }
+}
+
+struct ArrayRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Take a drive out of the array; with --revert return it to factory state first (its data is gone).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The drive.") var drive: String
+    @Flag(help: "Revert the drive as SID first: factory state, all data erased.") var revert = false
+    @Flag(help: "Confirm --revert.") var yes = false
+
+    func validate() throws {
+        if revert && !yes { throw ValidationError("--revert erases the drive's data; confirm with --yes") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            try show(await options.manager().respond(to: .arrayRemove(address: drive, revert: revert)), json: options.json)
+        }
+    }
+}
+
+extension EraseRequest.Method: ExpressibleByArgument {}
+
+struct EraseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase",
+        abstract: "Erase drives for good: --crypto (new media key; the drive stays), --revert or --psid-file (factory state; it leaves).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The drives.") var drives: [String] = []
+    @Flag(help: "Crypto-erase the global range (GenKey): the data is gone, the drive stays in the array.") var crypto = false
+    @Flag(help: "Revert as SID: factory state, data gone, the drive leaves the array.") var revert = false
+    @Option(help: "Revert with the PSID from the drive's label, read from this file (one drive).") var psidFile: String?
+    @Flag(help: "Confirm: no data survives.") var yes = false
+
+    func validate() throws {
+        guard !drives.isEmpty else { throw ValidationError("name the drives to erase") }
+        guard [crypto, revert, psidFile != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --crypto, --revert and --psid-file")
+        }
+        if psidFile != nil && drives.count != 1 { throw ValidationError("--psid-file reverts one drive") }
+        guard yes else { throw ValidationError("erasing destroys the data for good; confirm with --yes") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            let method: EraseRequest.Method = crypto ? .crypto : revert ? .revert : .psid
+            let psid = try psidFile.map { try PinFile.read($0, option: "--psid-file") }
+            try show(await options.manager().respond(to: .erase(EraseRequest(drives: drives, method: method)), secret: psid),
+                     json: options.json)
+        }
     }
 }
 

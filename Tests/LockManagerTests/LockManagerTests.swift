@@ -286,6 +286,51 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive <= 1, "cut after \(cutAfter)")
     }
 
+    @Test("array add joins a factory drive to the active key; remove forgets one; remove --revert and erase --revert return drives to factory")
+    func membership() async throws {
+        let f = try LockManagerFixture(drives: 4)
+        let three = Array(f.addresses.prefix(3))
+        #expect(try await f.manager.setup(SetupRequest(drives: three, provider: .local)).allSucceeded)
+        let added = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[3]))
+        #expect(added.allSucceeded && added.drives.map(\.result) == [.setUp], "\(added)")
+        await #expect { try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[3])) } throws: {
+            ($0 as? ControlError)?.code == .badRequest
+        }
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all)).allSucceeded)
+
+        let removed = try await f.manager.arrayRemove(address: f.addresses[3], revert: false)
+        #expect(removed.drives.first?.result == .removed && f.drive(3).statusReport(index: 3).owned)
+        let reverted = try await f.manager.arrayRemove(address: f.addresses[2], revert: true)
+        #expect(reverted.drives.first?.result == .reverted, "\(reverted)")
+        #expect(!f.drive(2).statusReport(index: 2).owned)
+        let erased = try await f.manager.erase(EraseRequest(drives: [f.addresses[1]], method: .revert), psid: nil)
+        #expect(erased.drives.first?.result == .reverted && !f.drive(1).statusReport(index: 1).owned)
+        #expect(try await f.manager.status().drives.map(\.address) == [f.addresses[0]])
+        #expect(f.driveFailures(1).consecutive == 0 && f.driveFailures(2).consecutive == 0)
+    }
+
+    @Test("crypto-erase makes the data unreadable and keeps the drive; a PSID revert needs the right PSID")
+    func cryptoEraseAndPSID() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        #expect(try await f.setUpArray().allSucceeded)
+        let record = Array("payroll, do not lose".utf8) + [UInt8](repeating: 0, count: 492)
+        try f.drive(0).write(lba: 7, data: record)
+        let erased = try await f.manager.erase(EraseRequest(drives: [f.addresses[0]], method: .crypto), psid: nil)
+        #expect(erased.drives.first?.result == .erased, "\(erased)")
+        #expect(try f.drive(0).read(lba: 7, count: 1) != record)
+        #expect(try await f.manager.status().drives.count == 2)
+
+        let wrong = try await f.manager.erase(EraseRequest(drives: [f.addresses[1]], method: .psid), psid: Secret(Array("WRONG".utf8)))
+        #expect(wrong.drives.first?.result == .notAuthorized)
+        let psid = Secret(Array(f.drive(1).statusReport(index: 1).psid.utf8))
+        let reverted = try await f.manager.erase(EraseRequest(drives: [f.addresses[1]], method: .psid), psid: psid)
+        #expect(reverted.drives.first?.result == .reverted && !f.drive(1).statusReport(index: 1).owned)
+        await #expect { try await f.manager.erase(EraseRequest(drives: f.addresses, method: .psid), psid: psid) } throws: {
+            ($0 as? ControlError)?.code == .badRequest
+        }
+    }
+
     private func sidPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .sid) }
     private func adminPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .admin1) }
 

@@ -1,0 +1,198 @@
+import ControlAPI
+import Foundation
+import Keys
+import LockState
+import Opal
+import Platform
+
+extension LockManager {
+    /// Adds a drive to a set-up array: it joins the active key generation through the same
+    /// journaled steps as setup (so a crash is finished by `sedlock setup`).
+    public func arrayAdd(_ request: ArrayAddRequest, adoptionPassword: Secret? = nil) async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        let drives: [StoredDrive]
+        let generations: [StoredKeyGeneration]
+        do {
+            if let busy = try store.pendingJournals().first {
+                throw ControlError(.badRequest, "a \(busy.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
+            }
+            drives = try store.drives()
+            generations = try store.generations()
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        guard let active = generations.first(where: { $0.state == .active }), let activeID = active.id else {
+            throw ControlError(.badRequest, "the array is not set up", fix: "run `sedlock setup` first")
+        }
+        guard !drives.contains(where: { $0.address == request.address }) else {
+            throw ControlError(.badRequest, "\(request.address) is already a drive of the array")
+        }
+        if let adoption = request.adoption {
+            guard PinDerivation(rawValue: adoption.derivation) != nil, adoptionPassword != nil else {
+                throw ControlError(.badRequest, "adoption needs a known PIN derivation and the drive's current password")
+            }
+        }
+        guard let probe = await probeForSetup([request.address]).first else { throw ControlError(.failed, "the drive was not probed") }
+        if let error = probe.error { throw ControlError(.badRequest, "nothing was changed: \(request.address): \(error)") }
+        if probe.owned == true && request.adoption == nil {
+            throw ControlError(.badRequest, "nothing was changed: \(request.address) is already owned; adopt it with --adopt-pin-file, or revert it")
+        }
+        guard let identity = probe.identity, !drives.contains(where: { $0.identity == identity }) else {
+            throw ControlError(.badRequest, "nothing was changed: that drive is already in the array under another address")
+        }
+        do {
+            try configuration.stateDirectory.requireNotOn(disks: DiskNames.of(request.address, sysfs: configuration.sysfs),
+                                                          sysfs: configuration.sysfs)
+        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+        // Keys first: the active key must be in hand and proven before the drive is touched.
+        let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store,
+                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        guard case .ready(let ak)? = keys[activeID] else {
+            throw ControlError(.held, "the array's key is not available, so the drive was not touched",
+                               fix: "check `sedlock keyserver status` (or the key file), then add it again")
+        }
+        var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
+                                 serial: probe.serial, addedAt: time.wallTime)
+        if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
+        let journal: JournalEntry
+        do {
+            journal = try store.beginJournaledChange(.setup, from: nil, generation: active, newDrives: [record],
+                                                     at: time.wallTime) { drive, generationID in
+                try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
+            }
+        } catch { throw Self.stateFailure(error) }
+        audit(store, "array add", target: request.address, outcome: "started")
+        let provider = KeyProviderKind(rawValue: active.provider) ?? .local
+        return try await runSetup(journal, store: store,
+                                  request: SetupRequest(drives: [request.address], provider: provider, adoption: request.adoption),
+                                  adoptionPassword: adoptionPassword, resuming: false)
+    }
+
+    /// Takes a drive out of the array. With `revert`, first returns it to factory state as SID
+    /// (its data is gone); without, it keeps the PINs of its key generation.
+    public func arrayRemove(address: String, revert: Bool) async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        let drive: StoredDrive
+        do {
+            if let busy = try store.pendingJournals().first {
+                throw ControlError(.badRequest, "a \(busy.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
+            }
+            guard let found = try store.drive(address: address) else {
+                throw ControlError(.badRequest, "\(address) is not a drive of the array")
+            }
+            drive = found
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        if revert {
+            let report = try await erase(EraseRequest(drives: [address], method: .revert), psid: nil)
+            return ArrayReport(operation: "array remove", drives: report.drives, note: report.note)
+        }
+        do { try store.removeDrive(address: address) } catch { throw Self.stateFailure(error) }
+        let keyID = (try? store.generations())?.first { $0.id == drive.generationID }?.keyID ?? "none"
+        audit(store, "array remove", target: address, outcome: "removed, PINs kept (key \(keyID))")
+        return ArrayReport(operation: "array remove", drives: [
+            DriveOutcome(address: address, result: .removed,
+                         detail: "the drive keeps its PINs from key \(keyID); keep that key while the drive may be needed"),
+        ])
+    }
+
+    /// Erases drives: crypto-erase of the global range (the drive stays in the array), or a
+    /// revert as SID or with the PSID (the drive leaves the array in factory state). Keys first,
+    /// verified PINs only, every attempt under the lockout guard.
+    public func erase(_ request: EraseRequest, psid: Secret?) async throws(ControlError) -> ArrayReport {
+        guard !request.drives.isEmpty else { throw ControlError(.badRequest, "name the drives to erase") }
+        if request.method == .psid {
+            guard request.drives.count == 1, psid != nil else {
+                throw ControlError(.badRequest, "a PSID revert takes one drive and the PSID printed on its label")
+            }
+        }
+        let store = try openState(.write)
+        let all: [StoredDrive]
+        do { all = try store.drives() } catch { throw Self.stateFailure(error) }
+        let drives = try select(.some(request.drives), from: all)
+        var keys: [Int64: KeyReadiness] = [:]
+        if request.method != .psid {
+            keys = try loadKeys(generationIDs: Set(drives.compactMap(\.generationID)), drives: all, store: store,
+                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        }
+        let lockout = lockoutGuard(store)
+        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
+            for drive in drives {
+                var pins: VerifiedPINs?
+                if request.method != .psid {
+                    guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
+                        group.addTask { DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive") }
+                        continue
+                    }
+                    pins = try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
+                    if pins == nil {
+                        group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "the key does not match the drive") }
+                        continue
+                    }
+                }
+                let owner: DriveOwner
+                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
+                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
+                    continue
+                }
+                let method = request.method
+                let verified = pins
+                group.addTask {
+                    do {
+                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
+                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
+                                return DriveOutcome(address: drive.address, result: .failed,
+                                                    detail: "a different drive is at this address now; nothing was presented to it")
+                            }
+                            do throws(LockoutGuard.Failure) {
+                                switch method {
+                                case .crypto:
+                                    guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                                    try lockout.attempt(drive.address) { () throws(OpalError) in
+                                        try opal.eraseRange(0, adminPIN: verified.admin1)
+                                    }
+                                    return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
+                                case .revert:
+                                    guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                                    try lockout.attempt(drive.address) { () throws(OpalError) in
+                                        try opal.revert(as: .sid, pin: verified.sid)
+                                    }
+                                    return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+                                case .psid:
+                                    guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
+                                    try lockout.attempt(drive.address) { () throws(OpalError) in
+                                        try opal.revert(as: .psid, pin: psid)
+                                    }
+                                    return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+                                }
+                            } catch {
+                                switch error {
+                                case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
+                                case .drive(let failure):
+                                    return DriveOutcome(address: drive.address, result: JournaledRun.result(of: failure),
+                                                        detail: failure.description, attempts: 1)
+                                case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
+                                }
+                            }
+                        }
+                    } catch let error as OpalError {
+                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)
+                    } catch {
+                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
+                    }
+                }
+            }
+            var out: [DriveOutcome] = []
+            for await outcome in group { out.append(outcome) }
+            return out.sorted { $0.address < $1.address }
+        }
+        // A reverted drive is in factory state: it is no longer part of the array.
+        for outcome in outcomes where outcome.result == .reverted {
+            try? store.removeDrive(address: outcome.address)
+        }
+        audit(store, "erase --\(request.method.rawValue)", target: request.drives.joined(separator: " "),
+              outcome: outcomes.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+        return ArrayReport(operation: "erase", drives: outcomes)
+    }
+}
