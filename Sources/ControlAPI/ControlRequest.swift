@@ -34,13 +34,15 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case arrayAdd(ArrayAddRequest)
     case arrayRemove(address: String, revert: Bool)
     case erase(EraseRequest)
+    /// Open faults (conditions evaluated now) and recently cleared ones.
+    case faults
 
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
         case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey, .arrayAdd, .arrayRemove,
              .erase: return true
-        case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList: return false
+        case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults: return false
         }
     }
 }

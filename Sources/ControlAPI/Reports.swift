@@ -192,6 +192,35 @@ public struct KeysReport: Codable, Sendable, Hashable {
     public init(keys: [Key]) { self.keys = keys }
 }
 
+/// Faults: what needs an operator now, and what cleared itself lately.
+public struct FaultReport: Codable, Sendable, Hashable {
+    public struct Fault: Codable, Sendable, Hashable {
+        public var name: String
+        public var severity: String
+        public var object: String
+        public var raisedAt: Date
+        public var clearedAt: Date?
+        public var action: String
+        public var detail: String
+
+        public init(name: String, severity: String, object: String, raisedAt: Date, clearedAt: Date?, action: String, detail: String) {
+            self.name = name
+            self.severity = severity
+            self.object = object
+            self.raisedAt = raisedAt
+            self.clearedAt = clearedAt
+            self.action = action
+            self.detail = detail
+        }
+    }
+    public var open: [Fault]
+    public var recentlyCleared: [Fault]
+    public init(open: [Fault], recentlyCleared: [Fault]) {
+        self.open = open
+        self.recentlyCleared = recentlyCleared
+    }
+}
+
 /// Every answer a request can get.
 public enum ControlResponse: Codable, Sendable, Hashable {
     case array(ArrayReport)
@@ -199,5 +228,6 @@ public enum ControlResponse: Codable, Sendable, Hashable {
     case guardState(GuardReport)
     case keyServers(KeyServerReport)
     case keys(KeysReport)
+    case faults(FaultReport)
     case failure(ControlError)
 }

@@ -165,6 +165,11 @@ extension LockManager {
             }
         }
         let ordered = drives.compactMap { outcomes[$0.address] }
+        recordFaults(store, ordered.filter { $0.result == .keyMismatch }.map {
+            fault("KeyMismatch", "error", $0.address,
+                  action: "the key found does not match the drive's check values: restore the right key (`sedlock keys restore --all`)",
+                  detail: $0.detail)
+        }, scope: ["KeyMismatch"], objects: Set(ordered.filter { $0.result != .keyUnavailable }.map(\.address)))
         var note = ""
         if held {
             note = "boot-loop guard: the last \(configuration.bootLoopLimit) boots failed to unlock; only drives with verified keys "

@@ -61,10 +61,18 @@ extension LockManager {
         } catch { throw Self.stateFailure(error) }
     }
 
-    /// Each configured server tested as the boot service would reach it.
+    /// Each configured server tested as the boot service would reach it; a failing server raises
+    /// KmipServerFault, a passing one clears it.
     public func keyServerStatus() throws(ControlError) -> KeyServerReport {
-        let store = try openState(.read)
-        do { return KeyServerReport(servers: try store.keyServers().map(test)) } catch { throw Self.stateFailure(error) }
+        let store = try openState(.write)
+        let report: KeyServerReport
+        do { report = KeyServerReport(servers: try store.keyServers().map(test)) } catch { throw Self.stateFailure(error) }
+        recordFaults(store, report.servers.filter { $0.reachable == false }.map {
+            fault("KmipServerFault", "error", $0.name,
+                  action: "check the server is up and reachable, trusts this client's certificate, and answers KMIP",
+                  detail: $0.error ?? "the test failed")
+        }, scope: ["KmipServerFault"], objects: Set(report.servers.map(\.name)))
+        return report
     }
 
     /// The key IDs each server holds (SecretData named by a key ID), marked when the keytable lacks

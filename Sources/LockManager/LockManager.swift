@@ -48,6 +48,7 @@ public final class LockManager: Sendable {
             case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
             case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))
             case .erase(let erase): return .array(try await self.erase(erase, psid: secret))
+            case .faults: return .faults(try faults())
             }
         } catch {
             return .failure(error)

@@ -226,3 +226,32 @@ public struct StoredKeyServer: Codable, Sendable, Hashable, FetchableRecord, Mut
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
+
+/// A condition that needs an operator, named as the seeds' key services name them; it clears
+/// itself when the condition ends.
+public struct StoredFault: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "fault"
+    public var id: Int64?
+    /// KmipServerFault, KmipCertificateFault, DriveGuarded, BootLoopHold, KeyMismatch, RekeyIncomplete, …
+    public var name: String
+    /// warning, error, critical.
+    public var severity: String
+    /// What it concerns: a drive, a key server, a certificate file, "array".
+    public var object: String
+    public var raisedAt: Date
+    public var clearedAt: Date?
+    /// What to do about it.
+    public var action: String
+    public var detail: String
+
+    public init(name: String, severity: String, object: String, raisedAt: Date, action: String, detail: String) {
+        self.name = name
+        self.severity = severity
+        self.object = object
+        self.raisedAt = raisedAt
+        self.action = action
+        self.detail = detail
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

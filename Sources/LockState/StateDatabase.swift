@@ -353,6 +353,31 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    // MARK: Faults
+
+    @discardableResult
+    public func syncFaults(_ current: [StoredFault], scope: Set<String>, objects: Set<String>?,
+                           at: Date) throws(StateError) -> [StoredFault] {
+        try write { db in
+            let open = try StoredFault.filter(Column("clearedAt") == nil).fetchAll(db)
+            for var fault in open where scope.contains(fault.name) && (objects?.contains(fault.object) ?? true)
+                && !current.contains(where: { $0.name == fault.name && $0.object == fault.object }) {
+                fault.clearedAt = at
+                try fault.update(db)
+            }
+            for fault in current where !open.contains(where: { $0.name == fault.name && $0.object == fault.object }) {
+                var raised = fault
+                raised.clearedAt = nil
+                try raised.insert(db)
+            }
+            return try StoredFault.filter(Column("clearedAt") == nil).order(Column("raisedAt"), Column("id")).fetchAll(db)
+        }
+    }
+
+    public func clearedFaults(limit: Int) throws(StateError) -> [StoredFault] {
+        try read { try StoredFault.filter(Column("clearedAt") != nil).order(Column("clearedAt").desc).limit(limit).fetchAll($0) }
+    }
+
     // MARK: Boot records and audit log
 
     public func recordBoot(_ boot: BootRecord) throws(StateError) {

@@ -56,6 +56,16 @@ public protocol StateStore: Sendable {
     func setJournalStep(_ step: JournalDriveStep) throws(StateError)
     func finishJournal(id: Int64, state: JournalEntry.State, at: Date) throws(StateError)
 
+    // Faults
+    /// Raises the faults in `current` that are not open yet and clears the open ones of the names
+    /// in `scope` (and, when given, about `objects`) that `current` no longer holds (a fault is its
+    /// name and object). Returns the
+    /// faults open afterwards.
+    @discardableResult
+    func syncFaults(_ current: [StoredFault], scope: Set<String>, objects: Set<String>?, at: Date) throws(StateError) -> [StoredFault]
+    /// Faults cleared most recently first.
+    func clearedFaults(limit: Int) throws(StateError) -> [StoredFault]
+
     // Boot records and audit log
     func recordBoot(_ boot: BootRecord) throws(StateError)
     /// The most recent boots first.

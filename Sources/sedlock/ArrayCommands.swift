@@ -232,6 +232,15 @@ struct EraseCommand: AsyncParsableCommand {
     }
 }
 
+struct Faults: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Open faults (guarded drives, boot-loop hold, unfinished setup or rekey, certificates near expiry, key servers failing their test) and recently cleared ones.")
+    @OptionGroup var options: ManagerOptions
+    func run() async throws {
+        await reportingAsync { try show(await options.manager().respond(to: .faults), json: options.json) }
+    }
+}
+
 struct KeyServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyserver", abstract: "The array's KMIP key servers (at most four): add, remove, show, status, query.",
@@ -380,6 +389,15 @@ func show(_ response: ControlResponse, json: Bool) throws {
         if json { printJSON(report); return }
         for key in report.keys {
             print("\(key.inKeytable ? " " : "*") \(key.keyID)  tag \(key.tag)  \(key.state)  \(key.provider)\(key.detail.isEmpty ? "" : "  — \(key.detail)")")
+        }
+    case .faults(let report):
+        if json { printJSON(report); return }
+        if report.open.isEmpty { print("no open faults") }
+        for f in report.open {
+            print("\(f.severity.uppercased())  \(f.name)  \(f.object)  since \(f.raisedAt)\n  \(f.detail)\n  → \(f.action)")
+        }
+        for f in report.recentlyCleared {
+            print("cleared \(f.clearedAt.map { "\($0)" } ?? "")  \(f.name)  \(f.object)")
         }
     case .guardState(let report):
         if json { printJSON(report); return }

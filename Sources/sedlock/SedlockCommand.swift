@@ -11,7 +11,7 @@ struct Sedlock: AsyncParsableCommand {
         15 held by a guard before any attempt (keys unavailable or unverified, guarded drive, boot-loop hold), \
         16 busy (another sedlock is changing the state).
         """,
-        subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, Guard.self, KeyServerCommand.self,
+        subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, Guard.self, Faults.self, KeyServerCommand.self,
                       KeysCommand.self,
                       DriveCommand.self, KMIPCommand.self, CertCommand.self])
 }

@@ -6,6 +6,7 @@ import LockState
 import Opal
 import SedSimulator
 import SimulatorTestSupport
+import TestSupport
 import Testing
 
 @Suite("Lock manager: setup, unlock, lock, guards")
@@ -329,6 +330,55 @@ struct LockManagerTests {
         await #expect { try await f.manager.erase(EraseRequest(drives: f.addresses, method: .psid), psid: psid) } throws: {
             ($0 as? ControlError)?.code == .badRequest
         }
+    }
+
+    @Test("faults are raised by the conditions they name and clear themselves when the condition ends")
+    func faults() async throws {
+        var settings = DriveSettings()
+        settings.tryLimit = 20
+        let f = try LockManagerFixture(drives: 2, settings: settings)
+        #expect(try await f.setUpArray().allSucceeded)
+        #expect(try f.manager.faults().open.isEmpty)
+
+        // A wrong key: KeyMismatch on every drive, until the right key is back.
+        let keyFile = try f.keyFile()
+        let original = try Data(contentsOf: URL(fileURLWithPath: keyFile))
+        let fields = String(decoding: original, as: UTF8.self).split(separator: " ")
+        try Data("\(fields[0]) \(fields[1]) \(fields[2]) \(Data(repeating: 9, count: 32).base64EncodedString())\n".utf8)
+            .write(to: URL(fileURLWithPath: keyFile))
+        try f.reboot()
+        _ = try await f.manager.unlock(UnlockRequest(drives: .all))
+        #expect(try f.manager.faults().open.map(\.name) == ["KeyMismatch", "KeyMismatch"])
+        try original.write(to: URL(fileURLWithPath: keyFile))
+        f.restartManager()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all)).allSucceeded)
+        let afterKey = try f.manager.faults()
+        #expect(afterKey.open.isEmpty && afterKey.recentlyCleared.filter { $0.name == "KeyMismatch" }.count == 2)
+
+        // A guarded drive: DriveGuarded until the operator resets it.
+        let opal = try OpalDrive(transport: f.drives.transport(1), timeout: 5)
+        try opal.setPIN(of: .admin(1), newPIN: Secret(Array("other".utf8)), authorizer: .admin(1), authorizerPIN: try adminPIN(f, 1))
+        try f.reboot()
+        for _ in 0..<3 { _ = try await f.manager.unlock(UnlockRequest(drives: .some([f.addresses[1]]))) }
+        let guarded = try f.manager.faults().open
+        #expect(guarded.map(\.name) == ["DriveGuarded"] && guarded.first?.object == f.addresses[1])
+        #expect(guarded.first?.action.contains("guard reset") == true)
+        _ = try f.manager.guardReset(address: f.addresses[1])
+        #expect(try f.manager.faults().open.isEmpty)
+
+        // Key server certificates close to expiry or unreadable: KmipCertificateFault, by class.
+        let pki = f.root + "/pki"
+        try FileManager.default.createDirectory(atPath: pki, withIntermediateDirectories: false)
+        try ProcessRunner.shell("cd '\(pki)' && openssl req -x509 -newkey rsa:2048 -nodes -keyout c.key -out c.pem -days 2 -subj /CN=soon")
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: pki + "/ca.pem"))
+        f.manager.releaseState()
+        let state = try StateDatabase(directory: f.configuration.stateDirectory, access: .write)
+        try state.addKeyServer(name: "ks", addresses: ["127.0.0.1:5696"], certificatePath: pki + "/c.pem",
+                               privateKeyPath: pki + "/c.key", caPath: pki + "/ca.pem", verifyServerName: true)
+        state.close()
+        let certificates = try f.manager.faults().open.filter { $0.name == "KmipCertificateFault" }
+        #expect(certificates.map(\.object).sorted() == [pki + "/c.pem", pki + "/ca.pem"])
+        #expect(certificates.allSatisfy { $0.severity == "critical" })
     }
 
     private func sidPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .sid) }
