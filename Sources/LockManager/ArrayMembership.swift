@@ -117,76 +117,51 @@ extension LockManager {
                                 deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
         }
         let lockout = lockoutGuard(store)
-        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
-            for drive in drives {
-                var pins: VerifiedPINs?
-                if request.method != .psid {
-                    guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
-                        group.addTask { DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive") }
-                        continue
-                    }
-                    pins = try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
-                    if pins == nil {
-                        group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "the key does not match the drive") }
-                        continue
-                    }
-                }
-                let owner: DriveOwner
-                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
+        var work: [DriveWork] = []
+        for drive in drives {
+            var pins: VerifiedPINs?
+            if request.method != .psid {
+                guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
+                    work.append(.decided(DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive")))
                     continue
                 }
-                let method = request.method
-                let verified = pins
-                group.addTask {
-                    do {
-                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
-                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
-                                return DriveOutcome(address: drive.address, result: .failed,
-                                                    detail: "a different drive is at this address now; nothing was presented to it")
-                            }
-                            do throws(LockoutGuard.Failure) {
-                                switch method {
-                                case .crypto:
-                                    guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
-                                    try lockout.attempt(drive.address) { () throws(OpalError) in
-                                        try opal.eraseRange(0, adminPIN: verified.admin1)
-                                    }
-                                    return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
-                                case .revert:
-                                    guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
-                                    try lockout.attempt(drive.address) { () throws(OpalError) in
-                                        try opal.revert(as: .sid, pin: verified.sid)
-                                    }
-                                    return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
-                                case .psid:
-                                    guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
-                                    try lockout.attempt(drive.address) { () throws(OpalError) in
-                                        try opal.revert(as: .psid, pin: psid)
-                                    }
-                                    return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
-                                }
-                            } catch {
-                                switch error {
-                                case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
-                                case .drive(let failure):
-                                    return DriveOutcome(address: drive.address, result: JournaledRun.result(of: failure),
-                                                        detail: failure.description, attempts: 1)
-                                case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
-                                }
-                            }
-                        }
-                    } catch let error as OpalError {
-                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)
-                    } catch {
-                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
-                    }
+                pins = try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
+                if pins == nil {
+                    work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch,
+                                                      detail: "the key does not match the drive")))
+                    continue
                 }
             }
-            var out: [DriveOutcome] = []
-            for await outcome in group { out.append(outcome) }
-            return out.sorted { $0.address < $1.address }
+            let method = request.method
+            let verified = pins
+            work.append(.run(drive) { opal in
+                do throws(LockoutGuard.Failure) {
+                    switch method {
+                    case .crypto:
+                        guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.eraseRange(0, adminPIN: verified.admin1) }
+                        return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
+                    case .revert:
+                        guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .sid, pin: verified.sid) }
+                        return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+                    case .psid:
+                        guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
+                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .psid, pin: psid) }
+                        return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+                    }
+                } catch {
+                    switch error {
+                    case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
+                    case .drive(let failure):
+                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: failure),
+                                            detail: failure.description, attempts: 1)
+                    case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
+                    }
+                }
+            })
         }
+        let outcomes = await perform(work)
         // A reverted drive is in factory state: it is no longer part of the array.
         for outcome in outcomes where outcome.result == .reverted {
             try? store.removeDrive(address: outcome.address)

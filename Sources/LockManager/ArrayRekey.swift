@@ -103,48 +103,28 @@ extension LockManager {
                                fix: "make both keys available (key servers or key files), then run `sedlock rekey` again")
         }
         let lockout = lockoutGuard(store)
-        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
-            for step in steps {
-                guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
-                if step.step == .proven {
-                    group.addTask { DriveOutcome(address: drive.address, result: .rekeyed, detail: "already done") }
-                    continue
-                }
-                let old: VerifiedPINs, new: VerifiedPINs
-                do {
-                    old = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: fromID, store: store)
-                    new = try VerifiedPINs.verify(ak: newAK, drive: drive, generationID: toID, store: store)
-                } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)") }
-                    continue
-                }
-                let owner: DriveOwner
-                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
-                    continue
-                }
-                let time = self.time
-                group.addTask {
-                    do {
-                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
-                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
-                                return DriveOutcome(address: drive.address, result: .failed,
-                                                    detail: "a different drive is at this address now; nothing was presented to it")
-                            }
-                            let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
-                            return DriveRekeyRun(journaled: journaled, startStep: step.step, old: old, new: new, resuming: resuming).run(opal)
-                        }
-                    } catch let error as OpalError {
-                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)
-                    } catch {
-                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
-                    }
-                }
+        let time = self.time
+        var work: [DriveWork] = []
+        for step in steps {
+            guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
+            if step.step == .proven {
+                work.append(.decided(DriveOutcome(address: drive.address, result: .rekeyed, detail: "already done")))
+                continue
             }
-            var out: [DriveOutcome] = []
-            for await outcome in group { out.append(outcome) }
-            return out.sorted { $0.address < $1.address }
+            let old: VerifiedPINs, new: VerifiedPINs
+            do {
+                old = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: fromID, store: store)
+                new = try VerifiedPINs.verify(ak: newAK, drive: drive, generationID: toID, store: store)
+            } catch {
+                work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)")))
+                continue
+            }
+            work.append(.run(drive) { opal in
+                let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                return DriveRekeyRun(journaled: journaled, startStep: step.step, old: old, new: new, resuming: resuming).run(opal)
+            })
         }
+        let outcomes = await perform(work)
         let report = ArrayReport(operation: "rekey", drives: outcomes)
         if report.allSucceeded {
             do {

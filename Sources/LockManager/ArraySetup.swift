@@ -196,51 +196,30 @@ extension LockManager {
         }
         let derivation = request.adoption.flatMap { PinDerivation(rawValue: $0.derivation) }
         let lockout = lockoutGuard(store)
-        let outcomes: [DriveOutcome] = await withTaskGroup(of: DriveOutcome.self) { group in
-            for step in steps {
-                guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
-                if step.step == .proven {
-                    group.addTask { DriveOutcome(address: drive.address, result: .setUp, detail: "already done") }
-                    continue
-                }
-                let pins: VerifiedPINs
-                do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: journal.toGenerationID, store: store) } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)") }
-                    continue
-                }
-                let owner: DriveOwner
-                do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
-                    group.addTask { DriveOutcome(address: drive.address, result: .failed, detail: error.description) }
-                    continue
-                }
-                let time = self.time
-                group.addTask {
-                    do {
-                        return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
-                            guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
-                                return DriveOutcome(address: drive.address, result: .failed,
-                                                    detail: "a different drive is at this address now; nothing was presented to it")
-                            }
-                            var adoptionPIN: Secret?
-                            if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
-                                adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField)
-                            }
-                            let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
-                            let run = DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins,
-                                                    adoptionPIN: adoptionPIN, resuming: resuming)
-                            return run.run(opal)
-                        }
-                    } catch let error as OpalError {
-                        return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: error), detail: error.description)
-                    } catch {
-                        return DriveOutcome(address: drive.address, result: .failed, detail: "\(error)")
-                    }
-                }
+        let time = self.time
+        var work: [DriveWork] = []
+        for step in steps {
+            guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
+            if step.step == .proven {
+                work.append(.decided(DriveOutcome(address: drive.address, result: .setUp, detail: "already done")))
+                continue
             }
-            var out: [DriveOutcome] = []
-            for await outcome in group { out.append(outcome) }
-            return out.sorted { $0.address < $1.address }
+            let pins: VerifiedPINs
+            do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: journal.toGenerationID, store: store) } catch {
+                work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)")))
+                continue
+            }
+            work.append(.run(drive) { opal in
+                var adoptionPIN: Secret?
+                if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
+                    adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField)
+                }
+                let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,
+                                     resuming: resuming).run(opal)
+            })
         }
+        let outcomes = await perform(work)
         let report = ArrayReport(operation: "setup", drives: outcomes)
         if report.allSucceeded {
             do {

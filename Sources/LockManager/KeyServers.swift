@@ -1,3 +1,4 @@
+import Certificates
 import ControlAPI
 import Foundation
 import Keys
@@ -31,6 +32,15 @@ extension LockManager {
                                    privateKeyPath: candidate.privateKeyPath, caPath: candidate.caPath,
                                    verifyServerName: candidate.verifyServerName)
         } catch { throw ControlError(error.code == .invalid ? .badRequest : .failed, error.message, fix: error.fix) }
+        // What the server was added with, for the record (fingerprints and expiry; never the private key).
+        for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let records = ((try? Certificate.all(pem: text)) ?? []).map {
+                StoredCertificate(role: role, path: path, fingerprint: $0.fingerprint,
+                                  notAfter: $0.notAfter.map { Date(timeIntervalSince1970: Double($0)) })
+            }
+            try? store.recordCertificates(records, role: role, path: path)
+        }
         audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS"))")
         return try keyServerShow()
     }

@@ -255,3 +255,25 @@ public struct StoredFault: Codable, Sendable, Hashable, FetchableRecord, Mutable
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
+
+/// A certificate sedlock relies on (a key server's client certificate or CA): where it is and
+/// what it is — never a private key.
+public struct StoredCertificate: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "certificate"
+    public var id: Int64?
+    /// `client` or `ca`.
+    public var role: String
+    public var path: String
+    /// SHA-256 of the DER form, hex.
+    public var fingerprint: String
+    public var notAfter: Date?
+
+    public init(role: String, path: String, fingerprint: String, notAfter: Date?) {
+        self.role = role
+        self.path = path
+        self.fingerprint = fingerprint
+        self.notAfter = notAfter
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

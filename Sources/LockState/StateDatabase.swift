@@ -308,6 +308,22 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    // MARK: Certificates
+
+    public func recordCertificates(_ certificates: [StoredCertificate], role: String, path: String) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM certificate WHERE path = ? AND role = ?", arguments: [path, role])
+            for certificate in certificates {
+                var copy = certificate
+                try copy.insert(db)
+            }
+        }
+    }
+
+    public func certificates() throws(StateError) -> [StoredCertificate] {
+        try read { try StoredCertificate.order(Column("id")).fetchAll($0) }
+    }
+
     // MARK: Journal
 
     public func beginJournaledChange(_ kind: JournalEntry.Kind, from: Int64?, generation: StoredKeyGeneration,

@@ -43,6 +43,12 @@ public protocol StateStore: Sendable {
     func keyShareThreshold() throws(StateError) -> Int?
     func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
 
+    // Certificates
+    /// Records the certificates a file holds (a CA bundle may hold several), replacing what was
+    /// recorded for that file and role.
+    func recordCertificates(_ certificates: [StoredCertificate], role: String, path: String) throws(StateError)
+    func certificates() throws(StateError) -> [StoredCertificate]
+
     // Journal
     /// Records the plan of a journaled change in one transaction — the generation (inserted unless
     /// it has an id: a drive added to the array joins the active one), the drives

@@ -26,6 +26,15 @@ struct KMIPProviderTests {
         _ = try add("ks-a", first)
         let both = try add("ks-b", secondRestarted)
         #expect(both.servers.map(\.name) == ["ks-a", "ks-b"])
+        // The state records the certificates' fingerprints (the CA bundle holds two), never the private key.
+        f.manager.releaseState()
+        let recorded = try StateDatabase(directory: f.configuration.stateDirectory, access: .read).certificates()
+        #expect(recorded.filter { $0.role == "client" }.count == 1 && recorded.filter { $0.role == "ca" }.count == 2)
+        #expect(recorded.allSatisfy { $0.fingerprint.count == 95 && $0.notAfter != nil })
+        let database = try Data(contentsOf: URL(fileURLWithPath: f.configuration.stateDirectory.databasePath))
+        let keyText = try String(contentsOfFile: tls.privateKeyPath, encoding: .utf8)
+        let keyBody = try #require(keyText.split(separator: "\n").dropFirst().first)
+        #expect(database.range(of: Data(keyBody.utf8)) == nil)
         // A server that fails its test is not added.
         await #expect { try f.manager.keyServerAdd(KeyServerAddRequest(
             addresses: ["127.0.0.1:\(try PyKMIPServer.freePort())"], name: "nobody", certificatePath: tls.certificatePath,
