@@ -68,4 +68,30 @@ struct ArrayCommandTests {
             #expect(!output.contains(akBase64))
         }
     }
+
+    @Test("one array of mixed addresses: a preload-mapped NVMe node, a preload-mapped SAS node and a sim: drive")
+    func mixedAddresses() throws {
+        let nvme = try ServedArray(drives: 2)
+        let sas = try ServedArray(drives: 1, extra: ["--kind", "sas"])
+        let scratch = "/tmp/sedlock-mix-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try Data("mixed-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
+        let state = ["--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        // Drive 0 of the NVMe array as /dev/nvme230, the SAS drive as /dev/sg231; drive 1 over the simulator's link.
+        let environment = ["LD_PRELOAD": Binaries.preloadLibrary,
+                           "SEDSIM_DEVICES": "/dev/nvme230=\(nvme.directory)/0,/dev/sg231=\(sas.directory)/0"]
+        let drives = ["/dev/nvme230", "/dev/sg231", nvme.device(1)]
+        let setup = try run("sedlock", ["setup", "--drives"] + drives + state, environment: environment)
+        #expect(setup.status == 0, "\(setup.stderr) \(setup.output)")
+        #expect(try run("sedsim", ["power-cycle", nvme.directory]).status == 0)
+        #expect(try run("sedsim", ["power-cycle", sas.directory]).status == 0)
+        let unlock = try run("sedlock", ["unlock", "--all", "--json"] + state, environment: environment)
+        #expect(unlock.status == 0, "\(unlock.stderr) \(unlock.output)")
+        #expect(unlock.output.components(separatedBy: "\"unlocked\"").count == 4)
+        let status = try run("sedlock", ["status"] + state, environment: environment)
+        for drive in drives { #expect(status.output.contains(drive + "  ")) }
+        #expect(!status.output.contains("LOCKED"))
+    }
 }
