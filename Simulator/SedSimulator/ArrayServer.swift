@@ -30,7 +30,8 @@ public final class ArrayServer: @unchecked Sendable {
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, listen(fd, 64) == 0 else {
+        // Whoever may connect can drive the array: owner only, whatever the umask.
+        guard bound == 0, chmod(socketPath, 0o600) == 0, listen(fd, 64) == 0 else {
             close(fd)
             throw SimulatorError.storage("cannot listen on \(socketPath): \(errnoText())")
         }

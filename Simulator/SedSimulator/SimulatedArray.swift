@@ -27,6 +27,7 @@ public final class SimulatedArray: @unchecked Sendable {
     public let drives: [SimulatedDrive]
 
     public static let manifestName = "array.json"
+    public static let maximumDriveSize: UInt64 = 1 << 44
 
     /// True when `directory` holds an array's manifest.
     public static func isArray(at directory: URL) -> Bool {
@@ -39,6 +40,10 @@ public final class SimulatedArray: @unchecked Sendable {
         guard spec.sizeBytes >= UInt64(spec.blockSize) * 2048 else {
             throw SimulatorError.invalidArray("--size must be at least \(spec.blockSize * 2048) bytes")
         }
+        // Each drive's media is one sparse file: stay within what ext4 (4 KiB blocks) and XFS hold.
+        guard spec.sizeBytes <= Self.maximumDriveSize else {
+            throw SimulatorError.invalidArray("--size must be at most 16T (\(Self.maximumDriveSize) bytes), the largest file the backing filesystem is sure to hold")
+        }
         guard spec.settings.lifetimeFailureLimit >= 1 else { throw SimulatorError.invalidArray("--lifetime-limit must be at least 1") }
         let manifest = directory.appendingPathComponent(manifestName)
         if FileManager.default.fileExists(atPath: manifest.path) {
@@ -46,6 +51,10 @@ public final class SimulatedArray: @unchecked Sendable {
         }
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw SimulatorError.storage("cannot create \(directory.path): \(error.localizedDescription)")
+        }
+        // PSIDs and drive state live here: owner only, whatever the umask.
+        guard chmod(directory.path, 0o700) == 0 else {
+            throw SimulatorError.storage("cannot restrict \(directory.path) to its owner: \(errnoText())")
         }
         for n in 0..<spec.drives {
             let identity = try makeIdentity(index: n, spec: spec)

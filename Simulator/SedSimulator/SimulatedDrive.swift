@@ -60,6 +60,9 @@ public final class SimulatedDrive: @unchecked Sendable {
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw SimulatorError.storage("cannot create \(directory.path): \(error.localizedDescription)")
         }
+        guard chmod(directory.path, 0o700) == 0 else {
+            throw SimulatorError.storage("cannot restrict \(directory.path) to its owner: \(errnoText())")
+        }
         let msid = Array(identity.msid.utf8)
         let psid = Array(identity.psid.utf8)
         var ranges: [RangeRecord] = []

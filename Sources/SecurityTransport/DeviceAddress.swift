@@ -11,7 +11,7 @@ public enum DeviceAddress: Hashable, Sendable, CustomStringConvertible {
         if text.hasPrefix("sim:") {
             let rest = String(text.dropFirst(4))
             guard let slash = rest.lastIndex(of: "/"), slash != rest.startIndex,
-                  let n = Int(rest[rest.index(after: slash)...]), n >= 0 else {
+                  let n = Int(rest[rest.index(after: slash)...]), (0...Int(UInt16.max)).contains(n) else {
                 throw ParseError(description: "'\(text)' is not a simulated drive address; use sim:DIR/N (for example sim:/tmp/array/0)")
             }
             return .simulated(arrayDirectory: String(rest[..<slash]), drive: n)

@@ -266,6 +266,7 @@ struct MBR: ParsableCommand {
 
     func validate() throws {
         if action == .load && image == nil { throw ValidationError("'load' needs --image FILE") }
+        if action != .load && image != nil { throw ValidationError("--image is used only with 'load'") }
     }
 
     func run() throws {

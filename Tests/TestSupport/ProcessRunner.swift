@@ -38,7 +38,10 @@ public enum ProcessRunner {
         let errorReader = DispatchGroup()
         nonisolated(unsafe) var stderrData = Data()
         DispatchQueue.global().async(group: errorReader) { stderrData = err.fileHandleForReading.readDataToEndOfFile() }
-        if let stdin { input.fileHandleForWriting.write(stdin) }
+        // A child that exits before reading all of its input must not take the test process down
+        // with SIGPIPE: the write then fails quietly (the child's result says what happened).
+        signal(SIGPIPE, SIG_IGN)
+        if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
         try? input.fileHandleForWriting.close()
         let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
         errorReader.wait()

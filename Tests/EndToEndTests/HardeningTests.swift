@@ -1,0 +1,74 @@
+import Foundation
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Careless or hostile input to the CLI and the simulator: a clear error naming the cause,
+/// bounded in size and time, and nothing changed.
+@Suite("Hardening: bad input gets a clear, bounded error", .serialized)
+struct HardeningTests {
+    @Test("PIN files: a directory, an oversized stdin, a FIFO with no writer, and the exact size limit")
+    func pinFiles() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        let dir = "/tmp/sedlock-pins-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+
+        let directory = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", dir])
+        #expect(directory.status == 64 && directory.stderr.contains("is a directory"))
+
+        let missing = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", dir + "/none"])
+        #expect(missing.status == 64 && missing.stderr.contains("No such file or directory"))
+
+        // 2 MB on stdin: refused after reading at most the limit, not all of it.
+        let big = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", "-"], stdin: Data(count: 2 << 20))
+        #expect(big.status == 64 && big.stderr.contains("at most 4096 bytes"))
+
+        // A FIFO nobody writes to: no hang.
+        let fifo = dir + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let start = Date()
+        let silent = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", fifo], timeout: 60)
+        #expect(silent.status == 64 && Date().timeIntervalSince(start) < 45)
+
+        // Exactly 4,096 bytes is a PIN file (the drive then refuses so long a PIN: it is not a file error).
+        let exact = dir + "/exact"
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: exact))
+        let atLimit = try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", exact])
+        #expect(!atLimit.stderr.contains("at most 4096"))
+        try Data(repeating: 0x41, count: 4097).write(to: URL(fileURLWithPath: exact))
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", exact]).stderr.contains("at most 4096 bytes"))
+        #expect(!(try run("sedsim", ["status", array.directory])).output.contains("owned: yes"))
+    }
+
+    @Test("options that would be ignored and addresses that would be clamped are refused")
+    func refusedCombinations() throws {
+        let pin = try pinFile("p")
+        defer { try? FileManager.default.removeItem(atPath: pin) }
+        let image = try run("sedlock", ["drive", "mbr", "sim:/tmp/x/0", "enable", "--image", pin, "--pin-file", pin])
+        #expect(image.status == 64 && image.stderr.contains("only with 'load'"))
+        let clamped = try run("sedlock", ["drive", "discover", "sim:/tmp/x/65536"])
+        #expect(clamped.status == 64)
+    }
+
+    @Test("sedsim create refuses sizes no drive can hold, and keeps arrays private whatever the umask")
+    func simulatorCreate() throws {
+        let dir = "/tmp/sedsim-h-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for size in ["99999T", "9223372036854775808", "17T"] {
+            let r = try run("sedsim", ["create", dir, "--size", size])
+            #expect(r.status != 0 && !r.stderr.isEmpty, "size \(size)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/array.json"))
+        }
+        let previous = umask(0)
+        defer { umask(previous) }
+        let array = try ServedArray()
+        let mode = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1 }
+        #expect(mode(array.directory) == 0o700)
+        #expect(mode(array.directory + "/drive-0") == 0o700)
+        #expect(mode(array.directory + "/sedsim.sock") == 0o600)
+    }
+}
