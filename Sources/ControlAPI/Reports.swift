@@ -96,11 +96,18 @@ public struct StatusReport: Codable, Sendable, Hashable {
     public var drives: [Drive]
     public var generations: [Generation]
     public var recentBoots: [String]
+    /// Each key server, tested (TLS, authentication, a Locate).
+    public var keyServers: [KeyServerReport.Server]
+    /// Faults open in the state.
+    public var faults: [FaultReport.Fault]
 
-    public init(drives: [Drive], generations: [Generation], recentBoots: [String]) {
+    public init(drives: [Drive], generations: [Generation], recentBoots: [String],
+                keyServers: [KeyServerReport.Server] = [], faults: [FaultReport.Fault] = []) {
         self.drives = drives
         self.generations = generations
         self.recentBoots = recentBoots
+        self.keyServers = keyServers
+        self.faults = faults
     }
 }
 

@@ -11,10 +11,14 @@ extension LockManager {
         let drives: [StoredDrive]
         let generations: [StoredKeyGeneration]
         let boots: [BootRecord]
+        let servers: [StoredKeyServer]
+        let faults: [StoredFault]
         do {
             drives = try store.drives()
             generations = try store.generations()
             boots = try store.recentBoots(limit: 5)
+            servers = try store.keyServers()
+            faults = try store.openFaults()
         } catch { throw Self.stateFailure(error) }
         let locked: [String: Result<Bool?, ControlError>] = await withTaskGroup(of: (String, Result<Bool?, ControlError>).self) { group in
             for drive in drives {
@@ -55,7 +59,8 @@ extension LockManager {
             generations: generations.map {
                 StatusReport.Generation(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider, createdAt: $0.createdAt)
             },
-            recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" })
+            recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" },
+            keyServers: servers.map(test), faults: faults.map(Self.report))
     }
 
     /// Lockout counters per drive and the boot-loop guard's verdict for the next boot.

@@ -390,6 +390,10 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    public func openFaults() throws(StateError) -> [StoredFault] {
+        try read { try StoredFault.filter(Column("clearedAt") == nil).order(Column("raisedAt"), Column("id")).fetchAll($0) }
+    }
+
     public func clearedFaults(limit: Int) throws(StateError) -> [StoredFault] {
         try read { try StoredFault.filter(Column("clearedAt") != nil).order(Column("clearedAt").desc).limit(limit).fetchAll($0) }
     }

@@ -69,6 +69,8 @@ public protocol StateStore: Sendable {
     /// faults open afterwards.
     @discardableResult
     func syncFaults(_ current: [StoredFault], scope: Set<String>, objects: Set<String>?, at: Date) throws(StateError) -> [StoredFault]
+    /// Faults open now, oldest first.
+    func openFaults() throws(StateError) -> [StoredFault]
     /// Faults cleared most recently first.
     func clearedFaults(limit: Int) throws(StateError) -> [StoredFault]
 

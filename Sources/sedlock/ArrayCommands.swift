@@ -244,7 +244,8 @@ struct Faults: AsyncParsableCommand {
 struct KeyServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyserver", abstract: "The array's KMIP key servers (at most four): add, remove, show, status, query.",
-        subcommands: [KeyServerAdd.self, KeyServerRemove.self, KeyServerShow.self, KeyServerStatus.self, KeyServerQuery.self])
+        subcommands: [KeyServerAdd.self, KeyServerRemove.self, KeyServerShow.self, KeyServerStatus.self, KeyServerTest.self,
+                      KeyServerQuery.self])
 }
 
 struct KeyServerAdd: AsyncParsableCommand {
@@ -295,6 +296,24 @@ struct KeyServerStatus: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
     func run() async throws {
         await reportingAsync { try show(await options.manager().respond(to: .keyServerStatus), json: options.json) }
+    }
+}
+
+struct KeyServerTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test", abstract: "Test one key server (or all) as the boot service reaches it: TLS, authentication, a Locate.")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The server's name (default: every server).") var name: String?
+    func run() async throws {
+        await reportingAsync {
+            var response = await options.manager().respond(to: .keyServerStatus)
+            if let name, case .keyServers(var report) = response {
+                report.servers = report.servers.filter { $0.name == name }
+                guard !report.servers.isEmpty else { throw CommandFailure("no key server named \(name)", .badArguments) }
+                response = .keyServers(report)
+            }
+            try show(response, json: options.json)
+        }
     }
 }
 
@@ -369,6 +388,10 @@ func show(_ response: ControlResponse, json: Bool) throws {
             print(line)
         }
         for g in status.generations { print("key \(g.keyID)  tag \(g.tag)  \(g.state)  \(g.provider)  created \(g.createdAt)") }
+        for s in status.keyServers {
+            print("key server \(s.name)  \(s.reachable == true ? "reachable" : "UNREACHABLE: \(s.error ?? "")")")
+        }
+        for f in status.faults { print("fault \(f.severity.uppercased()) \(f.name) \(f.object): \(f.detail)") }
         for b in status.recentBoots { print("boot \(b)") }
     case .keyServers(let report):
         if json { printJSON(report); return }

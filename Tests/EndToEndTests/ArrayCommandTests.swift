@@ -94,4 +94,37 @@ struct ArrayCommandTests {
         for drive in drives { #expect(status.output.contains(drive + "  ")) }
         #expect(!status.output.contains("LOCKED"))
     }
+
+    @Test("an array with a drive first set up by the sedutil-style host: setup adopts it with its password, no try wasted")
+    func adoptSedutilDrive() throws {
+        let array = try ServedArray(drives: 2, extra: ["--kind", "sata"])
+        let nodes = ["/dev/sdsim180", "/dev/sdsim181"]
+        let environment = array.preloadEnvironment(nodes)
+        let password = try pinFile("sedutil password 1")
+        let scratch = "/tmp/sedlock-adopt-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        defer {
+            try? FileManager.default.removeItem(atPath: scratch)
+            try? FileManager.default.removeItem(atPath: password)
+        }
+        try Data("adopt-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
+        let state = ["--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        // sedutil's --initialsetup on drive 0, with its PBKDF2-SHA1 hashed password.
+        let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil password 1"], node: nodes[0], environment: environment)
+        #expect(host.status == 0, "\(host.stderr)")
+
+        // Without the password, setup refuses and touches nothing.
+        let refused = try run("sedlock", ["setup", "--drives"] + nodes + state, environment: environment)
+        #expect(refused.status == 64 && refused.stderr.contains("already owned"))
+        let adopted = try run("sedlock", ["setup", "--drives"] + nodes + state
+                                  + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1"], environment: environment)
+        #expect(adopted.status == 0, "\(adopted.stderr) \(adopted.output)")
+        #expect(adopted.output.contains("\(nodes[0]): adopted") && adopted.output.contains("\(nodes[1]): set up"))
+        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        #expect(try run("sedlock", ["unlock", "--all"] + state, environment: environment).status == 0)
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout)
+            as? [[String: Any]]
+        #expect(status?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true)
+    }
 }

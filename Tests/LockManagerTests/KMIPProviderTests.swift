@@ -55,6 +55,10 @@ struct KMIPProviderTests {
         #expect(unlock.allSucceeded, "\(unlock)")
         let status = try f.manager.keyServerStatus()
         #expect(status.servers.map(\.reachable) == [false, true])
+        // status shows it at a glance, with the KmipServerFault the test raised.
+        let glance = try await f.manager.status()
+        #expect(glance.keyServers.map(\.reachable) == [false, true])
+        #expect(glance.faults.map(\.name) == ["KmipServerFault"] && glance.faults.first?.object == "ks-a")
 
         // A rekey needs every key server: with the first down, the new key is taken back and nothing changes.
         await #expect { try await f.manager.rekey(RekeyRequest()) } throws: { ($0 as? ControlError)?.code == .unreachable }
