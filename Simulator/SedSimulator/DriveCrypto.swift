@@ -13,6 +13,15 @@ enum DriveCrypto {
         return out
     }
 
+    typealias Stretched = (verifier: [UInt8], kek: [UInt8])
+
+    /// The cache key of a stretch: the salt and the PIN's SHA-256 (never the PIN itself).
+    static func stretchKey(pin: [UInt8], salt: [UInt8]) -> Data {
+        var digest = [UInt8](repeating: 0, count: 32)
+        _ = pin.withUnsafeBufferPointer { SHA256($0.baseAddress, pin.count, &digest) }
+        return Data(salt + digest)
+    }
+
     /// 64 bytes: a 32-byte verifier (compared to authenticate) and a 32-byte key-encryption key.
     static func stretch(pin: [UInt8], salt: [UInt8]) throws(SimulatorError) -> (verifier: [UInt8], kek: [UInt8]) {
         var out = [UInt8](repeating: 0, count: 64)

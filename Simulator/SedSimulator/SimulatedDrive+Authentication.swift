@@ -58,7 +58,7 @@ extension SimulatedDrive {
             recordFailure(slot, countTry: false)
             return .failure(lockout)
         }
-        guard let stretched = try? DriveCrypto.stretch(pin: challenge, salt: Array(salt)) else {
+        guard let stretched = try? cachedStretch(pin: challenge, salt: Array(salt)) else {
             return .failure(.tperMalfunction)
         }
         guard DriveCrypto.constantTimeEqual(stretched.verifier, Array(verifier)) else {
@@ -106,10 +106,20 @@ extension SimulatedDrive {
         for i in record.lockingUsers.indices { record.lockingUsers[i].sealedLockingKey = nil }
     }
 
+    /// PBKDF2 of the PIN with the credential's salt, from the cache when it was computed before.
+    func cachedStretch(pin: [UInt8], salt: [UInt8]) throws(SimulatorError) -> DriveCrypto.Stretched {
+        let key = DriveCrypto.stretchKey(pin: pin, salt: salt)
+        if let known = stretchCache[key] { return known }
+        let stretched = try DriveCrypto.stretch(pin: pin, salt: salt)
+        if stretchCache.count >= 32 { stretchCache.removeAll() }
+        stretchCache[key] = stretched
+        return stretched
+    }
+
     /// Sets a new PIN: fresh salt and verifier, Tries reset, and the Locking SP key resealed when known.
     func setPIN(_ slot: CredentialSlot, pin: [UInt8], lockingKey: [UInt8]?) throws(SimulatorError) {
         let salt = try DriveCrypto.randomBytes(16)
-        let stretched = try DriveCrypto.stretch(pin: pin, salt: salt)
+        let stretched = try cachedStretch(pin: pin, salt: salt)
         var sealed: [UInt8]?
         if let lockingKey { sealed = try DriveCrypto.seal(lockingKey, key: stretched.kek) }
         updateCredential(slot) { cred in

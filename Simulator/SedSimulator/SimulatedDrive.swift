@@ -24,6 +24,10 @@ public final class SimulatedDrive: @unchecked Sendable {
     var nextTSN: UInt32 = 0x100
     var pendingResponse: PendingResponse?
     var mediaCiphers: [Int: XTSCipher] = [:]
+    /// PIN stretches already computed (salt ‖ SHA-256 of the PIN → verifier and KEK), so a host
+    /// that authenticates often does not pay PBKDF2 each time; volatile, bounded, like a drive's
+    /// own hardware KDF being fast. Guarded by `lock` like the rest of the drive.
+    var stretchCache: [Data: DriveCrypto.Stretched] = [:]
     var blockSIDActive = false
     var blockSIDClearsOnHardwareReset = false
     public internal(set) var faults = FaultPlan()

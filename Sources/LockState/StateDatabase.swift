@@ -374,7 +374,19 @@ public final class StateDatabase: StateStore {
     @discardableResult
     public func syncFaults(_ current: [StoredFault], scope: Set<String>, objects: Set<String>?,
                            at: Date) throws(StateError) -> [StoredFault] {
-        try write { db in
+        // Most calls change nothing: look first, so they cost no write (and no fsync).
+        let current = current
+        let needed = try read { db -> Bool in
+            let open = try StoredFault.filter(Column("clearedAt") == nil).fetchAll(db)
+            let clears = open.contains { fault in
+                scope.contains(fault.name) && (objects?.contains(fault.object) ?? true)
+                    && !current.contains { $0.name == fault.name && $0.object == fault.object }
+            }
+            let raises = current.contains { fault in !open.contains { $0.name == fault.name && $0.object == fault.object } }
+            return clears || raises
+        }
+        if !needed { return try openFaults() }
+        return try write { db in
             let open = try StoredFault.filter(Column("clearedAt") == nil).fetchAll(db)
             for var fault in open where scope.contains(fault.name) && (objects?.contains(fault.object) ?? true)
                 && !current.contains(where: { $0.name == fault.name && $0.object == fault.object }) {
