@@ -79,7 +79,7 @@ let package = Package(
         ], path: "Simulator/sedsim"),
 
         // Helpers shared by test targets (seeded randomness for the mutation loops).
-        .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Platform", "CShims"], path: "Tests/TestSupport"),
         // Simulated drives in process, for tests above the transport.
         .target(name: "SimulatorTestSupport", dependencies: ["SedSimulator", "SecurityTransport"], path: "Tests/SimulatorTestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),

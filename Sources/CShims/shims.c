@@ -21,3 +21,7 @@ int sedlock_exclude_from_core_dump(void *address, size_t length) {
 void sedlock_secure_zero(void *address, size_t length) {
     explicit_bzero(address, length);
 }
+
+int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}

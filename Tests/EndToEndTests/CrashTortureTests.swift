@@ -47,15 +47,10 @@ struct CrashTortureTests {
 
         /// Runs `arguments` and SIGKILLs it after `delay` seconds (if it has not finished).
         func killed(_ arguments: [String], after delay: Double) throws {
-            let process = Process()
-            process.executableURL = Binaries.url("sedlock")
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try SpawnedProcess(Binaries.url("sedlock").path, arguments)
             usleep(useconds_t(delay * 1_000_000))
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            process.wait()
         }
 
         /// Arms the simulator to crash half way through persisting drive `drive`'s next change,

@@ -35,7 +35,7 @@ func run(_ tool: String, _ arguments: [String], stdin: Data? = nil, timeout: Dou
 /// A simulated array served by a real `sedsim serve` process for the duration of a test.
 final class ServedArray {
     let directory: String
-    private(set) var server: Process?
+    private(set) var server: SpawnedProcess?
 
     init(drives: Int = 1, extra: [String] = []) throws {
         // Short path: Unix socket paths are limited to 107 bytes.
@@ -51,17 +51,13 @@ final class ServedArray {
     }
 
     func start() throws {
-        let process = Process()
-        process.executableURL = Binaries.url("sedsim")
-        process.arguments = ["serve", directory]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try SpawnedProcess(Binaries.url("sedsim").path, ["serve", directory])
         server = process
         // Ready once the socket accepts.
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if Self.canConnect("\(directory)/sedsim.sock") { return }
-            if !process.isRunning { throw HarnessError("sedsim serve exited with \(process.terminationStatus)") }
+            if !process.isRunning { throw HarnessError("sedsim serve exited with \(process.terminationStatus ?? -1)") }
             usleep(20_000)
         }
         throw HarnessError("sedsim serve did not start listening")
@@ -69,11 +65,11 @@ final class ServedArray {
 
     func stop() {
         if let server, server.isRunning {
-            server.terminate()
+            server.signal(SIGTERM)
             let deadline = Date().addingTimeInterval(5)
             while server.isRunning && Date() < deadline { usleep(10_000) }
-            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
-            server.waitUntilExit()
+            server.signal(SIGKILL)
+            server.wait()
         }
         server = nil
     }
@@ -83,7 +79,7 @@ final class ServedArray {
         guard let server else { return nil }
         let deadline = Date().addingTimeInterval(timeout)
         while server.isRunning && Date() < deadline { usleep(20_000) }
-        return server.isRunning ? nil : server.terminationStatus
+        return server.terminationStatus
     }
 
     func device(_ n: Int = 0) -> String { "sim:\(directory)/\(n)" }

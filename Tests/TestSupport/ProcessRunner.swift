@@ -22,33 +22,69 @@ public struct ProcessFailure: Error, CustomStringConvertible {
 public enum ProcessRunner {
     public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 60,
                            environment: [String: String] = [:]) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        // Children start through SpawnedProcess, which closes every descriptor above 2: no race
+        // between pipe() and FD_CLOEXEC can leak these into another test's child.
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else {
+            throw ProcessFailure(description: "pipe: \(String(cString: strerror(errno)))")
         }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-        let errorReader = DispatchGroup()
-        nonisolated(unsafe) var stderrData = Data()
-        DispatchQueue.global().async(group: errorReader) { stderrData = err.fileHandleForReading.readDataToEndOfFile() }
-        // A child that exits before reading all of its input must not take the test process down
-        // with SIGPIPE: the write then fails quietly (the child's result says what happened).
+        for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let child: SpawnedProcess
+        do {
+            child = try SpawnedProcess(executable, arguments, environment: environment,
+                                       stdin: input[0], stdout: output[1], stderr: errors[1])
+        } catch {
+            for fd in input + output + errors { close(fd) }
+            throw error
+        }
+        close(input[0]); close(output[1]); close(errors[1])
+        // Feed standard input from its own thread, so a child that fills its output first cannot
+        // deadlock us; a child that stops reading makes the write fail quietly (SIGPIPE ignored).
         signal(SIGPIPE, SIG_IGN)
-        if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
-        try? input.fileHandleForWriting.close()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        errorReader.wait()
-        process.waitUntilExit()
-        killer.cancel()
-        return ProcessResult(status: process.terminationStatus, stdout: stdoutData,
-                             stderr: String(decoding: stderrData, as: UTF8.self))
+        let feeder = DispatchGroup()
+        let stdinFD = input[1]
+        DispatchQueue.global().async(group: feeder) {
+            if let stdin {
+                stdin.withUnsafeBytes { raw in
+                    var done = 0
+                    while done < raw.count {
+                        let n = write(stdinFD, raw.baseAddress! + done, raw.count - done)
+                        if n < 0 { if errno == EINTR { continue }; break }
+                        done += n
+                    }
+                }
+            }
+            close(stdinFD)
+        }
+        // Drain both outputs until both close; kill the child when it runs past `timeout`.
+        var collected: [Int32: Data] = [output[0]: Data(), errors[0]: Data()]
+        var open = [output[0], errors[0]]
+        let deadline = Date().addingTimeInterval(timeout)
+        var killed = false
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let remaining = max(0, deadline.timeIntervalSinceNow)
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000) + 1)
+            if ready < 0 && errno != EINTR { break }
+            if deadline.timeIntervalSinceNow <= 0 && !killed {
+                child.signal(SIGTERM)
+                killed = true
+            }
+            for entry in fds where entry.revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    collected[entry.fd]?.append(contentsOf: buffer[0..<n])
+                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    close(entry.fd)
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        feeder.wait()
+        let status = child.wait()
+        return ProcessResult(status: status, stdout: collected[output[0]] ?? Data(),
+                             stderr: String(decoding: collected[errors[0]] ?? Data(), as: UTF8.self))
     }
 
     /// Runs `command` with bash; returns its combined output, or throws with it when it fails.

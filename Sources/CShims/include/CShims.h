@@ -1,6 +1,7 @@
 #ifndef SEDLOCK_CSHIMS_H
 #define SEDLOCK_CSHIMS_H
 #include <stddef.h>
+#include <spawn.h>
 
 /// prctl(PR_SET_DUMPABLE, 0): keeps secrets out of core dumps and ptrace (prctl is variadic).
 int sedlock_disable_core_dumps(void);
@@ -8,5 +9,9 @@ int sedlock_disable_core_dumps(void);
 int sedlock_exclude_from_core_dump(void *address, size_t length);
 /// Zeroes memory in a way the compiler may not elide.
 void sedlock_secure_zero(void *address, size_t length);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+, a GNU extension Swift does not see):
+/// the child closes every descriptor from `lowfd` up before it execs.
+int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
 
 #endif
