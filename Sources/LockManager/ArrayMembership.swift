@@ -27,23 +27,8 @@ extension LockManager {
         guard !drives.contains(where: { $0.address == request.address }) else {
             throw ControlError(.badRequest, "\(request.address) is already a drive of the array")
         }
-        if let adoption = request.adoption {
-            guard PinDerivation(rawValue: adoption.derivation) != nil, adoptionPassword != nil else {
-                throw ControlError(.badRequest, "adoption needs a known PIN derivation and the drive's current password")
-            }
-        }
-        guard let probe = await probeForSetup([request.address]).first else { throw ControlError(.failed, "the drive was not probed") }
-        if let error = probe.error { throw ControlError(.badRequest, "nothing was changed: \(request.address): \(error)") }
-        if probe.owned == true && request.adoption == nil {
-            throw ControlError(.badRequest, "nothing was changed: \(request.address) is already owned; adopt it with --adopt-pin-file, or revert it")
-        }
-        guard let identity = probe.identity, !drives.contains(where: { $0.identity == identity }) else {
-            throw ControlError(.badRequest, "nothing was changed: that drive is already in the array under another address")
-        }
-        do {
-            try configuration.stateDirectory.requireNotOn(disks: DiskNames.of(request.address, sysfs: configuration.sysfs),
-                                                          sysfs: configuration.sysfs)
-        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+        try Self.validate(request.adoption, password: adoptionPassword)
+        let newDrives = try await newDriveRecords([request.address], adoption: request.adoption, existing: drives)
         // Keys first: the active key must be in hand and proven before the drive is touched.
         let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store,
                                 deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
@@ -51,12 +36,9 @@ extension LockManager {
             throw ControlError(.held, "the array's key is not available, so the drive was not touched",
                                fix: "check `sedlock keyserver status` (or the key file), then add it again")
         }
-        var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
-                                 serial: probe.serial, addedAt: time.wallTime)
-        if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
         let journal: JournalEntry
         do {
-            journal = try store.beginJournaledChange(.setup, from: nil, generation: active, newDrives: [record],
+            journal = try store.beginJournaledChange(.setup, from: nil, generation: active, newDrives: newDrives,
                                                      at: time.wallTime) { drive, generationID in
                 try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
             }

@@ -51,27 +51,9 @@ extension LockManager {
         } else if request.threshold != nil {
             throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
         }
-        let probes = await probeForSetup(request.drives)
-        var problems: [String] = []
-        for probe in probes {
-            if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
-            if probe.owned == true && request.adoption == nil {
-                problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
-            }
-        }
-        let identities = probes.compactMap(\.identity)
-        if Set(identities).count != identities.count {
-            problems.append("two addresses lead to the same drive")
-        }
-        guard problems.isEmpty else {
-            let shown = problems.prefix(5).joined(separator: "; ")
-            throw ControlError(.badRequest, "nothing was changed: " + shown
-                               + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
-        }
-        do {
-            try configuration.stateDirectory.requireNotOn(disks: Set(request.drives.flatMap { DiskNames.of($0, sysfs: configuration.sysfs) }),
-                                                          sysfs: configuration.sysfs)
-        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+        let existing: [StoredDrive]
+        do { existing = try store.drives() } catch { throw Self.stateFailure(error) }
+        let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption, existing: existing)
 
         // The new key, stored before anything depends on it.
         guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
@@ -88,14 +70,6 @@ extension LockManager {
             do { try store.setKeyShareThreshold(request.threshold) } catch { throw Self.stateFailure(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
-        var newDrives: [StoredDrive] = []
-        for probe in probes {
-            guard let identity = probe.identity else { continue }
-            var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
-                                     serial: probe.serial, addedAt: time.wallTime)
-            if probe.owned == true, let adoption = request.adoption { record.adoptedFrom = adoption.derivation }
-            newDrives.append(record)
-        }
         let journal: JournalEntry
         do {
             journal = try store.beginJournaledChange(
@@ -120,11 +94,54 @@ extension LockManager {
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
         }
-        if let adoption = request.adoption {
-            guard PinDerivation(rawValue: adoption.derivation) != nil else {
-                throw ControlError(.badRequest, "unknown PIN derivation '\(adoption.derivation)'")
+        try Self.validate(request.adoption, password: adoptionPassword)
+    }
+
+    /// An adoption names a known PIN derivation and comes with the drives' current password.
+    static func validate(_ adoption: SetupRequest.Adoption?, password: Secret?) throws(ControlError) {
+        guard let adoption else { return }
+        guard PinDerivation(rawValue: adoption.derivation) != nil else {
+            throw ControlError(.badRequest, "unknown PIN derivation '\(adoption.derivation)'")
+        }
+        guard password != nil else { throw ControlError(.badRequest, "adoption needs the drives' current password") }
+    }
+
+    /// Probes `addresses` without authenticating and makes them drive records, or refuses them all,
+    /// changing nothing and naming every problem: a drive that cannot be probed, an owned drive
+    /// without adoption, one drive behind two addresses (or already in the array), a state
+    /// directory on one of them.
+    func newDriveRecords(_ addresses: [String], adoption: SetupRequest.Adoption?,
+                         existing: [StoredDrive]) async throws(ControlError) -> [StoredDrive] {
+        let probes = await probeForSetup(addresses)
+        var problems: [String] = []
+        for probe in probes {
+            if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
+            if probe.owned == true && adoption == nil {
+                problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
             }
-            guard adoptionPassword != nil else { throw ControlError(.badRequest, "adoption needs the drives' current password") }
+            if let identity = probe.identity, let known = existing.first(where: { $0.identity == identity }) {
+                problems.append("\(probe.address) is the drive already in the array as \(known.address)")
+            }
+        }
+        let identities = probes.compactMap(\.identity)
+        if Set(identities).count != identities.count {
+            problems.append("two addresses lead to the same drive")
+        }
+        guard problems.isEmpty else {
+            let shown = problems.prefix(5).joined(separator: "; ")
+            throw ControlError(.badRequest, "nothing was changed: " + shown
+                               + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
+        }
+        do {
+            try configuration.stateDirectory.requireNotOn(disks: Set(addresses.flatMap { DiskNames.of($0, sysfs: configuration.sysfs) }),
+                                                          sysfs: configuration.sysfs)
+        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+        return probes.compactMap { probe in
+            guard let identity = probe.identity else { return nil }
+            var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
+                                     serial: probe.serial, addedAt: time.wallTime)
+            if probe.owned == true, let adoption { record.adoptedFrom = adoption.derivation }
+            return record
         }
     }
 

@@ -157,7 +157,7 @@ extension LockManager {
                 outcomes[address] = DriveOutcome(address: address, result: .guarded, detail: reason)
             case .admitted:
                 if let error {
-                    outcomes[address] = DriveOutcome(address: address, result: DriveSetupRun.result(of: error),
+                    outcomes[address] = DriveOutcome(address: address, result: JournaledRun.result(of: error),
                                                      detail: error.description, attempts: 1)
                 } else {
                     outcomes[address] = DriveOutcome(address: address, result: locked ? .locked : .unlocked, attempts: 1)
@@ -196,11 +196,7 @@ extension LockManager {
     private static func look(locked: Bool, drive: StoredDrive, owner: DriveOwner) async -> DriveOutcome? {
         do {
             return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome? in
-                // Never present a PIN to a drive other than the one it was made for.
-                guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
-                    return DriveOutcome(address: drive.address, result: .failed,
-                                        detail: "a different drive is at this address now; nothing was presented to it")
-                }
+                if let other = DriveWork.otherDrive(opal, expected: drive) { return other }
                 if let isLocked = try OpalDrive.readDiscovery(opal.transport).locking?.locked, isLocked == locked {
                     let done: DriveOutcome.Result = locked ? .locked : .unlocked
                     return DriveOutcome(address: drive.address, result: done, detail: "already \(done.rawValue)")
@@ -208,7 +204,7 @@ extension LockManager {
                 return nil
             }
         } catch {
-            return DriveOutcome(address: drive.address, result: DriveSetupRun.result(of: error), detail: error.description)
+            return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)
         }
     }
 

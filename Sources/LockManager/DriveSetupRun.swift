@@ -57,7 +57,7 @@ struct JournaledRun: Sendable {
         } catch {
             switch error {
             case .guarded(let reason): attempts -= 1; throw .outcome(.guarded, reason)
-            case .drive(let opal): throw .outcome(Self.result(of: opal), opal.description)
+            case .drive(let opal): throw .outcome(JournaledRun.result(of: opal), opal.description)
             case .state(let state): throw .outcome(.failed, state.description)
             }
         }
@@ -116,15 +116,13 @@ struct DriveSetupRun: Sendable {
         try journaled.firstAccepted(&attempts, candidates, body)
     }
 
-    static func result(of error: OpalError) -> DriveOutcome.Result { JournaledRun.result(of: error) }
-
     private func advance(from step: JournalDriveStep.Step, _ opal: OpalDrive,
                          attempts: inout Int) throws(Stop) -> JournalDriveStep.Step {
         switch step {
         case .pending:
             let owned: Bool?
             do { owned = try OpalDrive.readDiscovery(opal.transport).blockSID?.sidValueState } catch {
-                throw .outcome(Self.result(of: error), error.description)
+                throw .outcome(JournaledRun.result(of: error), error.description)
             }
             if owned == false {
                 try attempt(&attempts) { () throws(OpalError) in try opal.takeOwnership(newSIDPIN: pins.sid) }
@@ -150,7 +148,7 @@ struct DriveSetupRun: Sendable {
             return .owned
         case .owned:
             let lifeCycle: LifeCycleState
-            do { lifeCycle = try opal.lockingSPLifeCycle() } catch { throw .outcome(Self.result(of: error), error.description) }
+            do { lifeCycle = try opal.lockingSPLifeCycle() } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
             if lifeCycle == .manufacturedInactive {
                 try attempt(&attempts) { () throws(OpalError) in try opal.activateLockingSP(sidPIN: pins.sid) }
             }

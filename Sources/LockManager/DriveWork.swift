@@ -8,6 +8,15 @@ import Opal
 enum DriveWork: Sendable {
     case decided(DriveOutcome)
     case run(StoredDrive, @Sendable (OpalDrive) -> DriveOutcome)
+
+    /// The outcome for a drive whose identity is no longer the one its PINs were made for (a
+    /// drive swapped at that address), or nil when it is the right drive. No PIN is ever
+    /// presented to another drive.
+    static func otherDrive(_ opal: OpalDrive, expected drive: StoredDrive) -> DriveOutcome? {
+        guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) != drive.identity else { return nil }
+        return DriveOutcome(address: drive.address, result: .failed,
+                            detail: "a different drive is at this address now; nothing was presented to it")
+    }
 }
 
 extension LockManager {
@@ -30,11 +39,7 @@ extension LockManager {
                     group.addTask {
                         do {
                             return try await owner.withDrive { (opal) throws(OpalError) -> DriveOutcome in
-                                guard DrivePIN.driveIdentity(wwn: opal.identity.wwn, serial: opal.identity.serialNumber) == drive.identity else {
-                                    return DriveOutcome(address: drive.address, result: .failed,
-                                                        detail: "a different drive is at this address now; nothing was presented to it")
-                                }
-                                return body(opal)
+                                DriveWork.otherDrive(opal, expected: drive) ?? body(opal)
                             }
                         } catch let error as OpalError {
                             return DriveOutcome(address: drive.address, result: JournaledRun.result(of: error), detail: error.description)

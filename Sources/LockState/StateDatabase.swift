@@ -167,24 +167,6 @@ public final class StateDatabase: StateStore {
 
     // MARK: Lockout guard
 
-    public func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int {
-        try write { db in
-            try db.execute(sql: "UPDATE drive SET failedAuthentications = failedAuthentications + 1 WHERE id = ?",
-                           arguments: [driveID])
-            guard db.changesCount == 1,
-                  let count = try Int.fetchOne(db, sql: "SELECT failedAuthentications FROM drive WHERE id = ?", arguments: [driveID]) else {
-                throw StateError(.invalid, "no drive with id \(driveID) in the state")
-            }
-            return count
-        }
-    }
-
-    public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
-        try write { db in
-            try db.execute(sql: "UPDATE drive SET failedAuthentications = 0 WHERE id = ?", arguments: [driveID])
-        }
-    }
-
     public func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int] {
         try write { db in
             var counts: [Int64: Int] = [:]
@@ -210,10 +192,6 @@ public final class StateDatabase: StateStore {
                 try db.execute(sql: "UPDATE drive SET guardReason = ? WHERE id = ?", arguments: [reason, id])
             }
         }
-    }
-
-    public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
-        try write { db in try db.execute(sql: "UPDATE drive SET guardReason = ? WHERE id = ?", arguments: [reason, driveID]) }
     }
 
     public func resetGuard(driveID: Int64) throws(StateError) {

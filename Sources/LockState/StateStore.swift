@@ -12,17 +12,12 @@ public protocol StateStore: Sendable {
     func removeDrive(address: String) throws(StateError)
 
     // Lockout guard
-    /// Counts an authentication attempt as failed, durably, *before* it is made (a crash during the
-    /// attempt then counts as a failure). Returns the new count of consecutive failures.
-    func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int
-    /// The attempt succeeded: the consecutive count returns to zero.
-    func recordAuthenticationSuccess(driveID: Int64) throws(StateError)
-    /// `countAuthenticationAttempt` for many drives in one durable transaction (one fsync for a
-    /// whole array). Returns each drive's new count.
+    /// Counts an authentication attempt on each drive as failed, durably, *before* it is made (a
+    /// crash during the attempt then counts as a failure), in one transaction (one fsync for a
+    /// whole array). Returns each drive's new count of consecutive failures.
     func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int]
-    /// Settles a batch: successes return to zero, and drives that reached their limit are guarded.
+    /// Settles attempts: successes return to zero, and drives that reached their limit are guarded.
     func settleAuthentications(succeeded: [Int64], guarded: [Int64: String]) throws(StateError)
-    func guardDrive(driveID: Int64, reason: String) throws(StateError)
     func resetGuard(driveID: Int64) throws(StateError)
 
     // Key generations and check values
@@ -81,4 +76,23 @@ public protocol StateStore: Sendable {
     func appendAudit(_ entry: AuditEntry) throws(StateError)
     /// The most recent entries first.
     func auditLog(limit: Int) throws(StateError) -> [AuditEntry]
+}
+
+extension StateStore {
+    /// `countAuthenticationAttempts` for one drive.
+    public func countAuthenticationAttempt(driveID: Int64) throws(StateError) -> Int {
+        guard let count = try countAuthenticationAttempts(driveIDs: [driveID])[driveID] else {
+            throw StateError(.invalid, "no drive with id \(driveID) in the state")
+        }
+        return count
+    }
+
+    /// The attempt succeeded: the consecutive count returns to zero.
+    public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
+        try settleAuthentications(succeeded: [driveID], guarded: [:])
+    }
+
+    public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
+        try settleAuthentications(succeeded: [], guarded: [driveID: reason])
+    }
 }

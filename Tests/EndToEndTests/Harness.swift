@@ -64,13 +64,7 @@ final class ServedArray {
     }
 
     func stop() {
-        if let server, server.isRunning {
-            server.signal(SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while server.isRunning && Date() < deadline { usleep(10_000) }
-            server.signal(SIGKILL)
-            server.wait()
-        }
+        server?.stop()
         server = nil
     }
 

@@ -47,7 +47,7 @@ public final class PyKMIPServer: @unchecked Sendable {
     public let directory: String
     public let pki: TestPKI
     public let port: UInt16
-    private let process: ChildProcess
+    private let process: SpawnedProcess
 
     public static var executable: String {
         ProcessInfo.processInfo.environment["SEDLOCK_PYKMIP_SERVER"] ?? packageRoot.appendingPathComponent(".venv/bin/pykmip-server").path
@@ -72,8 +72,8 @@ public final class PyKMIPServer: @unchecked Sendable {
 
     private var ownsDirectory: Bool
 
-    private static func launch(directory: String, port: UInt16) throws -> ChildProcess {
-        let process = try ChildProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
+    private static func launch(directory: String, port: UInt16) throws -> SpawnedProcess {
+        let process = try SpawnedProcess(Self.executable, ["-f", directory + "/server.conf", "-l", directory + "/server.log"])
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if Self.accepts(port) { return process }
@@ -173,61 +173,4 @@ public final class PyKMIPServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
-}
-
-/// A child in its own process group, spawned with a clean signal mask and reaped by us
-/// (Foundation's Process can miss the exit of a server that forks workers).
-public final class ChildProcess {
-    public let pid: pid_t
-    private var exited = false
-
-    public init(_ path: String, _ arguments: [String]) throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGTERM)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, path, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw FixtureError("cannot start \(path): \(String(cString: strerror(rc)))") }
-        pid = child
-    }
-
-    public var isRunning: Bool {
-        if exited { return false }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
-        return !exited
-    }
-
-    /// SIGTERM to the whole group, then SIGKILL if it lingers.
-    public func stop() {
-        guard isRunning else { return }
-        kill(-pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(3)
-        while isRunning && Date() < deadline { usleep(20_000) }
-        kill(-pid, SIGKILL)
-        if !exited {
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            exited = true
-        }
-    }
-
-    deinit { stop() }
 }

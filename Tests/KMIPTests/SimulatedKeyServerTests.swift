@@ -9,14 +9,14 @@ import Testing
 final class SimulatedKeyServer {
     let directory: String
     let port: UInt16
-    private var process: ChildProcess
+    private var process: SpawnedProcess
 
     static var sedsim: String { builtExecutable("sedsim") }
 
     /// Stops and starts the server process on the same port and directory (it drops every connection).
     func restart() throws {
         process.stop()
-        process = try ChildProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
+        process = try SpawnedProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && !PyKMIPServer.accepts(port) { usleep(20_000) }
     }
@@ -31,7 +31,7 @@ final class SimulatedKeyServer {
                 try FileManager.default.copyItem(atPath: other.directory + "/" + file, toPath: directory + "/" + file)
             }
         }
-        process = try ChildProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
+        process = try SpawnedProcess(Self.sedsim, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if PyKMIPServer.accepts(port) { return }

@@ -70,6 +70,18 @@ public final class SpawnedProcess: @unchecked Sendable {
         if isRunning { kill(pid, signal) }
     }
 
+    /// SIGTERM to the child's whole process group (servers that fork workers), SIGKILL if it lingers.
+    public func stop() {
+        guard isRunning else { return }
+        kill(-pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while isRunning && Date() < deadline { usleep(20_000) }
+        kill(-pid, SIGKILL)
+        wait()
+    }
+
+    deinit { stop() }
+
     private func reap(blocking: Bool) -> Int32? {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0

@@ -23,42 +23,35 @@ struct LockoutGuard: Sendable {
         return max(0, min(limit, tryLimit - tryLimitMargin))
     }
 
-    /// Runs one authenticated operation on the drive at `address` under the guard.
+    /// Runs one authenticated operation on the drive at `address` under the guard: admitted (and
+    /// counted) as a batch of one, then settled.
     func attempt<R>(_ address: String, _ body: () throws(OpalError) -> R) throws(Failure) -> R {
         let drive: StoredDrive
-        do {
-            guard let found = try store.drive(address: address), found.id != nil else {
-                throw Failure.state(StateError(.invalid, "\(address) is not a drive of the array"))
+        let admission: Admission
+        do throws(StateError) {
+            guard let found = try store.drive(address: address), let id = found.id else {
+                throw StateError(.invalid, "\(address) is not a drive of the array")
             }
             drive = found
-        } catch let error as Failure { throw error } catch let error as StateError { throw .state(error) } catch {
-            throw .state(StateError(.invalid, "\(error)"))
+            guard let admitted = try admit([found])[id] else { throw StateError(.invalid, "\(address) was not admitted") }
+            admission = admitted
+        } catch { throw .state(error) }
+        guard case .admitted = admission, let id = drive.id else {
+            if case .guarded(let reason) = admission { throw .guarded(reason) }
+            throw .state(StateError(.invalid, "\(address) was not admitted"))
         }
-        guard let id = drive.id else { throw .state(StateError(.invalid, "\(address) has no id")) }
-        if let reason = drive.guardReason { throw .guarded(reason) }
-        let limit = effectiveLimit(drive)
-        if drive.failedAuthentications >= limit {
-            let reason = "\(drive.failedAuthentications) consecutive failed authentications (limit \(limit))"
-            do { try store.guardDrive(driveID: id, reason: reason) } catch { throw .state(error) }
-            throw .guarded(reason)
-        }
-        let count: Int
-        do { count = try store.countAuthenticationAttempt(driveID: id) } catch { throw .state(error) }
-        do {
-            let result = try body()
-            do { try store.recordAuthenticationSuccess(driveID: id) } catch { throw Failure.state(error) }
-            return result
-        } catch let error as Failure {
-            throw error
-        } catch let error as OpalError {
-            if error.code == .notAuthorized || error.code == .authorityLockedOut, count >= limit {
-                let reason = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
-                try? store.guardDrive(driveID: id, reason: reason)
+        let outcome: Result<R, OpalError>
+        do { outcome = .success(try body()) } catch { outcome = .failure(error) }
+        do throws(StateError) {
+            switch outcome {
+            case .success: try settle([(id: id, admission: admission, error: nil)])
+            case .failure(let error): try settle([(id: id, admission: admission, error: error)])
             }
-            // Any other failure leaves the count standing: the drive may have counted the attempt.
-            throw .drive(error)
-        } catch {
-            throw .state(StateError(.invalid, "\(error)"))
+        } catch { throw .state(error) }
+        // A failure other than NOT_AUTHORIZED leaves the count standing: the drive may have counted the attempt.
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let error): throw .drive(error)
         }
     }
 }
