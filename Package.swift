@@ -12,12 +12,16 @@ let package = Package(
         .library(name: "SedSimulator", targets: ["SedSimulator"]),
         .executable(name: "sedlock", targets: ["sedlock"]),
         .executable(name: "sedsim", targets: ["sedsim"]),
+        .executable(name: "sedlockd", targets: ["sedlockd"]),
         // LD_PRELOAD library that shows simulated drives to any program as device nodes.
         .library(name: "sedsim-preload", type: .dynamic, targets: ["SedsimPreload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries: OpenSSL is the crypto boundary; sg3_utils and libsystemd come in later layers.
@@ -30,7 +34,7 @@ let package = Package(
         .target(name: "CShims", path: "Sources/CShims"),
 
         // Clock and deadline, atomic files, file locks, the serial executor: what every layer stands on.
-        .target(name: "Platform", path: "Sources/Platform"),
+        .target(name: "Platform", dependencies: ["CShims"], path: "Sources/Platform"),
         // Pure TCG Storage wire format: bytes in, values out.
         .target(name: "TCGStorage", path: "Sources/TCGStorage"),
         // The framing spoken between host and `sedsim serve` (the simulated bus): defined once in C
@@ -52,6 +56,12 @@ let package = Package(
                 path: "Sources/LockState"),
         // The typed requests and reports shared by the CLI and sedlockd's control socket.
         .target(name: "ControlAPI", path: "Sources/ControlAPI"),
+        // The control socket's two ends: sedlockd's server (peer credentials, limits) and the CLI's client.
+        .target(name: "ControlSocket", dependencies: ["ControlAPI", "Platform", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/ControlSocket"),
+        // The systemd protocol (notify, watchdog, listen fds) and the journal: the only importer of CSystemd.
+        .target(name: "Systemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/Systemd"),
         // The array's lock manager: inventory, keytable, key sources, guards, journaled setup.
         .target(name: "LockManager", dependencies: ["ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform",
                                                     "KMIP", "Certificates"],
@@ -59,9 +69,18 @@ let package = Package(
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         .executableTarget(name: "sedlock", dependencies: [
             "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
-            "ControlAPI", "LockManager", "LockState",
+            "ControlAPI", "ControlSocket", "LockManager", "LockState",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
+        .executableTarget(name: "sedlockd", dependencies: [
+            "ControlAPI", "ControlSocket", "LockManager", "LockState", "Systemd", "Platform", "Keys", "SecurityTransport",
+            "SimulatorTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ], path: "Sources/sedlockd"),
 
         // Benchmarks live outside Sources/: they drive host and simulator together.
         .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SimulatorTransport", "SedSimulator",
@@ -94,10 +113,10 @@ let package = Package(
                                                           "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport",
                                                           "KMIP", "KMIPTestSupport"]),
         // PyKMIP's server and a test PKI, for tests against a real KMIP server.
-        .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport"], path: "Tests/KMIPTestSupport"),
-        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator", "KMIPTestSupport"]),
+        .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport", "Platform"], path: "Tests/KMIPTestSupport"),
+        .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator", "KMIPTestSupport", "Platform"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport", "Platform"]),
     ],
     swiftLanguageModes: [.v6]
 )

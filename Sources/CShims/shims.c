@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 
 int sedlock_disable_core_dumps(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -24,4 +26,8 @@ void sedlock_secure_zero(void *address, size_t length) {
 
 int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}
+
+int sedlock_reread_partitions(int fd) {
+    return ioctl(fd, BLKRRPART);
 }

@@ -37,6 +37,17 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// Open faults (conditions evaluated now) and recently cleared ones.
     case faults
 
+    /// True for requests that need a secret beside them (an adopted drive's password, a PSID),
+    /// which is handed over in process only: secrets never cross the control socket.
+    public var needsSecret: Bool {
+        switch self {
+        case .setup(let setup): return setup.adoption != nil
+        case .arrayAdd(let add): return add.adoption != nil
+        case .erase(let erase): return erase.method == .psid
+        default: return false
+        }
+    }
+
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {

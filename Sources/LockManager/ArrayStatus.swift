@@ -7,6 +7,25 @@ extension LockManager {
     /// The array at a glance: per drive locked state (Level 0 Discovery, no authentication),
     /// generation, guard counters; key generations; recent boots.
     public func status() async throws(ControlError) -> StatusReport {
+        try await status(testingKeyServers: true)
+    }
+
+    /// The drive monitor's look: every drive's reachability and locked state, without testing
+    /// key servers; raises `DriveUnreachable` for a drive that does not answer, clears it once it does.
+    public func checkDrives() async throws(ControlError) -> StatusReport {
+        let report = try await status(testingKeyServers: false)
+        let store = try openState(.write)
+        recordFaults(store, report.drives.compactMap { drive in
+            drive.error.map {
+                fault("DriveUnreachable", "error", drive.address,
+                      action: "check the drive's cabling, power and controller; `sedlock status` shows when it answers again",
+                      detail: $0)
+            }
+        }, scope: ["DriveUnreachable"], objects: Set(report.drives.map(\.address)))
+        return report
+    }
+
+    private func status(testingKeyServers: Bool) async throws(ControlError) -> StatusReport {
         let store = try openState(.read)
         let drives: [StoredDrive]
         let generations: [StoredKeyGeneration]
@@ -60,7 +79,7 @@ extension LockManager {
                 StatusReport.Generation(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider, createdAt: $0.createdAt)
             },
             recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" },
-            keyServers: servers.map(test), faults: faults.map(Self.report))
+            keyServers: testingKeyServers ? servers.map(test) : servers.map(Self.entry), faults: faults.map(Self.report))
     }
 
     /// Lockout counters per drive and the boot-loop guard's verdict for the next boot.

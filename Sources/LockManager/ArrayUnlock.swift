@@ -184,7 +184,7 @@ extension LockManager {
         } else if !locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),
                   (try? store.recentBoots(limit: 1).first?.bootID) == id {
             // An operator's unlock that succeeds ends a hold: this boot counts as unlocked.
-            try? store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .unlocked, detail: "by \(configuration.actor)"))
+            try? store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .unlocked, detail: "by \(Self.requester ?? configuration.actor)"))
         }
         audit(store, boot ? "unlock --boot" : operation, target: drives.map(\.address).joined(separator: " "),
               outcome: report.allSucceeded ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))

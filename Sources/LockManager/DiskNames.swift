@@ -3,8 +3,8 @@ import Foundation
 /// The kernel's names for the whole disks behind a device node (`sda`, `nvme0n1`), so a state
 /// directory on one of them can be refused. `/dev/sgN` and NVMe controller nodes are resolved
 /// through sysfs; simulated drives have none.
-enum DiskNames {
-    static func of(_ address: String, sysfs: String = "/sys") -> Set<String> {
+public enum DiskNames {
+    public static func of(_ address: String, sysfs: String = "/sys") -> Set<String> {
         guard address.hasPrefix("/") else { return [] }
         let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: address))
             .map { $0.hasPrefix("/") ? $0 : ((address as NSString).deletingLastPathComponent as NSString).appendingPathComponent($0) }

@@ -10,7 +10,13 @@ import Synchronization
 /// The array's lock manager: its drives, keys, guards and journaled changes, over the state
 /// database. The CLI calls it in process; sedlockd will put `respond(to:)` behind its socket.
 public final class LockManager: Sendable {
-    public let configuration: LockManagerConfiguration
+    /// Who the request in hand comes from, for the audit log ("uid 0 via control socket"); the
+    /// configuration's actor when unset.
+    @TaskLocal public static var requester: String?
+
+    private let settings: Mutex<LockManagerConfiguration>
+    /// The configuration now; sedlockd swaps it on reload (`reconfigure`).
+    public var configuration: LockManagerConfiguration { settings.withLock { $0 } }
     public let factory: TransportFactory
     public let time: any TimeSource
     public let keytable = Keytable()
@@ -20,9 +26,21 @@ public final class LockManager: Sendable {
     private let writer = Mutex<StateDatabase?>(nil)
 
     public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime()) {
-        self.configuration = configuration
+        settings = Mutex(configuration)
         self.factory = factory
         self.time = time
+    }
+
+    /// Takes new limits and deadlines for the requests that start from now on. The state
+    /// directory stays: this manager holds it open.
+    public func reconfigure(_ new: LockManagerConfiguration) throws(ControlError) {
+        try settings.withLock { (current: inout LockManagerConfiguration) throws(ControlError) in
+            guard new.stateDirectory.path == current.stateDirectory.path else {
+                throw ControlError(.badRequest, "the state directory cannot change while sedlockd runs (\(current.stateDirectory.path))",
+                                   fix: "restart sedlockd to use \(new.stateDirectory.path)")
+            }
+            current = new
+        }
     }
 
     /// Answers any request; failures come back as `.failure`, never as a thrown error.
@@ -81,6 +99,12 @@ public final class LockManager: Sendable {
         }
     }
 
+    /// Opens the state for writing now and keeps it (with its writer lock) for the life of this
+    /// manager: what sedlockd does before it tells systemd it is ready.
+    public func holdState() throws(ControlError) {
+        _ = try openState(.write)
+    }
+
     /// Closes the state and releases the writer lock now (a process that hands over to another, a
     /// daemon stopping), instead of whenever the last reference goes.
     public func releaseState() {
@@ -113,7 +137,7 @@ public final class LockManager: Sendable {
     }
 
     func audit(_ store: any StateStore, _ action: String, target: String, outcome: String) {
-        try? store.appendAudit(AuditEntry(at: time.wallTime, actor: configuration.actor, action: action, target: target,
+        try? store.appendAudit(AuditEntry(at: time.wallTime, actor: Self.requester ?? configuration.actor, action: action, target: target,
                                           outcome: outcome))
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlAPI
 import Foundation
+import ControlSocket
 import Keys
 import LockManager
 import LockState
@@ -10,21 +11,45 @@ import SimulatorTransport
 
 /// Options every array command shares: where the state is, how long drive commands may take.
 struct ManagerOptions: ParsableArguments {
-    @Option(help: "State directory (default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
-    @Option(help: "Seconds to wait for each drive command.") var timeout: Double = 10
+    @Flag(help: "Work in this process on the state directly instead of through sedlockd (maintenance while the daemon is stopped).")
+    var direct = false
+    @Option(help: "sedlockd's control socket.") var controlSocket: String = ControlClient.defaultSocketPath
+    @Option(help: "Seconds to wait for sedlockd's answer.") var replyTimeout: Double = 300
+    @Option(help: "With --direct: state directory (default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
+    @Option(help: "With --direct: seconds to wait for each drive command (sedlockd has its own setting).") var timeout: Double = 10
     @Option(help: ArgumentHelp("File holding this boot's id (default: the kernel's); for simulated reboots.",
                                visibility: .hidden)) var bootIdFile: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
+        guard replyTimeout > 0 && replyTimeout <= 86_400 else { throw ValidationError("--reply-timeout must be between 0 and 86400 seconds") }
+        if !direct && (stateDir != nil || bootIdFile != nil) {
+            throw ValidationError("--state-dir and --boot-id-file apply only with --direct (sedlockd serves its own state)")
+        }
     }
 
-    func manager() -> LockManager {
+    /// Answers `request` through sedlockd, or in this process with --direct. `secret` (an adopted
+    /// drive's password, a PSID) never crosses the socket: such requests need --direct.
+    func perform(_ request: ControlRequest, secret: Secret? = nil) async throws -> ControlResponse {
+        guard direct else {
+            if request.needsSecret {
+                throw CommandFailure("this command hands a secret (a drive password or PSID) to the lock manager, and secrets never cross sedlockd's socket — stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`) and run it again with --direct", .badArguments)
+            }
+            let client: ControlClient
+            do { client = try ControlClient(path: controlSocket) } catch { return .failure(error) }
+            do { return try client.send(request, timeout: replyTimeout) } catch { return .failure(error) }
+        }
+        FileHandle.standardError.write(Data("sedlock: --direct: working on the state in this process, not through sedlockd\n".utf8))
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDir))
         configuration.commandTimeout = timeout
         if let bootIdFile { configuration.bootIDPath = bootIdFile }
-        return LockManager(configuration: configuration, factory: .withSimulator)
+        let response = await LockManager(configuration: configuration, factory: .withSimulator).respond(to: request, secret: secret)
+        if case .failure(let error) = response, error.code == .busy {
+            return .failure(ControlError(.busy, error.message,
+                                         fix: "if sedlockd holds it, leave out --direct (or stop sedlockd for maintenance); otherwise \(error.fix)"))
+        }
+        return response
     }
 }
 
@@ -65,7 +90,7 @@ struct ArraySetup: AsyncParsableCommand {
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
-            let response = await options.manager().respond(to: .setup(request), secret: password)
+            let response = try await options.perform(.setup(request), secret: password)
             try show(response, json: options.json)
         }
     }
@@ -89,7 +114,7 @@ struct ArrayUnlock: AsyncParsableCommand {
     func run() async throws {
         await reportingAsync {
             let request = UnlockRequest(drives: choice.selection, boot: boot, waitSeconds: wait)
-            try show(await options.manager().respond(to: .unlock(request)), json: options.json)
+            try show(await options.perform(.unlock(request)), json: options.json)
         }
     }
 }
@@ -101,7 +126,7 @@ struct ArrayLock: AsyncParsableCommand {
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.manager().respond(to: .lock(LockRequest(drives: choice.selection))), json: options.json)
+            try show(await options.perform(.lock(LockRequest(drives: choice.selection))), json: options.json)
         }
     }
 }
@@ -111,7 +136,7 @@ struct ArrayStatus: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
 
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .status), json: options.json) }
+        await reportingAsync { try show(await options.perform(.status), json: options.json) }
     }
 }
 
@@ -127,7 +152,7 @@ struct GuardStatus: AsyncParsableCommand {
     @Argument(help: "One drive (default: all).") var drive: String?
 
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .guardStatus(address: drive)), json: options.json) }
+        await reportingAsync { try show(await options.perform(.guardStatus(address: drive)), json: options.json) }
     }
 }
 
@@ -143,7 +168,7 @@ struct GuardReset: AsyncParsableCommand {
     }
 
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .guardReset(address: drive)), json: options.json) }
+        await reportingAsync { try show(await options.perform(.guardReset(address: drive)), json: options.json) }
     }
 }
 
@@ -154,7 +179,7 @@ struct Rekey: AsyncParsableCommand {
     @Option(help: "Tag of the new key (default: the current key's).") var keyTag: String?
 
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .rekey(RekeyRequest(keyTag: keyTag))), json: options.json) }
+        await reportingAsync { try show(await options.perform(.rekey(RekeyRequest(keyTag: keyTag))), json: options.json) }
     }
 }
 
@@ -175,7 +200,7 @@ struct ArrayAdd: AsyncParsableCommand {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
             let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
-            try show(await options.manager().respond(to: .arrayAdd(request), secret: password), json: options.json)
+            try show(await options.perform(.arrayAdd(request), secret: password), json: options.json)
         }
     }
 }
@@ -195,7 +220,7 @@ struct ArrayRemove: AsyncParsableCommand {
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.manager().respond(to: .arrayRemove(address: drive, revert: revert)), json: options.json)
+            try show(await options.perform(.arrayRemove(address: drive, revert: revert)), json: options.json)
         }
     }
 }
@@ -226,7 +251,7 @@ struct EraseCommand: AsyncParsableCommand {
         await reportingAsync {
             let method: EraseRequest.Method = crypto ? .crypto : revert ? .revert : .psid
             let psid = try psidFile.map { try PinFile.read($0, option: "--psid-file") }
-            try show(await options.manager().respond(to: .erase(EraseRequest(drives: drives, method: method)), secret: psid),
+            try show(await options.perform(.erase(EraseRequest(drives: drives, method: method)), secret: psid),
                      json: options.json)
         }
     }
@@ -237,7 +262,7 @@ struct Faults: AsyncParsableCommand {
         abstract: "Open faults (guarded drives, boot-loop hold, unfinished setup or rekey, certificates near expiry, key servers failing their test) and recently cleared ones.")
     @OptionGroup var options: ManagerOptions
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .faults), json: options.json) }
+        await reportingAsync { try show(await options.perform(.faults), json: options.json) }
     }
 }
 
@@ -264,7 +289,7 @@ struct KeyServerAdd: AsyncParsableCommand {
             let members = [server] + (cluster.map { $0.split(separator: ",").map(String.init) } ?? [])
             let request = KeyServerAddRequest(addresses: members, name: name, certificatePath: absolute(cert),
                                               privateKeyPath: absolute(key), caPath: absolute(ca), verifyServerName: !noVerifyName)
-            try show(await options.manager().respond(to: .keyServerAdd(request)), json: options.json)
+            try show(await options.perform(.keyServerAdd(request)), json: options.json)
         }
     }
 }
@@ -279,7 +304,7 @@ struct KeyServerRemove: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
     @Argument(help: "The server's name.") var name: String
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .keyServerRemove(name: name)), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keyServerRemove(name: name)), json: options.json) }
     }
 }
 
@@ -287,7 +312,7 @@ struct KeyServerShow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "The configured key servers.")
     @OptionGroup var options: ManagerOptions
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .keyServerShow), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keyServerShow), json: options.json) }
     }
 }
 
@@ -295,7 +320,7 @@ struct KeyServerStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Test each key server: TLS, authentication, a Locate.")
     @OptionGroup var options: ManagerOptions
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .keyServerStatus), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keyServerStatus), json: options.json) }
     }
 }
 
@@ -306,7 +331,7 @@ struct KeyServerTest: AsyncParsableCommand {
     @Argument(help: "The server's name (default: every server).") var name: String?
     func run() async throws {
         await reportingAsync {
-            var response = await options.manager().respond(to: .keyServerStatus)
+            var response = try await options.perform(.keyServerStatus)
             if let name, case .keyServers(var report) = response {
                 report.servers = report.servers.filter { $0.name == name }
                 guard !report.servers.isEmpty else { throw CommandFailure("no key server named \(name)", .badArguments) }
@@ -322,7 +347,7 @@ struct KeyServerQuery: AsyncParsableCommand {
         commandName: "query", abstract: "Key IDs each server holds; * marks a key the keytable lacks.")
     @OptionGroup var options: ManagerOptions
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .keyServerQuery), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keyServerQuery), json: options.json) }
     }
 }
 
@@ -336,7 +361,7 @@ struct KeysList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Key generations, their state and provider.")
     @OptionGroup var options: ManagerOptions
     func run() async throws {
-        await reportingAsync { try show(await options.manager().respond(to: .keysList), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keysList), json: options.json) }
     }
 }
 
@@ -355,7 +380,7 @@ struct KeysRestore: AsyncParsableCommand {
     func run() async throws {
         await reportingAsync {
             let request = KeysRestoreRequest(all: all, server: server, keyTag: keyTag)
-            try show(await options.manager().respond(to: .keysRestore(request)), json: options.json)
+            try show(await options.perform(.keysRestore(request)), json: options.json)
         }
     }
 }

@@ -16,7 +16,7 @@ struct ArrayCommandTests {
         let bootID = scratch + "/boot_id"
         func newBoot() throws { try Data((UUID().uuidString + "\n").utf8).write(to: URL(fileURLWithPath: bootID)) }
         try newBoot()
-        let state = ["--state-dir", scratch + "/state", "--boot-id-file", bootID]
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", bootID]
         let drives = (0..<3).map { array.device($0) }
 
         let setup = try run("sedlock", ["setup", "--drives"] + drives + ["--key-tag", "e2e"] + state)
@@ -58,7 +58,7 @@ struct ArrayCommandTests {
         #expect(unknown.status == 64 && unknown.stderr.contains("not a drive of the array"))
         #expect(try run("sedlock", ["guard", "reset", drives[0]] + state).status == 64)  // needs --yes
         #expect(try run("sedlock", ["guard", "reset", drives[0], "--yes"] + state).status == 0)
-        let noState = try run("sedlock", ["status", "--state-dir", scratch + "/nothing"])
+        let noState = try run("sedlock", ["status", "--direct", "--state-dir", scratch + "/nothing"])
         #expect(noState.status == 13 && noState.stderr.contains("no sedlock state"))
         // The state and every output hold no key material.
         let keyText = try String(contentsOfFile: try FileManager.default.contentsOfDirectory(atPath: keys).map { keys + "/" + $0 }[0],
@@ -78,7 +78,7 @@ struct ArrayCommandTests {
                                                 attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try Data("mixed-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
-        let state = ["--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
         // Drive 0 of the NVMe array as /dev/nvme230, the SAS drive as /dev/sg231; drive 1 over the simulator's link.
         let environment = ["LD_PRELOAD": Binaries.preloadLibrary,
                            "SEDSIM_DEVICES": "/dev/nvme230=\(nvme.directory)/0,/dev/sg231=\(sas.directory)/0"]
@@ -109,7 +109,7 @@ struct ArrayCommandTests {
             try? FileManager.default.removeItem(atPath: password)
         }
         try Data("adopt-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
-        let state = ["--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
         // sedutil's --initialsetup on drive 0, with its PBKDF2-SHA1 hashed password.
         let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil password 1"], node: nodes[0], environment: environment)
         #expect(host.status == 0, "\(host.stderr)")

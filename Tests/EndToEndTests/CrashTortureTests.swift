@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 import TestSupport
 import Testing
@@ -21,7 +22,7 @@ struct CrashTortureTests {
     final class Episode {
         let array: ServedArray
         let scratch: String
-        var state: [String] { ["--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"] }
+        var state: [String] { ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"] }
         var addresses: [String] { (0..<CrashTortureTests.drives).map { array.device($0) } }
 
         init() throws {

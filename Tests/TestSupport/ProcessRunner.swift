@@ -1,3 +1,4 @@
+import Platform
 import Foundation
 #if canImport(Glibc)
 import Glibc

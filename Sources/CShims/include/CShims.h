@@ -14,4 +14,7 @@ void sedlock_secure_zero(void *address, size_t length);
 /// the child closes every descriptor from `lowfd` up before it execs.
 int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
 
+/// ioctl(fd, BLKRRPART): the kernel re-reads the disk's partition table (ioctl is variadic).
+int sedlock_reread_partitions(int fd);
+
 #endif

@@ -7,7 +7,7 @@ import Glibc
 /// A child process started with posix_spawn. Foundation's `Process.run()` on Linux (Swift 6.3.1)
 /// crashes now and then while it lists /proc/self/fd (a 256-byte over-read of `d_name`, fixed
 /// upstream in swift-corelibs-foundation PR #5472); a suite that starts thousands of processes
-/// meets it, so tests start children here instead. The child gets a clean signal mask and
+/// meets it, so sedlock and its tests start children here instead. The child gets a clean signal mask and
 /// default SIGPIPE/SIGTERM, its own process group, and no descriptor of ours beyond 0–2.
 public final class SpawnedProcess: @unchecked Sendable {
     public let pid: pid_t
@@ -17,7 +17,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// Starts `path` with `arguments`; `stdin`/`stdout`/`stderr` are descriptors to give the child
     /// (nil: /dev/null). `environment` entries replace the inherited ones.
     public init(_ path: String, _ arguments: [String], environment: [String: String] = [:],
-                stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws {
+                stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws(SystemError) {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -52,7 +52,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         }
         var child: pid_t = 0
         let rc = posix_spawn(&child, path, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw ProcessFailure(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw SystemError("posix_spawn", path: path, errno: rc) }
         pid = child
     }
 

@@ -1,0 +1,95 @@
+import Foundation
+
+/// The control socket's wire format: one JSON object per line, each carrying the protocol
+/// version, so that a CLI and a daemon of different releases say so instead of misreading.
+public enum ControlFraming {
+    /// The version this build speaks.
+    public static let version = 1
+    /// Largest request line accepted by default (the biggest real request is a few hundred bytes).
+    public static let defaultRequestLimit = 64 * 1024
+    /// Largest reply a client accepts (a status of 1,000 drives is about 300 KiB).
+    public static let replyLimit = 16 * 1024 * 1024
+
+    struct RequestLine: Codable {
+        var version: Int
+        var request: ControlRequest
+    }
+
+    struct ReplyLine: Codable {
+        var version: Int
+        var response: ControlResponse
+    }
+
+    /// Only the version, read first so that a newer peer's unknown request gets a version error.
+    private struct VersionOnly: Decodable {
+        var version: Int
+    }
+
+    public static func encode(request: ControlRequest) -> [UInt8] {
+        line(RequestLine(version: version, request: request))
+    }
+
+    public static func encode(response: ControlResponse) -> [UInt8] {
+        line(ReplyLine(version: version, response: response))
+    }
+
+    /// Parses one request line (without its newline). Anything wrong is a `badRequest` that says what.
+    public static func decodeRequest(_ line: [UInt8]) throws(ControlError) -> ControlRequest {
+        try checkVersion(line, what: "request")
+        do { return try decoder.decode(RequestLine.self, from: Data(line)).request } catch {
+            throw ControlError(.badRequest, "malformed control request: \(summary(error))",
+                               fix: "send one JSON object per line: {\"version\":\(version),\"request\":{…}}")
+        }
+    }
+
+    /// Parses one reply line (without its newline).
+    public static func decodeResponse(_ line: [UInt8]) throws(ControlError) -> ControlResponse {
+        try checkVersion(line, what: "reply")
+        do { return try decoder.decode(ReplyLine.self, from: Data(line)).response } catch {
+            throw ControlError(.failed, "malformed reply from sedlockd: \(summary(error))",
+                               fix: "check that sedlock and sedlockd come from the same release")
+        }
+    }
+
+    private static func checkVersion(_ line: [UInt8], what: String) throws(ControlError) {
+        guard let found = try? decoder.decode(VersionOnly.self, from: Data(line)) else {
+            throw ControlError(.badRequest, "malformed control \(what): not a JSON object with a version",
+                               fix: "send one JSON object per line: {\"version\":\(version),…}")
+        }
+        guard found.version == version else {
+            throw ControlError(.badRequest, "control protocol version \(found.version) is not spoken here (this side speaks \(version))",
+                               fix: "use sedlock and sedlockd from the same release")
+        }
+    }
+
+    private static func line<T: Encodable>(_ value: T) -> [UInt8] {
+        // Every value here is plain Codable data: encoding cannot fail.
+        var bytes = (try? encoder.encode(value)).map { [UInt8]($0) } ?? []
+        bytes.append(0x0A)
+        return bytes
+    }
+
+    /// The decoder's own words, without echoing the input back (it may be anyone's bytes).
+    private static func summary(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
+             DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        default:
+            return "not valid JSON"
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+}

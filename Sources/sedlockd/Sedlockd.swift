@@ -1,0 +1,197 @@
+import ArgumentParser
+import ControlAPI
+import ControlSocket
+import Foundation
+import Keys
+import LockManager
+import Logging
+import Platform
+import ServiceLifecycle
+import SimulatorTransport
+import Synchronization
+import Systemd
+
+@main
+struct Sedlockd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sedlockd",
+        abstract: "The sedlock daemon: the array's lock manager behind a control socket, its monitors, and the boot unlock.",
+        subcommands: [Serve.self, BootUnlock.self, CheckConfig.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Options the daemon and the boot unlock share.
+struct DaemonOptions: ParsableArguments {
+    @Option(help: "Configuration file (default: /etc/sedlock/sedlockd.toml; absent means every default).") var config: String?
+    @Option(help: "State directory (overrides the configuration; default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
+    @Option(help: ArgumentHelp("File holding this boot's id (default: the kernel's); for simulated reboots.",
+                               visibility: .hidden)) var bootIdFile: String?
+
+    func load() throws -> DaemonConfiguration {
+        do {
+            var configuration = try DaemonConfiguration.load(path: config)
+            if let stateDir { configuration.stateDirectory = stateDir }
+            return configuration
+        } catch {
+            throw DaemonFailure("configuration: \(error)", status: 78)  // EX_CONFIG
+        }
+    }
+}
+
+struct DaemonFailure: Error, CustomStringConvertible {
+    let description: String
+    let status: Int32
+    init(_ description: String, status: Int32) {
+        self.description = description
+        self.status = status
+    }
+}
+
+/// Logs to the journal under systemd, to standard error elsewhere.
+func bootstrapLogging(identifier: String) {
+    let sink: any JournalSink = SystemJournal.isConnected ? SystemJournal() : StandardErrorSink()
+    LoggingSystem.bootstrap { _ in JournalLogHandler(identifier: identifier, sink: sink) }
+}
+
+/// Ends the process with the failure's status after saying why on standard error.
+func exiting(_ body: () async throws -> Void) async -> Never {
+    do {
+        try await body()
+        exit(0)
+    } catch let failure as DaemonFailure {
+        FileHandle.standardError.write(Data("sedlockd: \(failure.description)\n".utf8))
+        exit(failure.status)
+    } catch {
+        FileHandle.standardError.write(Data("sedlockd: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the daemon (the default): control socket, work loop, monitors, watchdog; SIGHUP reloads, SIGTERM stops.")
+    @OptionGroup var options: DaemonOptions
+    @Option(help: "Control socket path when not socket-activated (overrides the configuration).") var controlSocket: String?
+    @Option(help: ArgumentHelp("Test-only fault: while this file exists the work loop takes no jobs.", visibility: .hidden))
+    var testHangFile: String?
+
+    func run() async throws {
+        await exiting {
+            // Keys and PINs pass through this process: no core dumps, no ptrace by others.
+            disableCoreDumps()
+            let configuration = try loadConfiguration()
+            bootstrapLogging(identifier: "sedlockd")
+            let logger = Logger(label: "sedlockd")
+            let serviceManager = ServiceManager()
+
+            let manager = LockManager(configuration: configuration.managerConfiguration(bootIDPath: options.bootIdFile),
+                                      factory: .withSimulator)
+            do throws(ControlError) { try manager.holdState() } catch {
+                throw DaemonFailure("cannot load the state: \(error.description)", status: 1)
+            }
+            defer { manager.releaseState() }
+
+            let (listener, boundPath) = try controlListener(configuration, serviceManager: serviceManager, logger: logger)
+            let executor = BlockingExecutor(threads: 8, name: "sedlockd-work")
+            let loop = WorkLoop(executor: executor, hangFile: testHangFile)
+            let events = DaemonEvents(logger: logger)
+            let statusLine = StatusLine()
+            let settings = LiveConfiguration(configuration)
+            let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
+                                       limits: configuration.serverLimits, logger: logger) { request, peer in
+                await Self.answer(request, peer: peer, manager: manager, loop: loop, executor: executor, events: events)
+            }
+
+            var services: [any Service] = [loop,
+                                           ControlService(server: server, boundPath: boundPath, serviceManager: serviceManager,
+                                                          statusLine: statusLine, logger: logger),
+                                           MonitorService(manager: manager, settings: settings, statusLine: statusLine,
+                                                          events: events, serviceManager: serviceManager, executor: executor),
+                                           ReloadService(load: loadConfiguration, bootIDPath: options.bootIdFile,
+                                                         manager: manager, settings: settings, statusLine: statusLine,
+                                                         serviceManager: serviceManager, logger: logger)]
+            if let interval = serviceManager.watchdogInterval {
+                services.append(WatchdogService(interval: interval, loop: loop,
+                                                workLimit: .milliseconds(Int64(configuration.workLimit * 1000)),
+                                                serviceManager: serviceManager))
+            }
+            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        }
+    }
+
+    /// The file with the command line's overrides on top (a reload reads it the same way).
+    func loadConfiguration() throws -> DaemonConfiguration {
+        var configuration = try options.load()
+        if let controlSocket { configuration.controlSocket = controlSocket }
+        return configuration
+    }
+
+    /// The control socket: handed over by systemd (socket activation), or bound here.
+    private func controlListener(_ configuration: DaemonConfiguration, serviceManager: ServiceManager,
+                                 logger: Logger) throws -> (UnixSocket, String?) {
+        if let fd = serviceManager.listenDescriptors().first {
+            logger.info("control socket from socket activation (fd \(fd))")
+            return (UnixSocket(adopting: fd), nil)
+        }
+        let path = configuration.controlSocket
+        let directory = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o755])
+        do {
+            let listener = try UnixSocket.listen(path: path, mode: 0o660)
+            // Members of the reader group may connect; the policy then decides what each may do.
+            if let group = getgrnam(configuration.readerGroup) { _ = chown(path, 0, group.pointee.gr_gid) }
+            return (listener, path)
+        } catch {
+            throw DaemonFailure("cannot serve the control socket at \(path): \(error)", status: 1)
+        }
+    }
+
+    /// One request: state changes through the work loop, one at a time; reads beside it. Both
+    /// run on the daemon's own threads, never Swift's cooperative pool (they may block on I/O).
+    static func answer(_ request: ControlRequest, peer: UnixSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
+                       executor: BlockingExecutor, events: DaemonEvents) async -> ControlResponse {
+        let requester = "uid \(peer.uid) (pid \(peer.pid)) via control socket"
+        if request.needsSecret {
+            return .failure(ControlError(.badRequest, "this request needs a secret (a drive password or a PSID), and secrets never cross the control socket",
+                                         fix: "stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`), run the command with --direct, then start it again"))
+        }
+        let work: @Sendable () async -> ControlResponse = {
+            await LockManager.$requester.withValue(requester) { await manager.respond(to: request) }
+        }
+        let response: ControlResponse
+        if request.changesState {
+            response = await loop.perform(work)
+                ?? .failure(ControlError(.unreachable, "sedlockd is stopping", fix: "try again once it has restarted"))
+        } else {
+            response = await Task(executorPreference: executor) { await work() }.value
+        }
+        events.answered(request, response, requester: requester)
+        if case .rekey = request, case .array(let report) = response, report.allSucceeded,
+           let keys = try? manager.keysList(), let active = keys.keys.first(where: { $0.state == "active" }) {
+            events.rekeyed(toKeyID: active.keyID)
+        }
+        return response
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a configuration file: every key known, every value in range.")
+    @Argument(help: "The file (default: /etc/sedlock/sedlockd.toml).") var path: String?
+
+    func run() async throws {
+        await exiting {
+            let configuration: DaemonConfiguration
+            do { configuration = try DaemonConfiguration.load(path: path ?? DaemonConfiguration.defaultPath) } catch {
+                throw DaemonFailure("\(error)", status: 78)
+            }
+            print("\(path ?? DaemonConfiguration.defaultPath): valid")
+            print("state directory \(configuration.stateDirectory ?? "(default)"), control socket \(configuration.controlSocket) (group \(configuration.readerGroup))")
+            print("monitors: drives every \(configuration.driveInterval) s, key servers every \(configuration.keyServerInterval) s, certificates every \(configuration.certificateInterval) s")
+            print("guards: lockout after \(configuration.lockoutLimit), try-limit margin \(configuration.tryLimitMargin), boot-loop hold after \(configuration.bootLoopLimit)")
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Platform
+import Synchronization
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// sedlockd as operators and the boot service meet it: the CLI through the control socket,
+/// peers refused by credentials, a configuration checked and reloaded, hostile clients, crashes.
+@Suite("sedlockd and its control socket", .serialized)
+struct DaemonTests {
+    @Test("operator commands go through the socket; --direct is refused while the daemon holds the state; secrets never cross")
+    func operatorCommands() throws {
+        let f = try DaemonFixture(drives: 3)
+        try f.startDaemon()
+        let status = try run("sedlock", ["status"] + f.viaSocket)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.output.components(separatedBy: "unlocked").count == 4)
+
+        let lock = try run("sedlock", ["lock", "--all"] + f.viaSocket)
+        #expect(lock.status == 0 && lock.output.components(separatedBy: ": locked").count == 4, "\(lock.stderr)")
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status != 0)
+        let unlock = try run("sedlock", ["unlock", f.drives[0], "--json"] + f.viaSocket)
+        #expect(unlock.status == 0 && unlock.output.contains("\"unlocked\""))
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+
+        // The daemon holds the writer lock: a --direct change is busy and says what to do.
+        let direct = try run("sedlock", ["lock", "--all"] + f.direct)
+        #expect(direct.status == 16 && direct.stderr.contains("sedlockd"), "\(direct.stderr)")
+        // A request that carries a secret is refused before it is sent.
+        let psid = try pinFile("PSID0123456789ABCDEF0123456789AB")
+        defer { unlink(psid) }
+        let erase = try run("sedlock", ["erase", f.drives[2], "--psid-file", psid, "--yes"] + f.viaSocket)
+        #expect(erase.status == 64 && erase.stderr.contains("--direct"))
+        // State-dir options belong to --direct only.
+        #expect(try run("sedlock", ["status", "--state-dir", "/tmp"] + f.viaSocket).status == 64)
+
+        // The audit log names the socket peer.
+        let audit = try run("/usr/bin/sqlite3", [f.scratch + "/state/state.sqlite", "SELECT actor FROM audit ORDER BY id DESC LIMIT 1"])
+        #expect(audit.status == 0 && audit.output.contains("via control socket"), "\(audit.output) \(audit.stderr)")
+
+        // Graceful stop: exit 0, socket file removed.
+        let daemon = try #require(f.daemon)
+        kill(daemon.pid, SIGTERM)
+        #expect(daemon.wait() == 0)
+        #expect(!FileManager.default.fileExists(atPath: f.socket))
+        let stopped = try run("sedlock", ["status"] + f.viaSocket)
+        #expect(stopped.status == 12 && stopped.stderr.contains("--direct"))
+    }
+
+    @Test("peer credentials: root changes, the reader group reads, anyone else is refused")
+    func peerCredentials() throws {
+        // nogroup (65534) stands in for the sedlock group on a machine where it was not created.
+        let f = try DaemonFixture(drives: 1, configuration: "[control]\ngroup = \"nogroup\"\n")
+        try f.startDaemon()
+        chmod(f.socket, 0o666)  // let the policy, not the file mode, decide
+        let asReader = ["--reuid=65534", "--regid=65534", "--clear-groups", Binaries.url("sedlock").path]
+        let read = try run("/usr/bin/setpriv", asReader + ["status"] + f.viaSocket)
+        #expect(read.status == 0, "\(read.stderr)")
+        let change = try run("/usr/bin/setpriv", asReader + ["lock", "--all"] + f.viaSocket)
+        #expect(change.status == 10 && change.stderr.contains("may read the array's state but not change it"), "\(change.stderr)")
+        let stranger = ["--reuid=65534", "--regid=12345", "--clear-groups", Binaries.url("sedlock").path]
+        let refused = try run("/usr/bin/setpriv", stranger + ["status"] + f.viaSocket)
+        #expect(refused.status == 10 && refused.stderr.contains("may not use sedlockd"), "\(refused.stderr)")
+        #expect(f.logText.contains("refused uid 65534"))
+        // Nothing changed: the drive is still unlocked.
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+    }
+
+    @Test("check-config: defaults, unknown keys and bad values refused; SIGHUP reloads, a bad file is kept out")
+    func configuration() throws {
+        let good = try run("sedlockd", ["check-config", "/dev/null"])
+        #expect(good.status == 0 && good.output.contains("valid"))
+        let f = try DaemonFixture(drives: 1, configuration: "[monitors]\ndrives_interval = 30\n[guards]\nlockout_limit = 2\n")
+        for (text, words) in [("[monitors]\ndrive_interval = 5\n", "unknown key monitors.drive_interval"),
+                              ("[guards]\nlockout_limit = 0\n", "guards.lockout_limit must be an integer from 1"),
+                              ("[control]\nsocket = \"relative\"\n", "absolute path"),
+                              ("[nonsense]\n", "unknown table [nonsense]"),
+                              ("state_directory = [\n", "line 1"),
+                              ("[deadlines]\ncommand_timeout = \"ten\"\n", "deadlines.command_timeout must be a number")] {
+            let path = f.scratch + "/bad.toml"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            let checked = try run("sedlockd", ["check-config", path])
+            #expect(checked.status == 78 && checked.stderr.contains(words), "\(text): \(checked.stderr)")
+        }
+        let missing = try run("sedlockd", ["serve", "--config", f.scratch + "/absent.toml", "--control-socket", f.socket])
+        #expect(missing.status == 78 && missing.stderr.contains("no such file"))
+
+        try f.startDaemon()
+        let daemon = try #require(f.daemon)
+        try Data("[monitors]\ndrives_interval = 5\n".utf8).write(to: URL(fileURLWithPath: f.configuration))
+        kill(daemon.pid, SIGHUP)
+        #expect(waitFor { f.logText.contains("configuration reloaded") })
+        try Data("[monitors]\ndrives_intervl = 5\n".utf8).write(to: URL(fileURLWithPath: f.configuration))
+        kill(daemon.pid, SIGHUP)
+        #expect(waitFor { f.logText.contains("reload failed, keeping the running configuration") && f.logText.contains("drives_intervl") })
+        #expect(try run("sedlock", ["status"] + f.viaSocket).status == 0)
+    }
+
+    @Test("10,000 malformed, oversized and truncated requests and 100 concurrent clients: clear errors, no crash, state unchanged")
+    func hostileClients() throws {
+        let f = try DaemonFixture(drives: 2, configuration: "[control]\nrequest_timeout = 2\n")
+        try f.startDaemon()
+        let before = try run("sedlock", ["status", "--json"] + f.direct)
+        var random = SeededRandom(seed: 0x5ED1_0CD)
+        // Mutations start from a read request, so one that happens to stay valid changes nothing.
+        let valid = Array(#"{"version":1,"request":{"guardStatus":{}}}"#.utf8)
+        let lock = Array(#"{"version":1,"request":{"lock":{"_0":{"drives":{"all":{}}}}}}"#.utf8)
+        var sent = 0
+        var errors = 0
+        while sent < 10_000 {
+            // Up to 200 bad lines on one connection; the daemon answers each and keeps reading.
+            var batch: [UInt8] = []
+            let lines = min(200, 10_000 - sent)
+            for _ in 0..<lines {
+                var line: [UInt8]
+                switch random.next() % 6 {
+                case 0: line = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }.filter { $0 != 0x0A }
+                case 1: line = Array(lock.prefix(Int(random.next() % UInt64(lock.count))))
+                case 2: line = Array(#"{"version":2,"request":"status"}"#.utf8)
+                case 3: line = Array(#"{"version":1,"request":{"unlock":{"_0":{"drives":"all","boot":true}}}}"#.utf8)
+                case 4: line = Array(#"{"version":1}"#.utf8)
+                default:
+                    line = valid
+                    line[Int(random.next() % UInt64(line.count))] = UInt8(truncatingIfNeeded: random.next() % 255) &+ 1
+                    line = line.map { $0 == 0x0A ? 0x20 : $0 }
+                    if line == valid { line = [0x7B] }
+                }
+                batch += line + [0x0A]
+            }
+            let replies = try f.raw(batch)
+            #expect(replies.count == lines, "answered \(replies.count) of \(lines)")
+            errors += replies.filter { $0.contains("\"failure\"") }.count
+            sent += lines
+        }
+        // Most lines are garbage; a mutation can still form a valid request, and those are answered too.
+        #expect(errors > 9_000)
+        // An oversized line: one clear error, then the connection is closed.
+        let huge = try f.raw([UInt8](repeating: 0x41, count: 200_000) + [0x0A])
+        #expect(huge.count == 1 && huge[0].contains("longer than"))
+        // A request that never ends its line: answered with a timeout error.
+        let connection = try UnixSocket.connect(path: f.socket)
+        try connection.send(Array(#"{"version":1,"#.utf8), deadline: .after(seconds: 5))
+        let stalled = try connection.receiveSome(limit: 4096, deadline: .after(seconds: 10))
+        #expect(String(decoding: stalled, as: UTF8.self).contains("no complete request"))
+
+        // 100 clients at once.
+        let answered = Mutex(0)
+        let socket = f.socket
+        DispatchQueue.concurrentPerform(iterations: 100) { _ in
+            if let replies = try? DaemonFixture.raw(socket: socket, Array(#"{"version":1,"request":{"guardStatus":{}}}"#.utf8) + [0x0A]),
+               replies.count == 1, replies[0].contains("guardState") {
+                answered.withLock { $0 += 1 }
+            }
+        }
+        #expect(answered.withLock { $0 } == 100)
+        #expect(f.daemon?.isRunning == true)
+        let after = try run("sedlock", ["status", "--json"] + f.direct)
+        #expect(before.output == after.output)
+    }
+
+    @Test("sedlockd killed at random during operator commands loses nothing: the journal finishes the work")
+    func killedDuringCommands() throws {
+        let f = try DaemonFixture(drives: 3)
+        var random = SeededRandom(seed: 0xDEAD_10CC)
+        let rounds = 6
+        for round in 0..<rounds {
+            try f.startDaemon()
+            let command = round % 2 == 0 ? ["rekey"] : ["lock", "--all"]
+            let client = try SpawnedProcess(Binaries.url("sedlock").path, command + f.viaSocket)
+            usleep(UInt32(random.next() % 150_000))
+            f.killDaemon()
+            client.wait()
+        }
+        try f.startDaemon()
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        // The lockout guard counts an attempt before making it, so an attempt cut off by a kill
+        // counts as failed: after several kills a drive may be guarded (safe, never near its own
+        // TryLimit). An operator's reset then lets the unfinished rekey complete.
+        var rekey = try run("sedlock", ["rekey"] + f.viaSocket)
+        if rekey.status != 0 {
+            let guards = try run("sedlock", ["guard", "status", "--json"] + f.viaSocket)
+            let report = try JSONSerialization.jsonObject(with: guards.stdout) as? [String: Any]
+            let guarded = (report?["drives"] as? [[String: Any]] ?? []).filter { $0["guarded"] != nil }.compactMap { $0["address"] as? String }
+            #expect(!guarded.isEmpty, "\(rekey.stderr) \(rekey.output)")
+            for drive in guarded { #expect(try run("sedlock", ["guard", "reset", drive, "--yes"] + f.viaSocket).status == 0) }
+            rekey = try run("sedlock", ["rekey"] + f.viaSocket)
+        }
+        #expect(rekey.status == 0, "\(rekey.stderr) \(rekey.output)\n\(f.logText)")
+        let unlock = try run("sedlock", ["unlock", "--all"] + f.viaSocket)
+        #expect(unlock.status == 0, "\(unlock.stderr) \(unlock.output)")
+        // No drive came near its own lockout: a resumed PIN change costs at most one failure.
+        let sim = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout)
+            as? [[String: Any]]
+        let failures = try #require(sim).map { $0["totalFailedAuthentications"] as? Int ?? -1 }
+        #expect(failures.allSatisfy { (0...(rounds + 1) / 2).contains($0) }, "\(failures)")
+        for n in 0..<f.driveCount { #expect(try run("sedsim", ["read", f.array.directory, "\(n)", "--lba", "0"]).status == 0) }
+    }
+}
+
+/// Polls `condition` for up to `seconds`.
+func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
