@@ -19,6 +19,8 @@ struct BootUnlock: AsyncParsableCommand {
         abstract: "Unlock the array at boot (the oneshot unit's job); exit 0 unlocked, 14 partial, 15 held or no keys.")
     @OptionGroup var options: DaemonOptions
     @Option(help: "Seconds to wait for keys that can be verified (default: deadlines.boot_key_wait).") var wait: Double?
+    @Option(help: "Unlock only an array whose key is kept here: local (sedlock-unlock.service) or kmip (sedlock-unlock-network.service); default: either.")
+    var keys: KeyProviderKind?
 
     func validate() throws {
         if let wait, !(0...86_400).contains(wait) { throw ValidationError("--wait must be between 0 and 86400 seconds") }
@@ -34,6 +36,11 @@ struct BootUnlock: AsyncParsableCommand {
             let manager = LockManager(configuration: configuration.managerConfiguration(bootIDPath: options.bootIdFile),
                                       factory: .withSimulator)
             let waitSeconds = wait ?? configuration.bootKeyWait
+            if let keys, let elsewhere = try Self.keptElsewhere(manager, than: keys) {
+                serviceManager.status(elsewhere)
+                print(elsewhere)
+                return
+            }
             serviceManager.status("fetching keys (waiting up to \(Int(waitSeconds)) s)")
             // Ask systemd for time in steps while the unlock runs: the key wait is bounded by
             // waitSeconds, each drive command by the command timeout.
@@ -62,6 +69,22 @@ struct BootUnlock: AsyncParsableCommand {
             print(verdict.status)
             if verdict.exitStatus != 0 { throw DaemonFailure(verdict.status, status: verdict.exitStatus) }
         }
+    }
+}
+
+extension BootUnlock {
+    /// Why this unit has nothing to do: the array's keys are kept by the other provider (the other
+    /// unit unlocks it), or nil when some of them are kept by `provider`.
+    static func keptElsewhere(_ manager: LockManager, than provider: KeyProviderKind) throws -> String? {
+        let report: KeysReport
+        do { report = try manager.keysList() } catch {
+            throw DaemonFailure("cannot read the state: \(error.description)", status: 1)
+        }
+        let live = report.keys.filter { $0.state == "active" || $0.state == "pending" }
+        guard !live.isEmpty, !live.contains(where: { $0.provider == provider.rawValue }) else { return nil }
+        let other = live.first?.provider ?? "another provider"
+        let unit = other == KeyProviderKind.kmip.rawValue ? "sedlock-unlock-network.service" : "sedlock-unlock.service"
+        return "nothing to do: the array's key is kept by \(other) (\(unit) unlocks it)"
     }
 }
 
@@ -142,3 +165,4 @@ struct DiskRescan {
         return mapping.split(separator: ",").contains { $0.split(separator: "=").first.map(String.init) == path }
     }
 }
+extension KeyProviderKind: ExpressibleByArgument {}

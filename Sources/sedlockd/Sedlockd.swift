@@ -73,7 +73,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the daemon (the default): control socket, work loop, monitors, watchdog; SIGHUP reloads, SIGTERM stops.")
     @OptionGroup var options: DaemonOptions
     @Option(help: "Control socket path when not socket-activated (overrides the configuration).") var controlSocket: String?
-    @Option(help: ArgumentHelp("Test-only fault: while this file exists the work loop takes no jobs.", visibility: .hidden))
+    @Option(help: ArgumentHelp("Test-only fault: while this file exists the work loop takes no jobs (also $SEDLOCKD_TEST_HANG_FILE).",
+                               visibility: .hidden))
     var testHangFile: String?
 
     func run() async throws {
@@ -94,7 +95,8 @@ struct Serve: AsyncParsableCommand {
 
             let (listener, boundPath) = try controlListener(configuration, serviceManager: serviceManager, logger: logger)
             let executor = BlockingExecutor(threads: 8, name: "sedlockd-work")
-            let loop = WorkLoop(executor: executor, hangFile: testHangFile)
+            let loop = WorkLoop(executor: executor,
+                                hangFile: testHangFile ?? ProcessInfo.processInfo.environment["SEDLOCKD_TEST_HANG_FILE"])
             let events = DaemonEvents(logger: logger)
             let statusLine = StatusLine()
             let settings = LiveConfiguration(configuration)

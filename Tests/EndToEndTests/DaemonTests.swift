@@ -199,13 +199,3 @@ struct DaemonTests {
         for n in 0..<f.driveCount { #expect(try run("sedsim", ["read", f.array.directory, "\(n)", "--lba", "0"]).status == 0) }
     }
 }
-
-/// Polls `condition` for up to `seconds`.
-func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
-}

@@ -101,3 +101,13 @@ func pinFile(_ pin: String) throws -> String {
     FileManager.default.createFile(atPath: path, contents: Data((pin + "\n").utf8), attributes: [.posixPermissions: 0o600])
     return path
 }
+
+/// Polls `condition` for up to `seconds`.
+func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
