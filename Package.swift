@@ -85,7 +85,7 @@ let package = Package(
         // Benchmarks live outside Sources/: they drive host and simulator together.
         .executableTarget(name: "sedlock-bench", dependencies: ["Opal", "SecurityTransport", "SimulatorTransport", "SedSimulator",
                                                                 "TCGStorage", "Keys", "KMIP", "Platform", "ControlAPI",
-                                                                "LockManager", "LockState"],
+                                                                "ControlSocket", "LockManager", "LockState"],
                           path: "Benchmarks/sedlock-bench"),
 
         .target(name: "SedSimulator", dependencies: ["TCGStorage", "KMIPCodec", "SimulatorLink", "Platform", "COpenSSL", "CShims"],
@@ -116,6 +116,9 @@ let package = Package(
         .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport", "Platform"], path: "Tests/KMIPTestSupport"),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator", "KMIPTestSupport", "Platform"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
+        .testTarget(name: "ControlSocketTests", dependencies: ["ControlSocket", "ControlAPI", "Platform",
+                                                            .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SystemdModuleTests", dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport", "Platform"]),
     ],
     swiftLanguageModes: [.v6]

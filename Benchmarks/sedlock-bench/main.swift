@@ -185,13 +185,17 @@ if arguments.count >= 2 && arguments[1] == "manager" {
     try await managerBenchmark(Array(arguments.dropFirst()))
     exit(0)
 }
+if arguments.count >= 2 && arguments[1] == "control" {
+    try controlBenchmark(Array(arguments.dropFirst()))
+    exit(0)
+}
 if arguments.count >= 2 && arguments[1] == "device" {
     try deviceBenchmark(Array(arguments.dropFirst()))
     exit(0)
 }
 guard arguments.count >= 2 else {
     print("usage: sedlock-bench PATH-TO-SEDSIM | sedlock-bench kmip HOST PORT CERT KEY CA UID | sedlock-bench device NODE DIR N"
-          + " | sedlock-bench manager PATH-TO-SEDSIM DRIVES")
+          + " | sedlock-bench manager PATH-TO-SEDSIM DRIVES | sedlock-bench control SOCKET ROUNDS")
     exit(64)
 }
 let sedsim = arguments[1]

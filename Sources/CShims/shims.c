@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
+#include <malloc.h>
 #include <linux/fs.h>
 
 int sedlock_disable_core_dumps(void) {
@@ -30,4 +31,12 @@ int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
 
 int sedlock_reread_partitions(int fd) {
     return ioctl(fd, BLKRRPART);
+}
+
+int sedlock_limit_malloc_arenas(int arenas) {
+    return mallopt(M_ARENA_MAX, arenas);
+}
+
+int sedlock_release_free_memory(void) {
+    return malloc_trim(0);
 }

@@ -81,15 +81,17 @@ public enum ControlFraming {
         }
     }
 
+    // Dates cross as seconds since 1970: ISO 8601 text would go through Calendar and pull ICU's
+    // locale data into the daemon for nothing (several MB resident).
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .secondsSince1970
         return encoder
     }()
 
     private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .secondsSince1970
         return decoder
     }()
 }

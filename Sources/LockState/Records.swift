@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// A drive of the array, as the lock manager keeps it. Never holds a PIN.
-public struct StoredDrive: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct StoredDrive: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "drive"
     public var id: Int64?
     /// `/dev/…` or `sim:DIR/N`.
@@ -52,7 +52,7 @@ public enum KeyGenerationState: String, Codable, Sendable {
 }
 
 /// One authentication key generation. The AK itself is never stored here.
-public struct StoredKeyGeneration: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct StoredKeyGeneration: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "keyGeneration"
     public var id: Int64?
     /// The key ID (a UUID), the Name under which providers hold the AK.
@@ -77,7 +77,7 @@ public struct StoredKeyGeneration: Codable, Sendable, Hashable, FetchableRecord,
 }
 
 /// The check value of one authority's PIN on one drive in one generation.
-public struct StoredCheckValue: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+public struct StoredCheckValue: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
     public static let databaseTableName = "checkValue"
     public var driveID: Int64
     public var generationID: Int64
@@ -93,7 +93,7 @@ public struct StoredCheckValue: Codable, Sendable, Hashable, FetchableRecord, Pe
 }
 
 /// One boot's unlock attempt, keyed by the kernel's boot_id.
-public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
     public enum Outcome: String, Codable, Sendable {
         case started, unlocked, partial, failed, held
     }
@@ -115,7 +115,7 @@ public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, Persista
 }
 
 /// An operator action that changed state: who, what, on what, when, and how it ended. No secrets.
-public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "audit"
     public var id: Int64?
     public var at: Date
@@ -137,7 +137,7 @@ public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord, MutableP
 
 /// A journaled change to every drive's PINs (setup, rekey): the generation it moves drives to,
 /// and whether it finished.
-public struct JournalEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct JournalEntry: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public enum Kind: String, Codable, Sendable { case setup, rekey, rdlEnable = "rdl-enable", rdlRotate = "rdl-rotate" }
     public enum State: String, Codable, Sendable { case pending, done, abandoned }
     public static let databaseTableName = "journal"
@@ -161,7 +161,7 @@ public struct JournalEntry: Codable, Sendable, Hashable, FetchableRecord, Mutabl
 }
 
 /// How far one drive got in a journaled change. Each step is recorded after the drive did it.
-public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
     public enum Step: String, Codable, Sendable, Comparable {
         /// Nothing done yet (or done but not recorded: recovery checks the drive).
         case pending
@@ -199,7 +199,7 @@ public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, Pe
 
 /// A configured key server: a name, the hostnames of its cluster, and the client identity files
 /// (paths only: the private key never enters the state).
-public struct StoredKeyServer: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct StoredKeyServer: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "keyServer"
     public var id: Int64?
     public var providerID: Int64
@@ -229,7 +229,7 @@ public struct StoredKeyServer: Codable, Sendable, Hashable, FetchableRecord, Mut
 
 /// A condition that needs an operator, named as the seeds' key services name them; it clears
 /// itself when the condition ends.
-public struct StoredFault: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct StoredFault: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "fault"
     public var id: Int64?
     /// KmipServerFault, KmipCertificateFault, DriveGuarded, BootLoopHold, KeyMismatch, RekeyIncomplete, …
@@ -258,7 +258,7 @@ public struct StoredFault: Codable, Sendable, Hashable, FetchableRecord, Mutable
 
 /// A certificate sedlock relies on (a key server's client certificate or CA): where it is and
 /// what it is — never a private key.
-public struct StoredCertificate: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+public struct StoredCertificate: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord, StateRecord {
     public static let databaseTableName = "certificate"
     public var id: Int64?
     /// `client` or `ca`.

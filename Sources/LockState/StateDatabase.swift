@@ -343,7 +343,7 @@ public final class StateDatabase: StateStore {
 
     public func finishJournal(id: Int64, state: JournalEntry.State, at: Date) throws(StateError) {
         try write { db in
-            try db.execute(sql: "UPDATE journal SET state = ?, finishedAt = ? WHERE id = ?", arguments: [state.rawValue, at, id])
+            try db.execute(sql: "UPDATE journal SET state = ?, finishedAt = ? WHERE id = ?", arguments: [state.rawValue, StorageDate.text(at), id])
         }
     }
 

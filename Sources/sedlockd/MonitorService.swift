@@ -35,6 +35,8 @@ struct MonitorService: Service {
                     ran = true
                 }
                 if ran { known = evaluateFaults(known) }
+                // Whatever requests and checks freed since the last wake goes back to the kernel.
+                ProcessMemory.releaseFreeMemory()
                 let next = due.values.min() ?? now + .seconds(1)
                 // Wake at least every second, so a reload's new intervals apply soon.
                 try? await Task.sleep(until: min(next, ContinuousClock.now + .seconds(1)), clock: .continuous)

@@ -81,6 +81,7 @@ struct Serve: AsyncParsableCommand {
         await exiting {
             // Keys and PINs pass through this process: no core dumps, no ptrace by others.
             disableCoreDumps()
+            ProcessMemory.limitArenas()
             let configuration = try loadConfiguration()
             bootstrapLogging(identifier: "sedlockd")
             let logger = Logger(label: "sedlockd")
@@ -186,6 +187,10 @@ struct CheckConfig: AsyncParsableCommand {
 
     func run() async throws {
         await exiting {
+            if path == nil && !FileManager.default.fileExists(atPath: DaemonConfiguration.defaultPath) {
+                print("no \(DaemonConfiguration.defaultPath): every default applies")
+                return
+            }
             let configuration: DaemonConfiguration
             do { configuration = try DaemonConfiguration.load(path: path ?? DaemonConfiguration.defaultPath) } catch {
                 throw DaemonFailure("\(error)", status: 78)

@@ -16,9 +16,9 @@ struct SystemdTests {
         let ns = try SystemdNamespace(drives: 1)
         try ns.boot()
         let units = ["sedlockd.service", "sedlockd.socket", "sedlock-unlock.service", "sedlock-unlock-network.service"]
-        let verify = try ns.inside(["systemd-analyze", "verify"] + units.map { "/run/systemd/system/" + $0 })
+        let verify = try ns.inside(["systemd-analyze", "verify"] + units.map { "/run/systemd/system.control/" + $0 })
         #expect(verify.status == 0 && verify.output.isEmpty && verify.stderr.isEmpty, "\(verify.output)\(verify.stderr)")
-        let security = try ns.inside(["systemd-analyze", "security", "--offline=true", "/run/systemd/system/sedlockd.service"])
+        let security = try ns.inside(["systemd-analyze", "security", "--offline=true", "/run/systemd/system.control/sedlockd.service"])
         let score = security.output.split(separator: "\n").last { $0.contains("Overall exposure level") }
             .flatMap { $0.split(separator: ":").last?.split(separator: " ").first }.flatMap { Double($0) }
         #expect(score != nil && score! <= 2.5, "\(security.output.suffix(400))")

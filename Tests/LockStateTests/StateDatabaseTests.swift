@@ -1,5 +1,5 @@
 import Foundation
-import LockState
+@testable import LockState
 import Platform
 import TestSupport
 import Testing
@@ -179,5 +179,24 @@ struct StateDatabaseTests {
         try directory.requireNotOn(disks: ["sdb"], sysfs: sys)
         // No block device behind the filesystem (tmpfs, overlay): nothing to clash with.
         #expect(try directory.backingDisks(sysfs: root + "/empty-sys").isEmpty)
+    }
+}
+
+@Suite("Dates in the state")
+struct StorageDateTests {
+    @Test("written as GRDB's UTC text without DateFormatter, read back to the millisecond; other text is refused")
+    func roundTrip() throws {
+        for seconds in [0.0, 1_800_000_000.123, 951_782_400.5, 4_102_444_799.999] {
+            let date = Date(timeIntervalSince1970: seconds)
+            let text = StorageDate.text(date)
+            #expect(text.count == 23)
+            let back = try #require(StorageDate.date(text))
+            #expect(abs(back.timeIntervalSince1970 - seconds) < 0.001, "\(text)")
+        }
+        #expect(StorageDate.text(Date(timeIntervalSince1970: 951_782_400.5)) == "2000-02-29 00:00:00.500")
+        #expect(StorageDate.date("2026-11-23 15:07:53")?.timeIntervalSince1970 == 1_795_446_473)
+        for bad in ["", "yesterday", "2026-11-23", "2026-11-23 15:07:53.1.2", "2026-xx-23 15:07:53"] {
+            #expect(StorageDate.date(bad) == nil, "\(bad)")
+        }
     }
 }

@@ -30,7 +30,9 @@ mount --bind "$work/array" /run/sedsim-array
 [ -d "$work/kmip" ] && mount --bind "$work/kmip" /run/sedsim-kmip
 
 mkdir -p /run/systemd/system /run/systemd/system.control /run/systemd/system-generators
-cp -r "$work/units/"* /run/systemd/system/
+# The units under test go to the highest-priority path too, so units installed on the machine
+# (/etc/systemd/system) cannot shadow them.
+cp -r "$work/units/"* /run/systemd/system.control/
 # No generator runs (fstab, getty, cryptsetup …) and nothing the standard targets pull in
 # starts (tmpfiles, sysctl, udev, timers …) but journald: masks in the highest-priority unit path.
 for generator in /lib/systemd/system-generators/* /usr/lib/systemd/system-generators/* /etc/systemd/system-generators/*; do

@@ -17,4 +17,9 @@ int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
 /// ioctl(fd, BLKRRPART): the kernel re-reads the disk's partition table (ioctl is variadic).
 int sedlock_reread_partitions(int fd);
 
+/// mallopt(M_ARENA_MAX, arenas): caps glibc's per-thread malloc arenas (each keeps its own free memory).
+int sedlock_limit_malloc_arenas(int arenas);
+/// malloc_trim(0): hands free heap memory back to the kernel.
+int sedlock_release_free_memory(void);
+
 #endif

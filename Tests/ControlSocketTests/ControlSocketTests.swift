@@ -1,0 +1,110 @@
+import ControlAPI
+import ControlSocket
+import Foundation
+import Logging
+import Platform
+import Synchronization
+import Testing
+
+@Suite("Control socket: framing, access policy, line reader, server")
+struct ControlSocketTests {
+    @Test("requests and replies round-trip as one line with the version; other versions and garbage are clear errors")
+    func framing() throws {
+        let requests: [ControlRequest] = [.status, .lock(LockRequest(drives: .all)),
+                                          .unlock(UnlockRequest(drives: .some(["sim:/a/0"]), boot: true, waitSeconds: 3)),
+                                          .guardStatus(address: nil), .keyServerRemove(name: "ks1")]
+        for request in requests {
+            let line = ControlFraming.encode(request: request)
+            #expect(line.last == 0x0A && line.dropLast().firstIndex(of: 0x0A) == nil)
+            #expect(try ControlFraming.decodeRequest(Array(line.dropLast())) == request)
+        }
+        let report = FaultReport(open: [FaultReport.Fault(name: "DriveGuarded", severity: "error", object: "sim:/a/0",
+                                                          raisedAt: Date(timeIntervalSince1970: 1_800_000_000), clearedAt: nil,
+                                                          action: "reset", detail: "3 failures\nsecond line")], recentlyCleared: [])
+        let reply = ControlFraming.encode(response: .faults(report))
+        #expect(reply.dropLast().firstIndex(of: 0x0A) == nil)
+        #expect(try ControlFraming.decodeResponse(Array(reply.dropLast())) == .faults(report))
+
+        #expect(throws: ControlError.self) { try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"status":{}}}"#.utf8)) }
+        do {
+            _ = try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"status":{}}}"#.utf8))
+        } catch {
+            #expect(error.code == .badRequest && error.message.contains("version 2"))
+        }
+        for garbage in ["", "{", "[]", #"{"version":"1"}"#, #"{"version":1,"request":{"nonsense":{}}}"#, "\u{FF}\u{FE}"] {
+            #expect(throws: ControlError.self) { try ControlFraming.decodeRequest(Array(garbage.utf8)) }
+        }
+    }
+
+    @Test("root changes, the reader group reads, anyone else is refused; requests that carry secrets are marked")
+    func accessPolicy() {
+        let policy = AccessPolicy(readerGroup: (name: "sedlock", gid: 977))
+        #expect(policy.access(uid: 0, groups: [0]) == .change)
+        #expect(policy.access(uid: 1000, groups: [1000, 977]) == .read)
+        #expect(policy.access(uid: 1000, groups: [1000]) == .refused)
+        #expect(policy.refusal(of: .status, uid: 1000, groups: [977]) == nil)
+        #expect(policy.refusal(of: .lock(LockRequest(drives: .all)), uid: 1000, groups: [977])?.code == .notAuthorized)
+        #expect(policy.refusal(of: .status, uid: 1000, groups: [5])?.message.contains("members of group sedlock may read") == true)
+        #expect(AccessPolicy(readerGroup: nil).refusal(of: .status, uid: 5, groups: [5])?.message.contains("no reader group") == true)
+        #expect(ControlRequest.erase(EraseRequest(drives: ["x"], method: .psid)).needsSecret)
+        #expect(ControlRequest.setup(SetupRequest(drives: [], provider: .local, adoption: .init(derivation: "raw"))).needsSecret)
+        #expect(!ControlRequest.erase(EraseRequest(drives: ["x"], method: .crypto)).needsSecret)
+    }
+
+    @Test("an in-process server answers many clients at once, bounds line length, and stops after requests in flight")
+    func server() async throws {
+        let path = "/tmp/sedlock-ctl-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(path) }
+        let listener = try UnixSocket.listen(path: path, mode: 0o600)
+        var limits = ControlServerLimits()
+        limits.requestBytes = 1024
+        limits.requestTimeout = 2
+        let served = Mutex(0)
+        let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroup: nil), limits: limits,
+                                   logger: Logger(label: "test")) { request, peer in
+            served.withLock { $0 += 1 }
+            #expect(peer.uid == getuid())
+            return .guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: request == .status ? 1 : 2))
+        }
+        server.start()
+        // Clients block in socket calls: they run on threads of their own, as real clients do,
+        // never on the cooperative pool that the server's handler needs.
+        let answered = Mutex(0)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                DispatchQueue.concurrentPerform(iterations: 20) { _ in
+                    let expected = ControlResponse.guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: 1))
+                    if (try? ControlClient(path: path).send(.status, timeout: 10)) == expected { answered.withLock { $0 += 1 } }
+                }
+                done.resume()
+            }
+        }
+        #expect(answered.withLock { $0 } == 20)
+        #expect(served.withLock { $0 } == 20)
+        // A line over the limit: one error, then the connection closes.
+        let connection = try UnixSocket.connect(path: path)
+        try connection.send([UInt8](repeating: 0x41, count: 5000) + [0x0A], deadline: .after(seconds: 5))
+        let reply = try LineReader(limit: 65536).nextLine(from: connection, deadline: .after(seconds: 5))
+        #expect(String(decoding: reply, as: UTF8.self).contains("longer than 1024 bytes"))
+        #expect(throws: LineReader.Failure.self) { try LineReader(limit: 65536).nextLine(from: connection, deadline: .after(seconds: 5)) }
+        await server.stop()
+        #expect(server.connectionCount == 0)
+        #expect(throws: ControlError.self) { try ControlClient(path: path + ".absent") }
+    }
+
+    @Test("the line reader splits, keeps partial lines, and stops an endless line at its limit")
+    func lineReader() throws {
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        let a = UnixSocket(adopting: pair[0])
+        let b = UnixSocket(adopting: pair[1])
+        let reader = LineReader(limit: 16)
+        try a.send(Array("one\ntwo\nthr".utf8), deadline: .after(seconds: 1))
+        #expect(try reader.nextLine(from: b, deadline: .after(seconds: 1)) == Array("one".utf8))
+        #expect(try reader.nextLine(from: b, deadline: .after(seconds: 1)) == Array("two".utf8))
+        try a.send(Array("ee\n".utf8), deadline: .after(seconds: 1))
+        #expect(try reader.nextLine(from: b, deadline: .after(seconds: 1)) == Array("three".utf8))
+        try a.send([UInt8](repeating: 0x61, count: 40), deadline: .after(seconds: 1))
+        #expect(throws: LineReader.Failure.self) { try reader.nextLine(from: b, deadline: .after(seconds: 1)) }
+    }
+}
