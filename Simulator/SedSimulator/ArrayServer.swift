@@ -1,6 +1,7 @@
 import Platform
 import Foundation
 import SimulatorLink
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,6 +11,7 @@ public final class ArrayServer: Sendable {
     public let array: SimulatedArray
     public let socketPath: String
     private let listener: UnixSocket
+    private let activeConnections = Mutex(0)
     private let serveLock: FileLock
 
     /// Binds the socket; only one server may serve a directory at a time.
@@ -28,19 +30,33 @@ public final class ArrayServer: Sendable {
         }
     }
 
-    /// Accepts connections until the process ends.
+    /// Host connections served at once; more are closed at once (a host opens one per drive).
+    public static let maximumConnections = 1024
+    /// Seconds a host has to deliver the rest of a frame once its header arrived, and to take a reply.
+    public static let frameTimeout = 30.0
+
+    /// Accepts connections until the process ends. A failed accept (out of descriptors: EMFILE,
+    /// ENFILE) is reported and retried after a pause; the connections already open keep being served.
     public func run() -> Never {
         while true {
             let client: UnixSocket?
             do { client = try listener.accept(deadline: .never) } catch {
-                FileHandle.standardError.write(Data("sedsim: accept failed: \(error)\n".utf8))
-                exit(1)
+                FileHandle.standardError.write(Data("sedsim: accept failed: \(error); retrying\n".utf8))
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
             }
             guard let client else { continue }
+            let admitted = activeConnections.withLock { count -> Bool in
+                guard count < Self.maximumConnections else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else { continue }  // closed when `client` goes
             let connection = LinkSocket(client)
             let array = self.array
-            Thread.detachNewThread {
+            Thread.detachNewThread { [self] in
                 Self.serve(connection, array: array)
+                activeConnections.withLock { $0 -= 1 }
             }
         }
     }
@@ -48,12 +64,13 @@ public final class ArrayServer: Sendable {
     private static func serve(_ connection: LinkSocket, array: SimulatedArray) {
         while true {
             let body: [UInt8]
-            do { body = try connection.receive(deadline: .never) } catch { return }
+            // Idle between commands as long as the host likes; a frame once begun must finish in time.
+            do { body = try connection.receive(deadline: .never, bodyTimeout: frameTimeout) } catch { return }
             let response: LinkResponse
             do { response = array.handle(try LinkRequest.decode(body)) } catch {
                 response = .failure(.illegalRequest, "\(error)")
             }
-            do { try connection.send(response.encoded(), deadline: .after(seconds: 30)) } catch { return }
+            do { try connection.send(response.encoded(), deadline: .after(seconds: frameTimeout)) } catch { return }
         }
     }
 }

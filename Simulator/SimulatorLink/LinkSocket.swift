@@ -27,13 +27,15 @@ public final class LinkSocket: Sendable {
         do { try socket.send(frame, deadline: deadline) } catch { throw Self.linkError(error, "send to simulator") }
     }
 
-    /// Receives one frame, or throws `.closed` on an orderly shutdown before any byte.
-    public func receive(deadline: Deadline) throws(LinkError) -> [UInt8] {
+    /// Receives one frame, or throws `.closed` on an orderly shutdown before any byte. With
+    /// `bodyTimeout`, the rest of the frame must follow its header within that many seconds.
+    public func receive(deadline: Deadline, bodyTimeout: Double? = nil) throws(LinkError) -> [UInt8] {
         let header: [UInt8]
         do { header = try socket.receiveExactly(4, deadline: deadline) } catch { throw Self.linkError(error, "receive from simulator") }
         let length = Int(header.readBE(0, 4))
         guard length <= Self.maximumFrame else { throw LinkError.malformed("frame of \(length) bytes exceeds the limit") }
-        do { return try socket.receiveExactly(length, deadline: deadline) } catch {
+        let bodyDeadline = bodyTimeout.map { deadline.earlier(.after(seconds: $0)) } ?? deadline
+        do { return try socket.receiveExactly(length, deadline: bodyDeadline) } catch {
             if case .closed = error { throw LinkError.io("simulator connection closed mid-message") }
             throw Self.linkError(error, "receive from simulator")
         }

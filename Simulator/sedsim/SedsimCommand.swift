@@ -1,4 +1,5 @@
 import ArgumentParser
+import CShims
 import Foundation
 import SedSimulator
 import SimulatorLink
@@ -223,6 +224,9 @@ func fail(_ message: String) -> Never {
 /// Servers ignore SIGPIPE (a client may vanish) and stop on TERM/INT even when a parent spawned
 /// them with those blocked (children of Swift programs inherit Dispatch's blocked signal mask).
 func prepareSignalsForServing() {
+    // A serving simulator holds drives' media keys and a key server's objects: no core dump, no
+    // ptrace, no backtrace printing memory.
+    _ = sedlock_disable_core_dumps()
     signal(SIGPIPE, SIG_IGN)
     var termination = sigset_t()
     sigemptyset(&termination)

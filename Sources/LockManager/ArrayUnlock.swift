@@ -89,7 +89,7 @@ extension LockManager {
             switch keys[generationID] {
             case .ready(let ak)?:
                 do {
-                    let pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
+                    let pins = try verifiedPINs.pins(ak: ak, drive: drive, generationID: generationID, store: store)
                     ready.append((drive, pins, try owner(for: drive.address)))
                 } catch let error as ControlError {
                     fail(.failed, error.description)
@@ -150,7 +150,6 @@ extension LockManager {
             for await result in group { out.append(result) }
             return out
         }
-        do { try lockout.settle(attempted.map { (id: $0.0, admission: $0.1, error: $0.3) }) } catch { throw Self.stateFailure(error) }
         for (_, admission, address, error) in attempted {
             switch admission {
             case .guarded(let reason):
@@ -165,6 +164,13 @@ extension LockManager {
             }
         }
         let ordered = drives.compactMap { outcomes[$0.address] }
+        // The attempts' settlement and the audit entry share one transaction (one fsync).
+        let allDone = !ordered.isEmpty && ordered.allSatisfy(\.succeeded)
+        let audited = auditEntry(boot ? "unlock --boot" : operation, target: drives.map(\.address).joined(separator: " "),
+                                 outcome: allDone ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+        do { try lockout.settle(attempted.map { (id: $0.0, admission: $0.1, error: $0.3) }, audit: audited) } catch {
+            throw Self.stateFailure(error)
+        }
         recordFaults(store, ordered.filter { $0.result == .keyMismatch }.map {
             fault("KeyMismatch", "error", $0.address,
                   action: "the key found does not match the drive's check values: restore the right key (`sedlock keys restore --all`)",
@@ -186,8 +192,6 @@ extension LockManager {
             // An operator's unlock that succeeds ends a hold: this boot counts as unlocked.
             try? store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .unlocked, detail: "by \(Self.requester ?? configuration.actor)"))
         }
-        audit(store, boot ? "unlock --boot" : operation, target: drives.map(\.address).joined(separator: " "),
-              outcome: report.allSucceeded ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
         return report
     }
 

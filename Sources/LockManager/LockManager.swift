@@ -20,6 +20,8 @@ public final class LockManager: Sendable {
     public let factory: TransportFactory
     public let time: any TimeSource
     public let keytable = Keytable()
+    /// PINs proven under keytable keys, for lock and unlock on demand.
+    let verifiedPINs = VerifiedPINCache()
     private let owners = Mutex<[String: DriveOwner]>([:])
     /// The state, opened for writing on first need and kept (with its writer lock) for the life of
     /// this manager, as sedlockd holds it; one-shot CLI runs release it when they exit.
@@ -137,8 +139,11 @@ public final class LockManager: Sendable {
     }
 
     func audit(_ store: any StateStore, _ action: String, target: String, outcome: String) {
-        try? store.appendAudit(AuditEntry(at: time.wallTime, actor: Self.requester ?? configuration.actor, action: action, target: target,
-                                          outcome: outcome))
+        try? store.appendAudit(auditEntry(action, target: target, outcome: outcome))
+    }
+
+    func auditEntry(_ action: String, target: String, outcome: String) -> AuditEntry {
+        AuditEntry(at: time.wallTime, actor: Self.requester ?? configuration.actor, action: action, target: target, outcome: outcome)
     }
 
     static func stateFailure(_ error: StateError) -> ControlError {
@@ -192,7 +197,7 @@ public final class LockManager: Sendable {
         guard let id = generation.id else { return .unavailable("generation without id") }
         for drive in drives {
             do {
-                _ = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: id, store: store)
+                _ = try verifiedPINs.pins(ak: ak, drive: drive, generationID: id, store: store)
                 return .ready(ak)
             } catch {
                 if case .missing = error { continue }

@@ -182,9 +182,10 @@ public final class StateDatabase: StateStore {
         }
     }
 
-    public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String]) throws(StateError) {
-        guard !succeeded.isEmpty || !guarded.isEmpty else { return }
+    public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], audit: AuditEntry?) throws(StateError) {
+        guard !succeeded.isEmpty || !guarded.isEmpty || audit != nil else { return }
         try write { db in
+            if var entry = audit { try entry.insert(db) }
             for id in succeeded {
                 try db.execute(sql: "UPDATE drive SET failedAuthentications = 0 WHERE id = ?", arguments: [id])
             }

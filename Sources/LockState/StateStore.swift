@@ -16,8 +16,9 @@ public protocol StateStore: Sendable {
     /// crash during the attempt then counts as a failure), in one transaction (one fsync for a
     /// whole array). Returns each drive's new count of consecutive failures.
     func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int]
-    /// Settles attempts: successes return to zero, and drives that reached their limit are guarded.
-    func settleAuthentications(succeeded: [Int64], guarded: [Int64: String]) throws(StateError)
+    /// Settles attempts: successes return to zero, and drives that reached their limit are guarded;
+    /// `audit`, when given, is recorded in the same transaction (one fsync for both).
+    func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], audit: AuditEntry?) throws(StateError)
     func resetGuard(driveID: Int64) throws(StateError)
 
     // Key generations and check values
@@ -89,10 +90,10 @@ extension StateStore {
 
     /// The attempt succeeded: the consecutive count returns to zero.
     public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
-        try settleAuthentications(succeeded: [driveID], guarded: [:])
+        try settleAuthentications(succeeded: [driveID], guarded: [:], audit: nil)
     }
 
     public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
-        try settleAuthentications(succeeded: [], guarded: [driveID: reason])
+        try settleAuthentications(succeeded: [], guarded: [driveID: reason], audit: nil)
     }
 }

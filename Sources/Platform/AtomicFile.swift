@@ -5,9 +5,10 @@ import Glibc
 /// Replaces a file so that a crash at any moment leaves either the old or the new content:
 /// write a temporary file beside it, fsync it, rename it over the old one, fsync the directory.
 public enum AtomicFile {
-    /// `beforeCommit` runs after the new content is durable and before the rename (fault injection:
-    /// a crash there must leave the old file in place).
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
+    /// `beforeCommit` runs after the new content is written and before the rename (fault injection:
+    /// a crash there must leave the old file in place). `syncing: false` skips the two fsyncs: the
+    /// replacement stays atomic against a crash of the process, not of the machine.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, syncing: Bool = true,
                              beforeCommit: (() -> Void)? = nil) throws(SystemError) {
         let directory = parentDirectory(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
@@ -21,7 +22,7 @@ public enum AtomicFile {
                 Result { () throws(SystemError) in try writeAll(fd, raw, path: temporary) }
             }
             try written.get()
-            guard fsync(fd) == 0 else { throw SystemError("fsync", path: temporary) }
+            guard !syncing || fsync(fd) == 0 else { throw SystemError("fsync", path: temporary) }
         } catch {
             close(fd)
             unlink(temporary)
@@ -34,7 +35,7 @@ public enum AtomicFile {
             unlink(temporary)
             throw failure
         }
-        try syncDirectory(directory)
+        if syncing { try syncDirectory(directory) }
     }
 
     /// Creates a file that must not exist yet (O_EXCL), with `mode`, and syncs it: for keys,

@@ -136,11 +136,14 @@ public final class UnixSocket: Sendable {
         return Array(buffer[0..<n])
     }
 
-    /// Receives exactly `count` bytes before `deadline`.
+    /// Receives exactly `count` bytes before `deadline`. The buffer grows with what arrives (at
+    /// most 1 MiB ahead), so a peer that announces a large message and sends nothing costs little.
     public func receiveExactly(_ count: Int, deadline: Deadline) throws(Failure) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
+        let step = 1 << 20
+        var buffer = [UInt8](repeating: 0, count: min(count, step))
         var got = 0
         while got < count {
+            if got == buffer.count { buffer.append(contentsOf: repeatElement(0, count: min(step, count - got))) }
             let n = try buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(Failure) in try receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[got...]), deadline: deadline) }
             }.get()

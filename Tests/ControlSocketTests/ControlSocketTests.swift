@@ -74,7 +74,8 @@ struct ControlSocketTests {
             DispatchQueue.global().async {
                 DispatchQueue.concurrentPerform(iterations: 20) { _ in
                     let expected = ControlResponse.guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: 1))
-                    if (try? ControlClient(path: path).send(.status, timeout: 10)) == expected { answered.withLock { $0 += 1 } }
+                    // Generous: the handler runs on the cooperative pool, which other suites keep busy.
+                    if (try? ControlClient(path: path).send(.status, timeout: 120)) == expected { answered.withLock { $0 += 1 } }
                 }
                 done.resume()
             }

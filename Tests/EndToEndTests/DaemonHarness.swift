@@ -42,14 +42,14 @@ final class DaemonFixture {
         try Data((UUID().uuidString + "\n").utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
     }
 
-    /// Starts sedlockd and waits until its socket answers.
-    func startDaemon(extra: [String] = []) throws {
+    /// Starts sedlockd and waits until its socket answers; `environment` adds to what it inherits.
+    func startDaemon(extra: [String] = [], environment: [String: String] = [:]) throws {
         let logFD = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         defer { close(logFD) }
         let process = try SpawnedProcess(Binaries.url("sedlockd").path,
                                          ["serve", "--config", configuration, "--state-dir", scratch + "/state",
                                           "--boot-id-file", scratch + "/boot_id", "--control-socket", socket] + extra,
-                                         stdout: logFD, stderr: logFD)
+                                         environment: environment, stdout: logFD, stderr: logFD)
         daemon = process
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -89,5 +89,43 @@ final class DaemonFixture {
             received += chunk
         }
         return String(decoding: received, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+}
+
+/// A notify socket as systemd offers one ($NOTIFY_SOCKET): a datagram socket whose messages a
+/// test reads, without touching its own process's environment.
+final class NotifyListener {
+    let path = "/tmp/sedlock-notify-\(UUID().uuidString.prefix(8))"
+    private let fd: Int32
+
+    init() throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = try UnixSocket.address(path)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0 else { throw HarnessError("cannot bind \(path)") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// Messages received until one satisfies `until` or `seconds` pass.
+    func messages(seconds: Double = 15, until: (String) -> Bool) -> [String] {
+        var out: [String] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 100) == 1 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { continue }
+            let message = String(decoding: buffer[0..<n], as: UTF8.self)
+            out.append(message)
+            if until(message) { break }
+        }
+        return out
     }
 }

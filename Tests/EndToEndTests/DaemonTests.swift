@@ -69,6 +69,45 @@ struct DaemonTests {
         #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
     }
 
+    @Test("the notify protocol as systemd sees it: READY with STATUS once serving, WATCHDOG pings, RELOADING with MONOTONIC_USEC then READY, STOPPING; the boot unlock's STATUS and EXTEND_TIMEOUT_USEC")
+    func notifyProtocol() throws {
+        let f = try DaemonFixture(drives: 2)
+        let notify = try NotifyListener()
+        try f.startDaemon(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"])
+        let daemon = try #require(f.daemon)
+        let ready = notify.messages { $0.contains("READY=1") }
+        #expect(ready.last?.hasPrefix("READY=1\nSTATUS=") == true, "\(ready)")
+        let pings = notify.messages(seconds: 5) { $0 == "WATCHDOG=1" }
+        #expect(pings.contains("WATCHDOG=1"), "\(pings)")
+        let status = notify.messages { $0.contains("STATUS=2/2 drives unlocked, 0/0 key servers reachable, 0 faults") }
+        #expect(status.last?.contains("2/2 drives unlocked") == true, "\(status)")
+        kill(daemon.pid, SIGHUP)
+        let reload = notify.messages { $0.hasPrefix("RELOADING=1") }
+        #expect(reload.last.map { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") } == true, "\(reload)")
+        #expect(notify.messages { $0.hasPrefix("READY=1") }.last?.hasPrefix("READY=1") == true)
+        kill(daemon.pid, SIGTERM)
+        #expect(notify.messages { $0.hasPrefix("STOPPING=1") }.last?.hasPrefix("STOPPING=1") == true)
+        #expect(daemon.wait() == 0)
+
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        let boot = try run("sedlockd", ["boot-unlock", "--config", f.configuration, "--state-dir", f.scratch + "/state",
+                                        "--boot-id-file", f.scratch + "/boot_id"], environment: ["NOTIFY_SOCKET": notify.path])
+        #expect(boot.status == 0 && boot.output.contains("unlocked 2/2 drives"), "\(boot.stderr)")
+        let bootMessages = notify.messages(seconds: 2) { $0 == "STATUS=unlocked 2/2 drives" }
+        #expect(bootMessages.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") } && bootMessages.last == "STATUS=unlocked 2/2 drives",
+                "\(bootMessages)")
+    }
+
+    @Test("a crash of sedlockd prints no backtrace (which would show memory around each register)")
+    func crashPrintsNoMemory() throws {
+        let f = try DaemonFixture(drives: 1)
+        try f.startDaemon()
+        let daemon = try #require(f.daemon)
+        kill(daemon.pid, SIGSEGV)
+        #expect(daemon.wait() == 128 + SIGSEGV)
+        #expect(!f.logText.contains("Backtracing") && !f.logText.contains("Crashed"), "\(f.logText.suffix(500))")
+    }
+
     @Test("check-config: defaults, unknown keys and bad values refused; SIGHUP reloads, a bad file is kept out")
     func configuration() throws {
         let good = try run("sedlockd", ["check-config", "/dev/null"])

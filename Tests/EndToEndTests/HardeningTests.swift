@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -70,5 +71,34 @@ struct HardeningTests {
         #expect(mode(array.directory) == 0o700)
         #expect(mode(array.directory + "/drive-0") == 0o700)
         #expect(mode(array.directory + "/sedsim.sock") == 0o600)
+    }
+
+    @Test("sedsim serve: frames announced and never sent cost no memory, and running out of descriptors does not stop it")
+    func simulatorServerBounds() throws {
+        let array = try ServedArray(drives: 1)
+        array.stop()
+        // Serve with few descriptors, so that the connections below exhaust them (EMFILE).
+        let server = try SpawnedProcess("/usr/bin/prlimit", ["--nofile=48:48", Binaries.url("sedsim").path, "serve", array.directory])
+        defer { server.stop() }
+        let socket = array.directory + "/sedsim.sock"
+        #expect(waitFor { ServedArray.canConnect(socket) })
+        var held: [UnixSocket] = []
+        for _ in 0..<100 {
+            guard let connection = try? UnixSocket.connect(path: socket) else { continue }
+            // A header announcing a 16 MiB frame, and then nothing.
+            try? connection.send([0x01, 0x00, 0x00, 0x00], deadline: .after(seconds: 2))
+            held.append(connection)
+        }
+        usleep(300_000)
+        // prlimit execs sedsim in its own process.
+        let status = (try? String(contentsOfFile: "/proc/\(server.pid)/status", encoding: .utf8)) ?? ""
+        let rssKB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? -1
+        #expect(rssKB > 0 && rssKB < 200_000, "sedsim serve holds \(rssKB) kB with 100 half-sent frames")
+        #expect(server.isRunning, "sedsim serve exited when it ran out of descriptors")
+        held.removeAll()
+        // Once the descriptors are free again, it serves as before.
+        #expect(waitFor { (try? run("sedsim", ["status", array.directory, "--json"]))?.status == 0 })
+        #expect(try run("sedlock", ["drive", "discover", array.device()]).status == 0)
     }
 }

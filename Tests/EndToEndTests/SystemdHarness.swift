@@ -89,16 +89,19 @@ final class SystemdNamespace {
             [Unit]
             Description=the boot under test
             Wants=systemd-journald.socket sedsim-array.service sedlock-unlock.service sedlock-unlock-network.service drives-consumer.service
+            After=systemd-journald.socket sedsim-array.service sedlock-unlock.service sedlock-unlock-network.service drives-consumer.service
             """,
             "sedlock-daemon-test.target": """
             [Unit]
             Description=the daemon under test
             Wants=systemd-journald.socket sedsim-array.service sedlockd.socket
+            After=systemd-journald.socket sedsim-array.service sedlockd.socket
             """,
             "sedlock-base-test.target": """
             [Unit]
             Description=simulated hardware only
             Wants=systemd-journald.socket sedsim-array.service
+            After=systemd-journald.socket sedsim-array.service
             """,
         ]
         if let kmipPort {
@@ -111,6 +114,7 @@ final class SystemdNamespace {
             ExecStart=/usr/local/bin/sedsim kmip serve --dir /run/sedsim-kmip --port \(kmipPort)
             ExecStartPost=/bin/bash -c 'i=0; until echo > /dev/tcp/127.0.0.1/\(kmipPort); do i=$((i+1)); [ $i -gt 400 ] && exit 1; sleep 0.05; done 2>/dev/null'
             """
+            // A target's start job ends once the units it is After= have started: it waits for all it wants.
             for target in ["sedlock-boot-test.target", "sedlock-daemon-test.target", "sedlock-base-test.target"] {
                 units[target] = units[target]?.replacingOccurrences(of: "sedsim-array.service", with: "sedsim-array.service sedsim-kmip.service")
             }

@@ -3,7 +3,8 @@
 #include <stddef.h>
 #include <spawn.h>
 
-/// prctl(PR_SET_DUMPABLE, 0): keeps secrets out of core dumps and ptrace (prctl is variadic).
+/// prctl(PR_SET_DUMPABLE, 0): keeps secrets out of core dumps and ptrace (prctl is variadic);
+/// crash signals back to their default action, so Swift's backtracer prints no memory.
 int sedlock_disable_core_dumps(void);
 /// madvise(MADV_DONTDUMP) on the pages covering [address, address+length).
 int sedlock_exclude_from_core_dump(void *address, size_t length);

@@ -83,7 +83,7 @@ extension LockoutGuard {
                 toCount.append(id)
             }
         }
-        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded) }
+        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, audit: nil) }
         for (id, count) in try store.countAuthenticationAttempts(driveIDs: toCount) {
             let limit = drives.first { $0.id == id }.map(effectiveLimit) ?? limit
             out[id] = .admitted(count: count, limit: limit)
@@ -91,8 +91,9 @@ extension LockoutGuard {
         return out
     }
 
-    /// Records how a batch of admitted attempts went (one transaction).
-    func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)]) throws(StateError) {
+    /// Records how a batch of admitted attempts went, with the operation's audit entry when given
+    /// (one transaction).
+    func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)], audit: AuditEntry? = nil) throws(StateError) {
         var succeeded: [Int64] = []
         var guarded: [Int64: String] = [:]
         for result in results {
@@ -102,6 +103,6 @@ extension LockoutGuard {
                 guarded[result.id] = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
             }
         }
-        try store.settleAuthentications(succeeded: succeeded, guarded: guarded)
+        try store.settleAuthentications(succeeded: succeeded, guarded: guarded, audit: audit)
     }
 }
