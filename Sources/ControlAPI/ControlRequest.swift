@@ -36,6 +36,14 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case erase(EraseRequest)
     /// Open faults (conditions evaluated now) and recently cleared ones.
     case faults
+    /// Rapid Data Locking: test a key server for it, turn it on (for good), show where it stands.
+    case rdlTest(server: String)
+    case rdlEnable(RDLEnableRequest)
+    case rdlStatus
+    /// A new token, every drive rekeyed to it.
+    case rdlRotate
+    /// Leaves RDL: every drive crypto-erased first.
+    case rdlDisable
 
     /// True for requests that need a secret beside them (an adopted drive's password, a PSID),
     /// which is handed over in process only: secrets never cross the control socket.
@@ -52,8 +60,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     public var changesState: Bool {
         switch self {
         case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey, .arrayAdd, .arrayRemove,
-             .erase: return true
-        case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults: return false
+             .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
+        case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }
     }
 }
@@ -170,5 +178,18 @@ public struct EraseRequest: Codable, Sendable, Hashable {
     public init(drives: [String], method: Method) {
         self.drives = drives
         self.method = method
+    }
+}
+
+public struct RDLEnableRequest: Codable, Sendable, Hashable {
+    /// The key server to test first (by name); the token is stored on every configured server.
+    public var server: String
+    /// Lock every drive at once when the token is revoked or destroyed or the certificate refused
+    /// (mere unreachability does not).
+    public var lockOnLoss: Bool
+
+    public init(server: String, lockOnLoss: Bool = false) {
+        self.server = server
+        self.lockOnLoss = lockOnLoss
     }
 }

@@ -228,6 +228,53 @@ public struct FaultReport: Codable, Sendable, Hashable {
     }
 }
 
+/// Rapid Data Locking as `purearray list --security-token` shows it.
+public struct RDLReport: Codable, Sendable, Hashable {
+    /// One test of a key server (TLS with the client certificate, authentication, a Locate).
+    public struct Test: Codable, Sendable, Hashable {
+        /// Pure's two failure classes.
+        public static let cannotConnect = "cannot connect and authenticate with the server"
+        public static let notReady = "server is not ready for KMIP operations"
+
+        public var server: String
+        public var at: Date
+        public var ok: Bool
+        /// `cannotConnect` or `notReady` when not ok.
+        public var failure: String?
+        /// What exactly failed (never a secret).
+        public var cause: String?
+
+        public init(server: String, at: Date, ok: Bool, failure: String?, cause: String?) {
+            self.server = server
+            self.at = at
+            self.ok = ok
+            self.failure = failure
+            self.cause = cause
+        }
+    }
+
+    /// "enabled", "enabling (…)", "not enabled", with what a person must know appended.
+    public var state: String
+    public var server: String?
+    public var tokenID: String?
+    /// Where the token is held: "SERVER:OBJECT-ID" per key server.
+    public var tokenLocations: [String] = []
+    public var since: Date?
+    public var lockOnLoss: Bool
+    public var lastTestAt: Date?
+    public var lastTestResult: String?
+    /// The test this request made (rdl test).
+    public var test: Test?
+
+    public init(state: String, server: String?, tokenID: String?, since: Date?, lockOnLoss: Bool) {
+        self.state = state
+        self.server = server
+        self.tokenID = tokenID
+        self.since = since
+        self.lockOnLoss = lockOnLoss
+    }
+}
+
 /// Every answer a request can get.
 public enum ControlResponse: Codable, Sendable, Hashable {
     case array(ArrayReport)
@@ -236,5 +283,6 @@ public enum ControlResponse: Codable, Sendable, Hashable {
     case keyServers(KeyServerReport)
     case keys(KeysReport)
     case faults(FaultReport)
+    case rdl(RDLReport)
     case failure(ControlError)
 }

@@ -49,6 +49,13 @@ public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomD
     /// A transient copy for APIs that need an array (token encoding). Clear it with `wipe` after use.
     public func copyBytes() -> [UInt8] { withUnsafeBytes { Array($0) } }
 
+    /// This secret followed by `other`, as a new secret (Rapid Data Locking's PIN input: AK ‖ token).
+    public func appending(_ other: Secret) -> Secret {
+        var bytes = copyBytes() + other.copyBytes()
+        defer { bytes.wipe() }
+        return Secret(bytes)
+    }
+
     public var description: String { "<secret: \(count) bytes>" }
     public var debugDescription: String { description }
 

@@ -15,6 +15,20 @@ extension LockManager {
     /// old one retired (kept while any drive may still use it). After a crash, the next rekey,
     /// unlock or boot rolls it forward.
     public func rekey(_ request: RekeyRequest) async throws(ControlError) -> ArrayReport {
+        try await rekey(request, token: .keep)
+    }
+
+    /// What a rekey does with Rapid Data Locking's security token.
+    enum TokenChange {
+        /// The current generation's token, if any, carries over (RDL is permanent).
+        case keep
+        /// The new generation's PINs need this token besides the new AK (RDL enable and rotate).
+        case new(id: String, secret: Secret)
+        /// The new generation needs no token (RDL disable, after every drive was erased).
+        case drop
+    }
+
+    func rekey(_ request: RekeyRequest, token change: TokenChange) async throws(ControlError) -> ArrayReport {
         let store = try openState(.write)
         let pending: [JournalEntry]
         let generations: [StoredKeyGeneration]
@@ -54,7 +68,23 @@ extension LockManager {
                                fix: "check `sedlock keyserver status` (or the key file), then rekey again")
         }
 
+        let token: (id: String, secret: Secret)?
+        if case .new(let id, let secret) = change {
+            token = (id, secret)
+        } else if case .keep = change, let tokenID = active.tokenID {
+            switch securityToken(tokenID, store: store, deadline: Deadline.after(seconds: configuration.commandTimeout, time: time)) {
+            case .found(let secret): token = (tokenID, secret)
+            case .notHere(let why):
+                throw ControlError(.held, "the Rapid Data Locking security token is unavailable (\(why)), so nothing was changed",
+                                   fix: "check `sedlock rdl test --kmip SERVER`, then rekey again")
+            }
+        } else {
+            token = nil
+        }
+
         guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        // The PIN input: the AK, followed by the security token under RDL.
+        let material = token.map { ak.appending($0.secret) } ?? ak
         let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? active.tag
         let keyStore: any KeyStore
@@ -74,13 +104,13 @@ extension LockManager {
             journal = try store.beginJournaledChange(
                 .rekey, from: activeID,
                 generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: active.provider,
-                                                locations: locations, createdAt: time.wallTime),
+                                                locations: locations, createdAt: time.wallTime, tokenID: token?.id),
                 newDrives: [], at: time.wallTime) { drive, generationID in
-                    try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
+                    try VerifiedPINs.checkValues(ak: material, drive: drive, generationID: generationID)
                 }
         } catch { throw Self.stateFailure(error) }
-        keytable.insert(ak, keyID: keyID)
-        audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID))")
+        keytable.insert(material, keyID: keyID)
+        audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID)\(token.map { ", token \($0.id)" } ?? ""))")
         return try await runRekey(journal, store: store, resuming: false)
     }
 

@@ -200,19 +200,27 @@ extension LockManager {
     /// TLS handshake with the client identity, authentication, and a Locate, on each cluster member in turn.
     func test(_ server: StoredKeyServer) -> KeyServerReport.Server {
         var entry = Self.entry(server)
-        do throws(KeyServerError) {
+        switch probe(server) {
+        case .success(let tls):
+            entry.tls = tls
+            entry.reachable = true
+        case .failure(let error):
+            entry.reachable = false
+            entry.error = error.description
+        }
+        return entry
+    }
+
+    /// TLS with the client certificate, authentication, a Locate; the TLS summary when it worked.
+    func probe(_ server: StoredKeyServer) -> Result<String?, KeyServerError> {
+        Result { () throws(KeyServerError) -> String? in
             let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
-            entry.tls = try pool.read { (client) throws(KeyServerError) -> String? in
+            return try pool.read { (client) throws(KeyServerError) -> String? in
                 try client.connection.connect()
                 try client.negotiateVersion()
                 _ = try client.locate([.name("sedlock-connection-test")], maximumItems: 1)
                 return client.connection.tlsSummary
             }
-            entry.reachable = true
-        } catch {
-            entry.reachable = false
-            entry.error = error.description
         }
-        return entry
     }
 }

@@ -69,6 +69,11 @@ public final class LockManager: Sendable {
             case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))
             case .erase(let erase): return .array(try await self.erase(erase, psid: secret))
             case .faults: return .faults(try faults())
+            case .rdlTest(let server): return .rdl(try rdlTest(server: server))
+            case .rdlEnable(let enable): return .array(try await rdlEnable(enable))
+            case .rdlStatus: return .rdl(try rdlStatus())
+            case .rdlRotate: return .array(try await rdlRotate())
+            case .rdlDisable: return .array(try await rdlDisable())
             }
         } catch {
             return .failure(error)
@@ -165,6 +170,8 @@ public final class LockManager: Sendable {
                     out[id] = .unavailable("key generation \(id) is not in the state")
                     continue
                 }
+                // The keytable holds each generation's PIN input: its AK, followed by the RDL
+                // security token for a generation that needs one.
                 let ak: Secret
                 if let held = keytable.key(generation.keyID) {
                     ak = held
@@ -181,7 +188,16 @@ public final class LockManager: Sendable {
                         out[id] = .unavailable("key \(generation.keyID) not found (\(reasons.joined(separator: "; ")))")
                         continue
                     }
-                    ak = found
+                    if let tokenID = generation.tokenID {
+                        switch securityToken(tokenID, store: store, deadline: deadline) {
+                        case .found(let token): ak = found.appending(token)
+                        case .notHere(let why):
+                            out[id] = .unavailable("the Rapid Data Locking security token \(tokenID) is unavailable (\(why))")
+                            continue
+                        }
+                    } else {
+                        ak = found
+                    }
                 }
                 out[id] = verify(ak: ak, generation: generation, drives: drives, store: store)
                 if case .ready = out[id] { keytable.insert(ak, keyID: generation.keyID) }

@@ -63,14 +63,19 @@ public struct StoredKeyGeneration: Codable, Sendable, Hashable, FetchableRecord,
     /// Where the AK is stored: one entry per key server (its object ID) or "local".
     public var locations: [String]
     public var createdAt: Date
+    /// Rapid Data Locking: the key ID of the security token this generation's PINs also need
+    /// (PIN input = AK ‖ token); nil for PINs from the AK alone.
+    public var tokenID: String?
 
-    public init(keyID: String, tag: String, state: KeyGenerationState, provider: String, locations: [String], createdAt: Date) {
+    public init(keyID: String, tag: String, state: KeyGenerationState, provider: String, locations: [String], createdAt: Date,
+                tokenID: String? = nil) {
         self.keyID = keyID
         self.tag = tag
         self.state = state
         self.provider = provider
         self.locations = locations
         self.createdAt = createdAt
+        self.tokenID = tokenID
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -276,4 +281,27 @@ public struct StoredCertificate: Codable, Sendable, Hashable, FetchableRecord, M
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// Rapid Data Locking's settings (one row). Whether RDL is in force is read from the key
+/// generations: it is once a live generation needs a token.
+public struct StoredRDL: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
+    public static let databaseTableName = "rdl"
+    public var id: Int64 = 1
+    /// The key server named at enable (tested first); the token is stored on every server.
+    public var server: String
+    /// Lock every drive at once when the token is revoked or destroyed, or the certificate refused.
+    public var lockOnLoss: Bool
+    /// Where the current token is held: "SERVER:OBJECT-ID" per key server.
+    public var tokenLocations: [String]
+    public var requestedAt: Date
+    public var lastTestAt: Date?
+    public var lastTestResult: String?
+
+    public init(server: String, lockOnLoss: Bool, tokenLocations: [String] = [], requestedAt: Date) {
+        self.server = server
+        self.lockOnLoss = lockOnLoss
+        self.tokenLocations = tokenLocations
+        self.requestedAt = requestedAt
+    }
 }

@@ -104,6 +104,22 @@ enum Schema {
                 t.column("outcome", .text).notNull()
             }
         }
+        // Rapid Data Locking: a generation whose PINs also need the security token names it; the
+        // settings live in a one-row table.
+        migrator.registerMigration("v2 rdl") { db in
+            try db.alter(table: "keyGeneration") { t in
+                t.add(column: "tokenID", .text)
+            }
+            try db.create(table: "rdl") { t in
+                t.primaryKey("id", .integer).check { $0 == 1 }
+                t.column("server", .text).notNull()
+                t.column("lockOnLoss", .boolean).notNull()
+                t.column("tokenLocations", .jsonText).notNull()
+                t.column("requestedAt", .datetime).notNull()
+                t.column("lastTestAt", .datetime)
+                t.column("lastTestResult", .text)
+            }
+        }
         return migrator
     }
 }

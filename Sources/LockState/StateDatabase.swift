@@ -399,6 +399,18 @@ public final class StateDatabase: StateStore {
         try read { try BootRecord.order(Column("startedAt").desc, Column("rowid").desc).limit(limit).fetchAll($0) }
     }
 
+    public func rdl() throws(StateError) -> StoredRDL? {
+        try read { try StoredRDL.fetchOne($0) }
+    }
+
+    public func saveRDL(_ rdl: StoredRDL) throws(StateError) {
+        try write { db in try rdl.save(db) }
+    }
+
+    public func deleteRDL() throws(StateError) {
+        try write { db in _ = try StoredRDL.deleteAll(db) }
+    }
+
     public func appendAudit(_ entry: AuditEntry) throws(StateError) {
         try write { db in
             var copy = entry

@@ -37,6 +37,10 @@ public protocol StateStore: Sendable {
     func removeKeyServer(name: String) throws(StateError)
     /// The kmip provider's threshold: k-of-n shares instead of full copies (nil: full copies).
     func keyShareThreshold() throws(StateError) -> Int?
+    /// Rapid Data Locking's settings, once `rdl enable` was asked for.
+    func rdl() throws(StateError) -> StoredRDL?
+    func saveRDL(_ rdl: StoredRDL) throws(StateError)
+    func deleteRDL() throws(StateError)
     func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
 
     // Certificates

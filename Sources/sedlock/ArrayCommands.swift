@@ -385,6 +385,87 @@ struct KeysRestore: AsyncParsableCommand {
     }
 }
 
+struct RDLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rdl", abstract: "Rapid Data Locking: the drives open only with a security token held on the key servers.",
+        discussion: """
+        Once enabled, every drive's PINs need the array's key and the security token, which lives on the KMIP key \
+        servers. Revoke the appliance's certificate on the key servers, or destroy the token, and the array stays \
+        locked from its next restart on (destroying the token loses the data for good). While running, losing the \
+        token raises a fault and the data stays available until the restart. RDL is permanent.
+        """,
+        subcommands: [RDLTest.self, RDLEnable.self, RDLStatus.self, RDLRotate.self, RDLDisable.self])
+}
+
+struct RDLTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test", abstract: "Test a key server for RDL: TLS with the client certificate, authentication, a KMIP Locate.")
+    @OptionGroup var options: ManagerOptions
+    @Option(help: "The key server's name (see `sedlock keyserver show`).") var kmip: String
+
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.rdlTest(server: kmip)), json: options.json) }
+    }
+}
+
+struct RDLEnable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enable", abstract: "Turn Rapid Data Locking on, for good: a new token on every key server, every drive rekeyed to need it.")
+    @OptionGroup var options: ManagerOptions
+    @Option(help: "The key server to test first (the token goes to every configured server).") var kmip: String
+    @Flag(help: "Lock every drive at once when the token is revoked or destroyed, or the certificate is refused (an unreachable server alone does not).")
+    var lockOnLoss = false
+    @Flag(help: "Confirm: RDL cannot be turned off without erasing every drive.") var yes = false
+
+    func validate() throws {
+        guard yes else { throw ValidationError("RDL is permanent (leaving it erases every drive); confirm with --yes") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            try show(await options.perform(.rdlEnable(RDLEnableRequest(server: kmip, lockOnLoss: lockOnLoss))), json: options.json)
+        }
+    }
+}
+
+struct RDLRotate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate", abstract: "A new security token on every key server, every drive rekeyed to need it (journaled).")
+    @OptionGroup var options: ManagerOptions
+
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.rdlRotate), json: options.json) }
+    }
+}
+
+struct RDLDisable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disable", abstract: "Leave Rapid Data Locking: every drive is crypto-erased first (no data survives).")
+    @OptionGroup var options: ManagerOptions
+    @Flag(help: "Consent to erasing every drive of the array.") var obliterateAllData = false
+    @Flag(help: "Confirm.") var yes = false
+
+    func validate() throws {
+        guard obliterateAllData && yes else {
+            throw ValidationError("leaving RDL erases every drive: give --obliterate-all-data --yes")
+        }
+    }
+
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.rdlDisable), json: options.json) }
+    }
+}
+
+struct RDLStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Where Rapid Data Locking stands: server, token, state, since, last test.")
+    @OptionGroup var options: ManagerOptions
+
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.rdlStatus), json: options.json) }
+    }
+}
+
 // MARK: Output and exit status
 
 /// Prints a response and throws the failure that sets the exit status.
@@ -446,6 +527,22 @@ func show(_ response: ControlResponse, json: Bool) throws {
         }
         for f in report.recentlyCleared {
             print("cleared \(f.clearedAt.map { "\($0)" } ?? "")  \(f.name)  \(f.object)")
+        }
+    case .rdl(let report):
+        if json { printJSON(report); return }
+        if let test = report.test {
+            print(test.ok ? "\(test.server): OK" : "\(test.server): FAIL — \(test.failure ?? ""): \(test.cause ?? "")")
+        }
+        print("rapid data locking: \(report.state)")
+        if let server = report.server { print("server      \(server)") }
+        if let token = report.tokenID {
+            print("token       \(token)\(report.tokenLocations.isEmpty ? "" : "  held on \(report.tokenLocations.joined(separator: ", "))")")
+        }
+        if let since = report.since { print("since       \(since)") }
+        print("lock on loss \(report.lockOnLoss ? "yes" : "no")")
+        if let at = report.lastTestAt { print("last test   \(report.lastTestResult ?? "") at \(at)") }
+        if let test = report.test, !test.ok {
+            throw CommandFailure("\(test.server): \(test.failure ?? "test failed")", test.failure == RDLReport.Test.cannotConnect ? .transport : .notAuthorized)
         }
     case .guardState(let report):
         if json { printJSON(report); return }

@@ -12,6 +12,6 @@ struct Sedlock: AsyncParsableCommand {
         16 busy (another sedlock is changing the state).
         """,
         subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, Guard.self, Faults.self, KeyServerCommand.self,
-                      KeysCommand.self,
+                      KeysCommand.self, RDLCommand.self,
                       DriveCommand.self, KMIPCommand.self, CertCommand.self])
 }

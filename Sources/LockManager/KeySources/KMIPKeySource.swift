@@ -17,11 +17,14 @@ public struct KMIPKeySource: KeyStore {
     public let timeout: Double
     /// Store k-of-n shares instead of full copies (nil: full copies).
     public let threshold: Int?
+    /// Only an object in the Active state counts (the RDL token: a revoked one must not unlock).
+    public let requireActive: Bool
 
-    public init(servers: [StoredKeyServer], timeout: Double, threshold: Int? = nil) {
+    public init(servers: [StoredKeyServer], timeout: Double, threshold: Int? = nil, requireActive: Bool = false) {
         self.servers = servers
         self.timeout = timeout
         self.threshold = threshold
+        self.requireActive = requireActive
     }
 
     public var name: String { "key servers " + servers.map(\.name).joined(separator: ", ") }
@@ -66,6 +69,16 @@ public struct KMIPKeySource: KeyStore {
                 let material = try pool.on(server: server.name) { (client) throws(KeyServerError) -> Secret in
                     try client.negotiateVersion()
                     for id in try client.locate([.name(keyID)]) {
+                        if requireActive {
+                            let state = try client.getAttributes(id, names: ["State"]).compactMap { attribute -> ObjectState? in
+                                if case .state(let value) = attribute { return value } else { return nil }
+                            }.first
+                            guard state == .active else {
+                                throw KeyServerError(.keyServerFailed, server: client.server,
+                                                     cause: "the object named \(keyID) is not Active (\(state?.name ?? "no state"))",
+                                                     fix: "a revoked or deactivated key cannot unlock: restore it on the server if that was a mistake")
+                            }
+                        }
                         let object = try client.get(id)
                         if object.objectType == .secretData { return object.material }
                     }

@@ -1,0 +1,210 @@
+import ControlAPI
+import Foundation
+import Keys
+import KMIP
+import LockState
+import Platform
+
+/// Rapid Data Locking (Pure FlashArray's "security token"): a secondary key on the KMIP servers
+/// that every drive's PINs need besides the AK (PIN input = AK ‖ token). Once enabled it is
+/// permanent. Without the token no PIN can be derived, so the drives stay locked from the next
+/// restart on — with 0 authentication attempts, as keys come first.
+extension LockManager {
+    /// The KMIP Object Group of security tokens.
+    static let tokenTag = "sedlock-rdl-token"
+
+    /// Pure's `purearray test security-token`: TLS with the client certificate, authentication, a
+    /// Locate — OK, or which of the two failure classes and why. Recorded as the last test.
+    public func rdlTest(server name: String) throws(ControlError) -> RDLReport {
+        let store = try openState(.write)
+        let server = try keyServer(named: name, store: store)
+        let test = rdlProbe(server)
+        do {
+            if var settings = try store.rdl() {
+                settings.lastTestAt = test.at
+                settings.lastTestResult = test.ok ? "ok" : "\(test.failure ?? ""): \(test.cause ?? "")"
+                try store.saveRDL(settings)
+            }
+        } catch { throw Self.stateFailure(error) }
+        var report = try rdlReport(store)
+        report.test = test
+        return report
+    }
+
+    /// Where RDL stands: in force or not, its server, token, since when, the last test.
+    public func rdlStatus() throws(ControlError) -> RDLReport {
+        try rdlReport(try openState(.read))
+    }
+
+    /// Turns RDL on for good: the named server must pass the test and every drive be healthy;
+    /// a new token goes to every key server (Register + Activate), then a journaled rekey moves
+    /// every drive to PINs that need the AK and the token.
+    public func rdlEnable(_ request: RDLEnableRequest) async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        let generations: [StoredKeyGeneration]
+        let servers: [StoredKeyServer]
+        do {
+            generations = try store.generations()
+            servers = try store.keyServers()
+        } catch { throw Self.stateFailure(error) }
+        if generations.contains(where: { $0.tokenID != nil && ($0.state == .active || $0.state == .pending) }) {
+            throw ControlError(.badRequest, "Rapid Data Locking is enabled already, and it is permanent",
+                               fix: "see `sedlock rdl status`")
+        }
+        let server = try keyServer(named: request.server, store: store)
+        let test = rdlProbe(server)
+        guard test.ok else {
+            throw ControlError(.unreachable, "\(server.name): \(test.failure ?? "the test failed") (\(test.cause ?? ""))",
+                               fix: "fix the key server or the appliance's certificate until `sedlock rdl test --kmip \(server.name)` passes")
+        }
+        // Every drive healthy: reachable, unlocked, not guarded, no unfinished setup or rekey.
+        let health = try await status()
+        let pending: [JournalEntry]
+        do { pending = try store.pendingJournals() } catch { throw Self.stateFailure(error) }
+        if let journal = pending.first {
+            throw ControlError(.badRequest, "a \(journal.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(journal.kind.rawValue)`)")
+        }
+        if let sick = health.drives.first(where: { $0.error != nil || $0.locked != false || $0.guarded != nil }) {
+            let why = sick.error.map { "unreachable (\($0))" } ?? (sick.guarded.map { "guarded (\($0))" } ?? "locked")
+            throw ControlError(.badRequest, "\(sick.address) is \(why); Rapid Data Locking is enabled only on a healthy, unlocked array",
+                               fix: "unlock the array and clear its faults first")
+        }
+        guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        let tokenID = UUID().uuidString.lowercased()
+        let locations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
+            .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
+        do {
+            try store.saveRDL(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, tokenLocations: locations,
+                                        requestedAt: time.wallTime))
+        } catch { throw Self.stateFailure(error) }
+        keytable.insert(token, keyID: tokenID)
+        audit(store, "rdl enable", target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
+        return try await rekey(RekeyRequest(), token: .new(id: tokenID, secret: token))
+    }
+
+    /// A new token on every key server, and every drive rekeyed to need it (journaled). The old
+    /// token stays on the servers with the generations that used it.
+    public func rdlRotate() async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        _ = try enabledGeneration(store)
+        let servers: [StoredKeyServer]
+        var settings: StoredRDL
+        do {
+            servers = try store.keyServers()
+            guard let saved = try store.rdl() else { throw ControlError(.failed, "the RDL settings are missing from the state") }
+            settings = saved
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        let tokenID = UUID().uuidString.lowercased()
+        settings.tokenLocations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
+            .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
+        do { try store.saveRDL(settings) } catch { throw Self.stateFailure(error) }
+        keytable.insert(token, keyID: tokenID)
+        audit(store, "rdl rotate", target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
+        return try await rekey(RekeyRequest(), token: .new(id: tokenID, secret: token))
+    }
+
+    /// Leaves RDL, the only way there is: every drive crypto-erased (no data survives), then
+    /// rekeyed to PINs from the AK alone, then the settings dropped.
+    public func rdlDisable() async throws(ControlError) -> ArrayReport {
+        let store = try openState(.write)
+        _ = try enabledGeneration(store)
+        let drives: [StoredDrive]
+        do { drives = try store.drives() } catch { throw Self.stateFailure(error) }
+        let erased = try await erase(EraseRequest(drives: drives.map(\.address), method: .crypto), psid: nil)
+        guard erased.allSucceeded else {
+            return ArrayReport(operation: "rdl disable", drives: erased.drives,
+                               note: "not every drive was erased, so RDL stays on: fix the drives, then disable again")
+        }
+        let rekeyed = try await rekey(RekeyRequest(), token: .drop)
+        guard rekeyed.allSucceeded else { return rekeyed }
+        do { try store.deleteRDL() } catch { throw Self.stateFailure(error) }
+        audit(store, "rdl disable", target: "all", outcome: "every drive erased; PINs from the AK alone")
+        return ArrayReport(operation: "rdl disable", drives: rekeyed.drives,
+                           note: "Rapid Data Locking is off; every drive was crypto-erased")
+    }
+
+    /// The active generation, when it needs a token and no change is unfinished; else why not.
+    private func enabledGeneration(_ store: any StateStore) throws(ControlError) -> StoredKeyGeneration {
+        do {
+            let generations = try store.generations()
+            guard let active = generations.first(where: { $0.state == .active }), active.tokenID != nil else {
+                throw ControlError(.badRequest, "Rapid Data Locking is not enabled", fix: "see `sedlock rdl status`")
+            }
+            if let pending = try store.pendingJournals().first {
+                throw ControlError(.badRequest, "a \(pending.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(pending.kind.rawValue)`)")
+            }
+            return active
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+
+    /// The security token `tokenID`: from the keytable, else fetched from the key servers (Active
+    /// objects only). Raises `RdlTokenUnavailable` when it cannot be had, clears it when it can.
+    func securityToken(_ tokenID: String, store: any StateStore, deadline: Deadline) -> KeyLookup {
+        if let held = keytable.key(tokenID) { return .found(held) }
+        let servers = (try? store.keyServers()) ?? []
+        let lookup = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, requireActive: true)
+            .fetch(keyID: tokenID, deadline: deadline)
+        switch lookup {
+        case .found(let token):
+            keytable.insert(token, keyID: tokenID)
+            recordFaults(store, [], scope: ["RdlTokenUnavailable"], objects: ["array"])
+        case .notHere(let why):
+            recordFaults(store, [fault("RdlTokenUnavailable", "critical", "array",
+                                       action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
+                                           + "a destroyed token means the data is gone for good",
+                                       detail: why)], scope: ["RdlTokenUnavailable"], objects: ["array"])
+        }
+        return lookup
+    }
+
+    private func keyServer(named name: String, store: any StateStore) throws(ControlError) -> StoredKeyServer {
+        let servers: [StoredKeyServer]
+        do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+        guard let server = servers.first(where: { $0.name == name }) else {
+            throw ControlError(.badRequest, "no key server named \(name)",
+                               fix: servers.isEmpty ? "add one first (`sedlock keyserver add`)" : "one of: \(servers.map(\.name).joined(separator: ", "))")
+        }
+        return server
+    }
+
+    /// The test, sorted into Pure's two failure classes.
+    private func rdlProbe(_ server: StoredKeyServer) -> RDLReport.Test {
+        switch probe(server) {
+        case .success:
+            return RDLReport.Test(server: server.name, at: time.wallTime, ok: true, failure: nil, cause: nil)
+        case .failure(let error):
+            let cannotConnect: Set<KeyServerError.Code> = [.keyServerUnavailable, .keyServerSslError, .keyServerConfigurationError]
+            let failure = cannotConnect.contains(error.code) ? RDLReport.Test.cannotConnect : RDLReport.Test.notReady
+            return RDLReport.Test(server: server.name, at: time.wallTime, ok: false, failure: failure, cause: error.description)
+        }
+    }
+
+    private func rdlReport(_ store: any StateStore) throws(ControlError) -> RDLReport {
+        do {
+            let settings = try store.rdl()
+            let live = try store.generations().filter { $0.state == .active || $0.state == .pending }
+            let tokenGeneration = live.last(where: { $0.tokenID != nil })
+            let state: String
+            if let tokenGeneration {
+                state = tokenGeneration.state == .active && !live.contains(where: { $0.tokenID == nil && $0.state == .active })
+                    ? "enabled" : "enabling (rekey unfinished: `sedlock rekey` finishes it)"
+            } else {
+                state = settings == nil ? "not enabled" : "not enabled (an enable stopped before any drive changed)"
+            }
+            var report = RDLReport(state: state, server: settings?.server, tokenID: tokenGeneration?.tokenID,
+                                   since: tokenGeneration?.createdAt, lockOnLoss: settings?.lockOnLoss ?? false)
+            report.tokenLocations = settings?.tokenLocations ?? []
+            report.lastTestAt = settings?.lastTestAt
+            report.lastTestResult = settings?.lastTestResult
+            if case .some = tokenGeneration, try store.openFaults().contains(where: { $0.name == "RdlTokenUnavailable" }) {
+                report.state += "; the token is unavailable: the drives will stay locked at the next restart"
+            }
+            return report
+        } catch { throw Self.stateFailure(error) }
+    }
+}

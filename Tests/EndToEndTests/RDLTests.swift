@@ -1,0 +1,156 @@
+import Foundation
+import Platform
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rapid Data Locking against the simulated key server, through the CLI: the token is fetched
+/// before any drive is touched, so a refused certificate or a revoked or destroyed token leaves
+/// every drive locked with 0 authentication attempts.
+@Suite("Rapid Data Locking", .serialized)
+struct RDLTests {
+    @Test("enable for good, reboot unlocked; distrusted: held with 0 attempts and a fault; trusted again: unlocked; rekey and array add keep RDL; revoked or destroyed token: held")
+    func rdlLifecycle() throws {
+        let array = try ServedArray(drives: 3)
+        let scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let kmip = scratch + "/kmip"
+        #expect(try run("sedsim", ["kmip", "init", "--dir", kmip]).status == 0)
+        #expect(try run("sedsim", ["kmip", "issue-client-cert", "--dir", kmip, "--cn", "appliance", "--out", scratch + "/client"]).status == 0)
+        let port = 30_000 + Int.random(in: 0..<20_000)
+        let server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", kmip, "--port", "\(port)"])
+        defer { server.stop() }
+        #expect(waitFor { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)", "--cert", scratch + "/client.pem",
+                                                  "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"]))?.status == 0 })
+        let bootID = scratch + "/boot_id"
+        func reboot() throws {
+            #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+            try Data((UUID().uuidString + "\n").utf8).write(to: URL(fileURLWithPath: bootID))
+        }
+        try Data("first\n".utf8).write(to: URL(fileURLWithPath: bootID))
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", bootID]
+        let drives = (0..<3).map { array.device($0) }
+        #expect(try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks1", "--cert", scratch + "/client.pem",
+                                    "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"] + state).status == 0)
+        #expect(try run("sedlock", ["setup", "--drives", drives[0], drives[1]] + state).status == 0)
+
+        let test = try run("sedlock", ["rdl", "test", "--kmip", "ks1"] + state)
+        #expect(test.status == 0 && test.output.contains("ks1: OK"), "\(test.stderr)")
+        #expect(try run("sedlock", ["rdl", "test", "--kmip", "nope"] + state).status == 64)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1"] + state).status == 64)  // needs --yes
+        // Only on a healthy array: a locked drive refuses it, changing nothing.
+        #expect(try run("sedlock", ["lock", drives[0]] + state).status == 0)
+        let refused = try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + state)
+        #expect(refused.status == 64 && refused.stderr.contains("locked"), "\(refused.stderr)")
+        #expect(try run("sedlock", ["unlock", drives[0]] + state).status == 0)
+
+        let enable = try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + state)
+        #expect(enable.status == 0 && enable.output.components(separatedBy: "rekeyed").count == 3, "\(enable.stderr) \(enable.output)")
+        let status = try run("sedlock", ["rdl", "status", "--json"] + state)
+        let report = try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any]
+        #expect(report?["state"] as? String == "enabled" && report?["tokenID"] as? String != nil, "\(status.output)")
+        let tokenObject = try #require((report?["tokenLocations"] as? [String])?.first?.split(separator: ":").last.map(String.init))
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + state).stderr.contains("enabled already"))
+        // A drive added later joins RDL.
+        #expect(try run("sedlock", ["array", "add", drives[2]] + state).status == 0)
+
+        func bootUnlock() throws -> (status: Int32, results: [String], attempts: [Int]) {
+            let boot = try run("sedlock", ["unlock", "--all", "--boot", "--json"] + state)
+            let outcomes = (try? JSONSerialization.jsonObject(with: boot.stdout) as? [String: Any])?["drives"] as? [[String: Any]] ?? []
+            return (boot.status, outcomes.compactMap { $0["result"] as? String }, outcomes.compactMap { $0["attempts"] as? Int })
+        }
+        func simFailures() throws -> [Int] {
+            let sim = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+            return (sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 }
+        }
+
+        try reboot()
+        var boot = try bootUnlock()
+        #expect(boot.status == 0 && boot.results == ["unlocked", "unlocked", "unlocked"], "\(boot)")
+
+        // The appliance's certificate distrusted on the key server: locked at the next restart.
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--distrust", "appliance"]).status == 0)
+        try reboot()
+        boot = try bootUnlock()
+        #expect(boot.status == 15 && boot.results.allSatisfy { $0 == "keyUnavailable" } && boot.attempts == [0, 0, 0], "\(boot)")
+        #expect(try simFailures() == [0, 0, 0])
+        #expect(try run("sedsim", ["read", array.directory, "0", "--lba", "0"]).status != 0)
+        let faults = try run("sedlock", ["faults"] + state)
+        #expect(faults.output.contains("RdlTokenUnavailable"), "\(faults.output)")
+        #expect(try run("sedlock", ["rdl", "status"] + state).output.contains("the token is unavailable"))
+
+        // Trust restored (the certificate setup redone): the next boot unlocks, the fault clears.
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--trust", "appliance"]).status == 0)
+        try reboot()
+        boot = try bootUnlock()
+        #expect(boot.status == 0 && boot.attempts == [1, 1, 1], "\(boot)")
+        #expect(!(try run("sedlock", ["faults"] + state)).output.contains("RdlTokenUnavailable  array  since"))
+
+        // A plain rekey keeps the token: RDL is permanent.
+        #expect(try run("sedlock", ["rekey"] + state).status == 0)
+        #expect(try run("sedlock", ["rdl", "status"] + state).output.contains("rapid data locking: enabled"))
+        try reboot()
+        #expect(try bootUnlock().status == 0)
+
+        // Rotate: a new token; the old one no longer matters.
+        let rotate = try run("sedlock", ["rdl", "rotate"] + state)
+        #expect(rotate.status == 0, "\(rotate.stderr) \(rotate.output)")
+        let rotated = try JSONSerialization.jsonObject(with: try run("sedlock", ["rdl", "status", "--json"] + state).stdout) as? [String: Any]
+        #expect(rotated?["tokenID"] as? String != report?["tokenID"] as? String)
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--destroy", tokenObject]).status == 0)
+        try reboot()
+        #expect(try bootUnlock().status == 0)
+        let newObject = try #require((rotated?["tokenLocations"] as? [String])?.first?.split(separator: ":").last.map(String.init))
+
+        // A revoked token (not Active) no longer unlocks; destroyed, the data is locked for good.
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--revoke", newObject]).status == 0)
+        try reboot()
+        boot = try bootUnlock()
+        #expect(boot.status == 15 && boot.attempts == [0, 0, 0], "\(boot)")
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--destroy", newObject]).status == 0)
+        try reboot()
+        boot = try bootUnlock()
+        #expect(boot.status == 15 && boot.attempts == [0, 0, 0], "\(boot)")
+        #expect(try simFailures() == [0, 0, 0])
+        #expect(try run("sedlock", ["rdl", "status"] + state).output.contains("the token is unavailable"))
+        // Leaving RDL needs the drives' PINs, which need the token: with it destroyed, nothing can be done.
+        #expect(try run("sedlock", ["rdl", "disable", "--obliterate-all-data", "--yes"] + state).status == 15)
+    }
+
+    @Test("disable needs explicit consent, erases every drive, and leaves PINs that need the AK alone")
+    func rdlDisable() throws {
+        let array = try ServedArray(drives: 2)
+        let scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let kmip = scratch + "/kmip"
+        #expect(try run("sedsim", ["kmip", "init", "--dir", kmip]).status == 0)
+        #expect(try run("sedsim", ["kmip", "issue-client-cert", "--dir", kmip, "--cn", "appliance", "--out", scratch + "/client"]).status == 0)
+        let port = 30_000 + Int.random(in: 0..<20_000)
+        let server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", kmip, "--port", "\(port)"])
+        defer { server.stop() }
+        let client = ["--cert", scratch + "/client.pem", "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"]
+        #expect(waitFor { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)"] + client))?.status == 0 })
+        try Data("boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        #expect(try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks1"] + client + state).status == 0)
+        #expect(try run("sedlock", ["setup", "--drives", array.device(0), array.device(1)] + state).status == 0)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + state).status == 0)
+        #expect(try run("sedsim", ["write", array.directory, "1", "--lba", "8"], stdin: Data("secret plans".utf8)).status == 0)
+
+        #expect(try run("sedlock", ["rdl", "disable", "--yes"] + state).status == 64)
+        let disable = try run("sedlock", ["rdl", "disable", "--obliterate-all-data", "--yes"] + state)
+        #expect(disable.status == 0 && disable.output.contains("Rapid Data Locking is off"), "\(disable.stderr) \(disable.output)")
+        let read = try run("sedsim", ["read", array.directory, "1", "--lba", "8"])
+        #expect(read.status == 0 && !read.output.contains("secret plans"))
+        #expect(try run("sedlock", ["rdl", "status"] + state).output.contains("rapid data locking: not enabled"))
+        // The key server no longer matters to the drives.
+        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--distrust", "appliance"]).status == 0)
+        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        let unlock = try run("sedlock", ["unlock", "--all"] + state)
+        #expect(unlock.status == 0, "\(unlock.stderr)")
+    }
+}
