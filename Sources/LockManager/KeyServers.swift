@@ -85,6 +85,27 @@ extension LockManager {
         return report
     }
 
+    /// Loads the keytable with the keys of every live generation (and their RDL token), verified,
+    /// as sedlockd does when it starts: from then on it can lock and unlock on demand even while
+    /// key servers are away, as NetApp's key managers and Pure's RDL keep data available until a
+    /// restart. Nothing is presented to any drive; what cannot be had now is named.
+    public func loadKeytable() throws(ControlError) -> [String] {
+        let store = try openState(.write)
+        do {
+            let live = try store.generations().filter { $0.state == .active || $0.state == .pending }
+            let keys = try loadKeys(generationIDs: Set(live.compactMap(\.id)), drives: try store.drives(), store: store,
+                                    deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+            return keys.values.compactMap { readiness in
+                switch readiness {
+                case .ready: return nil
+                case .unavailable(let why), .mismatch(let why): return why
+                }
+            }
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+
     /// The key IDs each server holds (SecretData named by a key ID), marked when the keytable lacks
     /// them; the keytable is first loaded with the keys of the state's generations.
     public func keyServerQuery() throws(ControlError) -> KeyServerReport {

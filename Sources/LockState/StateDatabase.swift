@@ -362,7 +362,12 @@ public final class StateDatabase: StateStore {
                     && !current.contains { $0.name == fault.name && $0.object == fault.object }
             }
             let raises = current.contains { fault in !open.contains { $0.name == fault.name && $0.object == fault.object } }
-            return clears || raises
+            // A fault still open whose cause changed (unreachable → lost) keeps its time, takes the new words.
+            let changes = current.contains { fault in
+                open.contains { $0.name == fault.name && $0.object == fault.object
+                    && ($0.detail != fault.detail || $0.severity != fault.severity || $0.action != fault.action) }
+            }
+            return clears || raises || changes
         }
         if !needed { return try openFaults() }
         return try write { db in
@@ -372,10 +377,18 @@ public final class StateDatabase: StateStore {
                 fault.clearedAt = at
                 try fault.update(db)
             }
-            for fault in current where !open.contains(where: { $0.name == fault.name && $0.object == fault.object }) {
-                var raised = fault
-                raised.clearedAt = nil
-                try raised.insert(db)
+            for fault in current {
+                if var existing = open.first(where: { $0.name == fault.name && $0.object == fault.object }) {
+                    guard existing.detail != fault.detail || existing.severity != fault.severity || existing.action != fault.action else { continue }
+                    existing.detail = fault.detail
+                    existing.severity = fault.severity
+                    existing.action = fault.action
+                    try existing.update(db)
+                } else {
+                    var raised = fault
+                    raised.clearedAt = nil
+                    try raised.insert(db)
+                }
             }
             return try StoredFault.filter(Column("clearedAt") == nil).order(Column("raisedAt"), Column("id")).fetchAll(db)
         }

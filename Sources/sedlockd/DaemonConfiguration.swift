@@ -22,6 +22,8 @@ struct DaemonConfiguration: Sendable, Equatable {
     var keyServerInterval: Double = 300
     var certificateInterval: Double = 3600
     var driveInterval: Double = 60
+    /// How often the RDL security token is tested on the key servers.
+    var tokenInterval: Double = 60
     var lockoutLimit = 3
     var tryLimitMargin = 2
     var bootLoopLimit = 3
@@ -51,6 +53,9 @@ struct DaemonConfiguration: Sendable, Equatable {
             "key_servers_interval": { c, v, k throws(Invalid) in c.keyServerInterval = try seconds(v, k, 1...86_400) },
             "certificates_interval": { c, v, k throws(Invalid) in c.certificateInterval = try seconds(v, k, 1...86_400) },
             "drives_interval": { c, v, k throws(Invalid) in c.driveInterval = try seconds(v, k, 1...86_400) },
+        ],
+        "rdl": [
+            "token_interval": { c, v, k throws(Invalid) in c.tokenInterval = try seconds(v, k, 1...86_400) },
         ],
         "guards": [
             "lockout_limit": { c, v, k throws(Invalid) in c.lockoutLimit = try integer(v, k, 1...10) },

@@ -7,8 +7,9 @@ import Synchronization
 import Systemd
 
 /// The daemon's monitors, each on its own interval: drives (reachable, locked), key servers
-/// (TLS, authentication, a Locate, per server) and certificates with the rest of the state's
-/// faults. Faults they raise or clear are logged once each and counted in STATUS=.
+/// (TLS, authentication, a Locate, per server), the RDL security token, and certificates with the
+/// rest of the state's faults. Faults they raise or clear are logged once each and counted in
+/// STATUS=. A lost token under lock-on-loss locks every drive through the work loop.
 struct MonitorService: Service {
     let manager: LockManager
     let settings: LiveConfiguration
@@ -16,8 +17,9 @@ struct MonitorService: Service {
     let events: DaemonEvents
     let serviceManager: ServiceManager
     let executor: BlockingExecutor
+    let loop: WorkLoop
 
-    private enum Check: CaseIterable { case drives, keyServers, certificates }
+    private enum Check: CaseIterable { case drives, keyServers, rdlToken, certificates }
 
     func run() async throws {
         await withTaskExecutorPreference(executor) {
@@ -27,7 +29,7 @@ struct MonitorService: Service {
                 let now = ContinuousClock.now
                 let current = settings.current
                 let intervals = [Check.drives: current.driveInterval, .keyServers: current.keyServerInterval,
-                                 .certificates: current.certificateInterval]
+                                 .rdlToken: current.tokenInterval, .certificates: current.certificateInterval]
                 var ran = false
                 for check in Check.allCases where due[check].map({ $0 <= now }) ?? true {
                     await perform(check)
@@ -49,6 +51,18 @@ struct MonitorService: Service {
             switch check {
             case .drives: statusLine.drives(try await manager.checkDrives())
             case .keyServers: statusLine.keyServers(try manager.keyServerStatus())
+            case .rdlToken:
+                if case .lockNow(let why) = try await manager.rdlMonitor() {
+                    events.logger.critical("Rapid Data Locking: \(why); locking every drive now (lock on loss)",
+                                           metadata: ["MESSAGE_ID": "\(MessageID.lock)", "FAULT": "RdlTokenUnavailable"])
+                    let manager = self.manager
+                    let response = await loop.perform {
+                        await LockManager.$requester.withValue("sedlockd (RDL lock on loss)") {
+                            await manager.respond(to: .lock(LockRequest(drives: .all)))
+                        }
+                    }
+                    if let response { events.answered(.lock(LockRequest(drives: .all)), response, requester: "RDL lock on loss") }
+                }
             case .certificates: break  // evaluated with the state's faults, below
             }
         } catch {

@@ -93,6 +93,13 @@ struct Serve: AsyncParsableCommand {
                 throw DaemonFailure("cannot load the state: \(error.description)", status: 1)
             }
             defer { manager.releaseState() }
+            // The keytable, loaded before serving: lock and unlock on demand keep working while a key
+            // server (or, under RDL, the token) is away, until the next restart.
+            do throws(ControlError) {
+                for missing in try manager.loadKeytable() { logger.warning("keytable: \(missing)") }
+            } catch {
+                logger.warning("keytable not loaded: \(error.description)")
+            }
 
             let (listener, boundPath) = try controlListener(configuration, serviceManager: serviceManager, logger: logger)
             let executor = BlockingExecutor(threads: 8, name: "sedlockd-work")
@@ -110,7 +117,8 @@ struct Serve: AsyncParsableCommand {
                                            ControlService(server: server, boundPath: boundPath, serviceManager: serviceManager,
                                                           statusLine: statusLine, logger: logger),
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,
-                                                          events: events, serviceManager: serviceManager, executor: executor),
+                                                          events: events, serviceManager: serviceManager, executor: executor,
+                                                          loop: loop),
                                            ReloadService(load: loadConfiguration, bootIDPath: options.bootIdFile,
                                                          manager: manager, settings: settings, statusLine: statusLine,
                                                          serviceManager: serviceManager, logger: logger)]

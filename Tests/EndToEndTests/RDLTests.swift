@@ -122,35 +122,107 @@ struct RDLTests {
 
     @Test("disable needs explicit consent, erases every drive, and leaves PINs that need the AK alone")
     func rdlDisable() throws {
-        let array = try ServedArray(drives: 2)
-        let scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let kmip = scratch + "/kmip"
-        #expect(try run("sedsim", ["kmip", "init", "--dir", kmip]).status == 0)
-        #expect(try run("sedsim", ["kmip", "issue-client-cert", "--dir", kmip, "--cn", "appliance", "--out", scratch + "/client"]).status == 0)
-        let port = 30_000 + Int.random(in: 0..<20_000)
-        let server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", kmip, "--port", "\(port)"])
-        defer { server.stop() }
-        let client = ["--cert", scratch + "/client.pem", "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"]
-        #expect(waitFor { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)"] + client))?.status == 0 })
-        try Data("boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
-        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
-        #expect(try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks1"] + client + state).status == 0)
-        #expect(try run("sedlock", ["setup", "--drives", array.device(0), array.device(1)] + state).status == 0)
+        let f = try RDLFixture(drives: 2)
+        let state = f.state
         #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + state).status == 0)
-        #expect(try run("sedsim", ["write", array.directory, "1", "--lba", "8"], stdin: Data("secret plans".utf8)).status == 0)
+        #expect(try run("sedsim", ["write", f.array.directory, "1", "--lba", "8"], stdin: Data("secret plans".utf8)).status == 0)
 
         #expect(try run("sedlock", ["rdl", "disable", "--yes"] + state).status == 64)
         let disable = try run("sedlock", ["rdl", "disable", "--obliterate-all-data", "--yes"] + state)
         #expect(disable.status == 0 && disable.output.contains("Rapid Data Locking is off"), "\(disable.stderr) \(disable.output)")
-        let read = try run("sedsim", ["read", array.directory, "1", "--lba", "8"])
+        let read = try run("sedsim", ["read", f.array.directory, "1", "--lba", "8"])
         #expect(read.status == 0 && !read.output.contains("secret plans"))
         #expect(try run("sedlock", ["rdl", "status"] + state).output.contains("rapid data locking: not enabled"))
         // The key server no longer matters to the drives.
-        #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--distrust", "appliance"]).status == 0)
-        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        #expect(try f.admin(["--distrust", "appliance"]))
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
         let unlock = try run("sedlock", ["unlock", "--all"] + state)
         #expect(unlock.status == 0, "\(unlock.stderr)")
+    }
+
+    @Test("sedlockd's token monitor: a lost token raises RdlTokenUnavailable and, with lock on loss, locks every drive within an interval; without it, data stays available")
+    func tokenMonitor() throws {
+        for lockOnLoss in [true, false] {
+            let f = try RDLFixture(drives: 2)
+            #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + (lockOnLoss ? ["--lock-on-loss"] : []) + f.state).status == 0)
+            let configuration = f.scratch + "/sedlockd.toml"
+            try Data("[rdl]\ntoken_interval = 1\n".utf8).write(to: URL(fileURLWithPath: configuration))
+            let socket = f.scratch + "/control.sock"
+            let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
+                                            ["serve", "--config", configuration, "--state-dir", f.scratch + "/state",
+                                             "--boot-id-file", f.scratch + "/boot_id", "--control-socket", socket])
+            defer { daemon.stop() }
+            #expect(waitFor { ServedArray.canConnect(socket) })
+            #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+            // An unreachable server is not a loss: nothing locks.
+            #expect(try f.admin(["--refuse", "on"]))
+            #expect(waitFor { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output.contains("no key server could be reached") == true })
+            #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+            #expect(try f.admin(["--refuse", "off"]))
+            // The certificate refused: lost.
+            #expect(try f.admin(["--distrust", "appliance"]))
+            let start = Date()
+            if lockOnLoss {
+                #expect(waitFor { (try? run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]))?.status != 0 })
+                #expect(Date().timeIntervalSince(start) < 5)
+                #expect(try run("sedsim", ["read", f.array.directory, "1", "--lba", "0"]).status != 0)
+            } else {
+                #expect(waitFor { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output.contains("the token is lost") == true })
+                #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+            }
+            let faults = try run("sedlock", ["faults", "--control-socket", socket])
+            #expect(faults.output.contains("RdlTokenUnavailable"), "\(faults.output)")
+        }
+    }
+}
+
+/// A served array, a simulated KMIP server (`kmip`) trusting the appliance's certificate, and a
+/// state with that server added as `ks1` and the drives set up with a local key.
+final class RDLFixture {
+    let array: ServedArray
+    let scratch: String
+    let kmip: String
+    let port: Int
+    private let server: SpawnedProcess
+    var state: [String] { ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"] }
+    var client: [String] { ["--cert", scratch + "/client.pem", "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"] }
+    let drives: [String]
+
+    init(drives: Int, setUp: Int? = nil) throws {
+        let array = try ServedArray(drives: drives)
+        self.array = array
+        self.drives = (0..<drives).map { array.device($0) }
+        scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        kmip = scratch + "/kmip"
+        for step in [["kmip", "init", "--dir", kmip],
+                     ["kmip", "issue-client-cert", "--dir", kmip, "--cn", "appliance", "--out", scratch + "/client"]] {
+            guard try run("sedsim", step).status == 0 else { throw HarnessError("sedsim \(step) failed") }
+        }
+        port = 30_000 + Int.random(in: 0..<20_000)
+        server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", kmip, "--port", "\(port)"])
+        let client = self.client
+        let port = self.port
+        guard waitFor(seconds: 20, { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)"] + client))?.status == 0 }) else {
+            throw HarnessError("the simulated key server did not start")
+        }
+        try newBoot()
+        let add = try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks1"] + client + state)
+        guard add.status == 0 else { throw HarnessError("keyserver add: \(add.stderr)") }
+        let setup = try run("sedlock", ["setup", "--drives"] + Array(self.drives.prefix(setUp ?? drives)) + state)
+        guard setup.status == 0 else { throw HarnessError("setup: \(setup.stderr)") }
+    }
+
+    deinit {
+        server.stop()
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    func newBoot() throws {
+        try Data((UUID().uuidString + "\n").utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
+    }
+
+    func admin(_ arguments: [String]) throws -> Bool {
+        try run("sedsim", ["kmip", "admin", "--dir", kmip] + arguments).status == 0
     }
 }

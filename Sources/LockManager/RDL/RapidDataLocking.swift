@@ -9,6 +9,16 @@ import Platform
 /// that every drive's PINs need besides the AK (PIN input = AK ‖ token). Once enabled it is
 /// permanent. Without the token no PIN can be derived, so the drives stay locked from the next
 /// restart on — with 0 authentication attempts, as keys come first.
+/// What sedlockd's token monitor found.
+public enum RDLMonitorResult: Sendable, Equatable {
+    case notEnabled
+    case available
+    /// Unreachable or lost; the data stays available until the next restart.
+    case unavailable(String)
+    /// Lost, and the settings say lock on loss: lock every drive now.
+    case lockNow(String)
+}
+
 extension LockManager {
     /// The KMIP Object Group of security tokens.
     static let tokenTag = "sedlock-rdl-token"
@@ -160,6 +170,74 @@ extension LockManager {
                                        detail: why)], scope: ["RdlTokenUnavailable"], objects: ["array"])
         }
         return lookup
+    }
+
+    /// The running check of the token (sedlockd's monitor): asks the key servers, not the keytable.
+    /// Raises or clears `RdlTokenUnavailable`; the data stays available (as on Pure) unless the
+    /// settings say lock on loss and the token is lost — revoked, destroyed, or the certificate
+    /// refused — which locks every drive now. A server that cannot be reached is not a loss.
+    public func rdlMonitor() async throws(ControlError) -> RDLMonitorResult {
+        let store = try openState(.write)
+        let generations: [StoredKeyGeneration]
+        let servers: [StoredKeyServer]
+        let settings: StoredRDL?
+        do {
+            generations = try store.generations()
+            servers = try store.keyServers()
+            settings = try store.rdl()
+        } catch { throw Self.stateFailure(error) }
+        guard let tokenID = generations.last(where: { ($0.state == .active || $0.state == .pending) && $0.tokenID != nil })?.tokenID else {
+            return .notEnabled
+        }
+        let check = checkToken(tokenID, servers: servers)
+        let detail: String
+        switch check {
+        case .available:
+            recordFaults(store, [], scope: ["RdlTokenUnavailable"], objects: ["array"])
+            return .available
+        case .unreachable(let why): detail = "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
+        case .lost(let why): detail = "the token is lost (\(why)); the drives stay locked from the next restart on"
+        }
+        recordFaults(store, [fault("RdlTokenUnavailable", "critical", "array",
+                                   action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
+                                       + "a destroyed token means the data is gone for good",
+                                   detail: detail)], scope: ["RdlTokenUnavailable"], objects: ["array"])
+        if case .lost = check, settings?.lockOnLoss == true { return .lockNow(detail) }
+        return .unavailable(detail)
+    }
+
+    /// Any server holding the token Active: available. Otherwise lost when some server answered
+    /// (refused the certificate, or holds no Active token), unreachable when none did.
+    private func checkToken(_ tokenID: String, servers: [StoredKeyServer]) -> TokenCheck {
+        var lost: [String] = []
+        var unreachable: [String] = []
+        for server in servers {
+            do throws(KeyServerError) {
+                let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
+                let state = try pool.read { (client) throws(KeyServerError) -> ObjectState? in
+                    try client.negotiateVersion()
+                    guard let id = try client.locate([.name(tokenID)], maximumItems: 1).first else { return nil }
+                    return try client.getAttributes(id, names: ["State"]).compactMap { attribute -> ObjectState? in
+                        if case .state(let value) = attribute { return value } else { return nil }
+                    }.first
+                }
+                if state == .active { return .available }
+                lost.append("\(server.name): " + (state.map { "token \($0.name)" } ?? "no token (destroyed)"))
+            } catch {
+                switch error.code {
+                case .keyServerAuthFailed, .keyServerInvalidAuth: lost.append("\(server.name): certificate refused")
+                default: unreachable.append("\(server.name): \(error.code.rawValue)")
+                }
+            }
+        }
+        if !lost.isEmpty { return .lost((lost + unreachable).joined(separator: "; ")) }
+        return .unreachable(unreachable.joined(separator: "; "))
+    }
+
+    private enum TokenCheck {
+        case available
+        case unreachable(String)
+        case lost(String)
     }
 
     private func keyServer(named name: String, store: any StateStore) throws(ControlError) -> StoredKeyServer {
