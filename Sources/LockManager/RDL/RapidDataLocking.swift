@@ -79,17 +79,8 @@ extension LockManager {
             throw ControlError(.badRequest, "\(sick.address) is \(why); Rapid Data Locking is enabled only on a healthy, unlocked array",
                                fix: "unlock the array and clear its faults first")
         }
-        guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
-        let tokenID = UUID().uuidString.lowercased()
-        let locations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
-            .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
-        do {
-            try store.saveRDL(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, tokenLocations: locations,
-                                        requestedAt: time.wallTime))
-        } catch { throw Self.stateFailure(error) }
-        keytable.insert(token, keyID: tokenID)
-        audit(store, "rdl enable", target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
-        return try await rekey(RekeyRequest(), token: .new(id: tokenID, secret: token))
+        return try await rekeyToNewToken(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, requestedAt: time.wallTime),
+                                         servers: servers, store: store, action: "rdl enable")
     }
 
     /// A new token on every key server, and every drive rekeyed to need it (journaled). The old
@@ -98,7 +89,7 @@ extension LockManager {
         let store = try openState(.write)
         _ = try enabledGeneration(store)
         let servers: [StoredKeyServer]
-        var settings: StoredRDL
+        let settings: StoredRDL
         do {
             servers = try store.keyServers()
             guard let saved = try store.rdl() else { throw ControlError(.failed, "the RDL settings are missing from the state") }
@@ -106,13 +97,21 @@ extension LockManager {
         } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
             throw ControlError(.failed, "\(error)")
         }
+        return try await rekeyToNewToken(settings, servers: servers, store: store, action: "rdl rotate")
+    }
+
+    /// A new token on every key server (recorded in the settings before any drive changes), then
+    /// every drive rekeyed, through the journal, to PINs that need it.
+    private func rekeyToNewToken(_ settings: StoredRDL, servers: [StoredKeyServer], store: StateDatabase,
+                                 action: String) async throws(ControlError) -> ArrayReport {
         guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let tokenID = UUID().uuidString.lowercased()
+        var settings = settings
         settings.tokenLocations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
             .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
         do { try store.saveRDL(settings) } catch { throw Self.stateFailure(error) }
         keytable.insert(token, keyID: tokenID)
-        audit(store, "rdl rotate", target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
+        audit(store, action, target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
         return try await rekey(RekeyRequest(), token: .new(id: tokenID, secret: token))
     }
 
