@@ -9,8 +9,14 @@ set -eu
 work=$1 bin=$2 target=$3
 
 mount --make-rprivate /
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
+# The test's folder and the binaries may live under the machine's /tmp (a clone there), which the
+# private /tmp below hides: reach them through /run from here on.
+mkdir -p /run/sedlock-test/work /run/sedlock-test/bin
+mount --bind "$work" /run/sedlock-test/work
+mount --bind "$bin" /run/sedlock-test/bin
+work=/run/sedlock-test/work bin=/run/sedlock-test/bin
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 [ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
 mount -t tmpfs tmpfs /var/tmp
 # /var/lib privately (systemd's own state, StateDirectory=), with the test's sedlock state in it.
