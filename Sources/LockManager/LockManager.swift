@@ -8,7 +8,7 @@ import SecurityTransport
 import Synchronization
 
 /// The array's lock manager: its drives, keys, guards and journaled changes, over the state
-/// database. The CLI calls it in process; sedlockd will put `respond(to:)` behind its socket.
+/// database. sedlockd answers its control socket with `respond(to:)`; the CLI calls it in process with --direct.
 public final class LockManager: Sendable {
     /// Who the request in hand comes from, for the audit log ("uid 0 via control socket"); the
     /// configuration's actor when unset.
