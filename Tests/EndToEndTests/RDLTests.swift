@@ -188,8 +188,8 @@ final class RDLFixture {
     var client: [String] { ["--cert", scratch + "/client.pem", "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"] }
     let drives: [String]
 
-    init(drives: Int, setUp: Int? = nil) throws {
-        let array = try ServedArray(drives: drives)
+    init(drives: Int, setUp: Int? = nil, simulator extra: [String] = []) throws {
+        let array = try ServedArray(drives: drives, extra: extra)
         self.array = array
         self.drives = (0..<drives).map { array.device($0) }
         scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
