@@ -2,7 +2,9 @@ import ControlAPI
 import Foundation
 import KMIP
 import KMIPTestSupport
+import Keys
 import LockManager
+import Opal
 import TestSupport
 import Testing
 
@@ -26,6 +28,28 @@ struct RDLPyKMIPTests {
 
         try f.reboot()
         #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+
+        // A thief with the drive and the AK (the key file) but not the token: the PIN the AK alone
+        // gives is refused by the drive; the AK followed by the token (read from the server) opens it.
+        try f.reboot()
+        let activeKey = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        let fields = try String(contentsOfFile: f.keyDirectory + "/\(activeKey).ak", encoding: .utf8).split(separator: " ")
+        let ak = Secret(Array(try #require(Data(base64Encoded: fields[3].trimmingCharacters(in: .whitespacesAndNewlines)))))
+        let id = f.drive(0).identity
+        let identity = DrivePIN.driveIdentity(wwn: id.wwn, serial: id.serial)
+        let opal = try OpalDrive(transport: f.drives.transport(0), timeout: 5)
+        #expect(throws: OpalError.self) {
+            try opal.setLocked(false, range: 0, as: .admin(1),
+                               pin: try DrivePIN.derive(ak: ak, driveIdentity: identity, authority: .admin1))
+        }
+        #expect(f.isLocked(0))
+        let reader = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+        let tokenObject = try #require(try reader.locate([.name(tokenID)]).first)
+        let token = try reader.get(tokenObject).material
+        try opal.setLocked(false, range: 0, as: .admin(1),
+                           pin: try DrivePIN.derive(ak: ak, token: token, driveIdentity: identity, authority: .admin1))
+        #expect(!f.isLocked(0))
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all)).allSucceeded)
 
         // The server now trusts another CA only: the appliance's certificate is refused.
         let original = server.directory + "/ca.pem"
