@@ -73,18 +73,23 @@ struct BootUnlock: AsyncParsableCommand {
 }
 
 extension BootUnlock {
-    /// Why this unit has nothing to do: the array's keys are kept by the other provider (the other
-    /// unit unlocks it), or nil when some of them are kept by `provider`.
+    /// Why this unit has nothing to do, or nil when the array is its to unlock: the local unit takes
+    /// arrays whose keys are all on this machine; the network unit every array that needs a key
+    /// server (a KMIP-held AK, or an RDL token).
     static func keptElsewhere(_ manager: LockManager, than provider: KeyProviderKind) throws -> String? {
-        let report: KeysReport
-        do { report = try manager.keysList() } catch {
+        let needed: Set<KeyProviderKind>
+        do { needed = try manager.keySourcesNeeded() } catch {
             throw DaemonFailure("cannot read the state: \(error.description)", status: 1)
         }
-        let live = report.keys.filter { $0.state == "active" || $0.state == "pending" }
-        guard !live.isEmpty, !live.contains(where: { $0.provider == provider.rawValue }) else { return nil }
-        let other = live.first?.provider ?? "another provider"
-        let unit = other == KeyProviderKind.kmip.rawValue ? "sedlock-unlock-network.service" : "sedlock-unlock.service"
-        return "nothing to do: the array's key is kept by \(other) (\(unit) unlocks it)"
+        guard !needed.isEmpty else { return nil }
+        switch provider {
+        case .local where needed.contains(.kmip):
+            return "nothing to do: the array's keys need the key servers (sedlock-unlock-network.service unlocks it)"
+        case .kmip where !needed.contains(.kmip):
+            return "nothing to do: the array's key is kept on this machine (sedlock-unlock.service unlocks it)"
+        default:
+            return nil
+        }
     }
 }
 

@@ -23,6 +23,21 @@ extension LockManager {
     /// The KMIP Object Group of security tokens.
     static let tokenTag = "sedlock-rdl-token"
 
+    /// Where an unlock must fetch keys from: each live generation's AK provider, and KMIP as well
+    /// for one that needs an RDL token. The boot units use it: an array that needs KMIP at all is
+    /// unlocked after the network is up.
+    public func keySourcesNeeded() throws(ControlError) -> Set<KeyProviderKind> {
+        let store = try openState(.read)
+        do {
+            var needed: Set<KeyProviderKind> = []
+            for generation in try store.generations() where generation.state == .active || generation.state == .pending {
+                if let provider = KeyProviderKind(rawValue: generation.provider) { needed.insert(provider) }
+                if generation.tokenID != nil { needed.insert(.kmip) }
+            }
+            return needed
+        } catch { throw Self.stateFailure(error) }
+    }
+
     /// Pure's `purearray test security-token`: TLS with the client certificate, authentication, a
     /// Locate — OK, or which of the two failure classes and why. Recorded as the last test.
     public func rdlTest(server name: String) throws(ControlError) -> RDLReport {
