@@ -184,6 +184,13 @@ public final class KMIPClient: Sendable {
         return names.isEmpty ? attributes : attributes.filter { names.contains($0.attributeName) }
     }
 
+    /// The object's State attribute (nil when the server gives none).
+    public func state(of id: String) throws(KeyServerError) -> ObjectState? {
+        try getAttributes(id, names: ["State"]).lazy.compactMap { attribute -> ObjectState? in
+            if case .state(let value) = attribute { return value } else { return nil }
+        }.first
+    }
+
     public func getAttributeList(_ id: String) throws(KeyServerError) -> [String] {
         let payload = try perform(.getAttributeList, [.text(.uniqueIdentifier, id)])
         if version.usesAttributesStructure {

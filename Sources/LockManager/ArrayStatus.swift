@@ -25,7 +25,7 @@ extension LockManager {
         return report
     }
 
-    private func status(testingKeyServers: Bool) async throws(ControlError) -> StatusReport {
+    func status(testingKeyServers: Bool) async throws(ControlError) -> StatusReport {
         let store = try openState(.read)
         let drives: [StoredDrive]
         let generations: [StoredKeyGeneration]

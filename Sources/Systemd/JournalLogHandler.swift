@@ -19,7 +19,7 @@ public struct SystemJournal: JournalSink {
 
     public func write(_ fields: [(name: String, value: String)]) {
         let entries = fields.map { Array(($0.name + "=" + $0.value).utf8) }
-        var buffers = entries.map { bytes -> UnsafeMutableRawBufferPointer in
+        let buffers = entries.map { bytes -> UnsafeMutableRawBufferPointer in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
             buffer.copyBytes(from: bytes)
             return buffer
@@ -27,7 +27,6 @@ public struct SystemJournal: JournalSink {
         defer { buffers.forEach { $0.deallocate() } }
         var vectors = zip(buffers, entries).map { iovec(iov_base: $0.0.baseAddress, iov_len: $0.1.count) }
         _ = vectors.withUnsafeMutableBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
-        buffers = []
     }
 }
 

@@ -64,8 +64,8 @@ struct DaemonEvents: Sendable {
     private func faultFields(_ fault: FaultReport.Fault, _ id: String) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["MESSAGE_ID": "\(id)", "FAULT": "\(fault.name)", "SEVERITY": "\(fault.severity)"]
         if fault.name.hasPrefix("Kmip") && !fault.object.hasPrefix("/") { metadata["KEY_SERVER"] = "\(fault.object)" }
-        if fault.name.hasPrefix("Drive") { metadata["DRIVE"] = "\(fault.object)" }
-        if fault.name == "KeyMismatch" { metadata["KEY_ID"] = "\(fault.object)" }
+        // DriveGuarded, DriveUnreachable and KeyMismatch are raised on a drive's address.
+        if fault.name.hasPrefix("Drive") || fault.name == "KeyMismatch" { metadata["DRIVE"] = "\(fault.object)" }
         return metadata
     }
 

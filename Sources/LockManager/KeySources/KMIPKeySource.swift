@@ -70,9 +70,7 @@ public struct KMIPKeySource: KeyStore {
                     try client.negotiateVersion()
                     for id in try client.locate([.name(keyID)]) {
                         if requireActive {
-                            let state = try client.getAttributes(id, names: ["State"]).compactMap { attribute -> ObjectState? in
-                                if case .state(let value) = attribute { return value } else { return nil }
-                            }.first
+                            let state = try client.state(of: id)
                             guard state == .active else {
                                 throw KeyServerError(.keyServerFailed, server: client.server,
                                                      cause: "the object named \(keyID) is not Active (\(state?.name ?? "no state"))",

@@ -82,8 +82,9 @@ extension LockManager {
             throw ControlError(.unreachable, "\(server.name): \(test.failure ?? "the test failed") (\(test.cause ?? ""))",
                                fix: "fix the key server or the appliance's certificate until `sedlock rdl test --kmip \(server.name)` passes")
         }
-        // Every drive healthy: reachable, unlocked, not guarded, no unfinished setup or rekey.
-        let health = try await status()
+        // Every drive healthy: reachable, unlocked, not guarded, no unfinished setup or rekey (the
+        // key server was tested just above).
+        let health = try await status(testingKeyServers: false)
         let pending: [JournalEntry]
         do { pending = try store.pendingJournals() } catch { throw Self.stateFailure(error) }
         if let journal = pending.first {
@@ -176,12 +177,9 @@ extension LockManager {
         switch lookup {
         case .found(let token):
             keytable.insert(token, keyID: tokenID)
-            recordFaults(store, [], scope: ["RdlTokenUnavailable"], objects: ["array"])
+            recordTokenFault(store, detail: nil)
         case .notHere(let why):
-            recordFaults(store, [fault("RdlTokenUnavailable", "critical", "array",
-                                       action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
-                                           + "a destroyed token means the data is gone for good",
-                                       detail: why)], scope: ["RdlTokenUnavailable"], objects: ["array"])
+            recordTokenFault(store, detail: why)
         }
         return lookup
     }
@@ -207,17 +205,25 @@ extension LockManager {
         let detail: String
         switch check {
         case .available:
-            recordFaults(store, [], scope: ["RdlTokenUnavailable"], objects: ["array"])
+            recordTokenFault(store, detail: nil)
             return .available
         case .unreachable(let why): detail = "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
         case .lost(let why): detail = "the token is lost (\(why)); the drives stay locked from the next restart on"
         }
-        recordFaults(store, [fault("RdlTokenUnavailable", "critical", "array",
-                                   action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
-                                       + "a destroyed token means the data is gone for good",
-                                   detail: detail)], scope: ["RdlTokenUnavailable"], objects: ["array"])
+        recordTokenFault(store, detail: detail)
         if case .lost = check, settings?.lockOnLoss == true { return .lockNow(detail) }
         return .unavailable(detail)
+    }
+
+    /// Raises `RdlTokenUnavailable` (or clears it, with nil).
+    private func recordTokenFault(_ store: any StateStore, detail: String?) {
+        let raised = detail.map {
+            fault("RdlTokenUnavailable", "critical", "array",
+                  action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
+                      + "a destroyed token means the data is gone for good",
+                  detail: $0)
+        }
+        recordFaults(store, raised.map { [$0] } ?? [], scope: ["RdlTokenUnavailable"], objects: ["array"])
     }
 
     /// Any server holding the token Active: available. Otherwise lost when some server answered
@@ -231,9 +237,7 @@ extension LockManager {
                 let state = try pool.read { (client) throws(KeyServerError) -> ObjectState? in
                     try client.negotiateVersion()
                     guard let id = try client.locate([.name(tokenID)], maximumItems: 1).first else { return nil }
-                    return try client.getAttributes(id, names: ["State"]).compactMap { attribute -> ObjectState? in
-                        if case .state(let value) = attribute { return value } else { return nil }
-                    }.first
+                    return try client.state(of: id)
                 }
                 if state == .active { return .available }
                 lost.append("\(server.name): " + (state.map { "token \($0.name)" } ?? "no token (destroyed)"))
