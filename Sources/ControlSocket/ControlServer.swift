@@ -37,14 +37,18 @@ public final class ControlServer: Sendable {
     private let limits: ControlServerLimits
     private let handler: Handler
     private let logger: Logger
+    /// Where handlers run: threads of the daemon's own, so that answering never waits for a free
+    /// thread of Swift's cooperative pool.
+    private let executor: any TaskExecutor
     private let state = Mutex(State())
 
     public init(listener: UnixSocket, policy: AccessPolicy, limits: ControlServerLimits, logger: Logger,
-                handler: @escaping Handler) {
+                executor: any TaskExecutor, handler: @escaping Handler) {
         self.listener = listener
         self.policy = policy
         self.limits = limits
         self.logger = logger
+        self.executor = executor
         self.handler = handler
     }
 
@@ -159,7 +163,7 @@ public final class ControlServer: Sendable {
         let answer = Mutex<ControlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         let handler = self.handler
-        Task {
+        Task(executorPreference: executor) {
             let response = await handler(request, peer)
             answer.withLock { $0 = response }
             done.signal()

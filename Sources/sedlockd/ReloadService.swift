@@ -9,6 +9,8 @@ import UnixSignals
 /// start from then on; a file that does not validate is reported and the running one kept.
 /// Key-server settings live in the state and are read afresh by every operation.
 struct ReloadService: Service {
+    /// Trapped before the daemon announces READY (a SIGHUP's default action ends the process).
+    let signals: UnixSignalsSequence
     /// Reads the configuration as the daemon did at start (file, then command-line overrides).
     let load: @Sendable () throws -> DaemonConfiguration
     let bootIDPath: String?
@@ -19,7 +21,7 @@ struct ReloadService: Service {
     let logger: Logger
 
     func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+        for await _ in signals.cancelOnGracefulShutdown() {
             serviceManager.reloading()
             do {
                 let loaded = try load()

@@ -10,6 +10,7 @@ import ServiceLifecycle
 import SimulatorTransport
 import Synchronization
 import Systemd
+import UnixSignals
 
 @main
 struct Sedlockd: AsyncParsableCommand {
@@ -101,6 +102,9 @@ struct Serve: AsyncParsableCommand {
                 logger.warning("keytable not loaded: \(error.description)")
             }
 
+            // SIGHUP is trapped before anything can announce READY: systemd (or a test) may reload at once,
+            // and the signal's default action would end the daemon.
+            let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
             let (listener, boundPath) = try controlListener(configuration, serviceManager: serviceManager, logger: logger)
             let executor = BlockingExecutor(threads: 8, name: "sedlockd-work")
             let loop = WorkLoop(executor: executor,
@@ -109,8 +113,8 @@ struct Serve: AsyncParsableCommand {
             let statusLine = StatusLine()
             let settings = LiveConfiguration(configuration)
             let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
-                                       limits: configuration.serverLimits, logger: logger) { request, peer in
-                await Self.answer(request, peer: peer, manager: manager, loop: loop, executor: executor, events: events)
+                                       limits: configuration.serverLimits, logger: logger, executor: executor) { request, peer in
+                await Self.answer(request, peer: peer, manager: manager, loop: loop, events: events)
             }
 
             var services: [any Service] = [loop,
@@ -119,7 +123,7 @@ struct Serve: AsyncParsableCommand {
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,
                                                           events: events, serviceManager: serviceManager, executor: executor,
                                                           loop: loop),
-                                           ReloadService(load: loadConfiguration, bootIDPath: options.bootIdFile,
+                                           ReloadService(signals: reloadSignals, load: loadConfiguration, bootIDPath: options.bootIdFile,
                                                          manager: manager, settings: settings, statusLine: statusLine,
                                                          serviceManager: serviceManager, logger: logger)]
             if let interval = serviceManager.watchdogInterval {
@@ -161,9 +165,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// One request: state changes through the work loop, one at a time; reads beside it. Both
-    /// run on the daemon's own threads, never Swift's cooperative pool (they may block on I/O).
+    /// run on the daemon's own threads (the server's executor), never Swift's cooperative pool.
     static func answer(_ request: ControlRequest, peer: UnixSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
-                       executor: BlockingExecutor, events: DaemonEvents) async -> ControlResponse {
+                       events: DaemonEvents) async -> ControlResponse {
         let requester = "uid \(peer.uid) (pid \(peer.pid)) via control socket"
         if request.needsSecret {
             return .failure(ControlError(.badRequest, "this request needs a secret (a drive password or a PSID), and secrets never cross the control socket",
@@ -177,7 +181,7 @@ struct Serve: AsyncParsableCommand {
             response = await loop.perform(work)
                 ?? .failure(ControlError(.unreachable, "sedlockd is stopping", fix: "try again once it has restarted"))
         } else {
-            response = await Task(executorPreference: executor) { await work() }.value
+            response = await work()  // already on the daemon's executor (ControlServer runs handlers there)
         }
         events.answered(request, response, requester: requester)
         if case .rekey = request, case .array(let report) = response, report.allSucceeded,

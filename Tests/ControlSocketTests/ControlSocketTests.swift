@@ -61,7 +61,7 @@ struct ControlSocketTests {
         limits.requestTimeout = 2
         let served = Mutex(0)
         let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroup: nil), limits: limits,
-                                   logger: Logger(label: "test")) { request, peer in
+                                   logger: Logger(label: "test"), executor: BlockingExecutor(threads: 2, name: "test-handlers")) { request, peer in
             served.withLock { $0 += 1 }
             #expect(peer.uid == getuid())
             return .guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: request == .status ? 1 : 2))
@@ -74,7 +74,6 @@ struct ControlSocketTests {
             DispatchQueue.global().async {
                 DispatchQueue.concurrentPerform(iterations: 20) { _ in
                     let expected = ControlResponse.guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: 1))
-                    // Generous: the handler runs on the cooperative pool, which other suites keep busy.
                     if (try? ControlClient(path: path).send(.status, timeout: 120)) == expected { answered.withLock { $0 += 1 } }
                 }
                 done.resume()
