@@ -93,7 +93,7 @@ let package = Package(
         // Plain C, loaded into arbitrary programs (swiftc's link step adds libswiftCore as a dependency).
         .target(name: "SedsimPreload", dependencies: ["CSimulatorLink"], path: "Simulator/SedsimPreload"),
         .executableTarget(name: "sedsim", dependencies: [
-            "SedSimulator", "SimulatorLink", "TCGStorage", "Platform", "CShims",
+            "SedSimulator", "SimulatorLink", "TCGStorage", "Platform", "CShims", "ControlSocket",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Simulator/sedsim"),
 

@@ -69,6 +69,36 @@ public final class SimulatedArray: @unchecked Sendable {
 
     static func driveDirectory(_ array: URL, _ n: Int) -> URL { array.appendingPathComponent("drive-\(n)") }
 
+    /// Copies drive `n` of the array at `source` — media, firmware state and all, exactly as it is
+    /// — into a new one-drive array at `destination`: a drive pulled from its bay (`sedsim
+    /// appliance steal`). The caller powers the drive off first, as pulling it does.
+    public static func copyDrive(_ n: Int, of source: URL, to destination: URL) throws(SimulatorError) {
+        let spec: ArraySpecification
+        do { spec = try JSONDecoder().decode(ArraySpecification.self, from: Data(contentsOf: source.appendingPathComponent(manifestName))) } catch {
+            throw SimulatorError.invalidArray("\(source.path) has no readable \(manifestName)")
+        }
+        guard n >= 0 && n < spec.drives else { throw SimulatorError.noSuchDrive(n) }
+        if FileManager.default.fileExists(atPath: destination.path) {
+            throw SimulatorError.invalidArray("\(destination.path) exists already; name a new directory")
+        }
+        do { try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+            throw SimulatorError.storage("cannot create \(destination.path): \(error.localizedDescription)")
+        }
+        // cp keeps the media files sparse; Foundation's copy would write every hole out.
+        let copy: SpawnedProcess
+        do {
+            copy = try SpawnedProcess("/bin/cp", ["-a", "--sparse=always", driveDirectory(source, n).path, driveDirectory(destination, 0).path])
+        } catch { throw SimulatorError.storage("cannot start cp: \(error)") }
+        guard copy.wait() == 0 else { throw SimulatorError.storage("copying drive \(n) to \(destination.path) failed") }
+        var single = spec
+        single.drives = 1
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { try AtomicFile.write(Array(try encoder.encode(single)), to: destination.appendingPathComponent(manifestName).path, mode: 0o600) } catch {
+            throw SimulatorError.storage("cannot write \(destination.path)/\(manifestName): \(error)")
+        }
+    }
+
     private static func randomString(_ count: Int, alphabet: String) throws(SimulatorError) -> String {
         let chars = Array(alphabet)
         return String(try DriveCrypto.randomBytes(count).map { chars[Int($0) % chars.count] })

@@ -11,7 +11,7 @@ struct Sedsim: ParsableCommand {
         commandName: "sedsim",
         abstract: "Simulated Opal self-encrypting drives: create an array, serve it, power-cycle it, inspect it.",
         subcommands: [Create.self, Serve.self, PowerCycle.self, HardwareReset.self, Status.self,
-                      Write.self, Read.self, Fault.self, Devices.self, KMIPServerCommand.self])
+                      Write.self, Read.self, Fault.self, Devices.self, KMIPServerCommand.self, ApplianceCommand.self])
 }
 
 struct ArrayDirectory: ParsableArguments {

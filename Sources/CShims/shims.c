@@ -34,6 +34,10 @@ int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
 }
 
+short sedlock_spawn_setsid_flag(void) {
+    return POSIX_SPAWN_SETSID;
+}
+
 int sedlock_reread_partitions(int fd) {
     return ioctl(fd, BLKRRPART);
 }

@@ -1,9 +1,16 @@
+import Foundation
 import ControlAPI
 import Platform
 
 /// The CLI's side of the control socket: one connection, requests and replies one line each.
 public final class ControlClient: Sendable {
     public static let defaultSocketPath = "/run/sedlock/control.sock"
+    /// Points the CLI at another sedlockd (a simulated appliance's) without repeating --control-socket.
+    public static let socketVariable = "SEDLOCK_CONTROL_SOCKET"
+
+    public static var socketPathFromEnvironment: String {
+        ProcessInfo.processInfo.environment[socketVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultSocketPath
+    }
 
     public let path: String
     private let connection: UnixSocket

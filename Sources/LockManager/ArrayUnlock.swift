@@ -24,6 +24,10 @@ extension LockManager {
         let store = try openState(.write)
         var all: [StoredDrive]
         do { all = try store.drives() } catch { throw Self.stateFailure(error) }
+        // A machine not set up yet boots without a failed unit: nothing is managed, nothing to unlock.
+        if boot && all.isEmpty && selection == .all {
+            return ArrayReport(operation: operation, drives: [], note: "no array is set up")
+        }
         var drives = try select(selection, from: all)
 
         var bootID: String?

@@ -8,7 +8,7 @@ import Glibc
 /// crashes now and then while it lists /proc/self/fd (a 256-byte over-read of `d_name`, fixed
 /// upstream in swift-corelibs-foundation PR #5472); a suite that starts thousands of processes
 /// meets it, so sedlock and its tests start children here instead. The child gets a clean signal mask and
-/// default SIGPIPE/SIGTERM, its own process group, and no descriptor of ours beyond 0–2.
+/// default SIGPIPE/SIGTERM/SIGHUP/SIGINT, its own process group, and no descriptor of ours beyond 0–2.
 public final class SpawnedProcess: @unchecked Sendable {
     public let pid: pid_t
     private let lock = NSLock()
@@ -18,6 +18,19 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// (nil: /dev/null). `environment` entries replace the inherited ones.
     public init(_ path: String, _ arguments: [String], environment: [String: String] = [:],
                 stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws(SystemError) {
+        pid = try Self.spawn(path, arguments, environment: environment, descriptors: [stdin, stdout, stderr], newSession: false)
+    }
+
+    /// Starts a service that outlives this process (`sedsim appliance start`): a session of its
+    /// own, so no terminal hang-up or process-group signal of ours reaches it; nobody here waits
+    /// for it, so when it ends the init process (or the nearest subreaper) reaps it.
+    public static func launchDetached(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                                      stdout: Int32? = nil, stderr: Int32? = nil) throws(SystemError) -> pid_t {
+        try spawn(path, arguments, environment: environment, descriptors: [nil, stdout, stderr], newSession: true)
+    }
+
+    private static func spawn(_ path: String, _ arguments: [String], environment: [String: String],
+                              descriptors: [Int32?], newSession: Bool) throws(SystemError) -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -28,13 +41,21 @@ public final class SpawnedProcess: @unchecked Sendable {
         sigemptyset(&defaults)
         sigaddset(&defaults, SIGTERM)
         sigaddset(&defaults, SIGPIPE)
+        sigaddset(&defaults, SIGHUP)
+        sigaddset(&defaults, SIGINT)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession {
+            flags |= sedlock_spawn_setsid_flag()
+        } else {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= Int16(POSIX_SPAWN_SETPGROUP)
+        }
+        posix_spawnattr_setflags(&attributes, flags)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        for (target, source) in [(Int32(0), stdin), (1, stdout), (2, stderr)] {
+        for (target, source) in zip(Int32(0)..., descriptors) {
             if let source {
                 posix_spawn_file_actions_adddup2(&actions, source, target)
             } else {
@@ -53,7 +74,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         var child: pid_t = 0
         let rc = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         guard rc == 0 else { throw SystemError("posix_spawn", path: path, errno: rc) }
-        pid = child
+        return child
     }
 
     /// Whether the child still runs (reaps it when it has ended).

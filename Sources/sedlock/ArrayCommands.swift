@@ -13,7 +13,8 @@ import SimulatorTransport
 struct ManagerOptions: ParsableArguments {
     @Flag(help: "Work in this process on the state directly instead of through sedlockd (maintenance while the daemon is stopped).")
     var direct = false
-    @Option(help: "sedlockd's control socket.") var controlSocket: String = ControlClient.defaultSocketPath
+    @Option(help: "sedlockd's control socket (default: $\(ControlClient.socketVariable), else \(ControlClient.defaultSocketPath)).")
+    var controlSocket: String?
     @Option(help: "Seconds to wait for sedlockd's answer.") var replyTimeout: Double = 300
     @Option(help: "With --direct: state directory (default: $STATE_DIRECTORY, else /var/lib/sedlock).") var stateDir: String?
     @Option(help: "With --direct: seconds to wait for each drive command (sedlockd has its own setting).") var timeout: Double = 10
@@ -24,6 +25,7 @@ struct ManagerOptions: ParsableArguments {
     func validate() throws {
         guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
         guard replyTimeout > 0 && replyTimeout <= 86_400 else { throw ValidationError("--reply-timeout must be between 0 and 86400 seconds") }
+        if direct && controlSocket != nil { throw ValidationError("--control-socket and --direct exclude each other") }
         if !direct && (stateDir != nil || bootIdFile != nil) {
             throw ValidationError("--state-dir and --boot-id-file apply only with --direct (sedlockd serves its own state)")
         }
@@ -37,7 +39,7 @@ struct ManagerOptions: ParsableArguments {
                 throw CommandFailure("this command hands a secret (a drive password or PSID) to the lock manager, and secrets never cross sedlockd's socket — stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`) and run it again with --direct", .badArguments)
             }
             let client: ControlClient
-            do { client = try ControlClient(path: controlSocket) } catch { return .failure(error) }
+            do { client = try ControlClient(path: controlSocket ?? ControlClient.socketPathFromEnvironment) } catch { return .failure(error) }
             do { return try client.send(request, timeout: replyTimeout) } catch { return .failure(error) }
         }
         FileHandle.standardError.write(Data("sedlock: --direct: working on the state in this process, not through sedlockd\n".utf8))

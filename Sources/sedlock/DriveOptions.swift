@@ -63,5 +63,7 @@ func parseResets(_ text: String) throws -> [ResetType] {
 func printJSON<T: Encodable>(_ value: T) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    // As on the control socket: seconds since 1970, not Foundation's 2001 reference date.
+    encoder.dateEncodingStrategy = .secondsSince1970
     if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
 }

@@ -113,7 +113,10 @@ struct BootVerdict {
         let unlocked = report.drives.filter { $0.result == .unlocked }.count
         let keyless: Set<DriveOutcome.Result> = [.keyUnavailable, .keyMismatch]
         let holds: Set<DriveOutcome.Result> = [.held, .guarded]
-        let note = report.note.isEmpty ? "" : ": \(report.note)"
+        // Why nothing was tried: the report's note, else what the first drive without a key says
+        // (the RDL token refused, a key server unreachable …).
+        let reason = report.note.isEmpty ? report.drives.first(where: { keyless.contains($0.result) })?.detail ?? "" : report.note
+        let note = reason.isEmpty ? "" : ": \(reason)"
         if total > 0 && unlocked == total {
             status = "unlocked \(unlocked)/\(total) drives"
             exitStatus = 0
@@ -129,7 +132,7 @@ struct BootVerdict {
             status = "held: 0/\(total) drives unlocked, no authentication attempted\(note)"
             exitStatus = 15
         } else {
-            status = total == 0 ? "no drives under management" : "failed: 0/\(total) drives unlocked\(note)"
+            status = total == 0 ? "nothing to unlock: no drives under management" : "failed: 0/\(total) drives unlocked\(note)"
             exitStatus = total == 0 ? 0 : 1
         }
     }

@@ -14,6 +14,8 @@ void sedlock_secure_zero(void *address, size_t length);
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+, a GNU extension Swift does not see):
 /// the child closes every descriptor from `lowfd` up before it execs.
 int sedlock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
+/// POSIX_SPAWN_SETSID (a GNU extension): the child starts a session of its own.
+short sedlock_spawn_setsid_flag(void);
 
 /// ioctl(fd, BLKRRPART): the kernel re-reads the disk's partition table (ioctl is variadic).
 int sedlock_reread_partitions(int fd);

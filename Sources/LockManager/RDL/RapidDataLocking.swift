@@ -178,10 +178,29 @@ extension LockManager {
         case .found(let token):
             keytable.insert(token, keyID: tokenID)
             recordTokenFault(store, detail: nil)
+            return lookup
         case .notHere(let why):
-            recordTokenFault(store, detail: why)
+            // Say which kind of loss it is (refused, revoked, destroyed for good, unreachable):
+            // a second look, on the failure path only.
+            let detail = Self.lossDetail(checkToken(tokenID, servers: servers)) ?? why
+            recordTokenFault(store, detail: detail)
+            return .notHere(detail)
         }
-        return lookup
+    }
+
+    /// The first words of the fault's detail when no server holds the token any more.
+    static let tokenDestroyedEverywhere = "the token is destroyed on every key server"
+
+    /// The fault's detail for a check that did not find the token (nil when it did).
+    static func lossDetail(_ check: TokenCheck) -> String? {
+        switch check {
+        case .available: return nil
+        case .unreachable(let why):
+            return "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
+        case .lost(let why, let destroyedEverywhere):
+            if destroyedEverywhere { return "\(tokenDestroyedEverywhere) (\(why)): the data is locked for good" }
+            return "the token is lost (\(why)); the drives stay locked from the next restart on"
+        }
     }
 
     /// The running check of the token (sedlockd's monitor): asks the key servers, not the keytable.
@@ -202,13 +221,9 @@ extension LockManager {
             return .notEnabled
         }
         let check = checkToken(tokenID, servers: servers)
-        let detail: String
-        switch check {
-        case .available:
+        guard let detail = Self.lossDetail(check) else {
             recordTokenFault(store, detail: nil)
             return .available
-        case .unreachable(let why): detail = "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
-        case .lost(let why): detail = "the token is lost (\(why)); the drives stay locked from the next restart on"
         }
         recordTokenFault(store, detail: detail)
         if case .lost = check, settings?.lockOnLoss == true { return .lockNow(detail) }
@@ -227,10 +242,12 @@ extension LockManager {
     }
 
     /// Any server holding the token Active: available. Otherwise lost when some server answered
-    /// (refused the certificate, or holds no Active token), unreachable when none did.
-    private func checkToken(_ tokenID: String, servers: [StoredKeyServer]) -> TokenCheck {
+    /// (refused the certificate, or holds no Active token), unreachable when none did; destroyed
+    /// everywhere when every server answered and none holds it at all.
+    func checkToken(_ tokenID: String, servers: [StoredKeyServer]) -> TokenCheck {
         var lost: [String] = []
         var unreachable: [String] = []
+        var destroyed = 0
         for server in servers {
             do throws(KeyServerError) {
                 let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
@@ -240,6 +257,7 @@ extension LockManager {
                     return try client.state(of: id)
                 }
                 if state == .active { return .available }
+                if state == nil || state == .destroyed || state == .destroyedCompromised { destroyed += 1 }
                 lost.append("\(server.name): " + (state.map { "token \($0.name)" } ?? "no token (destroyed)"))
             } catch {
                 switch error.code {
@@ -248,14 +266,16 @@ extension LockManager {
                 }
             }
         }
-        if !lost.isEmpty { return .lost((lost + unreachable).joined(separator: "; ")) }
+        if !lost.isEmpty {
+            return .lost((lost + unreachable).joined(separator: "; "), destroyedEverywhere: destroyed == servers.count)
+        }
         return .unreachable(unreachable.joined(separator: "; "))
     }
 
-    private enum TokenCheck {
+    enum TokenCheck {
         case available
         case unreachable(String)
-        case lost(String)
+        case lost(String, destroyedEverywhere: Bool)
     }
 
     private func keyServer(named name: String, store: any StateStore) throws(ControlError) -> StoredKeyServer {
@@ -297,8 +317,10 @@ extension LockManager {
             report.tokenLocations = settings?.tokenLocations ?? []
             report.lastTestAt = settings?.lastTestAt
             report.lastTestResult = settings?.lastTestResult
-            if case .some = tokenGeneration, try store.openFaults().contains(where: { $0.name == "RdlTokenUnavailable" }) {
-                report.state += "; the token is unavailable: the drives will stay locked at the next restart"
+            if case .some = tokenGeneration, let fault = try store.openFaults().first(where: { $0.name == "RdlTokenUnavailable" }) {
+                report.state += fault.detail.hasPrefix(Self.tokenDestroyedEverywhere)
+                    ? "; \(Self.tokenDestroyedEverywhere): the drives are locked for good, their data is gone"
+                    : "; the token is unavailable: the drives will stay locked at the next restart"
             }
             return report
         } catch { throw Self.stateFailure(error) }
