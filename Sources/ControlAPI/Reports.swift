@@ -38,6 +38,10 @@ public struct ArrayReport: Codable, Sendable, Hashable {
     public var drives: [DriveOutcome]
     /// Why the whole operation stopped before touching drives, if it did (boot-loop hold, no keys).
     public var note: String
+    /// What fetching the keys cost, when they came from key servers: KMIP messages sent (each a
+    /// round trip) and TLS connections opened, by this process while the keys were fetched.
+    public var keyServerRoundTrips: Int?
+    public var keyServerConnections: Int?
 
     public init(operation: String, drives: [DriveOutcome], note: String = "") {
         self.operation = operation

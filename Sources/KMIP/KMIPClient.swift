@@ -34,6 +34,54 @@ public final class KMIPClient: Sendable {
         guard let item = response.items.first else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "empty response", fix: "check the server")
         }
+        return try result(of: item, asked: operation)
+    }
+
+    /// Several operations in one request message: one round trip. Answers are matched to requests
+    /// by Unique Batch Item ID; an answer for no request, a request without an answer, or another
+    /// protocol version in the response header fails the whole batch. Each item's own failure is
+    /// its result.
+    func performBatch(_ operations: [(Operation, [TTLV])]) throws(KeyServerError) -> [Result<TTLV, KeyServerError>] {
+        let items = operations.enumerated().map { index, operation in
+            RequestBatchItem(operation.0, payload: operation.1, uniqueBatchItemID: Self.batchItemID(index))
+        }
+        let asked = version
+        let response = try connection.send(RequestMessage(version: asked, items: items))
+        guard response.version == asked else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "asked in KMIP \(asked), answered in \(response.version)",
+                                 fix: "the server is faulty")
+        }
+        var results: [Result<TTLV, KeyServerError>?] = Array(repeating: nil, count: items.count)
+        for item in response.items {
+            guard let id = item.uniqueBatchItemID, let index = items.firstIndex(where: { $0.uniqueBatchItemID == id }), results[index] == nil else {
+                throw KeyServerError(.keyServerProtocolError, server: server,
+                                     cause: "an answer whose Unique Batch Item ID matches no request of the batch (or a second answer to one)",
+                                     fix: "the server is faulty")
+            }
+            do throws(KeyServerError) {
+                results[index] = .success(try result(of: item, asked: operations[index].0))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        var out: [Result<TTLV, KeyServerError>] = []
+        for (index, result) in results.enumerated() {
+            guard let result else {
+                throw KeyServerError(.keyServerProtocolError, server: server,
+                                     cause: "no answer to batch item \(index + 1) (\(operations[index].0)) of \(items.count)",
+                                     fix: "the server is faulty")
+            }
+            out.append(result)
+        }
+        return out
+    }
+
+    private static func batchItemID(_ index: Int) -> [UInt8] {
+        withUnsafeBytes(of: UInt32(index).bigEndian) { Array($0) }
+    }
+
+    /// The payload of a successful item; a failed one as a `KeyServerError`.
+    private func result(of item: ResponseBatchItem, asked operation: Operation) throws(KeyServerError) -> TTLV {
         guard item.resultStatus == .success else {
             let reason = item.resultReason
             let message = item.resultMessage.map { ": \($0)" } ?? ""
@@ -158,7 +206,39 @@ public final class KMIPClient: Sendable {
     }
 
     public func get(_ id: String) throws(KeyServerError) -> ManagedObject {
-        let payload = try perform(.get, [.text(.uniqueIdentifier, id)])
+        try managedObject(try perform(.get, [.text(.uniqueIdentifier, id)]), asked: id)
+    }
+
+    /// Get of several objects, each with its Name and State attributes, in one message: one round
+    /// trip however many keys a boot needs. The names let the caller check that an identifier
+    /// still means the object it was recorded for.
+    public func getMany(_ ids: [String]) throws(KeyServerError) -> [String: Result<(ManagedObject, [Attribute]), KeyServerError>] {
+        var operations: [(Operation, [TTLV])] = []
+        for id in ids {
+            operations.append((.get, [.text(.uniqueIdentifier, id)]))
+            operations.append((.getAttributes, attributesRequest(id, names: ["Name", "State"])))
+        }
+        let results = try performBatch(operations)
+        var out: [String: Result<(ManagedObject, [Attribute]), KeyServerError>] = [:]
+        for (index, id) in ids.enumerated() {
+            do throws(KeyServerError) {
+                let object = try managedObject(try results[index * 2].get(), asked: id)
+                out[id] = .success((object, Attribute.parse(from: try results[index * 2 + 1].get())))
+            } catch {
+                out[id] = .failure(error)
+            }
+        }
+        return out
+    }
+
+    /// A Get answer read as a managed object; an answer about another object than the one asked
+    /// for is refused (its key must never be taken for the asked one's).
+    private func managedObject(_ payload: TTLV, asked id: String) throws(KeyServerError) -> ManagedObject {
+        let answered = try uniqueIdentifier(payload, .get)
+        guard answered == id else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "asked Get of object \(id.prefix(64)), answered for \(answered.prefix(64))",
+                                 fix: "the server is faulty")
+        }
         guard let raw = payload.child(.objectType)?.enumerationValue, let type = ObjectType(rawValue: raw) else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "Get returned no object type", fix: "the server is faulty")
         }
@@ -173,22 +253,29 @@ public final class KMIPClient: Sendable {
                                  fix: "sedlock reads raw or opaque key material")
         }
         defer { bytes.wipe() }
-        return ManagedObject(uniqueIdentifier: try uniqueIdentifier(payload, .get), objectType: type, material: Secret(bytes))
+        return ManagedObject(uniqueIdentifier: answered, objectType: type, material: Secret(bytes))
     }
 
     public func getAttributes(_ id: String, names: [String] = []) throws(KeyServerError) -> [Attribute] {
-        var request: [TTLV] = [.text(.uniqueIdentifier, id)]
-        // 2.0 names attributes by reference; asking for all and filtering works with every server.
-        if !version.usesAttributesStructure { request += names.map { .text(.attributeName, $0) } }
-        let attributes = Attribute.parse(from: try perform(.getAttributes, request))
+        let attributes = Attribute.parse(from: try perform(.getAttributes, attributesRequest(id, names: names)))
         return names.isEmpty ? attributes : attributes.filter { names.contains($0.attributeName) }
+    }
+
+    private func attributesRequest(_ id: String, names: [String]) -> [TTLV] {
+        // 2.0 names attributes by reference; asking for all and filtering works with every server.
+        [.text(.uniqueIdentifier, id)] + (version.usesAttributesStructure ? [] : names.map { .text(.attributeName, $0) })
     }
 
     /// The object's State attribute (nil when the server gives none).
     public func state(of id: String) throws(KeyServerError) -> ObjectState? {
-        try getAttributes(id, names: ["State"]).lazy.compactMap { attribute -> ObjectState? in
-            if case .state(let value) = attribute { return value } else { return nil }
-        }.first
+        Self.state(in: try getAttributes(id, names: ["State"]))
+    }
+
+    public static func state(in attributes: [Attribute]) -> ObjectState? {
+        for attribute in attributes {
+            if case .state(let value) = attribute { return value }
+        }
+        return nil
     }
 
     public func getAttributeList(_ id: String) throws(KeyServerError) -> [String] {

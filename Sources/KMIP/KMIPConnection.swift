@@ -1,4 +1,22 @@
 import Foundation
+import Synchronization
+
+/// What a piece of work sent to key servers: messages (each a round trip) and TLS connections
+/// opened. Work runs under a meter (`KMIPTraffic.$meter.withValue(…)`) to learn its cost — the
+/// boot unlock reports it; a task-local, so work running beside it is not counted.
+public final class KMIPTrafficMeter: Sendable {
+    fileprivate let messages = Atomic<Int>(0)
+    fileprivate let connections = Atomic<Int>(0)
+
+    public init() {}
+
+    public var roundTrips: Int { messages.load(ordering: .relaxed) }
+    public var connectionsOpened: Int { connections.load(ordering: .relaxed) }
+}
+
+public enum KMIPTraffic {
+    @TaskLocal public static var meter: KMIPTrafficMeter?
+}
 
 /// Request/response exchanges with one key server over one reused TLS connection, reopened when
 /// the server has closed an idle connection.
@@ -22,6 +40,7 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
         defer { lock.unlock() }
         if connection == nil {
             connection = try withoutSIGPIPE { () throws(KeyServerError) in try TLSConnection(server: server, configuration: configuration) }
+            KMIPTraffic.meter?.connections.add(1, ordering: .relaxed)
         }
     }
 
@@ -51,8 +70,10 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
             if let existing = connection { tls = existing } else {
                 tls = try TLSConnection(server: server, configuration: configuration)
                 connection = tls
+                KMIPTraffic.meter?.connections.add(1, ordering: .relaxed)
             }
             do throws(KeyServerError) {
+                KMIPTraffic.meter?.messages.add(1, ordering: .relaxed)
                 try tls.write(bytes)
                 guard case .bytes(let header) = try tls.read(8) else {
                     connection = nil

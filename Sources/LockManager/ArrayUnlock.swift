@@ -1,5 +1,6 @@
 import ControlAPI
 import Foundation
+import KMIP
 import Keys
 import LockState
 import Opal
@@ -64,7 +65,13 @@ extension LockManager {
         // Keys first: nothing below touches a drive until its key is in hand and proven.
         let deadline = Deadline.after(seconds: waitSeconds, time: time)
         let generationIDs = Set(drives.compactMap { admin1Generation(of: $0, rekey: rekey) })
-        let keys = try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
+        let traffic = KMIPTrafficMeter()
+        let keys: [Int64: KeyReadiness]
+        do {
+            keys = try KMIPTraffic.$meter.withValue(traffic) {
+                try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
+            }
+        } catch let error as ControlError { throw error } catch { throw ControlError(.failed, "\(error)") }
         let lockout = lockoutGuard(store)
         var outcomes: [String: DriveOutcome] = [:]
         var ready: [(drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner)] = []
@@ -185,7 +192,11 @@ extension LockManager {
             note = "boot-loop guard: the last \(configuration.bootLoopLimit) boots failed to unlock; only drives with verified keys "
                 + "and no failed authentication on record were tried"
         }
-        let report = ArrayReport(operation: operation, drives: ordered, note: note)
+        var report = ArrayReport(operation: operation, drives: ordered, note: note)
+        if traffic.roundTrips > 0 {
+            report.keyServerRoundTrips = traffic.roundTrips
+            report.keyServerConnections = traffic.connectionsOpened
+        }
         if let bootID {
             let outcome: BootRecord.Outcome = report.allSucceeded ? .unlocked
                 : ordered.contains(where: { $0.result == .held }) ? .held : report.noneSucceeded ? .failed : .partial

@@ -1,5 +1,6 @@
 import ControlAPI
 import Foundation
+import KMIP
 import Keys
 import LockState
 import Opal
@@ -165,6 +166,7 @@ public final class LockManager: Sendable {
         var out: [Int64: KeyReadiness] = [:]
         var waiting = generationIDs
         while true {
+            let prefetched = prefetchFromKeyServers(generations.filter { waiting.contains($0.id ?? -1) }, store: store, deadline: deadline)
             for id in waiting {
                 guard let generation = generations.first(where: { $0.id == id }) else {
                     out[id] = .unavailable("key generation \(id) is not in the state")
@@ -179,7 +181,8 @@ public final class LockManager: Sendable {
                     var reasons: [String] = []
                     var found: Secret?
                     for source in keySources(for: generation, store: store) where found == nil {
-                        switch source.fetch(keyID: generation.keyID, deadline: deadline) {
+                        let fetched = source is KMIPKeySource ? prefetched[generation.keyID] : nil
+                        switch fetched ?? source.fetch(keyID: generation.keyID, deadline: deadline) {
                         case .found(let key): found = key
                         case .notHere(let why): reasons.append("\(source.name): \(why)")
                         }
@@ -189,7 +192,7 @@ public final class LockManager: Sendable {
                         continue
                     }
                     if let tokenID = generation.tokenID {
-                        switch securityToken(tokenID, store: store, deadline: deadline) {
+                        switch securityToken(tokenID, store: store, deadline: deadline, prefetched: prefetched[tokenID]) {
                         case .found(let token): ak = found.appending(token)
                         case .notHere(let why):
                             out[id] = .unavailable("the Rapid Data Locking security token \(tokenID) is unavailable (\(why))")
@@ -206,6 +209,25 @@ public final class LockManager: Sendable {
             if waiting.isEmpty || deadline.hasPassed { return out }
             time.sleep(nanoseconds: min(1_000_000_000, deadline.remainingNanoseconds))
         }
+    }
+
+    /// Everything these generations need from the key servers and the keytable lacks — KMIP-held
+    /// AKs and RDL tokens — in one batched fetch per server, by the identifiers recorded when
+    /// they were stored.
+    private func prefetchFromKeyServers(_ generations: [StoredKeyGeneration], store: any StateStore,
+                                        deadline: Deadline) -> [String: KeyLookup] {
+        var wanted: [WantedKey] = []
+        for generation in generations where keytable.key(generation.keyID) == nil {
+            if generation.provider == KeyProviderKind.kmip.rawValue {
+                wanted.append(WantedKey(keyID: generation.keyID, locations: generation.locations))
+            }
+            if let tokenID = generation.tokenID, keytable.key(tokenID) == nil, !wanted.contains(where: { $0.keyID == tokenID }) {
+                let settings = try? store.rdl()
+                wanted.append(WantedKey(keyID: tokenID, locations: settings?.tokenLocations ?? [], requireActive: true))
+            }
+        }
+        guard !wanted.isEmpty, let servers = try? store.keyServers(), !servers.isEmpty else { return [:] }
+        return KMIPKeySource(servers: servers, timeout: configuration.commandTimeout).fetchAll(wanted, deadline: deadline)
     }
 
     private func verify(ak: Secret, generation: StoredKeyGeneration, drives: [StoredDrive],

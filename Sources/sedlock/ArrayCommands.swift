@@ -482,6 +482,9 @@ func show(_ response: ControlResponse, json: Bool) throws {
                 print("\(drive.address): \(drive.result.words) (\(attempts))\(drive.detail.isEmpty ? "" : " — \(drive.detail)")")
             }
             if !report.note.isEmpty { print(report.note) }
+            if let trips = report.keyServerRoundTrips {
+                print("keys from the key servers: \(trips) round trip(s) over \(report.keyServerConnections ?? 0) connection(s)")
+            }
         }
         if let status = ExitStatus(report) {
             throw CommandFailure("\(report.operation): \(report.drives.filter { !$0.succeeded }.count) of \(report.drives.count) drives not done", status)

@@ -42,6 +42,10 @@ struct DaemonEvents: Sendable {
                     logger.error("\(report.operation) \(drive.address): \(drive.result.rawValue)\(detail)", metadata: metadata)
                 }
             }
+            if let trips = report.keyServerRoundTrips {
+                logger.info("\(report.operation): keys fetched from the key servers in \(trips) round trip(s) over \(report.keyServerConnections ?? 0) connection(s)",
+                            metadata: ["KMIP_ROUND_TRIPS": "\(trips)"])
+            }
         default:
             logger.debug("\(name(of: request)) from \(requester) answered")
         }

@@ -57,9 +57,12 @@ struct RDLTests {
         // A drive added later joins RDL.
         #expect(try run("sedlock", ["array", "add", drives[2]] + state).status == 0)
 
+        var roundTrips: Int?
         func bootUnlock() throws -> (status: Int32, results: [String], attempts: [Int]) {
             let boot = try run("sedlock", ["unlock", "--all", "--boot", "--json"] + state)
-            let outcomes = (try? JSONSerialization.jsonObject(with: boot.stdout) as? [String: Any])?["drives"] as? [[String: Any]] ?? []
+            let report = try? JSONSerialization.jsonObject(with: boot.stdout) as? [String: Any]
+            let outcomes = report?["drives"] as? [[String: Any]] ?? []
+            roundTrips = report?["keyServerRoundTrips"] as? Int
             return (boot.status, outcomes.compactMap { $0["result"] as? String }, outcomes.compactMap { $0["attempts"] as? Int })
         }
         func simFailures() throws -> [Int] {
@@ -75,6 +78,8 @@ struct RDLTests {
         #expect(try run("sedsim", ["read", array.directory, "0", "--lba", "0"]).status != 0)
         var boot = try bootUnlock()
         #expect(boot.status == 0 && boot.results == ["unlocked", "unlocked", "unlocked"], "\(boot)")
+        // The token by its recorded identifier, with its name and state, in one batch after the version negotiation.
+        #expect(roundTrips == 2)
 
         // The appliance's certificate distrusted on the key server: locked at the next restart.
         #expect(try run("sedsim", ["kmip", "admin", "--dir", kmip, "--distrust", "appliance"]).status == 0)

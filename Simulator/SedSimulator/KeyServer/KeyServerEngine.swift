@@ -22,24 +22,26 @@ public struct KeyServerEngine: Sendable {
         }
         var items: [TTLV] = []
         for batch in request.all(.batchItem) {
+            // Every answer carries its request's Unique Batch Item ID (required when the request had one).
+            let batchID = batch.child(.uniqueBatchItemID)
             guard let raw = batch.child(.operation)?.enumerationValue else {
-                items.append(Self.failedItem(nil, .invalidMessage, "batch item without an operation"))
+                items.append(Self.failedItem(nil, .invalidMessage, "batch item without an operation", batchID: batchID))
                 continue
             }
             let operation = KMIPCodec.Operation(rawValue: raw)
             guard authenticated else {
-                items.append(Self.failedItem(nil, .authenticationNotSuccessful, "the client certificate is not trusted"))
+                items.append(Self.failedItem(nil, .authenticationNotSuccessful, "the client certificate is not trusted", batchID: batchID))
                 continue
             }
             let payload = batch.child(.requestPayload) ?? .structure(.requestPayload, [])
             do {
                 let result = try perform(operation, payload.children, version: version, identity: identity)
-                items.append(.structure(.batchItem, [.enumeration(.operation, raw), .enumeration(.resultStatus, ResultStatus.success.rawValue),
-                                                     .structure(.responsePayload, result)]))
+                items.append(.structure(.batchItem, [.enumeration(.operation, raw)] + (batchID.map { [$0] } ?? [])
+                                        + [.enumeration(.resultStatus, ResultStatus.success.rawValue), .structure(.responsePayload, result)]))
             } catch let failure as Failure {
-                items.append(Self.failedItem(operation, failure.reason, failure.message))
+                items.append(Self.failedItem(operation, failure.reason, failure.message, batchID: batchID))
             } catch {
-                items.append(Self.failedItem(operation, .generalFailure, "\(error)"))
+                items.append(Self.failedItem(operation, .generalFailure, "\(error)", batchID: batchID))
             }
         }
         return TTLVCodec.encode(.structure(.responseMessage, [Self.header(version, count: items.count)] + items))
@@ -50,9 +52,10 @@ public struct KeyServerEngine: Sendable {
                                      .integer(.batchCount, Int32(count))])
     }
 
-    static func failedItem(_ operation: KMIPCodec.Operation?, _ reason: ResultReason, _ message: String) -> TTLV {
+    static func failedItem(_ operation: KMIPCodec.Operation?, _ reason: ResultReason, _ message: String, batchID: TTLV? = nil) -> TTLV {
         var children: [TTLV] = []
         if let operation { children.append(.enumeration(.operation, operation.rawValue)) }
+        if let batchID { children.append(batchID) }
         children += [.enumeration(.resultStatus, ResultStatus.operationFailed.rawValue), .enumeration(.resultReason, reason.rawValue),
                      .text(.resultMessage, message)]
         return .structure(.batchItem, children)

@@ -57,52 +57,96 @@ public struct KMIPKeySource: KeyStore {
     /// Full copies: the first server that has one answers. Shares: servers are asked in order
     /// until enough shares are in hand.
     public func fetch(keyID: String, deadline: Deadline) -> KeyLookup {
-        guard !servers.isEmpty else { return .notHere("no key server is configured") }
+        fetchAll([WantedKey(keyID: keyID, requireActive: requireActive)], deadline: deadline)[keyID] ?? .notHere("not asked")
+    }
+
+    /// Every key in `keys` at once: per server one connection, the version negotiation, and one
+    /// batched message getting each key by the Unique Identifier recorded when it was stored
+    /// (with its State where only an Active object counts) — two round trips per server for a
+    /// whole boot. A key with no identifier recorded for a server, or whose object is gone
+    /// under that identifier, is located by name (more round trips, on that path only).
+    public func fetchAll(_ keys: [WantedKey], deadline: Deadline) -> [String: KeyLookup] {
+        guard !servers.isEmpty else { return Dictionary(keys.map { ($0.keyID, .notHere("no key server is configured")) }) { a, _ in a } }
         let bounded = max(1, min(timeout, deadline.remainingSeconds))
         let pool: KeyServerPool
-        do { pool = try self.pool(timeout: bounded) } catch { return .notHere(error.description) }
-        var shares: [ShamirSharing.Share] = []
-        var needed: Int?
-        var reasons: [String] = []
+        do { pool = try self.pool(timeout: bounded) } catch {
+            return Dictionary(keys.map { ($0.keyID, .notHere(error.description)) }) { a, _ in a }
+        }
+        var assemblies = Dictionary(keys.map { ($0.keyID, KeyAssembly(keyID: $0.keyID)) }) { a, _ in a }
         for server in servers {
+            let pending = keys.filter { assemblies[$0.keyID]?.key == nil }
+            guard !pending.isEmpty else { break }
             do {
-                let material = try pool.on(server: server.name) { (client) throws(KeyServerError) -> Secret in
+                try pool.on(server: server.name) { (client) throws(KeyServerError) in
                     try client.negotiateVersion()
-                    for id in try client.locate([.name(keyID)]) {
-                        if requireActive {
-                            let state = try client.state(of: id)
-                            guard state == .active else {
-                                throw KeyServerError(.keyServerFailed, server: client.server,
-                                                     cause: "the object named \(keyID) is not Active (\(state?.name ?? "no state"))",
-                                                     fix: "a revoked or deactivated key cannot unlock: restore it on the server if that was a mistake")
+                    var byName = pending.filter { $0.objectID(on: server.name) == nil }
+                    let byID = pending.compactMap { key in key.objectID(on: server.name).map { (key, $0) } }
+                    if !byID.isEmpty {
+                        let answers = try client.getMany(byID.map(\.1))
+                        for (key, id) in byID {
+                            switch answers[id] {
+                            case .success(let (object, attributes))?:
+                                let names = attributes.compactMap { attribute -> String? in
+                                    if case .name(let name) = attribute { return name } else { return nil }
+                                }
+                                if !names.contains(key.keyID) {
+                                    // The identifier now means another object (a restored or rebuilt server): by name instead.
+                                    byName.append(key)
+                                } else if let refusal = Self.refusal(key, object: object, state: KMIPClient.state(in: attributes), server: client.server) {
+                                    assemblies[key.keyID]?.fail(refusal)
+                                } else {
+                                    assemblies[key.keyID]?.add(object.material, from: server.name)
+                                }
+                            case .failure(let error)? where error.resultReason == .itemNotFound:
+                                byName.append(key)
+                            case .failure(let error)?:
+                                assemblies[key.keyID]?.fail(error.description)
+                            case nil:
+                                assemblies[key.keyID]?.fail("\(server.name): no answer about object \(id)")
                             }
                         }
-                        let object = try client.get(id)
-                        if object.objectType == .secretData { return object.material }
                     }
-                    throw KeyServerError(.keyServerFailed, server: client.server, cause: "no SecretData named \(keyID)",
-                                         fix: "restore the key on this server, or check the client's identity (owner)")
-                }
-                if material.count == 32 { return .found(material) }
-                guard let share = KeyShareMaterial.decode(material) else {
-                    reasons.append("\(server.name): the object named \(keyID) is neither a key nor a sedlock key share")
-                    continue
-                }
-                needed = share.threshold
-                if !shares.contains(where: { $0.index == share.share.index }) { shares.append(share.share) }
-                if shares.count >= share.threshold {
-                    do { return .found(try ShamirSharing.combine(shares)) } catch {
-                        return .notHere("the key shares do not combine: \(error)")
+                    for key in byName {
+                        do throws(KeyServerError) {
+                            assemblies[key.keyID]?.add(try Self.locateAndGet(key, client: client), from: server.name)
+                        } catch {
+                            assemblies[key.keyID]?.fail(error.description)
+                        }
                     }
                 }
             } catch {
-                reasons.append(error.description)
+                for key in pending { assemblies[key.keyID]?.fail(error.description) }
             }
         }
-        if let needed {
-            return .notHere("\(shares.count) of the \(needed) key shares needed could be fetched (\(reasons.joined(separator: "; ")))")
+        return assemblies.mapValues(\.lookup)
+    }
+
+    /// Why a fetched object cannot serve as the key (nil when it can).
+    private static func refusal(_ key: WantedKey, object: ManagedObject, state: ObjectState?, server: String) -> String? {
+        if key.requireActive && state != .active {
+            return "\(server): the object named \(key.keyID) is not Active (\(state?.name ?? "no state")): "
+                + "a revoked or deactivated key cannot unlock; restore it on the server if that was a mistake"
         }
-        return .notHere(reasons.joined(separator: "; "))
+        guard object.objectType == .secretData else { return "\(server): object \(object.uniqueIdentifier) is not SecretData" }
+        return nil
+    }
+
+    /// The old way, by name: Locate, then (State and) Get of each match.
+    private static func locateAndGet(_ key: WantedKey, client: KMIPClient) throws(KeyServerError) -> Secret {
+        for id in try client.locate([.name(key.keyID)]) {
+            if key.requireActive {
+                let state = try client.state(of: id)
+                guard state == .active else {
+                    throw KeyServerError(.keyServerFailed, server: client.server,
+                                         cause: "the object named \(key.keyID) is not Active (\(state?.name ?? "no state"))",
+                                         fix: "a revoked or deactivated key cannot unlock: restore it on the server if that was a mistake")
+                }
+            }
+            let object = try client.get(id)
+            if object.objectType == .secretData { return object.material }
+        }
+        throw KeyServerError(.keyServerFailed, server: client.server, cause: "no SecretData named \(key.keyID)",
+                             fix: "restore the key on this server, or check the client's identity (owner)")
     }
 
     public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [String] {
@@ -160,5 +204,72 @@ public struct KMIPKeySource: KeyStore {
                                + (leftovers.isEmpty ? "" : "; " + leftovers.joined(separator: "; ")),
                                fix: error.fix)
         }
+    }
+}
+
+/// One key wanted from the key servers.
+public struct WantedKey: Sendable {
+    /// Its Name on the servers.
+    public var keyID: String
+    /// Where it was stored ("kmip:SERVER:ID", "kmip-share:SERVER:ID"): fetched by identifier there.
+    public var locations: [String]
+    /// Only an object in the Active state counts (the RDL token: a revoked one must not unlock).
+    public var requireActive: Bool
+
+    public init(keyID: String, locations: [String] = [], requireActive: Bool = false) {
+        self.keyID = keyID
+        self.locations = locations
+        self.requireActive = requireActive
+    }
+
+    /// The object's Unique Identifier on `server`, when recorded.
+    func objectID(on server: String) -> String? {
+        for location in locations {
+            let parts = location.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            if parts.count == 3, parts[0] == "kmip" || parts[0] == "kmip-share", parts[1] == server, !parts[2].isEmpty {
+                return String(parts[2])
+            }
+        }
+        return nil
+    }
+}
+
+/// One key put together from the servers' answers: a full copy completes it at once; shares once
+/// `threshold` distinct ones are in.
+struct KeyAssembly {
+    let keyID: String
+    private(set) var key: Secret?
+    private var shares: [ShamirSharing.Share] = []
+    private var needed: Int?
+    private var reasons: [String] = []
+
+    init(keyID: String) { self.keyID = keyID }
+
+    mutating func add(_ material: Secret, from server: String) {
+        guard key == nil else { return }
+        if material.count == 32 {
+            key = material
+            return
+        }
+        guard let share = KeyShareMaterial.decode(material) else {
+            reasons.append("\(server): the object named \(keyID) is neither a key nor a sedlock key share")
+            return
+        }
+        needed = share.threshold
+        if !shares.contains(where: { $0.index == share.share.index }) { shares.append(share.share) }
+        guard shares.count >= share.threshold else { return }
+        do { key = try ShamirSharing.combine(shares) } catch {
+            reasons.append("the key shares do not combine: \(error)")
+        }
+    }
+
+    mutating func fail(_ reason: String) { reasons.append(reason) }
+
+    var lookup: KeyLookup {
+        if let key { return .found(key) }
+        if let needed {
+            return .notHere("\(shares.count) of the \(needed) key shares needed could be fetched (\(reasons.joined(separator: "; ")))")
+        }
+        return .notHere(reasons.joined(separator: "; "))
     }
 }

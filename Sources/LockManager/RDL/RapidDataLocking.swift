@@ -169,10 +169,11 @@ extension LockManager {
 
     /// The security token `tokenID`: from the keytable, else fetched from the key servers (Active
     /// objects only). Raises `RdlTokenUnavailable` when it cannot be had, clears it when it can.
-    func securityToken(_ tokenID: String, store: any StateStore, deadline: Deadline) -> KeyLookup {
+    /// `prefetched`: what a batched fetch of the boot's keys found for it already.
+    func securityToken(_ tokenID: String, store: any StateStore, deadline: Deadline, prefetched: KeyLookup? = nil) -> KeyLookup {
         if let held = keytable.key(tokenID) { return .found(held) }
         let servers = (try? store.keyServers()) ?? []
-        let lookup = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, requireActive: true)
+        let lookup = prefetched ?? KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, requireActive: true)
             .fetch(keyID: tokenID, deadline: deadline)
         switch lookup {
         case .found(let token):

@@ -1,0 +1,114 @@
+import Foundation
+import Keys
+import KMIP
+import SedSimulator
+import Testing
+
+/// Batched requests: several operations in one message, answers matched by Unique Batch Item ID,
+/// and a server that answers something else than what was asked is refused.
+@Suite("KMIP batches")
+struct BatchTests {
+    /// The simulated key server in process, with a hook that rewrites its answers.
+    final class TamperingExchange: KMIPExchange, @unchecked Sendable {
+        let inner: InProcessKeyServer
+        var tamper: ((inout ResponseMessage) -> Void)?
+        private(set) var messages = 0
+        var server: ServerAddress { inner.server }
+
+        init(directory: URL) { inner = InProcessKeyServer(directory: directory, identity: "appliance", port: 5800) }
+
+        func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+            messages += 1
+            var response = try inner.send(request)
+            tamper?(&response)
+            return response
+        }
+
+        func connect() throws(KeyServerError) {}
+        func close() {}
+        var tlsSummary: String? { nil }
+    }
+
+    final class Server {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kms-batch-\(UUID().uuidString.prefix(8))")
+        let exchange: TamperingExchange
+        let client: KMIPClient
+        var ids: [String] = []
+
+        init(version: ProtocolVersion) throws {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            exchange = TamperingExchange(directory: directory)
+            client = KMIPClient(connection: exchange, version: version)
+            for n in 0..<3 {
+                let id = try client.registerSecret(Secret(Array(repeating: UInt8(n + 1), count: 32)), attributes: [.name("key-\(n)")])
+                try client.activate(id)
+                ids.append(id)
+            }
+        }
+
+        deinit { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    @Test("three keys with their names and states in one message; a destroyed one fails alone with Item Not Found",
+          arguments: [ProtocolVersion.v1_2, .v1_4, .v2_0])
+    func getMany(version: ProtocolVersion) throws {
+        let s = try Server(version: version)
+        try s.client.revoke(s.ids[2], reason: .keyCompromise)
+        try s.client.destroy(s.ids[2])
+        let before = s.exchange.messages
+        let answers = try s.client.getMany(s.ids)
+        #expect(s.exchange.messages == before + 1)
+        for n in 0..<2 {
+            let (object, attributes) = try #require(try answers[s.ids[n]]?.get())
+            #expect(object.material.copyBytes() == Array(repeating: UInt8(n + 1), count: 32))
+            #expect(attributes.contains(.name("key-\(n)")) && KMIPClient.state(in: attributes) == .active)
+        }
+        guard case .failure(let error)? = answers[s.ids[2]] else { Issue.record("a destroyed object was returned"); return }
+        #expect(error.resultReason == .itemNotFound)
+    }
+
+    @Test("answers that do not match the batch are refused: no IDs, an unknown ID, a second answer, one missing, another protocol version")
+    func mismatchedAnswers() throws {
+        let s = try Server(version: .v1_4)
+        let tamperings: [(String, (inout ResponseMessage) -> Void)] = [
+            ("no IDs", { response in for i in response.items.indices { response.items[i].uniqueBatchItemID = nil } }),
+            ("unknown ID", { response in response.items[0].uniqueBatchItemID = [9, 9, 9, 9] }),
+            ("a second answer", { response in response.items.append(response.items[0]) }),
+            ("one missing", { response in response.items.removeLast() }),
+            ("another version", { response in response.version = .v1_0 }),
+        ]
+        for (what, tamper) in tamperings {
+            s.exchange.tamper = tamper
+            do {
+                _ = try s.client.getMany(s.ids)
+                Issue.record("\(what): accepted")
+            } catch {
+                #expect(error.code == .keyServerProtocolError, "\(what): \(error)")
+            }
+        }
+    }
+
+    @Test("a Get answered for another object than the one asked is refused, batched or not; its key is never returned")
+    func answerForAnotherObject() throws {
+        let s = try Server(version: .v1_4)
+        let other = s.ids[1]
+        s.exchange.tamper = { response in
+            for i in response.items.indices where response.items[i].operation == .get {
+                guard case .structure(let children)? = response.items[i].payload?.value else { continue }
+                response.items[i].payload = .structure(.responsePayload, children.map {
+                    $0.tag == .uniqueIdentifier ? .text(.uniqueIdentifier, other) : $0
+                })
+            }
+        }
+        do {
+            _ = try s.client.get(s.ids[0])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.code == .keyServerProtocolError && error.cause.contains("answered for"))
+        }
+        let answers = try s.client.getMany([s.ids[0], s.ids[1]])
+        guard case .failure(let error)? = answers[s.ids[0]] else { Issue.record("the swapped answer was accepted"); return }
+        #expect(error.code == .keyServerProtocolError)
+        #expect((try? answers[s.ids[1]]?.get()) != nil)
+    }
+}
