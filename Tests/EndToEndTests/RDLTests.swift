@@ -186,6 +186,36 @@ struct RDLTests {
     }
 }
 
+extension RDLTests {
+    @Test("with RDL on, a client certificate that comes close to expiry while sedlockd runs raises KmipCertificateFault within a token interval; renewed, it clears")
+    func certificateExpiryAtTokenInterval() throws {
+        let f = try RDLFixture(drives: 1)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        let configuration = f.scratch + "/sedlockd.toml"
+        // Certificates on their own would be looked at hourly; the token's interval is what counts here.
+        try Data("[rdl]\ntoken_interval = 1\n[monitors]\ncertificates_interval = 3600\nkey_servers_interval = 3600\ndrives_interval = 3600\n".utf8)
+            .write(to: URL(fileURLWithPath: configuration))
+        let socket = f.scratch + "/control.sock"
+        let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
+                                        ["serve", "--config", configuration, "--state-dir", f.scratch + "/state",
+                                         "--boot-id-file", f.scratch + "/boot_id", "--control-socket", socket])
+        defer { daemon.stop() }
+        #expect(waitFor { ServedArray.canConnect(socket) })
+        func faults() -> String { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output ?? "" }
+        #expect(!faults().contains("KmipCertificateFault"))
+        // Renewed badly: the new certificate has 5 days left (inside the 7-day class).
+        let reissue = ["kmip", "issue-client-cert", "--dir", f.kmip, "--cn", "appliance", "--out", f.scratch + "/client"]
+        #expect(try run("sedsim", reissue + ["--days", "5"]).status == 0)
+        let start = Date()
+        #expect(waitFor { faults().contains("KmipCertificateFault") })
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(faults().contains("close to expiry"), "\(faults())")
+        #expect(try run("sedsim", reissue + ["--days", "365"]).status == 0)
+        #expect(waitFor { faults().contains("  KmipCertificateFault  \(f.scratch)/client.pem") && !faults().contains("  KmipCertificateFault  \(f.scratch)/client.pem  since") },
+                "\(faults())")
+    }
+}
+
 /// A served array, a simulated KMIP server (`kmip`) trusting the appliance's certificate, and a
 /// state with that server added as `ks1` and the drives set up with a local key.
 final class RDLFixture {
