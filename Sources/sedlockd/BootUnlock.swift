@@ -118,7 +118,11 @@ struct BootVerdict {
         let reason = report.note.isEmpty ? report.drives.first(where: { keyless.contains($0.result) })?.detail ?? "" : report.note
         let note = reason.isEmpty ? "" : ": \(reason)"
         if total > 0 && unlocked == total {
-            status = "unlocked \(unlocked)/\(total) drives"
+            // What the keys cost on the network, for the operator planning key servers.
+            let keys = report.keyServerRoundTrips.map {
+                " (keys in \($0) KMIP round trip\($0 == 1 ? "" : "s") over \(report.keyServerConnections ?? 0) connection\(report.keyServerConnections == 1 ? "" : "s"))"
+            } ?? ""
+            status = "unlocked \(unlocked)/\(total) drives\(keys)"
             exitStatus = 0
         } else if unlocked > 0 {
             let others = Dictionary(grouping: report.drives.filter { $0.result != .unlocked }, by: \.result)
