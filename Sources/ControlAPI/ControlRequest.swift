@@ -187,9 +187,12 @@ public struct RDLEnableRequest: Codable, Sendable, Hashable {
     /// Lock every drive at once when the token is revoked or destroyed or the certificate refused
     /// (mere unreachability does not).
     public var lockOnLoss: Bool
+    /// Store the token as k-of-n Shamir shares, one per key server (nil: a full copy on each).
+    public var threshold: Int?
 
-    public init(server: String, lockOnLoss: Bool = false) {
+    public init(server: String, lockOnLoss: Bool = false, threshold: Int? = nil) {
         self.server = server
         self.lockOnLoss = lockOnLoss
+        self.threshold = threshold
     }
 }

@@ -263,6 +263,8 @@ public struct RDLReport: Codable, Sendable, Hashable {
     public var tokenID: String?
     /// Where the token is held: "SERVER:OBJECT-ID" per key server.
     public var tokenLocations: [String] = []
+    /// Shares needed to rebuild the token, when it is kept as k-of-n shares.
+    public var tokenThreshold: Int?
     public var since: Date?
     public var lockOnLoss: Bool
     public var lastTestAt: Date?

@@ -297,11 +297,14 @@ public struct StoredRDL: Codable, Sendable, Hashable, FetchableRecord, Persistab
     public var requestedAt: Date
     public var lastTestAt: Date?
     public var lastTestResult: String?
+    /// Shares of the token needed to rebuild it (one per key server); nil: every server holds it whole.
+    public var tokenThreshold: Int?
 
-    public init(server: String, lockOnLoss: Bool, tokenLocations: [String] = [], requestedAt: Date) {
+    public init(server: String, lockOnLoss: Bool, tokenLocations: [String] = [], requestedAt: Date, tokenThreshold: Int? = nil) {
         self.server = server
         self.lockOnLoss = lockOnLoss
         self.tokenLocations = tokenLocations
         self.requestedAt = requestedAt
+        self.tokenThreshold = tokenThreshold
     }
 }

@@ -120,6 +120,12 @@ enum Schema {
                 t.column("lastTestResult", .text)
             }
         }
+        // The token as k-of-n Shamir shares, one per key server (NULL: a full copy on each).
+        migrator.registerMigration("v3 rdl token threshold") { db in
+            try db.alter(table: "rdl") { t in
+                t.add(column: "tokenThreshold", .integer)
+            }
+        }
         return migrator
     }
 }

@@ -417,15 +417,18 @@ struct RDLEnable: AsyncParsableCommand {
     @Option(help: "The key server to test first (the token goes to every configured server).") var kmip: String
     @Flag(help: "Lock every drive at once when the token is revoked or destroyed, or the certificate is refused (an unreachable server alone does not).")
     var lockOnLoss = false
+    @Option(help: "Keep the token as k-of-n Shamir shares, one per key server: any k servers unlock, fewer cannot (default: a full copy on each).")
+    var threshold: Int?
     @Flag(help: "Confirm: RDL cannot be turned off without erasing every drive.") var yes = false
 
     func validate() throws {
         guard yes else { throw ValidationError("RDL is permanent (leaving it erases every drive); confirm with --yes") }
+        if let threshold, threshold < 2 { throw ValidationError("--threshold must be at least 2 (leave it out for full copies)") }
     }
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.perform(.rdlEnable(RDLEnableRequest(server: kmip, lockOnLoss: lockOnLoss))), json: options.json)
+            try show(await options.perform(.rdlEnable(RDLEnableRequest(server: kmip, lockOnLoss: lockOnLoss, threshold: threshold))), json: options.json)
         }
     }
 }
@@ -542,6 +545,9 @@ func show(_ response: ControlResponse, json: Bool) throws {
         if let server = report.server { print("server      \(server)") }
         if let token = report.tokenID {
             print("token       \(token)\(report.tokenLocations.isEmpty ? "" : "  held on \(report.tokenLocations.joined(separator: ", "))")")
+            if let threshold = report.tokenThreshold {
+                print("shares      any \(threshold) of \(report.tokenLocations.count) key servers rebuild the token")
+            }
         }
         if let since = report.since { print("since       \(since)") }
         print("lock on loss \(report.lockOnLoss ? "yes" : "no")")

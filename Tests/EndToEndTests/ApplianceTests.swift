@@ -99,6 +99,45 @@ struct ApplianceTests {
         #expect(try run("sedsim", ["appliance", "stop", directory]).output.contains("nothing"))
     }
 
+    @Test("the token as 2-of-3 shares: one key server distrusting the appliance changes nothing; two lock it at the next boot with 0 attempts; one trusting it again unlocks")
+    func tokenThreshold() throws {
+        let directory = "/tmp/sedlock-app-\(UUID().uuidString.prefix(8))"
+        defer {
+            _ = try? run("sedsim", ["appliance", "stop", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let created = try run("sedsim", ["appliance", "create", directory, "--drives", "2", "--size", "16M", "--key-servers", "3",
+                                         "--boot-key-wait", "1", "--token-interval", "1"])
+        let clientName = try #require(created.output.components(separatedBy: "client certificate CN ").last?
+            .split(separator: "\n").first.map(String.init))
+        #expect(try run("sedsim", ["appliance", "start", directory]).status == 0)
+        let socket = ["SEDLOCK_CONTROL_SOCKET": "\(directory)/control.sock"]
+        func sedlock(_ arguments: [String]) throws -> CommandResult { try run("sedlock", arguments, environment: socket) }
+        func admin(_ server: String, _ arguments: [String]) throws {
+            #expect(try run("sedsim", ["kmip", "admin", "--dir", "\(directory)/kmip-\(server)"] + arguments).status == 0)
+        }
+        func reboot() throws -> String { try run("sedsim", ["appliance", "reboot", directory]).output }
+        #expect(try sedlock(["setup", "--drives", "sim:\(directory)/drives/0", "sim:\(directory)/drives/1", "--provider", "kmip"]).status == 0)
+        #expect(try sedlock(["rdl", "enable", "--kmip", "ks1", "--threshold", "4", "--yes"]).stderr.contains("needs 2 to 3 key servers"))
+        let enable = try sedlock(["rdl", "enable", "--kmip", "ks1", "--threshold", "2", "--yes"])
+        #expect(enable.status == 0, "\(enable.stderr)")
+        #expect(try sedlock(["rdl", "status"]).output.contains("any 2 of 3 key servers rebuild the token"))
+
+        try admin("ks1", ["--distrust", clientName])
+        #expect(try reboot().contains("unlocked 2/2 drives"))
+        #expect(!(try sedlock(["faults"])).output.contains("RdlTokenUnavailable  array  since"))
+
+        try admin("ks2", ["--distrust", clientName])
+        #expect(waitFor { (try? sedlock(["faults"]))?.output.contains("1 of the 2 token shares needed are Active") == true })
+        let locked = try reboot()
+        #expect(locked.contains("no keys: 0/2") && locked.contains("no authentication attempted"), "\(locked)")
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", directory + "/drives", "--json"]).stdout) as? [[String: Any]]
+        #expect((status ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
+
+        try admin("ks1", ["--trust", clientName])
+        #expect(try reboot().contains("unlocked 2/2 drives"))
+    }
+
     private func isZombie(_ pid: Int32) -> Bool {
         ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first) == "Z"
     }

@@ -224,10 +224,11 @@ public struct WantedKey: Sendable {
 
     /// The object's Unique Identifier on `server`, when recorded.
     func objectID(on server: String) -> String? {
+        // A server's name may hold colons itself (the default name is HOST:PORT): match it whole.
         for location in locations {
-            let parts = location.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            if parts.count == 3, parts[0] == "kmip" || parts[0] == "kmip-share", parts[1] == server, !parts[2].isEmpty {
-                return String(parts[2])
+            for kind in ["kmip", "kmip-share"] where location.hasPrefix("\(kind):\(server):") {
+                let id = location.dropFirst(kind.count + server.count + 2)
+                if !id.isEmpty { return String(id) }
             }
         }
         return nil

@@ -77,6 +77,11 @@ extension LockManager {
                                fix: "see `sedlock rdl status`")
         }
         let server = try keyServer(named: request.server, store: store)
+        if let threshold = request.threshold, !(2...max(2, servers.count)).contains(threshold) || servers.count < 2 {
+            throw ControlError(.badRequest, "a token threshold of \(threshold) needs 2 to \(servers.count) key servers (\(servers.count) configured)",
+                               fix: servers.count < 2 ? "add key servers first (`sedlock keyserver add`), or leave out --threshold"
+                                                      : "choose a threshold from 2 to \(servers.count)")
+        }
         let test = rdlProbe(server)
         guard test.ok else {
             throw ControlError(.unreachable, "\(server.name): \(test.failure ?? "the test failed") (\(test.cause ?? ""))",
@@ -95,7 +100,8 @@ extension LockManager {
             throw ControlError(.badRequest, "\(sick.address) is \(why); Rapid Data Locking is enabled only on a healthy, unlocked array",
                                fix: "unlock the array and clear its faults first")
         }
-        return try await rekeyToNewToken(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, requestedAt: time.wallTime),
+        return try await rekeyToNewToken(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, requestedAt: time.wallTime,
+                                                   tokenThreshold: request.threshold),
                                          servers: servers, store: store, action: "rdl enable")
     }
 
@@ -123,7 +129,7 @@ extension LockManager {
         guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let tokenID = UUID().uuidString.lowercased()
         var settings = settings
-        settings.tokenLocations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout)
+        settings.tokenLocations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, threshold: settings.tokenThreshold)
             .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
         do { try store.saveRDL(settings) } catch { throw Self.stateFailure(error) }
         keytable.insert(token, keyID: tokenID)
@@ -183,7 +189,8 @@ extension LockManager {
         case .notHere(let why):
             // Say which kind of loss it is (refused, revoked, destroyed for good, unreachable):
             // a second look, on the failure path only.
-            let detail = Self.lossDetail(checkToken(tokenID, servers: servers)) ?? why
+            let threshold = (try? store.rdl())?.tokenThreshold ?? 1
+            let detail = Self.lossDetail(checkToken(tokenID, servers: servers, needed: threshold)) ?? why
             recordTokenFault(store, detail: detail)
             return .notHere(detail)
         }
@@ -221,7 +228,7 @@ extension LockManager {
         guard let tokenID = generations.last(where: { ($0.state == .active || $0.state == .pending) && $0.tokenID != nil })?.tokenID else {
             return .notEnabled
         }
-        let check = checkToken(tokenID, servers: servers)
+        let check = checkToken(tokenID, servers: servers, needed: settings?.tokenThreshold ?? 1)
         guard let detail = Self.lossDetail(check) else {
             recordTokenFault(store, detail: nil)
             return .available
@@ -242,13 +249,15 @@ extension LockManager {
         recordFaults(store, raised.map { [$0] } ?? [], scope: ["RdlTokenUnavailable"], objects: ["array"])
     }
 
-    /// Any server holding the token Active: available. Otherwise lost when some server answered
-    /// (refused the certificate, or holds no Active token), unreachable when none did; destroyed
-    /// everywhere when every server answered and none holds it at all.
-    func checkToken(_ tokenID: String, servers: [StoredKeyServer]) -> TokenCheck {
+    /// `needed` servers holding the token (a copy, or a share) Active: available. Otherwise lost
+    /// when so many servers answered without it (refused the certificate, or hold no Active token)
+    /// that the rest could not make up `needed`; unreachable when the servers that did not answer
+    /// might; destroyed everywhere when too few servers hold it at all to ever rebuild it.
+    func checkToken(_ tokenID: String, servers: [StoredKeyServer], needed: Int = 1) -> TokenCheck {
         var lost: [String] = []
         var unreachable: [String] = []
         var destroyed = 0
+        var active = 0
         for server in servers {
             do throws(KeyServerError) {
                 let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
@@ -257,7 +266,11 @@ extension LockManager {
                     guard let id = try client.locate([.name(tokenID)], maximumItems: 1).first else { return nil }
                     return try client.state(of: id)
                 }
-                if state == .active { return .available }
+                if state == .active {
+                    active += 1
+                    if active >= needed { return .available }
+                    continue
+                }
                 if state == nil || state == .destroyed || state == .destroyedCompromised { destroyed += 1 }
                 lost.append("\(server.name): " + (state.map { "token \($0.name)" } ?? "no token (destroyed)"))
             } catch {
@@ -267,10 +280,11 @@ extension LockManager {
                 }
             }
         }
-        if !lost.isEmpty {
-            return .lost((lost + unreachable).joined(separator: "; "), destroyedEverywhere: destroyed == servers.count)
+        let shortOf = needed > 1 ? ["\(active) of the \(needed) token shares needed are Active"] : []
+        if servers.count - lost.count < needed {
+            return .lost((shortOf + lost + unreachable).joined(separator: "; "), destroyedEverywhere: servers.count - destroyed < needed)
         }
-        return .unreachable(unreachable.joined(separator: "; "))
+        return .unreachable((shortOf + unreachable + lost).joined(separator: "; "))
     }
 
     enum TokenCheck {
@@ -316,6 +330,7 @@ extension LockManager {
             var report = RDLReport(state: state, server: settings?.server, tokenID: tokenGeneration?.tokenID,
                                    since: tokenGeneration?.createdAt, lockOnLoss: settings?.lockOnLoss ?? false)
             report.tokenLocations = settings?.tokenLocations ?? []
+            report.tokenThreshold = settings?.tokenThreshold
             report.lastTestAt = settings?.lastTestAt
             report.lastTestResult = settings?.lastTestResult
             if case .some = tokenGeneration, let fault = try store.openFaults().first(where: { $0.name == "RdlTokenUnavailable" }) {
