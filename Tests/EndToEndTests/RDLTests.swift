@@ -187,6 +187,30 @@ struct RDLTests {
 }
 
 extension RDLTests {
+    @Test("a key server that hangs or refuses connections at boot: held within the bounded wait, 0 attempts, the fault says unreachable; back: unlocked")
+    func unreachableAtBoot() throws {
+        let f = try RDLFixture(drives: 2)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        for fault in [["--hang", "on"], ["--refuse", "on"]] {
+            #expect(try f.admin(fault))
+            #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+            try f.newBoot()
+            let start = Date()
+            let boot = try run("sedlock", ["unlock", "--all", "--boot", "--wait", "2", "--timeout", "1", "--json"] + f.state)
+            let report = try JSONSerialization.jsonObject(with: boot.stdout) as? [String: Any]
+            let drives = report?["drives"] as? [[String: Any]] ?? []
+            #expect(boot.status == 15 && drives.map { $0["attempts"] as? Int } == [0, 0], "\(fault): \(boot.output) \(boot.stderr)")
+            #expect(Date().timeIntervalSince(start) < 15, "\(fault): the wait is bounded")
+            #expect(try run("sedlock", ["faults"] + f.state).output.contains("no key server could be reached"), "\(fault)")
+            #expect(try f.admin(["--clear"]))
+        }
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        try f.newBoot()
+        #expect(try run("sedlock", ["unlock", "--all", "--boot"] + f.state).status == 0)
+        let sim = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
+    }
+
     @Test("with RDL on, a client certificate that comes close to expiry while sedlockd runs raises KmipCertificateFault within a token interval; renewed, it clears")
     func certificateExpiryAtTokenInterval() throws {
         let f = try RDLFixture(drives: 1)
