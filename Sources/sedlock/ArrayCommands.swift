@@ -58,7 +58,7 @@ struct ManagerOptions: ParsableArguments {
 /// Drives named on the command line, or --all.
 struct DriveChoice: ParsableArguments {
     @Flag(help: "Every drive of the array.") var all = false
-    @Argument(help: "Drives (device nodes or sim:DIR/N) of the array.") var drives: [String] = []
+    @Argument(help: "Drives (device nodes or sim:DIR/N) of the array.", completion: DeviceCompletion.kind) var drives: [String] = []
 
     func validate() throws {
         guard all != !drives.isEmpty else { throw ValidationError("name drives, or give --all (not both)") }
@@ -78,7 +78,7 @@ struct ArraySetup: AsyncParsableCommand {
         is journaled: after a crash, running `sedlock setup` again finishes it.
         """)
     @OptionGroup var options: ManagerOptions
-    @Option(parsing: .upToNextOption, help: "The drives to set up.") var drives: [String] = []
+    @Option(parsing: .upToNextOption, help: "The drives to set up.", completion: DeviceCompletion.kind) var drives: [String] = []
     @Option(help: "Where the key is kept: local (a root-only file or systemd credential) or kmip (every key server; add them first).") var provider: KeyProviderKind = .local
     @Option(help: "Key tag (default: derived from the machine id).") var keyTag: String?
     @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
@@ -151,7 +151,7 @@ struct Guard: AsyncParsableCommand {
 struct GuardStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Failed-authentication counts, guarded drives, boot-loop hold.")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "One drive (default: all).") var drive: String?
+    @Argument(help: "One drive (default: all).", completion: DeviceCompletion.kind) var drive: String?
 
     func run() async throws {
         await reportingAsync { try show(await options.perform(.guardStatus(address: drive)), json: options.json) }
@@ -162,7 +162,7 @@ struct GuardReset: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reset", abstract: "Allow authentication attempts on a guarded drive again (after fixing the cause).")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "The drive.") var drive: String
+    @Argument(help: "The drive.", completion: DeviceCompletion.kind) var drive: String
     @Flag(help: "Confirm: the drive's own counters keep counting toward its lockout.") var yes = false
 
     func validate() throws {
@@ -194,7 +194,7 @@ struct ArrayAdd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add", abstract: "Add a drive: owned, activated, configured and given the array key's PINs (journaled).")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "The drive (device node or sim:DIR/N).") var drive: String
+    @Argument(help: "The drive (device node or sim:DIR/N).", completion: DeviceCompletion.kind) var drive: String
     @Option(help: "Adopt an owned drive whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
 
@@ -212,7 +212,7 @@ struct ArrayRemove: AsyncParsableCommand {
         commandName: "remove",
         abstract: "Take a drive out of the array; with --revert return it to factory state first (its data is gone).")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "The drive.") var drive: String
+    @Argument(help: "The drive.", completion: DeviceCompletion.kind) var drive: String
     @Flag(help: "Revert the drive as SID first: factory state, all data erased.") var revert = false
     @Flag(help: "Confirm --revert.") var yes = false
 
@@ -234,7 +234,7 @@ struct EraseCommand: AsyncParsableCommand {
         commandName: "erase",
         abstract: "Erase drives for good: --crypto (new media key; the drive stays), --revert or --psid-file (factory state; it leaves).")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "The drives.") var drives: [String] = []
+    @Argument(help: "The drives.", completion: DeviceCompletion.kind) var drives: [String] = []
     @Flag(help: "Crypto-erase the global range (GenKey): the data is gone, the drive stays in the array.") var crypto = false
     @Flag(help: "Revert as SID: factory state, data gone, the drive leaves the array.") var revert = false
     @Option(help: "Revert with the PSID from the drive's label, read from this file (one drive).") var psidFile: String?

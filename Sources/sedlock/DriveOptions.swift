@@ -10,7 +10,7 @@ extension PinDerivation: ExpressibleByArgument {}
 
 /// The drive a command acts on, and how long to wait for it.
 struct DeviceOptions: ParsableArguments {
-    @Argument(help: "The drive: a device node (/dev/…) or a simulated drive (sim:DIR/N).")
+    @Argument(help: "The drive: a device node (/dev/…) or a simulated drive (sim:DIR/N).", completion: DeviceCompletion.kind)
     var device: String
 
     @Option(help: "Seconds to wait for each drive command before giving up.")

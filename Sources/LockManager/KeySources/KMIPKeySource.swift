@@ -61,10 +61,11 @@ public struct KMIPKeySource: KeyStore {
     }
 
     /// Every key in `keys` at once: per server one connection, the version negotiation, and one
-    /// batched message getting each key by the Unique Identifier recorded when it was stored
-    /// (with its State where only an Active object counts) — two round trips per server for a
-    /// whole boot. A key with no identifier recorded for a server, or whose object is gone
-    /// under that identifier, is located by name (more round trips, on that path only).
+    /// batched message getting each key by the Unique Identifier recorded when it was stored,
+    /// with its Name (the identifier must still mean that key) and State (where only an Active
+    /// object counts) — two round trips per server for a whole boot. A key with no identifier
+    /// recorded for a server, or whose identifier now means nothing or something else, is located
+    /// by name (more round trips, on that path only).
     public func fetchAll(_ keys: [WantedKey], deadline: Deadline) -> [String: KeyLookup] {
         guard !servers.isEmpty else { return Dictionary(keys.map { ($0.keyID, .notHere("no key server is configured")) }) { a, _ in a } }
         let bounded = max(1, min(timeout, deadline.remainingSeconds))
