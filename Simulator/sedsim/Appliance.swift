@@ -41,6 +41,8 @@ struct Appliance {
     var controlSocket: String { root.appendingPathComponent("control.sock").path }
     var configurationPath: String { root.appendingPathComponent("sedlockd.toml").path }
     var bootIDPath: String { root.appendingPathComponent("boot_id").path }
+    /// sedlockd's Prometheus metrics (node_exporter textfile format).
+    var metricsPath: String { root.appendingPathComponent("metrics.prom").path }
     var runDirectory: String { root.appendingPathComponent("run").path }
     var logDirectory: String { root.appendingPathComponent("logs").path }
     func clientPrefix(_ server: String) -> String { root.appendingPathComponent("client/\(server)").path }
@@ -82,6 +84,9 @@ struct Appliance {
 
             [deadlines]
             boot_key_wait = \(bootKeyWait)
+
+            [metrics]
+            file = "\(metricsPath)"
 
             """
         do { try AtomicFile.write(Array(text.utf8), to: configurationPath, mode: 0o600) } catch {

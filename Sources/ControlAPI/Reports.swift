@@ -97,9 +97,23 @@ public struct StatusReport: Codable, Sendable, Hashable {
         }
     }
 
+    /// The last boot unlock: its outcome, when it ended, how long it took.
+    public struct Boot: Codable, Sendable, Hashable {
+        public var outcome: String
+        public var at: Date
+        public var durationSeconds: Double?
+
+        public init(outcome: String, at: Date, durationSeconds: Double?) {
+            self.outcome = outcome
+            self.at = at
+            self.durationSeconds = durationSeconds
+        }
+    }
+
     public var drives: [Drive]
     public var generations: [Generation]
     public var recentBoots: [String]
+    public var lastBoot: Boot?
     /// Each key server, tested (TLS, authentication, a Locate).
     public var keyServers: [KeyServerReport.Server]
     /// Faults open in the state.
@@ -152,6 +166,8 @@ public struct KeyServerReport: Codable, Sendable, Hashable {
         public var reachable: Bool?
         public var tls: String?
         public var error: String?
+        /// One KMIP request and its answer (a Locate) on the tested connection.
+        public var roundTripSeconds: Double?
         /// For query: the key IDs (and tags) this server holds.
         public var keys: [HeldKey]?
 

@@ -62,7 +62,7 @@ extension LockManager {
             return out
         }
         let keyIDs = Dictionary(uniqueKeysWithValues: generations.compactMap { g in g.id.map { ($0, g.keyID) } })
-        return StatusReport(
+        var report = StatusReport(
             drives: drives.map { drive in
                 var entry = StatusReport.Drive(address: drive.address, model: drive.model, serial: drive.serial, locked: nil,
                                                generation: drive.generationID.flatMap { keyIDs[$0] },
@@ -80,6 +80,8 @@ extension LockManager {
             },
             recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" },
             keyServers: testingKeyServers ? servers.map(test) : servers.map(Self.entry), faults: faults.map(Self.report))
+        report.lastBoot = boots.first.map { StatusReport.Boot(outcome: $0.outcome.rawValue, at: $0.startedAt, durationSeconds: $0.durationSeconds) }
+        return report
     }
 
     /// Lockout counters per drive and the boot-loop guard's verdict for the next boot.

@@ -22,6 +22,7 @@ extension LockManager {
     private func changeLockState(locked: Bool, selection: DriveSelection, boot: Bool,
                                  waitSeconds: Double) async throws(ControlError) -> ArrayReport {
         let operation = locked ? "lock" : "unlock"
+        let began = time.uptimeNanoseconds
         let store = try openState(.write)
         var all: [StoredDrive]
         do { all = try store.drives() } catch { throw Self.stateFailure(error) }
@@ -201,7 +202,8 @@ extension LockManager {
             let outcome: BootRecord.Outcome = report.allSucceeded ? .unlocked
                 : ordered.contains(where: { $0.result == .held }) ? .held : report.noneSucceeded ? .failed : .partial
             let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
-            try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail))
+            let seconds = Double(time.uptimeNanoseconds - began) / 1e9
+            try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail, durationSeconds: seconds))
         } else if !locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),
                   (try? store.recentBoots(limit: 1).first?.bootID) == id {
             // An operator's unlock that succeeds ends a hold: this boot counts as unlocked.

@@ -222,8 +222,9 @@ extension LockManager {
     func test(_ server: StoredKeyServer) -> KeyServerReport.Server {
         var entry = Self.entry(server)
         switch probe(server) {
-        case .success(let tls):
-            entry.tls = tls
+        case .success(let tested):
+            entry.tls = tested.tls
+            entry.roundTripSeconds = tested.roundTripSeconds
             entry.reachable = true
         case .failure(let error):
             entry.reachable = false
@@ -232,15 +233,22 @@ extension LockManager {
         return entry
     }
 
-    /// TLS with the client certificate, authentication, a Locate; the TLS summary when it worked.
-    func probe(_ server: StoredKeyServer) -> Result<String?, KeyServerError> {
-        Result { () throws(KeyServerError) -> String? in
+    /// What a passing test learnt: the TLS protocol and cipher, and the Locate's round trip.
+    struct ProbeResult {
+        var tls: String?
+        var roundTripSeconds: Double
+    }
+
+    /// TLS with the client certificate, authentication, a Locate; what it learnt when it worked.
+    func probe(_ server: StoredKeyServer) -> Result<ProbeResult, KeyServerError> {
+        Result { () throws(KeyServerError) -> ProbeResult in
             let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
-            return try pool.read { (client) throws(KeyServerError) -> String? in
+            return try pool.read { (client) throws(KeyServerError) -> ProbeResult in
                 try client.connection.connect()
                 try client.negotiateVersion()
+                let sent = time.uptimeNanoseconds
                 _ = try client.locate([.name("sedlock-connection-test")], maximumItems: 1)
-                return client.connection.tlsSummary
+                return ProbeResult(tls: client.connection.tlsSummary, roundTripSeconds: Double(time.uptimeNanoseconds - sent) / 1e9)
             }
         }
     }

@@ -107,12 +107,15 @@ public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, Persista
     public var startedAt: Date
     public var outcome: Outcome
     public var detail: String
+    /// From the start of the boot unlock to its last drive done.
+    public var durationSeconds: Double?
 
-    public init(bootID: String, startedAt: Date, outcome: Outcome, detail: String = "") {
+    public init(bootID: String, startedAt: Date, outcome: Outcome, detail: String = "", durationSeconds: Double? = nil) {
         self.bootID = bootID
         self.startedAt = startedAt
         self.outcome = outcome
         self.detail = detail
+        self.durationSeconds = durationSeconds
     }
 
     /// Whether this boot counts toward the boot-loop guard (it did not unlock the array).

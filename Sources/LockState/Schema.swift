@@ -126,6 +126,12 @@ enum Schema {
                 t.add(column: "tokenThreshold", .integer)
             }
         }
+        // How long each boot unlock took, for the metrics.
+        migrator.registerMigration("v4 boot duration") { db in
+            try db.alter(table: "boot") { t in
+                t.add(column: "durationSeconds", .double)
+            }
+        }
         return migrator
     }
 }

@@ -32,6 +32,9 @@ struct DaemonConfiguration: Sendable, Equatable {
     var bootKeyWait: Double = 300
     /// How long one request may keep the work loop before the watchdog stops vouching for it.
     var workLimit: Double = 900
+    /// Prometheus text: a node_exporter textfile kept up to date, and a loopback HTTP endpoint.
+    var metricsFile: String?
+    var metricsListen: MetricsAddress?
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String
@@ -61,6 +64,16 @@ struct DaemonConfiguration: Sendable, Equatable {
             "lockout_limit": { c, v, k throws(Invalid) in c.lockoutLimit = try integer(v, k, 1...10) },
             "try_limit_margin": { c, v, k throws(Invalid) in c.tryLimitMargin = try integer(v, k, 0...10) },
             "boot_loop_limit": { c, v, k throws(Invalid) in c.bootLoopLimit = try integer(v, k, 1...100) },
+        ],
+        "metrics": [
+            "file": { c, v, k throws(Invalid) in c.metricsFile = try path(v, k) },
+            "listen": { c, v, k throws(Invalid) in
+                let text = try text(v, k)
+                guard let address = MetricsAddress(text) else {
+                    throw Invalid(description: "\(k) must be a loopback HOST:PORT (127.0.0.1, [::1] or localhost; metrics are not for other hosts)")
+                }
+                c.metricsListen = address
+            },
         ],
         "deadlines": [
             "command_timeout": { c, v, k throws(Invalid) in c.commandTimeout = try seconds(v, k, 0.1...600) },
@@ -166,4 +179,27 @@ final class LiveConfiguration: Sendable {
     var current: DaemonConfiguration { value.withLock { $0 } }
 
     func replace(with new: DaemonConfiguration) { value.withLock { $0 = new } }
+}
+
+/// Where the metrics endpoint listens: a loopback address only.
+struct MetricsAddress: Sendable, Equatable {
+    let host: String
+    let port: UInt16
+
+    init?(_ text: String) {
+        let host: Substring, port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[close...].dropFirst().drop { $0 == ":" }
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard ["127.0.0.1", "::1", "localhost"].contains(host), let number = UInt16(port), number > 0 else { return nil }
+        self.host = host == "localhost" ? "127.0.0.1" : String(host)
+        self.port = number
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

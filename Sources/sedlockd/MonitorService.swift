@@ -18,6 +18,7 @@ struct MonitorService: Service {
     let serviceManager: ServiceManager
     let executor: BlockingExecutor
     let loop: WorkLoop
+    let metrics: MetricsExporter
 
     private enum Check: CaseIterable { case drives, keyServers, rdlToken, certificates }
 
@@ -25,7 +26,7 @@ struct MonitorService: Service {
         await withTaskExecutorPreference(executor) {
             var due: [Check: ContinuousClock.Instant] = [:]
             var known: [String: FaultReport.Fault] = [:]
-            while !Task.isShuttingDownGracefully {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let now = ContinuousClock.now
                 let current = settings.current
                 let intervals = [Check.drives: current.driveInterval, .keyServers: current.keyServerInterval,
@@ -49,8 +50,14 @@ struct MonitorService: Service {
     private func perform(_ check: Check) async {
         do throws(ControlError) {
             switch check {
-            case .drives: statusLine.drives(try await manager.checkDrives())
-            case .keyServers: statusLine.keyServers(try manager.keyServerStatus())
+            case .drives:
+                let report = try await manager.checkDrives()
+                statusLine.drives(report)
+                metrics.record { $0.status = report }
+            case .keyServers:
+                let report = try manager.keyServerStatus()
+                statusLine.keyServers(report)
+                metrics.record { $0.keyServers = report }
             case .rdlToken:
                 if case .lockNow(let why) = try await manager.rdlMonitor() {
                     events.logger.critical("Rapid Data Locking: \(why); locking every drive now (lock on loss)",
@@ -80,6 +87,14 @@ struct MonitorService: Service {
         var now: [String: FaultReport.Fault] = [:]
         for fault in report.open { now["\(fault.name) \(fault.object)"] = fault }
         for (key, fault) in now where known[key] == nil { events.faultRaised(fault) }
+        let newlyRaised = now.filter { known[$0.key] == nil }.map(\.value.name)
+        metrics.record { snapshot in
+            snapshot.faults = report
+            for name in newlyRaised { snapshot.raised[name, default: 0] += 1 }
+        }
+        do { try metrics.writeFile() } catch {
+            events.logger.warning("metrics file: \(error)")
+        }
         for (key, fault) in known where now[key] == nil { events.faultCleared(fault) }
         statusLine.faults(open: now.count)
         serviceManager.status(statusLine.text)

@@ -74,6 +74,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the daemon (the default): control socket, work loop, monitors, watchdog; SIGHUP reloads, SIGTERM stops.")
     @OptionGroup var options: DaemonOptions
     @Option(help: "Control socket path when not socket-activated (overrides the configuration).") var controlSocket: String?
+    @Option(help: "Keep Prometheus metrics in this file for node_exporter's textfile collector (overrides [metrics] file).")
+    var metricsFile: String?
     @Option(help: ArgumentHelp("Test-only fault: while this file exists the work loop takes no jobs (also $SEDLOCKD_TEST_HANG_FILE).",
                                visibility: .hidden))
     var testHangFile: String?
@@ -112,6 +114,7 @@ struct Serve: AsyncParsableCommand {
             let events = DaemonEvents(logger: logger)
             let statusLine = StatusLine()
             let settings = LiveConfiguration(configuration)
+            let metrics = MetricsExporter(file: configuration.metricsFile)
             let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
                                        limits: configuration.serverLimits, logger: logger, executor: executor) { request, peer in
                 await Self.answer(request, peer: peer, manager: manager, loop: loop, events: events)
@@ -122,10 +125,13 @@ struct Serve: AsyncParsableCommand {
                                                           statusLine: statusLine, logger: logger),
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,
                                                           events: events, serviceManager: serviceManager, executor: executor,
-                                                          loop: loop),
+                                                          loop: loop, metrics: metrics),
                                            ReloadService(signals: reloadSignals, load: loadConfiguration, bootIDPath: options.bootIdFile,
                                                          manager: manager, settings: settings, statusLine: statusLine,
                                                          serviceManager: serviceManager, logger: logger)]
+            if let address = configuration.metricsListen {
+                services.append(MetricsEndpoint(exporter: metrics, address: address, logger: logger))
+            }
             if let interval = serviceManager.watchdogInterval {
                 services.append(WatchdogService(interval: interval, loop: loop,
                                                 workLimit: .milliseconds(Int64(configuration.workLimit * 1000)),
@@ -140,6 +146,7 @@ struct Serve: AsyncParsableCommand {
     func loadConfiguration() throws -> DaemonConfiguration {
         var configuration = try options.load()
         if let controlSocket { configuration.controlSocket = controlSocket }
+        if let metricsFile { configuration.metricsFile = metricsFile }
         return configuration
     }
 
@@ -210,6 +217,7 @@ struct CheckConfig: AsyncParsableCommand {
             print("\(path ?? DaemonConfiguration.defaultPath): valid")
             print("state directory \(configuration.stateDirectory ?? "(default)"), control socket \(configuration.controlSocket) (group \(configuration.readerGroup))")
             print("monitors: drives every \(configuration.driveInterval) s, key servers every \(configuration.keyServerInterval) s, certificates every \(configuration.certificateInterval) s")
+            print("metrics: file \(configuration.metricsFile ?? "none"), endpoint \(configuration.metricsListen.map { "http://\($0.description)/metrics" } ?? "none")")
             print("guards: lockout after \(configuration.lockoutLimit), try-limit margin \(configuration.tryLimitMargin), boot-loop hold after \(configuration.bootLoopLimit)")
         }
     }

@@ -10,7 +10,7 @@ struct WatchdogService: Service {
     let serviceManager: ServiceManager
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             if loop.heartbeat(workLimit: workLimit) { serviceManager.watchdogPing() }
             try? await Task.sleep(for: interval / 2)
         }

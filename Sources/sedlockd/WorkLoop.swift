@@ -36,7 +36,7 @@ final class WorkLoop: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskExecutorPreference(executor) {
                 for await job in jobs {
-                    while let hangFile, FileManager.default.fileExists(atPath: hangFile) {
+                    while let hangFile, FileManager.default.fileExists(atPath: hangFile), !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(100))
                     }
                     progress.withLock { $0.busySince = .now }
