@@ -20,6 +20,8 @@ extension SimulatedDrive {
             // TPer reset: a programmatic reset.
             applyReset(.programmatic)
             try? persist()
+        case (0x02, Self.baseComID):
+            try handleComIDRequest(payload)
         case (0x02, 0x0005):
             // Block SID: authentication as SID refused until the next power cycle (or hardware reset if asked).
             blockSIDActive = true
@@ -47,6 +49,8 @@ extension SimulatedDrive {
         case (0x02, 0x0000):
             // GET_COMID: the statically allocated base ComID.
             response = [UInt8(Self.baseComID >> 8), UInt8(Self.baseComID & 0xFF), 0, 0]
+        case (0x02, Self.baseComID):
+            response = takeComIDResponse()
         default:
             throw .illegalRequest("protocol 0x\(String(protocolID, radix: 16)) ComID 0x\(String(spSpecific, radix: 16)) cannot be received")
         }

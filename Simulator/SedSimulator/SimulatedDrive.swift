@@ -23,6 +23,8 @@ public final class SimulatedDrive: @unchecked Sendable {
     var sessions: [UInt32: DriveSession] = [:]
     var nextTSN: UInt32 = 0x100
     var pendingResponse: PendingResponse?
+    /// The answer to the last ComID management request (protocol 0x02), until IF-RECV takes it.
+    var pendingComIDResponse: [UInt8]?
     var mediaCiphers: [Int: XTSCipher] = [:]
     /// PIN stretches already computed (salt ‖ SHA-256 of the PIN → verifier and KEK), so a host
     /// that authenticates often does not pay PBKDF2 each time; volatile, bounded, like a drive's

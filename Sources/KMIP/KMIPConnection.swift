@@ -63,7 +63,9 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
 
     private func exchange(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
         let bytes = request.encoded()
-        // One retry, only when a reused connection turns out closed before any response byte.
+        // One retry, only on a reused connection the server had closed: the request could not be
+        // sent, or the connection ended before any byte of an answer. Never after a timeout: the
+        // server may be working on it, and a second Create or Register would make two objects.
         for attempt in 0..<2 {
             let reused = connection != nil
             let tls: TLSConnection
@@ -72,9 +74,11 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
                 connection = tls
                 KMIPTraffic.meter?.connections.add(1, ordering: .relaxed)
             }
+            var sent = false
             do throws(KeyServerError) {
                 KMIPTraffic.meter?.messages.add(1, ordering: .relaxed)
                 try tls.write(bytes)
+                sent = true
                 guard case .bytes(let header) = try tls.read(8) else {
                     connection = nil
                     if reused && attempt == 0 { continue }
@@ -86,7 +90,7 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
             } catch {
                 connection?.close()
                 connection = nil
-                if reused && attempt == 0 && error.code == .keyServerUnavailable { continue }
+                if reused && attempt == 0 && !sent && error.code == .keyServerUnavailable { continue }
                 throw error
             }
         }

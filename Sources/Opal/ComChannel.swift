@@ -83,6 +83,48 @@ final class ComChannel {
         }
     }
 
+    /// STACK_RESET (ComID management, protocol 0x02 on the ComID): the TPer aborts every session
+    /// open on this ComID and drops any response not yet taken. For a session sedlock opened and
+    /// could not close (its reply lost, garbled or late), so that the next command does not meet
+    /// SP_BUSY until the drive times the session out. The answer: ComID, extension, request code,
+    /// 2 reserved bytes, the data length, then 4 bytes of status (0 = success).
+    func stackReset() throws(OpalError) {
+        let operation = "ComID stack reset"
+        let request = [UInt8(comID >> 8), UInt8(comID & 0xFF), 0, 0, 0, 0, 0, 2]
+        do {
+            try transport.securityProtocolOut(protocolID: 0x02, spSpecific: comID,
+                                              payload: request + [UInt8](repeating: 0, count: Self.sendAlignment - request.count))
+        } catch {
+            throw transportFailure(error, operation: operation)
+        }
+        let deadline = Deadline.after(seconds: timeout, time: time)
+        while true {
+            let bytes: [UInt8]
+            do { bytes = try transport.securityProtocolIn(protocolID: 0x02, spSpecific: comID, allocationLength: Self.sendAlignment) } catch {
+                throw transportFailure(error, operation: operation)
+            }
+            guard bytes.count >= 12, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == comID else {
+                throw OpalError(.malformedResponse, device: device, operation: operation, "the answer is not for ComID \(comID)")
+            }
+            let code = bytes[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            if code == 2 {
+                let length = Int(bytes[10]) << 8 | Int(bytes[11])
+                guard length >= 4, bytes.count >= 16 else {
+                    throw OpalError(.malformedResponse, device: device, operation: operation, "the STACK_RESET answer carries no status")
+                }
+                guard bytes[12..<16].allSatisfy({ $0 == 0 }) else {
+                    throw OpalError(.invalidState, device: device, operation: operation, "the drive reports that the stack reset failed")
+                }
+                return
+            }
+            // Request code 0: NO_RESPONSE_AVAILABLE yet.
+            guard code == 0, !deadline.hasPassed else {
+                throw OpalError(.timedOut, device: device, operation: operation, "no STACK_RESET answer within \(timeout) s")
+            }
+            time.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
     func transportFailure(_ error: TransportError, operation: String) -> OpalError {
         if error.code == .timedOut {
             return OpalError(.timedOut, device: device, operation: operation, error.message)

@@ -235,7 +235,7 @@ extension OpalDrive {
         do {
             try session.call(invoking, method, arguments, operation: operation)
         } catch {
-            try? session.end()
+            session.close()
             throw error
         }
         session.abandon()

@@ -66,10 +66,13 @@ public final class OpalDrive {
                                             credential: credential, write: write)
         let result: R
         do { result = try body(session) } catch {
-            try? session.end()
+            session.close()
             throw error
         }
-        try session.end()
+        do { try session.end() } catch {
+            try? channel.stackReset()
+            throw error
+        }
         return result
     }
 

@@ -42,7 +42,12 @@ public final class OpalSession {
         var pause: UInt64 = 50_000_000
         var reply: MethodPayload
         while true {
-            reply = try channel.exchange(encoded, tsn: 0, hsn: 0, sequence: 0, operation: operation)
+            do { reply = try channel.exchange(encoded, tsn: 0, hsn: 0, sequence: 0, operation: operation) } catch {
+                // The drive may have opened the session and its SyncSession been lost on the way:
+                // nobody could ever end that session, so reset the ComID's stack.
+                if error.code == .timedOut || error.code == .malformedResponse { try? channel.stackReset() }
+                throw error
+            }
             guard case .call(_, .spBusy) = reply, !deadline.hasPassed else { break }
             channel.time.sleep(nanoseconds: min(pause, deadline.remainingNanoseconds))
             pause = min(pause * 2, 500_000_000)
@@ -54,6 +59,7 @@ public final class OpalSession {
         guard status == .success else { throw OpalError.from(status, device: channel.device, operation: operation) }
         guard sync.arguments.count >= 2, sync.arguments[0].unsignedValue == UInt64(hsn),
               let tsn = sync.arguments[1].unsignedValue, tsn != 0, tsn <= UInt64(UInt32.max) else {
+            try? channel.stackReset()
             throw OpalError(.malformedResponse, device: channel.device, operation: operation,
                             "SyncSession carries wrong session numbers")
         }
@@ -144,6 +150,16 @@ public final class OpalSession {
 
     /// Marks the session closed without telling the drive (after Revert, the TPer drops it itself).
     func abandon() { isOpen = false }
+
+    /// Ends the session on an error path: EndOfSession, and where the drive does not acknowledge
+    /// it (the reply that failed may still be on its way, or lost), a ComID stack reset, so that
+    /// no session of ours keeps the SP busy after we have given up on it.
+    func close() {
+        guard isOpen else { return }
+        do { try end() } catch {
+            try? channel.stackReset()
+        }
+    }
 }
 
 /// Human names for authorities in messages.

@@ -100,6 +100,23 @@ struct CommandLineTests {
         #expect(Date().timeIntervalSince(start) < 20)
     }
 
+    @Test("a reply lost in a write session leaves no session behind: the next command runs at once, not after the drive's 30 s session timeout")
+    func lostReplyLeavesNoSession() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        let good = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: good) }
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+        // The session opens, then the next two answers are lost (the method's and EndOfSession's).
+        #expect(try run("sedsim", ["fault", array.directory, "0", "--drop", "2", "--drop-after", "1"]).status == 0)
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good, "--timeout", "1"], timeout: 30).status == 12)
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect(status?.first?["openSessions"] as? Int == 0)
+        let start = Date()
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good, "--timeout", "2"]).status == 0)
+        #expect(Date().timeIntervalSince(start) < 2)
+    }
+
     @Test("a crash halfway through saving a command leaves the old state intact")
     func crashMidCommand() throws {
         let array = try ServedArray()

@@ -173,6 +173,19 @@ extension SimulatedKeyServerTests {
 }
 
 extension SimulatedKeyServerTests {
+    @Test("a Register that times out on a used connection is not sent again: the server ends up with one object, not two")
+    func noResendAfterTimeout() throws {
+        let server = try SimulatedKeyServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("slow", timeout: 1)))
+        _ = try client.registerSecret(Secret([1, 1, 1, 1]), attributes: [.name("first")])  // the connection is now a used one
+        try server.admin("--latency 1500")
+        #expect(throws: KeyServerError.self) { _ = try client.registerSecret(Secret([2, 2, 2, 2]), attributes: [.name("second")]) }
+        try server.admin("--clear")
+        Thread.sleep(forTimeInterval: 2)  // let the slow server finish what it was sent
+        let reader = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("slow", timeout: 3)))
+        #expect(try reader.locate([.name("second")]).count == 1)
+    }
+
     @Test("a connection the server dropped while idle is reopened for the next request")
     func reopenAfterServerClosed() throws {
         let server = try SimulatedKeyServer()
