@@ -22,6 +22,8 @@ extension SimulatedDrive {
             .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
             .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
                                       hardwareReset: blockSIDClearsOnHardwareReset)),
+            LifetimeFailureFeature(consecutiveFailures: UInt32(clamping: record.consecutiveFailedAuthentications),
+                                   limit: UInt32(clamping: record.settings.lifetimeFailureLimit), erased: record.erasedForGood).feature,
         ])
     }
 }

@@ -81,6 +81,7 @@ extension OpalDrive {
             .named(.bytes(UID.halfUIDBooleanACE), .unsigned(1)),
         ])
         try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.requireRange(range, operation: "grant \(user) control of range \(range)")
             for ace in [UID.aceSetReadLocked(range: range), UID.aceSetWriteLocked(range: range)] {
                 try s.set(ace, [(Column.ACE.booleanExpr, expression)], operation: "grant \(user) control of range \(range)")
             }
@@ -103,6 +104,7 @@ extension OpalDrive {
         values.append((Column.Locking.writeLockEnabled, .bool(writeLockEnabled)))
         values.append((Column.Locking.lockOnReset, .list(lockOnReset.map { .unsigned($0.rawValue) })))
         try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.requireRange(range, operation: operation)
             try s.set(.lockingRange(range), values, operation: operation)
         }
     }
@@ -111,6 +113,7 @@ extension OpalDrive {
     public func setLocked(_ locked: Bool, range: Int, as authority: OpalAuthority, pin: Secret) throws(OpalError) {
         let operation = "\(locked ? "lock" : "unlock") range \(range)"
         try withSession(.lockingSP, as: authority.uid, credential: pin, write: true) { s throws(OpalError) in
+            try s.requireRange(range, operation: operation)
             try s.set(.lockingRange(range), [(Column.Locking.readLocked, .bool(locked)),
                                              (Column.Locking.writeLocked, .bool(locked))], operation: operation)
         }
@@ -145,6 +148,7 @@ extension OpalDrive {
     public func eraseRange(_ range: Int, adminPIN: Secret) throws(OpalError) {
         let operation = "erase range \(range)"
         try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.requireRange(range, operation: operation)
             let cols = try s.get(.lockingRange(range), columns: Column.Locking.activeKey...Column.Locking.activeKey,
                                  operation: operation)
             guard let key = cols[Column.Locking.activeKey]?.uidValue else {

@@ -23,6 +23,8 @@ public struct OpalError: Error, Sendable, CustomStringConvertible {
         case unsupportedDrive
         /// The drive is not in the state the operation needs (e.g. Locking SP not activated).
         case invalidState
+        /// The operation names something the drive does not have (a locking range beyond its ranges).
+        case noSuchObject
     }
 
     public let code: Code
@@ -43,6 +45,15 @@ public struct OpalError: Error, Sendable, CustomStringConvertible {
         var text = "\(device): \(operation): \(message)"
         if !fix.isEmpty { text += " — \(fix)" }
         return text
+    }
+
+    /// A failed method inside an open session: NOT_AUTHORIZED there comes from the ACL, not from
+    /// a credential, so no authentication try was spent.
+    static func fromMethod(_ status: MethodStatus, device: String, operation: String) -> OpalError {
+        guard status == .notAuthorized else { return from(status, device: device, operation: operation) }
+        return OpalError(.notAuthorized, device: device, operation: operation,
+                         "the drive's access control refuses it to this authority (NOT_AUTHORIZED); no authentication try was spent",
+                         fix: "check that the object exists and the authority may do this (ACE); the PIN itself was accepted")
     }
 
     static func from(_ status: MethodStatus, device: String, operation: String) -> OpalError {

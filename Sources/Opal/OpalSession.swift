@@ -56,7 +56,9 @@ public final class OpalSession {
             throw OpalError(.malformedResponse, device: channel.device, operation: operation,
                             "the drive did not answer StartSession with SyncSession")
         }
-        guard status == .success else { throw OpalError.from(status, device: channel.device, operation: operation) }
+        guard status == .success else {
+            throw authenticationFailure(status, channel: channel, authority: authority, operation: operation)
+        }
         guard sync.arguments.count >= 2, sync.arguments[0].unsignedValue == UInt64(hsn),
               let tsn = sync.arguments[1].unsignedValue, tsn != 0, tsn <= UInt64(UInt32.max) else {
             try? channel.stackReset()
@@ -65,6 +67,25 @@ public final class OpalSession {
         }
         return OpalSession(channel: channel, securityProvider: securityProvider, authority: authority,
                            tsn: UInt32(tsn), hsn: hsn)
+    }
+
+    /// A refused StartSession, with the real cause where the drive reports it: a drive that counts
+    /// consecutive failed authentications drive-wide (Level 0 feature 0xC0A5) says how close it is
+    /// to erasing itself, or that it has — then no PIN, the PSID included, will ever open it.
+    static func authenticationFailure(_ status: MethodStatus, channel: ComChannel, authority: UID, operation: String) -> OpalError {
+        let plain = OpalError.from(status, device: channel.device, operation: operation)
+        guard authority != .anybody, status == .notAuthorized || status == .authorityLockedOut,
+              let lifetime = (try? OpalDrive.readDiscovery(channel.transport))?.lifetimeFailures else { return plain }
+        if lifetime.erased {
+            return OpalError(.authorityLockedOut, device: channel.device, operation: operation,
+                             "the drive erased itself for good after \(lifetime.limit) consecutive failed authentications: "
+                                + "every media key is gone and it accepts no PIN, the PSID included",
+                             fix: "the data cannot be recovered; stop retrying and replace the drive")
+        }
+        return OpalError(plain.code, device: plain.device, operation: plain.operation,
+                         plain.message + " (the drive has counted \(lifetime.consecutiveFailures) consecutive failed authentications; "
+                            + "at \(lifetime.limit) it erases itself for good)",
+                         fix: plain.fix)
     }
 
     /// Invokes a method and returns its results, throwing on any non-success status.
@@ -80,7 +101,7 @@ public final class OpalSession {
         let reply = try channel.exchange(encoded, tsn: tsn, hsn: hsn, sequence: sequence, operation: operation)
         switch reply {
         case .result(let values, let status):
-            guard status == .success else { throw OpalError.from(status, device: channel.device, operation: operation) }
+            guard status == .success else { throw OpalError.fromMethod(status, device: channel.device, operation: operation) }
             return values
         case .call(let call, _) where call.methodUID == MethodID.closeSession:
             isOpen = false
@@ -145,6 +166,19 @@ public final class OpalSession {
         guard reply == .endOfSession else {
             throw OpalError(.malformedResponse, device: channel.device, operation: "end session",
                             "the drive did not acknowledge EndOfSession")
+        }
+    }
+
+    /// Refuses a locking range the drive does not have (LockingInfo's MaxRanges) before anything is
+    /// done to it: a Set on a missing range comes back NOT_AUTHORIZED, which reads like a wrong PIN.
+    public func requireRange(_ range: Int, operation: String) throws(OpalError) {
+        guard range != 0 else { return }
+        let info = try get(.lockingInfo, columns: Column.LockingInfo.maxRanges...Column.LockingInfo.maxRanges, operation: "read LockingInfo")
+        let maxRanges = Int(clamping: info[Column.LockingInfo.maxRanges]?.unsignedValue ?? 0)
+        guard range >= 1 && range <= maxRanges else {
+            throw OpalError(.noSuchObject, device: channel.device, operation: operation,
+                            "the drive has no locking range \(range): its ranges are 0 (global) to \(maxRanges)",
+                            fix: "choose a range from 0 to \(maxRanges) (`sedlock drive ranges` lists them)")
         }
     }
 

@@ -117,6 +117,36 @@ struct CommandLineTests {
         #expect(Date().timeIntervalSince(start) < 2)
     }
 
+    @Test("lockout reporting: wrong PINs say how close the drive is to erasing itself; at the lifetime limit it says the drive erased itself (exit 11), and so does the PSID revert after; a range the drive lacks is a bad argument that spends no try")
+    func lockoutReporting() throws {
+        let array = try ServedArray(drives: 1, extra: ["--lifetime-limit", "3", "--try-limit", "0"])
+        let dev = array.device()
+        let good = try pinFile(pin), wrong = try pinFile("not the pin")
+        defer { for p in [good, wrong] { try? FileManager.default.removeItem(atPath: p) } }
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+
+        // A range beyond the drive's 8: refused before anything is set, no try spent.
+        let range = try run("sedlock", ["drive", "lock", dev, "--range", "20", "--pin-file", good])
+        #expect(range.status == 64 && range.stderr.contains("no locking range 20") && !range.stderr.contains("TryLimit"), "\(range.stderr)")
+        func failures() throws -> Int {
+            let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+            return status?.first?["consecutiveFailedAuthentications"] as? Int ?? -1
+        }
+        #expect(try failures() == 0)
+
+        let first = try run("sedlock", ["drive", "lock", dev, "--pin-file", wrong])
+        #expect(first.status == 10 && first.stderr.contains("counted 1 consecutive failed authentications; at 3 it erases itself"), "\(first.stderr)")
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", wrong]).status == 10)
+        let last = try run("sedlock", ["drive", "lock", dev, "--pin-file", wrong])
+        #expect(last.status == 11 && last.stderr.contains("erased itself for good"), "\(last.stderr)")
+        // The right PIN and the PSID no longer open it, and sedlock says why.
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good]).stderr.contains("erased itself for good"))
+        let psid = try #require((try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout)
+            as? [[String: Any]])?.first?["psid"] as? String)
+        let revert = try run("sedlock", ["drive", "revert", dev, "--psid-file", "-"], stdin: Data(psid.utf8))
+        #expect(revert.status == 11 && revert.stderr.contains("the PSID included"), "\(revert.stderr)")
+    }
+
     @Test("a crash halfway through saving a command leaves the old state intact")
     func crashMidCommand() throws {
         let array = try ServedArray()
