@@ -24,8 +24,10 @@ final class ComChannel {
     }
 
     /// One request/response exchange; returns the response's method payload and its packet.
+    /// `delivered` is set once the request has gone out: a failure after that leaves the drive's
+    /// side unknown.
     func exchange(_ payload: [UInt8], tsn: UInt32, hsn: UInt32, sequence: UInt32,
-                  operation: String) throws(OpalError) -> MethodPayload {
+                  operation: String, delivered: UnsafeMutablePointer<Bool>? = nil) throws(OpalError) -> MethodPayload {
         let request = ComPacket(comID: comID, packets: [
             Packet(tperSessionNumber: tsn, hostSessionNumber: hsn, sequenceNumber: sequence,
                    subpackets: [SubPacket(payload: payload)]),
@@ -35,6 +37,7 @@ final class ComChannel {
         } catch {
             throw transportFailure(error, operation: operation)
         }
+        delivered?.pointee = true
         let deadline = Deadline.after(seconds: timeout, time: time)
         var length = Self.initialTransferLength
         var pause = 0.001

@@ -65,7 +65,12 @@ extension OpalDrive {
                             "\(authorizer) cannot change the PIN of \(target)")
         }
         try withSession(target.securityProvider, as: authorizer.uid, credential: authorizerPIN, write: true) { s throws(OpalError) in
-            try s.set(target.cPin, [(Column.CPin.pin, .bytes(newPIN.copyBytes()))], operation: operation)
+            do throws(OpalError) { try s.set(target.cPin, [(Column.CPin.pin, .bytes(newPIN.copyBytes()))], operation: operation) } catch {
+                guard error.code == .outcomeUnknown else { throw error }
+                // The retry an operator would make first (the old PIN) is the one most likely to burn a try.
+                throw OpalError(.outcomeUnknown, device: device, operation: operation, error.message,
+                                fix: "the PIN of \(target) may already be the NEW one: try the new PIN first, then the old one")
+            }
             if case .user = target, authorizer != target {
                 // Admins also enable the user, which Opal ships disabled.
                 try s.set(target.uid, [(Column.Authority.enabled, .bool(true))], operation: "enable \(target)")

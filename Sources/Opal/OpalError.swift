@@ -25,6 +25,9 @@ public struct OpalError: Error, Sendable, CustomStringConvertible {
         case invalidState
         /// The operation names something the drive does not have (a locking range beyond its ranges).
         case noSuchObject
+        /// A state-changing method reached the drive and its answer did not come back: the drive may
+        /// or may not have carried it out.
+        case outcomeUnknown
     }
 
     public let code: Code

@@ -98,7 +98,16 @@ public final class OpalSession {
         sequence &+= 1
         var encoded = MethodCall(invokingUID: invoking, methodUID: method, arguments: arguments).encoded()
         defer { encoded.wipe() }
-        let reply = try channel.exchange(encoded, tsn: tsn, hsn: hsn, sequence: sequence, operation: operation)
+        var delivered = false
+        let reply: MethodPayload
+        do { reply = try channel.exchange(encoded, tsn: tsn, hsn: hsn, sequence: sequence, operation: operation, delivered: &delivered) } catch {
+            // A change the drive received but whose answer was lost may have been made: say so, never "nothing happened".
+            guard delivered, Self.changesState(method), error.code == .timedOut || error.code == .malformedResponse
+                    || { if case .transport = error.code { return true } else { return false } }() else { throw error }
+            throw OpalError(.outcomeUnknown, device: channel.device, operation: operation,
+                            "the drive received it, but its answer was lost (\(error.message)): it may or may not have been done",
+                            fix: "read the drive's state before retrying")
+        }
         switch reply {
         case .result(let values, let status):
             guard status == .success else { throw OpalError.fromMethod(status, device: channel.device, operation: operation) }
@@ -167,6 +176,11 @@ public final class OpalSession {
             throw OpalError(.malformedResponse, device: channel.device, operation: "end session",
                             "the drive did not acknowledge EndOfSession")
         }
+    }
+
+    /// Methods that change the drive: a lost answer to one of them leaves the outcome unknown.
+    static func changesState(_ method: UID) -> Bool {
+        [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert, MethodID.revertSP, MethodID.erase].contains(method)
     }
 
     /// Refuses a locking range the drive does not have (LockingInfo's MaxRanges) before anything is

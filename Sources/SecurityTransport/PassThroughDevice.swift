@@ -1,3 +1,4 @@
+import Foundation
 import Platform
 import CSGUtils
 #if canImport(Glibc)
@@ -19,15 +20,24 @@ final class PassThroughDevice: Sendable {
 
     init(path: String) throws(TransportError) {
         self.path = path
-        let rc = scsi_pt_open_device(path, false, 0)
+        // One open at a time: libsgutils2 looks up the bsg and NVMe character majors once (in
+        // scsi_pt_open_device and check_pt_file_handle) and keeps them in unguarded statics, so
+        // drives opened in parallel could see them half-made and take an NVMe controller for a
+        // SCSI node (seen in the tests, about one run in three).
+        let (rc, kind) = Self.classification.withLock { () -> (Int32, Int32) in
+            let rc = scsi_pt_open_device(path, false, 0)
+            guard rc >= 0 else { return (rc, 0) }
+            // 3: NVMe controller (char) node, 4: NVMe namespace (block) node; anything else speaks SCSI.
+            return (rc, check_pt_file_handle(rc, path, 0))
+        }
         guard rc >= 0 else { throw Self.osError(-rc, path: path, during: "open") }
         fd = rc
-        // 3: NVMe controller (char) node, 4: NVMe namespace (block) node; anything else speaks SCSI.
-        let kind = check_pt_file_handle(fd, path, 0)
         nodeType = kind == 3 || kind == 4 ? .nvme : .scsi
     }
 
     deinit { scsi_pt_close_device(fd) }
+
+    private static let classification = NSLock()
 
     struct SCSIOutcome {
         var dataIn: [UInt8]

@@ -24,6 +24,8 @@ enum ExitStatus: Int32 {
     case held = 15
     /// Another sedlock is changing the state.
     case busy = 16
+    /// A change reached the drive and its answer did not come back: it may or may not have been made.
+    case outcomeUnknown = 17
 }
 
 /// A failure the CLI reports: message, fix, and exit status. Never includes secrets.
@@ -44,6 +46,7 @@ struct CommandFailure: Error {
         case .transport, .timedOut: status = .transport
         case .spBusy, .methodFailed, .malformedResponse, .unsupportedDrive, .invalidState: status = .drive
         case .noSuchObject: status = .badArguments
+        case .outcomeUnknown: status = .outcomeUnknown
         }
     }
 

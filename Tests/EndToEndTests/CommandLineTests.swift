@@ -109,7 +109,8 @@ struct CommandLineTests {
         #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
         // The session opens, then the next two answers are lost (the method's and EndOfSession's).
         #expect(try run("sedsim", ["fault", array.directory, "0", "--drop", "2", "--drop-after", "1"]).status == 0)
-        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good, "--timeout", "1"], timeout: 30).status == 12)
+        // The Set reached the drive and its answer was lost: outcome unknown.
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good, "--timeout", "1"], timeout: 30).status == 17)
         let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
         #expect(status?.first?["openSessions"] as? Int == 0)
         let start = Date()
@@ -145,6 +146,23 @@ struct CommandLineTests {
             as? [[String: Any]])?.first?["psid"] as? String)
         let revert = try run("sedlock", ["drive", "revert", dev, "--psid-file", "-"], stdin: Data(psid.utf8))
         #expect(revert.status == 11 && revert.stderr.contains("the PSID included"), "\(revert.stderr)")
+    }
+
+    @Test("a PIN change whose answer is lost: exit 17, outcome unknown, try the new PIN first — and the new PIN works with no failed try")
+    func outcomeUnknown() throws {
+        let array = try ServedArray()
+        let dev = array.device()
+        let good = try pinFile(pin), next = try pinFile("the next pin")
+        defer { for p in [good, next] { try? FileManager.default.removeItem(atPath: p) } }
+        #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
+        // StartSession answered; the Set of the new PIN applied, its answer lost.
+        #expect(try run("sedsim", ["fault", array.directory, "0", "--drop", "1", "--drop-after", "1"]).status == 0)
+        let change = try run("sedlock", ["drive", "set-pin", dev, "--authority", "admin1", "--pin-file", good, "--new-pin-file", next, "--timeout", "1"], timeout: 30)
+        #expect(change.status == 17 && change.stderr.contains("may or may not have been done") && change.stderr.contains("try the new PIN first"),
+                "\(change.status) \(change.stderr)")
+        #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", next]).status == 0)
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect(status?.first?["totalFailedAuthentications"] as? Int == 0)
     }
 
     @Test("a crash halfway through saving a command leaves the old state intact")

@@ -68,7 +68,7 @@ struct InstallTests {
                      "/var/lib/sedlock", "/run/sedlock/control.sock", "SEDLOCK_CONTROL_SOCKET"] {
             #expect(sedlock.contains(word), "sedlock.8 lacks \(word)")
         }
-        for status in ["10", "11", "12", "13", "14", "15", "16", "64"] {
+        for status in ["10", "11", "12", "13", "14", "15", "16", "17", "64"] {
             #expect(sedlock.contains("     \(status)    "), "sedlock.8 lacks exit status \(status)")
         }
     }
