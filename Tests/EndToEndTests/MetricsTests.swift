@@ -42,22 +42,16 @@ struct MetricsTests {
         #expect(try run("sedlock", ["unlock", "--all", "--boot"] + f.state).status == 0)
         let port = 20_000 + Int.random(in: 0..<10_000)
         let file = f.scratch + "/sedlock.prom"
-        let configuration = f.scratch + "/sedlockd.toml"
-        try Data("""
+        let (daemon, socket) = try f.startDaemon("""
             [monitors]
             drives_interval = 1
             key_servers_interval = 1
             [metrics]
             listen = "127.0.0.1:\(port)"
 
-            """.utf8).write(to: URL(fileURLWithPath: configuration))
-        #expect(try run("sedlockd", ["check-config", configuration]).output.contains("endpoint http://127.0.0.1:\(port)/metrics"))
-        let socket = f.scratch + "/control.sock"
-        let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
-                                        ["serve", "--config", configuration, "--state-dir", f.scratch + "/state", "--boot-id-file",
-                                         f.scratch + "/boot_id", "--control-socket", socket, "--metrics-file", file])
+            """, extra: ["--metrics-file", file])
         defer { daemon.stop() }
-        #expect(waitFor { ServedArray.canConnect(socket) })
+        #expect(try run("sedlockd", ["check-config", f.scratch + "/sedlockd.toml"]).output.contains("endpoint http://127.0.0.1:\(port)/metrics"))
 
         var samples: [String: Double] = [:]
         #expect(waitFor(seconds: 15) {

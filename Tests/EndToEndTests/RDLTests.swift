@@ -155,14 +155,8 @@ struct RDLTests {
         for lockOnLoss in [true, false] {
             let f = try RDLFixture(drives: 2)
             #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + (lockOnLoss ? ["--lock-on-loss"] : []) + f.state).status == 0)
-            let configuration = f.scratch + "/sedlockd.toml"
-            try Data("[rdl]\ntoken_interval = 1\n".utf8).write(to: URL(fileURLWithPath: configuration))
-            let socket = f.scratch + "/control.sock"
-            let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
-                                            ["serve", "--config", configuration, "--state-dir", f.scratch + "/state",
-                                             "--boot-id-file", f.scratch + "/boot_id", "--control-socket", socket])
+            let (daemon, socket) = try f.startDaemon("[rdl]\ntoken_interval = 1\n")
             defer { daemon.stop() }
-            #expect(waitFor { ServedArray.canConnect(socket) })
             #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
             // An unreachable server is not a loss: nothing locks.
             #expect(try f.admin(["--refuse", "on"]))
@@ -215,16 +209,9 @@ extension RDLTests {
     func certificateExpiryAtTokenInterval() throws {
         let f = try RDLFixture(drives: 1)
         #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
-        let configuration = f.scratch + "/sedlockd.toml"
         // Certificates on their own would be looked at hourly; the token's interval is what counts here.
-        try Data("[rdl]\ntoken_interval = 1\n[monitors]\ncertificates_interval = 3600\nkey_servers_interval = 3600\ndrives_interval = 3600\n".utf8)
-            .write(to: URL(fileURLWithPath: configuration))
-        let socket = f.scratch + "/control.sock"
-        let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
-                                        ["serve", "--config", configuration, "--state-dir", f.scratch + "/state",
-                                         "--boot-id-file", f.scratch + "/boot_id", "--control-socket", socket])
+        let (daemon, socket) = try f.startDaemon("[rdl]\ntoken_interval = 1\n[monitors]\ncertificates_interval = 3600\nkey_servers_interval = 3600\ndrives_interval = 3600\n")
         defer { daemon.stop() }
-        #expect(waitFor { ServedArray.canConnect(socket) })
         func faults() -> String { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output ?? "" }
         #expect(!faults().contains("KmipCertificateFault"))
         // Renewed badly: the new certificate has 5 days left (inside the 7-day class).
@@ -288,5 +275,20 @@ final class RDLFixture {
 
     func admin(_ arguments: [String]) throws -> Bool {
         try run("sedsim", ["kmip", "admin", "--dir", kmip] + arguments).status == 0
+    }
+
+    /// sedlockd serving this fixture's state with `configuration` (TOML text), once its socket answers.
+    func startDaemon(_ configuration: String, extra: [String] = []) throws -> (daemon: SpawnedProcess, socket: String) {
+        let path = scratch + "/sedlockd.toml"
+        try Data(configuration.utf8).write(to: URL(fileURLWithPath: path))
+        let socket = scratch + "/control.sock"
+        let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
+                                        ["serve", "--config", path, "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id",
+                                         "--control-socket", socket] + extra)
+        guard waitFor({ ServedArray.canConnect(socket) }) else {
+            daemon.stop()
+            throw HarnessError("sedlockd did not serve \(socket)")
+        }
+        return (daemon, socket)
     }
 }
