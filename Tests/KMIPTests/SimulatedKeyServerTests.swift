@@ -173,6 +173,27 @@ extension SimulatedKeyServerTests {
 }
 
 extension SimulatedKeyServerTests {
+    @Test("PyKMIP's client gets a symmetric key from the simulated server: the Key Block names its algorithm and length")
+    func pykmipClientGetsSymmetricKey() throws {
+        let server = try SimulatedKeyServer()
+        let tls = try server.client("pyclient")
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+        let id = try client.registerSymmetricKey(Secret([UInt8](repeating: 0x42, count: 32)), attributes: [.name("aes")])
+        let script = """
+            import sys
+            from kmip.pie.client import ProxyKmipClient
+            from kmip.core import enums
+            with ProxyKmipClient(hostname="127.0.0.1", port=int(sys.argv[1]), cert=sys.argv[2], key=sys.argv[3], ca=sys.argv[4],
+                                 kmip_version=enums.KMIPVersion.KMIP_1_2) as c:
+                key = c.get(sys.argv[5])
+                print(key.cryptographic_algorithm.name, key.cryptographic_length, key.value.hex())
+            """
+        let python = packageRoot.appendingPathComponent(".venv/bin/python").path
+        let result = try ProcessRunner.run(python, ["-c", script, "\(server.port)", tls.certificatePath, tls.privateKeyPath, tls.caPath, id])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.output == "AES 256 \(String(repeating: "42", count: 32))\n", "\(result.output)")
+    }
+
     @Test("a Register that times out on a used connection is not sent again: the server ends up with one object, not two")
     func noResendAfterTimeout() throws {
         let server = try SimulatedKeyServer()

@@ -94,10 +94,16 @@ public struct KeyServerEngine: Sendable {
                 if object.type == ObjectType.secretData.rawValue {
                     block.append(.enumeration(.secretDataType, object.secretDataType ?? KMIPConstant.secretDataTypePassword))
                 }
-                let keyBlock: TTLV = .structure(.keyBlock, [
+                var keyBlockItems: [TTLV] = [
                     .enumeration(.keyFormatType, object.type == ObjectType.secretData.rawValue ? KMIPConstant.keyFormatOpaque : KMIPConstant.keyFormatRaw),
                     .structure(.keyValue, [.bytes(.keyMaterial, Array(object.material))]),
-                ])
+                ]
+                if object.type == ObjectType.symmetricKey.rawValue {
+                    // A Raw key's block must say what the bytes are (KMIP 1.x §2.1.3): PyKMIP's client refuses one that does not.
+                    keyBlockItems.append(.enumeration(.cryptographicAlgorithm, object.algorithm ?? KMIPConstant.algorithmAES))
+                    keyBlockItems.append(.integer(.cryptographicLength, object.length ?? Int32(object.material.count * 8)))
+                }
+                let keyBlock: TTLV = .structure(.keyBlock, keyBlockItems)
                 let tag: Tag = object.type == ObjectType.secretData.rawValue ? .secretData : .symmetricKey
                 return [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), .structure(tag, block + [keyBlock])]
             }
@@ -210,6 +216,9 @@ public struct KeyServerEngine: Sendable {
             }
             object.secretDataType = body.child(.secretDataType)?.enumerationValue
             object.material = Data(material)
+            // A key block that names its algorithm and length counts where the attributes did not.
+            if object.algorithm == nil { object.algorithm = body.child(.keyBlock)?.child(.cryptographicAlgorithm)?.enumerationValue }
+            if object.length == nil, let bits = body.child(.keyBlock)?.child(.cryptographicLength)?.integerValue { object.length = bits }
         }
         let id = try store.withDatabase { db -> String in
             object.id = String(db.nextID)
