@@ -5,6 +5,8 @@ public enum SimulatorError: Error, CustomStringConvertible, Sendable {
     case invalidArray(String)
     case noSuchDrive(Int)
     case busy(String)
+    /// A command's argument that cannot be used as given (the message says which and why).
+    case badArgument(String)
 
     public var description: String {
         switch self {
@@ -13,6 +15,7 @@ public enum SimulatorError: Error, CustomStringConvertible, Sendable {
         case .invalidArray(let m): return "not a usable simulated array: \(m)"
         case .noSuchDrive(let n): return "the array has no drive \(n)"
         case .busy(let m): return m
+        case .badArgument(let m): return m
         }
     }
 }

@@ -144,6 +144,10 @@ public enum TTLVCodec {
         default:
             throw TTLVError(.unknownType, at: start + 3, "unknown item type 0x\(String(type, radix: 16)) for \(tag)")
         }
+        // Padding is zeros (KMIP §9.1.1.3); a peer that fills it with anything else is refused, as PyKMIP does.
+        if type != 0x01, padded > length, b[(valueStart + length)..<(valueStart + padded)].contains(where: { $0 != 0 }) {
+            throw TTLVError(.invalidValue, at: valueStart + length, "the padding after \(tag) is not zero")
+        }
         offset = valueStart + padded
         return TTLV(tag, value)
     }

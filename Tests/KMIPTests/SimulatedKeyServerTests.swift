@@ -173,6 +173,23 @@ extension SimulatedKeyServerTests {
 }
 
 extension SimulatedKeyServerTests {
+    @Test("the server repeats at most 64 characters of an identifier in an error; issue-client-cert into a missing folder says so")
+    func boundedEchoAndClearErrors() throws {
+        let server = try SimulatedKeyServer()
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: try server.client("echo")))
+        let huge = String(repeating: "x", count: 10_000)
+        do {
+            _ = try client.get(huge)
+            Issue.record("a Get of a 10 KB identifier succeeded")
+        } catch {
+            #expect(error.resultReason == .itemNotFound && error.cause.count < 300 && error.cause.contains("10000 bytes"), "\(error.cause.count)")
+        }
+        let issue = try ProcessRunner.run(SimulatedKeyServer.sedsim, ["kmip", "issue-client-cert", "--dir", server.directory, "--cn", "x",
+                                                                      "--out", "/nonexistent/folder/client"])
+        #expect(issue.status == 1 && issue.stderr.contains("/nonexistent/folder does not exist") && !issue.stderr.contains("NSCocoaErrorDomain"),
+                "\(issue.stderr)")
+    }
+
     @Test("PyKMIP's client gets a symmetric key from the simulated server: the Key Block names its algorithm and length")
     func pykmipClientGetsSymmetricKey() throws {
         let server = try SimulatedKeyServer()

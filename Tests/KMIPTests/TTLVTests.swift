@@ -92,6 +92,9 @@ struct TTLVTests {
             hex("42 00 20 01 00 00 FF F0"),                                    // structure length lies
             hex("42 00 20 04 00 00 00 03 00 00 00 00 00 00 00 00"),            // Big Integer not a multiple of 8
             hex("42 00 20 02 00 00 00 04 00 00 00 08 00 00 00 00 00"),         // trailing byte
+            hex("42 00 20 02 00 00 00 04 00 00 00 08 00 00 00 01"),            // Integer padding not zero
+            hex("42 00 20 07 00 00 00 02 41 42 00 00 00 00 FF 00"),            // text padding not zero
+            hex("42 00 20 08 00 00 00 01 07 00 00 00 00 00 00 2A"),            // byte-string padding not zero
         ]
         for bytes in cases {
             #expect(throws: TTLVError.self) { try TTLVCodec.decode(bytes) }

@@ -47,6 +47,12 @@ public struct KeyServerEngine: Sendable {
         return TTLVCodec.encode(.structure(.responseMessage, [Self.header(version, count: items.count)] + items))
     }
 
+    /// A value from the request, as far as an error message repeats it: a client that sends a
+    /// 10 KB identifier does not get 10 KB back.
+    static func echo(_ text: String) -> String {
+        text.count <= 64 ? text : String(text.prefix(64)) + "… (\(text.utf8.count) bytes)"
+    }
+
     static func header(_ version: ProtocolVersion, count: Int) -> TTLV {
         .structure(.responseHeader, [version.ttlv, TTLV(.timeStamp, .dateTime(Int64(Date().timeIntervalSince1970))),
                                      .integer(.batchCount, Int32(count))])
@@ -164,7 +170,7 @@ public struct KeyServerEngine: Sendable {
             }
             try store.withDatabase { db in
                 guard let i = db.objects.firstIndex(where: { $0.id == id }), db.objects[i].owner == identity else {
-                    throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)")
+                    throw Failure(reason: .itemNotFound, message: "Could not locate object: \(Self.echo(id))")
                 }
                 guard db.objects[i].state != ObjectState.active.rawValue else {
                     throw Failure(reason: .permissionDenied, message: "Object is active and cannot be destroyed.")
@@ -296,8 +302,8 @@ public struct KeyServerEngine: Sendable {
             throw Failure(reason: .missingData, message: "the request needs a Unique Identifier")
         }
         let object = try store.withDatabase { db in db.objects.first { $0.id == id } }
-        guard let object else { throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)") }
-        guard object.owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(id)") }
+        guard let object else { throw Failure(reason: .itemNotFound, message: "Could not locate object: \(Self.echo(id))") }
+        guard object.owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(Self.echo(id))") }
         return try body(object)
     }
 
@@ -307,9 +313,9 @@ public struct KeyServerEngine: Sendable {
         }
         try store.withDatabase { db in
             guard let i = db.objects.firstIndex(where: { $0.id == id }) else {
-                throw Failure(reason: .itemNotFound, message: "Could not locate object: \(id)")
+                throw Failure(reason: .itemNotFound, message: "Could not locate object: \(Self.echo(id))")
             }
-            guard db.objects[i].owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(id)") }
+            guard db.objects[i].owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(Self.echo(id))") }
             try change(&db.objects[i])
         }
         return [.text(.uniqueIdentifier, id)]

@@ -43,8 +43,16 @@ public enum KeyServerPKI {
         guard !commonName.isEmpty, commonName.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw SimulatorError.invalidArray("a client CN uses letters, digits, '-', '_' and '.' only")
         }
-        try initialize(directory)
         let out = URL(fileURLWithPath: prefix)
+        let folder = out.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw SimulatorError.badArgument("--out \(prefix): the folder \(folder) does not exist; create it first")
+        }
+        guard access(folder, W_OK) == 0 else {
+            throw SimulatorError.badArgument("--out \(prefix): the folder \(folder) is not writable (\(String(cString: strerror(errno))))")
+        }
+        try initialize(directory)
         let key = out.path + ".key", cert = out.path + ".pem", csr = out.path + ".csr", ext = out.path + ".ext", ca = out.path + "-ca.pem"
         try Data("extendedKeyUsage=clientAuth\n".utf8).write(to: URL(fileURLWithPath: ext))
         try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=\(commonName)"], in: directory)
