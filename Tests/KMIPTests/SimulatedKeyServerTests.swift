@@ -48,6 +48,7 @@ final class SimulatedKeyServer {
     }
 
     var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: port) }
+    var pid: Int32 { process.pid }
 
     func client(_ cn: String, timeout: Double = 3) throws -> TLSConfiguration {
         let prefix = directory + "/client-\(cn)"
@@ -188,6 +189,50 @@ extension SimulatedKeyServerTests {
                                                                       "--out", "/nonexistent/folder/client"])
         #expect(issue.status == 1 && issue.stderr.contains("/nonexistent/folder does not exist") && !issue.stderr.contains("NSCocoaErrorDomain"),
                 "\(issue.stderr)")
+    }
+
+    @Test("300 mutual-TLS connections that each announce a 1 MiB message and send nothing: the server stays small, closes them when idle, and serves again")
+    func floodOfAnnouncedMessages() throws {
+        let server = try SimulatedKeyServer()
+        let tls = try server.client("flood", timeout: 5)
+        let script = """
+            import socket, ssl, sys, time
+            port, cert, key, ca, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_cert_chain(cert, key); ctx.load_verify_locations(ca); ctx.check_hostname = False
+            conns = []
+            for _ in range(300):
+                try:
+                    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5))
+                    s.sendall(bytes.fromhex("42007801000FFFF8"))   # a Request Message of 1 MiB in all (the limit), and no more
+                    conns.append(s)
+                except OSError:
+                    pass
+            time.sleep(1)
+            rss = [l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1]
+            print("handshaken", len(conns), "rss_kb", rss, flush=True)
+            start, closed = time.time(), 0
+            for s in conns:
+                s.settimeout(max(0.1, 20 - (time.time() - start)))
+                try:
+                    if s.recv(1) == b"": closed += 1
+                except (OSError, ssl.SSLError):
+                    closed += 1
+            print("closed", closed, "seconds", round(time.time() - start), flush=True)
+            """
+        let python = packageRoot.appendingPathComponent(".venv/bin/python").path
+        let flood = try ProcessRunner.run(python, ["-c", script, "\(server.port)", tls.certificatePath, tls.privateKeyPath, tls.caPath,
+                                                   "\(server.pid)"], timeout: 60)
+        #expect(flood.status == 0, "\(flood.stderr)")
+        let words = flood.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        func value(_ key: String) -> Int? { words.firstIndex(of: key).flatMap { Int(words[$0 + 1]) } }
+        let handshaken = try #require(value("handshaken")), rss = try #require(value("rss_kb"))
+        #expect(handshaken <= 300 && handshaken >= 1)
+        // Before: every connection allocated its megabyte at once (1,000 of them: 1.1 GB).
+        #expect(rss < 150_000, "server resident \(rss) kB with \(handshaken) connections")
+        #expect(value("closed") == handshaken && (value("seconds") ?? 99) <= 15, "\(flood.output)")
+        let client = KMIPClient(connection: KMIPConnection(server: server.address, configuration: tls))
+        #expect(try client.discoverVersions().isEmpty == false)
     }
 
     @Test("PyKMIP's client gets a symmetric key from the simulated server: the Key Block names its algorithm and length")

@@ -3,6 +3,7 @@ import COpenSSL
 import Foundation
 import KMIPCodec
 import SimulatorLink
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,11 +54,35 @@ public final class KeyServerListener: @unchecked Sendable {
         self.port = UInt16(bigEndian: addr.sin_port)
     }
 
+    /// Connections served at once; one more is closed at once (a flood of idle connections must
+    /// not cost a thread and buffers each).
+    public static let maximumConnections = 256
+    /// Seconds a connection may stay silent — in the handshake, inside a message, or between
+    /// requests — before it is closed.
+    public static let idleSeconds = 10
+    private let connections = Mutex(0)
+
     public func run() -> Never {
         while true {
             let client = accept(listenFD, nil, nil)
-            if client < 0 { continue }
-            Thread.detachNewThread { [self] in serve(client) }
+            if client < 0 {
+                // Out of descriptors (EMFILE) or an aborted connection: keep serving, without spinning.
+                usleep(10_000)
+                continue
+            }
+            let admitted = connections.withLock { count -> Bool in
+                guard count < Self.maximumConnections else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else {
+                close(client)
+                continue
+            }
+            Thread.detachNewThread { [self] in
+                serve(client)
+                connections.withLock { $0 -= 1 }
+            }
         }
     }
 
@@ -71,7 +96,7 @@ public final class KeyServerListener: @unchecked Sendable {
         // Without NODELAY the handshake's small flights wait on delayed ACKs (about 40 ms each).
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        var timeout = timeval(tv_sec: Self.idleSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         guard let ssl = SSL_new(context) else { return }
         defer { SSL_free(ssl) }
@@ -97,13 +122,16 @@ public final class KeyServerListener: @unchecked Sendable {
         return header + body
     }
 
+    /// Reads `count` bytes as they arrive, in chunks of at most 64 KiB: a message that announces
+    /// 1 MiB and sends nothing costs one chunk, not the megabyte.
     private func readExactly(_ ssl: OpaquePointer, _ count: Int) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress.map { $0 + done }, Int32(count - done)) }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(count, 65_536))
+        while buffer.count < count {
+            let wanted = min(chunk.count, count - buffer.count)
+            let n = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32(wanted)) }
             if n <= 0 { ERR_clear_error(); return nil }
-            done += Int(n)
+            buffer.append(contentsOf: chunk[0..<Int(n)])
         }
         return buffer
     }
