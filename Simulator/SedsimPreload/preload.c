@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -121,29 +123,33 @@ static enum node_kind kind_for_path(const char *path) {
     return NODE_SCSI_BLOCK;
 }
 
-/* Parses one PATH=DIR/N entry; returns 0 on success. */
-static int parse_entry(char *entry) {
+/* Parses one PATH=DIR/N entry; returns NULL on success, else why the entry cannot be used. */
+static const char *parse_entry(char *entry) {
     char *eq = strchr(entry, '=');
-    if (!eq || eq == entry || mapping_count >= MAX_MAPPINGS) return -1;
+    if (!eq || eq == entry) return "expected /dev/NAME=ARRAY_DIR/N";
+    if (mapping_count >= MAX_MAPPINGS) return "the table is full (" "1024" " entries at most)";
     *eq = '\0';
     char *target = eq + 1;
     if (strncmp(target, "sim:", 4) == 0) target += 4;
     char *slash = strrchr(target, '/');
-    if (!slash || slash == target || slash[1] == '\0') return -1;
+    if (!slash || slash == target || slash[1] == '\0') return "expected /dev/NAME=ARRAY_DIR/N (no drive number after the array directory)";
     char *end = NULL;
     long drive = strtol(slash + 1, &end, 10);
-    if (*end != '\0' || drive < 0 || drive > 65535) return -1;
+    if (*end != '\0' || drive < 0 || drive > 65535) return "the drive number must be 0 to 65535";
     *slash = '\0';
     struct mapping *m = &mappings[mapping_count];
-    if (strlen(entry) >= sizeof m->path) return -1;
+    if (strlen(entry) >= sizeof m->path) return "the device path is too long";
+    /* A node that exists already (/dev/null, a real disk) would have every program's I/O on it sent to the simulated drive. */
+    struct stat existing;
+    if (real_stat(entry, &existing) == 0) return "that path exists on this machine; map a name that does not (e.g. /dev/sg200)";
     int n = snprintf(m->socket_path, sizeof m->socket_path, "%s/" SEDSIM_LINK_SOCKET_NAME, target);
-    if (n < 0 || (size_t)n >= sizeof m->socket_path) return -1;
+    if (n < 0 || (size_t)n >= sizeof m->socket_path) return "the array's socket path is longer than a Unix socket allows (107 bytes)";
     strcpy(m->path, entry);
     m->drive = (int)drive;
     m->kind = kind_for_path(entry);
     m->minor_number = 200 + (unsigned)mapping_count;
     mapping_count++;
-    return 0;
+    return NULL;
 }
 
 /* The kernel's "nvme" character major, if it registered one. */
@@ -187,9 +193,10 @@ static void initialise(void) {
         char *copy = strdup(spec);
         char *save = NULL;
         for (char *entry = copy ? strtok_r(copy, ",", &save) : NULL; entry; entry = strtok_r(NULL, ",", &save)) {
-            if (parse_entry(entry) != 0) {
-                fprintf(stderr, "sedsim-preload: ignoring SEDSIM_DEVICES entry '%s' (expected /dev/NAME=ARRAY_DIR/N)\n", entry);
-            }
+            char shown[160];
+            snprintf(shown, sizeof shown, "%s", entry);  /* parse_entry cuts the entry up */
+            const char *why = parse_entry(entry);
+            if (why) fprintf(stderr, "sedsim-preload: ignoring SEDSIM_DEVICES entry '%s': %s\n", shown, why);
         }
         free(copy);
     }
@@ -767,6 +774,65 @@ ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
 
 ssize_t pread64(int fd, void *buf, size_t count, off_t offset) { return pread(fd, buf, count, offset); }
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) { return pwrite(fd, buf, count, offset); }
+
+/* The vector forms, one buffer after another, stopping at a short transfer. `offset` < 0: the
+ * descriptor's own position (readv, writev, and preadv2/pwritev2 with offset -1). */
+static ssize_t device_rwv(struct open_device *d, int write, const struct iovec *iov, int iovcnt, off_t offset) {
+    if (iovcnt < 0 || iovcnt > IOV_MAX) { errno = EINVAL; return -1; }
+    ssize_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len == 0) continue;
+        ssize_t n = offset < 0 ? device_rw(d, write, iov[i].iov_base, iov[i].iov_len, 0, 0)
+                               : device_rw(d, write, iov[i].iov_base, iov[i].iov_len, offset + total, 1);
+        if (n < 0) return total > 0 ? total : -1;
+        total += n;
+        if ((size_t)n < iov[i].iov_len) break;
+    }
+    return total;
+}
+
+#define VECTOR_IO(name, write, params, args, offset_expr) \
+    ssize_t name params { \
+        static ssize_t (*real) params; \
+        struct open_device *d = device_for_io(fd); \
+        if (d) return device_rwv(d, write, iov, iovcnt, offset_expr); \
+        if (!real) real = next_symbol(#name); \
+        return real args; \
+    }
+
+VECTOR_IO(readv, 0, (int fd, const struct iovec *iov, int iovcnt), (fd, iov, iovcnt), -1)
+VECTOR_IO(writev, 1, (int fd, const struct iovec *iov, int iovcnt), (fd, iov, iovcnt), -1)
+VECTOR_IO(preadv, 0, (int fd, const struct iovec *iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset), offset)
+VECTOR_IO(pwritev, 1, (int fd, const struct iovec *iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset), offset)
+VECTOR_IO(preadv64, 0, (int fd, const struct iovec *iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset), offset)
+VECTOR_IO(pwritev64, 1, (int fd, const struct iovec *iov, int iovcnt, off_t offset), (fd, iov, iovcnt, offset), offset)
+VECTOR_IO(preadv2, 0, (int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags), (fd, iov, iovcnt, offset, flags), offset)
+VECTOR_IO(pwritev2, 1, (int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags), (fd, iov, iovcnt, offset, flags), offset)
+VECTOR_IO(preadv64v2, 0, (int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags), (fd, iov, iovcnt, offset, flags), offset)
+VECTOR_IO(pwritev64v2, 1, (int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags), (fd, iov, iovcnt, offset, flags), offset)
+
+/* Memory maps of a simulated node cannot follow the drive (its media lives behind the link):
+ * refused, and said so on stderr, rather than mapping the /dev/null descriptor underneath. */
+static void *refuse_map(int fd) {
+    fprintf(stderr, "sedsim-preload: mmap of %s is not supported on a simulated node; use read/write\n",
+            mappings[device_for_io(fd)->mapping].path);
+    errno = ENODEV;
+    return MAP_FAILED;
+}
+
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
+    static void *(*real)(void *, size_t, int, int, int, off_t);
+    if (!(flags & MAP_ANONYMOUS) && device_for_io(fd)) return refuse_map(fd);
+    if (!real) real = next_symbol("mmap");
+    return real(addr, length, prot, flags, fd, offset);
+}
+
+void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
+    static void *(*real)(void *, size_t, int, int, int, off_t);
+    if (!(flags & MAP_ANONYMOUS) && device_for_io(fd)) return refuse_map(fd);
+    if (!real) real = next_symbol("mmap64");
+    return real(addr, length, prot, flags, fd, offset);
+}
 
 off_t lseek(int fd, off_t offset, int whence) {
     static off_t (*real)(int, off_t, int);
