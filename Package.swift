@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "sedlock", targets: ["sedlock"]),
         .executable(name: "sedsim", targets: ["sedsim"]),
         .executable(name: "sedlockd", targets: ["sedlockd"]),
+        // The decoders under libFuzzer (scripts/fuzz builds it with -DFUZZING); ordinarily a replayer of the corpus.
+        .executable(name: "sedlock-fuzz", targets: ["sedlock-fuzz"]),
         // LD_PRELOAD library that shows simulated drives to any program as device nodes.
         .library(name: "sedsim-preload", type: .dynamic, targets: ["SedsimPreload"]),
     ],
@@ -101,6 +103,10 @@ let package = Package(
             "SedSimulator", "SimulatorLink", "TCGStorage", "Platform", "CShims", "ControlSocket",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Simulator/sedsim"),
+
+        .executableTarget(name: "sedlock-fuzz", dependencies: [
+            "TCGStorage", "KMIPCodec", "SecurityTransport", "SedSimulator", "SimulatorLink",
+        ], path: "Fuzz/sedlock-fuzz"),
 
         // Helpers shared by test targets (seeded randomness for the mutation loops).
         .target(name: "TestSupport", dependencies: ["Platform", "CShims"], path: "Tests/TestSupport"),
