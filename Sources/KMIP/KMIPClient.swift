@@ -262,8 +262,13 @@ public final class KMIPClient: Sendable {
     }
 
     private func attributesRequest(_ id: String, names: [String]) -> [TTLV] {
-        // 2.0 names attributes by reference; asking for all and filtering works with every server.
-        [.text(.uniqueIdentifier, id)] + (version.usesAttributesStructure ? [] : names.map { .text(.attributeName, $0) })
+        // 1.x names attributes; 2.0 references a standard one by its tag (an Enumeration, as
+        // PyKMIP sends it), another by name.
+        guard version.usesAttributesStructure else { return [.text(.uniqueIdentifier, id)] + names.map { .text(.attributeName, $0) } }
+        return [.text(.uniqueIdentifier, id)] + names.map { name in
+            Attribute.tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
+                ?? .structure(.attributeReference, [.text(.attributeName, name)])
+        }
     }
 
     /// The object's State attribute (nil when the server gives none).

@@ -111,4 +111,32 @@ struct BatchTests {
         #expect(error.code == .keyServerProtocolError)
         #expect((try? answers[s.ids[1]]?.get()) != nil)
     }
+
+    @Test("KMIP 2.0 Attribute References in both forms: GetAttributes by tag (Enumeration) or by name (structure) returns just those; GetAttributeList answers tags; the client reads both")
+    func attributeReferences() throws {
+        let s = try Server(version: .v2_0)
+        func getAttributes(_ references: [TTLV]) throws -> [Attribute] {
+            let response = try s.exchange.send(RequestMessage(version: .v2_0, items: [
+                RequestBatchItem(.getAttributes, payload: [.text(.uniqueIdentifier, s.ids[0])] + references),
+            ]))
+            let item = try #require(response.items.first)
+            #expect(item.resultStatus == .success, "\(String(describing: item.resultMessage))")
+            return Attribute.parse(from: try #require(item.payload))
+        }
+        let stateTag = try #require(Attribute.tagsByName["State"])
+        let byTag = try getAttributes([.enumeration(.attributeReference, stateTag.rawValue)])
+        #expect(byTag == [.state(.active)], "\(byTag)")
+        let byName = try getAttributes([.structure(.attributeReference, [.text(.attributeName, "Name")])])
+        #expect(byName == [.name("key-0")], "\(byName)")
+        #expect(try getAttributes([]).count > 2)
+
+        let list = try s.exchange.send(RequestMessage(version: .v2_0, items: [
+            RequestBatchItem(.getAttributeList, payload: [.text(.uniqueIdentifier, s.ids[0])]),
+        ]))
+        let references = try #require(list.items.first?.payload).all(.attributeReference)
+        #expect(!references.isEmpty && references.allSatisfy { $0.enumerationValue != nil }, "\(references)")
+        let names = try s.client.getAttributeList(s.ids[0])
+        #expect(names.contains("State") && names.contains("Name"), "\(names)")
+        #expect(try s.client.getAttributes(s.ids[0], names: ["State"]) == [.state(.active)])
+    }
 }

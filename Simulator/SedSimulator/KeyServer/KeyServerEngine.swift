@@ -114,9 +114,20 @@ public struct KeyServerEngine: Sendable {
                 return [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), .structure(tag, block + [keyBlock])]
             }
         case .getAttributes:
+            // 1.x names attributes (Attribute Name); 2.0 references them, by the attribute's tag
+            // (an Enumeration) or by name (a structure with Attribute Name): all three are taken.
             var wanted: [String] = []
             for item in request.all(.attributeName) {
                 if let name = item.textValue { wanted.append(name) }
+            }
+            for reference in request.all(.attributeReference) {
+                if let name = reference.child(.attributeName)?.textValue {
+                    wanted.append(name)
+                } else if let raw = reference.enumerationValue, let name = Attribute.tagsByName.first(where: { $0.value.rawValue == raw })?.key {
+                    wanted.append(name)
+                } else {
+                    throw Failure(reason: .invalidField, message: "an Attribute Reference names no attribute this server knows")
+                }
             }
             return try withOwned(request, identity) { object in
                 var attributes = Self.attributes(of: object)
@@ -131,7 +142,11 @@ public struct KeyServerEngine: Sendable {
                 let names = Self.attributes(of: object).map(\.attributeName)
                 let unique = names.enumerated().filter { names.firstIndex(of: $0.element) == $0.offset }.map(\.element)
                 if version.usesAttributesStructure {
-                    return [.text(.uniqueIdentifier, object.id)] + unique.map { .structure(.attributeReference, [.text(.attributeName, $0)]) }
+                    // As PyKMIP's server answers and its client expects: a standard attribute by its tag.
+                    return [.text(.uniqueIdentifier, object.id)] + unique.map { name in
+                        Attribute.tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
+                            ?? .structure(.attributeReference, [.text(.attributeName, name)])
+                    }
                 }
                 return [.text(.uniqueIdentifier, object.id)] + unique.map { .text(.attributeName, $0) }
             }
