@@ -29,10 +29,18 @@ public final class KMIPClient: Sendable {
     /// Runs one operation; a failed result becomes a `KeyServerError` with the server's reason and message.
     @discardableResult
     func perform(_ operation: Operation, _ payload: [TTLV], version override: ProtocolVersion? = nil) throws(KeyServerError) -> TTLV {
-        let response = try connection.send(RequestMessage(version: override ?? version,
-                                                          items: [RequestBatchItem(operation, payload: payload)]))
-        guard let item = response.items.first else {
-            throw KeyServerError(.keyServerProtocolError, server: server, cause: "empty response", fix: "check the server")
+        let asked = override ?? version
+        let response = try connection.send(RequestMessage(version: asked, items: [RequestBatchItem(operation, payload: payload)]))
+        // DiscoverVersions goes out in 1.1 framing, which servers answer in various versions; every
+        // other answer must be in the version asked.
+        guard operation == .discoverVersions || response.version == asked else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "asked in KMIP \(asked), answered in \(response.version)",
+                                 fix: "the server is faulty")
+        }
+        guard response.items.count == 1, let item = response.items.first else {
+            throw KeyServerError(.keyServerProtocolError, server: server,
+                                 cause: response.items.isEmpty ? "empty response" : "\(response.items.count) answers to one request",
+                                 fix: "the server is faulty")
         }
         return try result(of: item, asked: operation)
     }

@@ -88,6 +88,23 @@ struct BatchTests {
         }
     }
 
+    @Test("a single request answered in another protocol version, or with two answers, is refused")
+    func singleRequestChecks() throws {
+        let s = try Server(version: .v1_4)
+        for (what, tamper) in [("another version", { (r: inout ResponseMessage) in r.version = .v1_2 }),
+                               ("two answers", { (r: inout ResponseMessage) in r.items.append(r.items[0]) })] as [(String, (inout ResponseMessage) -> Void)] {
+            s.exchange.tamper = tamper
+            do {
+                _ = try s.client.get(s.ids[0])
+                Issue.record("\(what): accepted")
+            } catch {
+                #expect(error.code == .keyServerProtocolError, "\(what): \(error)")
+            }
+        }
+        s.exchange.tamper = nil
+        #expect(try s.client.get(s.ids[0]).material.count == 32)
+    }
+
     @Test("a Get answered for another object than the one asked is refused, batched or not; its key is never returned")
     func answerForAnotherObject() throws {
         let s = try Server(version: .v1_4)
