@@ -125,7 +125,7 @@ struct ApplianceRuntime {
 
     func tool(_ name: String) -> String { binaries.appendingPathComponent(name).path }
 
-    var arrayServed: Bool { (try? LinkSocket.connect(path: appliance.drives.appendingPathComponent(LinkPaths.socketName).path)) != nil }
+    var arrayServed: Bool { ArrayAccess(appliance.drives).isServed }
 
     func startDrives() throws(ApplianceError) {
         guard appliance.running("drives") == nil else { return }
@@ -176,19 +176,10 @@ struct ApplianceRuntime {
         }
     }
 
-    func powerCycle(_ drives: [Int]) throws(ApplianceError) {
-        for n in drives {
-            do {
-                let socket = try LinkSocket.connect(path: appliance.drives.appendingPathComponent(LinkPaths.socketName).path)
-                try socket.send(LinkRequest(.powerCycle, drive: n).encoded(), deadline: .after(seconds: 30))
-                let response = try LinkResponse.decode(try socket.receive(deadline: .after(seconds: 30)))
-                guard response.status == .ok else { throw ApplianceError("power cycle of drive \(n) failed: \(response.message)") }
-            } catch let error as ApplianceError {
-                throw error
-            } catch {
-                throw ApplianceError("power cycle of drive \(n) failed: \(error)")
-            }
-        }
+    /// Power cycles through the running array server, as `sedsim power-cycle` does (a failure ends the command).
+    func powerCycle(_ drives: [Int]) throws {
+        let access = ArrayAccess(appliance.drives)
+        for n in drives { _ = try access.request(LinkRequest(.powerCycle, drive: n)) }
     }
 
     /// Runs one of the three tools to its end; its standard output (trimmed) and exit status.

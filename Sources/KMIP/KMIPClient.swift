@@ -273,10 +273,7 @@ public final class KMIPClient: Sendable {
         // 1.x names attributes; 2.0 references a standard one by its tag (an Enumeration, as
         // PyKMIP sends it), another by name.
         guard version.usesAttributesStructure else { return [.text(.uniqueIdentifier, id)] + names.map { .text(.attributeName, $0) } }
-        return [.text(.uniqueIdentifier, id)] + names.map { name in
-            Attribute.tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
-                ?? .structure(.attributeReference, [.text(.attributeName, name)])
-        }
+        return [.text(.uniqueIdentifier, id)] + names.map(Attribute.reference(named:))
     }
 
     /// The object's State attribute (nil when the server gives none).
@@ -295,11 +292,7 @@ public final class KMIPClient: Sendable {
         let payload = try perform(.getAttributeList, [.text(.uniqueIdentifier, id)])
         if version.usesAttributesStructure {
             return payload.all(.attributeReference).map { ref in
-                if let name = ref.child(.attributeName)?.textValue { return name }
-                if let raw = ref.enumerationValue, let name = Attribute.tagsByName.first(where: { $0.value.rawValue == raw })?.key {
-                    return name
-                }
-                return "Tag \(ref.enumerationValue.map { String($0, radix: 16) } ?? "?")"
+                Attribute.name(referencedBy: ref) ?? "Tag \(ref.enumerationValue.map { String($0, radix: 16) } ?? "?")"
             }
         }
         return payload.all(.attributeName).compactMap(\.textValue)

@@ -67,6 +67,20 @@ public enum Attribute: Hashable, Sendable {
         self.init(name: name, value: value)
     }
 
+    /// A KMIP 2.0 Attribute Reference to the attribute `name`: a standard attribute by its tag (an
+    /// Enumeration, as PyKMIP sends and expects it), any other by name (a structure).
+    public static func reference(named name: String) -> TTLV {
+        tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
+            ?? .structure(.attributeReference, [.text(.attributeName, name)])
+    }
+
+    /// The attribute an Attribute Reference names, in either form; nil for a tag this codec does not know.
+    public static func name(referencedBy reference: TTLV) -> String? {
+        if let name = reference.child(.attributeName)?.textValue { return name }
+        guard let raw = reference.enumerationValue else { return nil }
+        return tagsByName.first { $0.value.rawValue == raw }?.key
+    }
+
     /// Reads a 2.0 tagged attribute.
     public init(version2 item: TTLV) {
         let name = Self.tagsByName.first { $0.value == item.tag }?.key ?? "Tag \(item.tag)"

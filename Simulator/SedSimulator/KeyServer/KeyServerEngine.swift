@@ -121,13 +121,10 @@ public struct KeyServerEngine: Sendable {
                 if let name = item.textValue { wanted.append(name) }
             }
             for reference in request.all(.attributeReference) {
-                if let name = reference.child(.attributeName)?.textValue {
-                    wanted.append(name)
-                } else if let raw = reference.enumerationValue, let name = Attribute.tagsByName.first(where: { $0.value.rawValue == raw })?.key {
-                    wanted.append(name)
-                } else {
+                guard let name = Attribute.name(referencedBy: reference) else {
                     throw Failure(reason: .invalidField, message: "an Attribute Reference names no attribute this server knows")
                 }
+                wanted.append(name)
             }
             return try withOwned(request, identity) { object in
                 var attributes = Self.attributes(of: object)
@@ -143,10 +140,7 @@ public struct KeyServerEngine: Sendable {
                 let unique = names.enumerated().filter { names.firstIndex(of: $0.element) == $0.offset }.map(\.element)
                 if version.usesAttributesStructure {
                     // As PyKMIP's server answers and its client expects: a standard attribute by its tag.
-                    return [.text(.uniqueIdentifier, object.id)] + unique.map { name in
-                        Attribute.tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
-                            ?? .structure(.attributeReference, [.text(.attributeName, name)])
-                    }
+                    return [.text(.uniqueIdentifier, object.id)] + unique.map(Attribute.reference(named:))
                 }
                 return [.text(.uniqueIdentifier, object.id)] + unique.map { .text(.attributeName, $0) }
             }
