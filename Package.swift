@@ -71,9 +71,12 @@ let package = Package(
                                                     "KMIP", "Certificates"],
                 path: "Sources/LockManager"),
         .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
+        // What sedlock's and sedsim's command lines share on top of swift-argument-parser.
+        .target(name: "CommandLineSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+                path: "Sources/CommandLineSupport"),
         .executableTarget(name: "sedlock", dependencies: [
             "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
-            "ControlAPI", "ControlSocket", "LockManager", "LockState",
+            "ControlAPI", "ControlSocket", "LockManager", "LockState", "CommandLineSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
         .executableTarget(name: "sedlockd", dependencies: [
@@ -100,7 +103,7 @@ let package = Package(
         // Plain C, loaded into arbitrary programs (swiftc's link step adds libswiftCore as a dependency).
         .target(name: "SedsimPreload", dependencies: ["CSimulatorLink"], path: "Simulator/SedsimPreload"),
         .executableTarget(name: "sedsim", dependencies: [
-            "SedSimulator", "SimulatorLink", "TCGStorage", "Platform", "CShims", "ControlSocket",
+            "SedSimulator", "SimulatorLink", "TCGStorage", "Platform", "CShims", "ControlSocket", "CommandLineSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Simulator/sedsim"),
 

@@ -31,7 +31,20 @@ public final class SimulatedArray: @unchecked Sendable {
 
     /// True when `directory` holds an array's manifest.
     public static func isArray(at directory: URL) -> Bool {
-        FileManager.default.fileExists(atPath: directory.appendingPathComponent(manifestName).path)
+        (try? checkIsArray(at: directory)) != nil
+    }
+
+    /// Throws what keeps `directory` from being an array: no manifest, or the system's reason it
+    /// cannot be looked at (permission denied on the directory, not a directory …).
+    public static func checkIsArray(at directory: URL) throws(SimulatorError) {
+        let manifest = directory.appendingPathComponent(manifestName).path
+        var info = stat()
+        guard stat(manifest, &info) != 0 else { return }
+        let code = errno
+        if code == ENOENT {
+            throw SimulatorError.invalidArray("no \(manifestName) in \(directory.path); create one with `sedsim create`")
+        }
+        throw SimulatorError.invalidArray("cannot look into \(directory.path) (\(SystemError("stat", path: manifest, errno: code)))")
     }
 
     public static func create(at directory: URL, specification spec: ArraySpecification) throws(SimulatorError) {

@@ -111,9 +111,13 @@ public enum LinkError: Error, Hashable, Sendable, CustomStringConvertible {
     case io(String)
     case timedOut(String)
     case closed
+    /// Nobody could be reached at the array's socket; `permissionDenied` when it exists but
+    /// belongs to someone else (it is created 0600).
+    case cannotConnect(String, permissionDenied: Bool)
 
     public var description: String {
         switch self {
+        case .cannotConnect(let m, _): return m
         case .malformed(let m): return "malformed simulator message: \(m)"
         case .io(let m): return m
         case .timedOut(let m): return m

@@ -14,7 +14,9 @@ public final class LinkSocket: Sendable {
     /// Connects to the socket at `path`.
     public static func connect(path: String) throws(LinkError) -> LinkSocket {
         do { return LinkSocket(try UnixSocket.connect(path: path)) } catch {
-            throw LinkError.io("cannot connect to simulator socket \(path): \(error)")
+            var permissionDenied = false
+            if case .system(let cause) = error { permissionDenied = cause.errno == EACCES || cause.errno == EPERM }
+            throw LinkError.cannotConnect("cannot connect to simulator socket \(path): \(error)", permissionDenied: permissionDenied)
         }
     }
 

@@ -42,7 +42,10 @@ public final class SimulatorTransport: SecurityTransport, @unchecked Sendable {
             case .timedOut:
                 throw TransportError(.timedOut, device: address.description,
                                      "no answer within \(commandTimeout) s; check that `sedsim serve \(arrayDirectory)` is running")
-            case .io(let message) where message.contains("cannot connect"):
+            case .cannotConnect(let message, permissionDenied: true):
+                throw TransportError(.unreachable, device: address.description,
+                                     "\(message); the socket is only for the user serving the array: run as that user")
+            case .cannotConnect(let message, permissionDenied: false):
                 throw TransportError(.unreachable, device: address.description,
                                      "\(message); start it with `sedsim serve \(arrayDirectory)`")
             default:

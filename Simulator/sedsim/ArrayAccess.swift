@@ -22,9 +22,7 @@ struct ArrayAccess {
             } catch { fail("\(error)") }
         } else {
             // Not an array: say so, and leave no lock file behind in someone else's directory.
-            guard SimulatedArray.isArray(at: directory) else {
-                fail("\(directory.path) is not a simulated array (no \(SimulatedArray.manifestName)); create one with `sedsim create`")
-            }
+            do { try SimulatedArray.checkIsArray(at: directory) } catch { fail("\(error)") }
             let lock: FileLock
             do { lock = try FileLock(path: directory.appendingPathComponent(LinkPaths.serveLockName).path) } catch {
                 switch error {

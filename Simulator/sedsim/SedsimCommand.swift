@@ -1,5 +1,6 @@
 import ArgumentParser
 import CShims
+import CommandLineSupport
 import Foundation
 import SedSimulator
 import SimulatorLink
@@ -12,6 +13,11 @@ struct Sedsim: ParsableCommand {
         abstract: "Simulated Opal self-encrypting drives: create an array, serve it, power-cycle it, inspect it.",
         subcommands: [Create.self, Serve.self, PowerCycle.self, HardwareReset.self, Status.self,
                       Write.self, Read.self, Fault.self, Devices.self, KMIPServerCommand.self, ApplianceCommand.self])
+
+    static func main() {
+        refuseUnknownSubcommand()
+        main(nil)
+    }
 }
 
 struct ArrayDirectory: ParsableArguments {

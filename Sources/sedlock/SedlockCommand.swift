@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 
 @main
 struct Sedlock: AsyncParsableCommand {
@@ -9,9 +10,15 @@ struct Sedlock: AsyncParsableCommand {
         Exit status: 0 success, 64 bad arguments, 10 not authorized, 11 locked out, \
         12 transport error or timeout, 13 drive error, 14 partial (some drives done, some not), \
         15 held by a guard before any attempt (keys unavailable or unverified, guarded drive, boot-loop hold), \
-        16 busy (another sedlock is changing the state).
+        16 busy (another sedlock is changing the state), 17 outcome unknown (a change reached the drive \
+        and its answer was lost).
         """,
         subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, Guard.self, Faults.self, KeyServerCommand.self,
                       KeysCommand.self, RDLCommand.self,
                       DriveCommand.self, KMIPCommand.self, CertCommand.self])
+
+    static func main() async {
+        refuseUnknownSubcommand()
+        await main(nil)
+    }
 }

@@ -53,6 +53,39 @@ struct HardeningTests {
         #expect(image.status == 64 && image.stderr.contains("only with 'load'"))
         let clamped = try run("sedlock", ["drive", "discover", "sim:/tmp/x/65536"])
         #expect(clamped.status == 64)
+        let adminWithoutKeep = try run("sedlock", ["drive", "revert", "sim:/tmp/x/0", "--sid-pin-file", pin, "--admin-pin-file", pin])
+        #expect(adminWithoutKeep.status == 64 && adminWithoutKeep.stderr.contains("only with --keep-data"))
+    }
+
+    @Test("help for a subcommand that does not exist is refused, not answered with the parent's help",
+          arguments: [("sedlock", ["range", "--help"], "'sedlock' has no subcommand 'range'", ["--help"]),
+                      ("sedlock", ["help", "drive", "rnage"], "'sedlock drive' has no subcommand 'rnage'", ["help", "drive"]),
+                      ("sedlock", ["drive", "rnage", "-h"], "its subcommands are: list, discover", ["drive", "-h"]),
+                      ("sedsim", ["appliance", "bogus", "--help"], "'sedsim appliance' has no subcommand 'bogus'", ["appliance", "--help"])])
+    func unknownSubcommandHelp(tool: String, arguments: [String], message: String, realHelp: [String]) throws {
+        let result = try run(tool, arguments)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains(message))
+        #expect(!result.output.contains("OVERVIEW"))
+        // Help for real subcommands is still help.
+        let help = try run(tool, realHelp)
+        #expect(help.status == 0 && help.output.contains("OVERVIEW"))
+    }
+
+    @Test("an array or socket another user owns: the system's reason, not 'not an array' or 'start sedsim serve'")
+    func permissionDenied() throws {
+        let array = try ServedArray()
+        let asNobody = ["-u", "nobody", Binaries.url("sedlock").path, "drive", "discover", array.device()]
+        let discover = try ProcessRunner.run("/usr/sbin/runuser", asNobody, timeout: 60)
+        #expect(discover.status == 12)
+        #expect(discover.stderr.contains("Permission denied") && discover.stderr.contains("only for the user serving the array"))
+        #expect(!discover.stderr.contains("start it with"))
+        let status = try ProcessRunner.run("/usr/sbin/runuser", ["-u", "nobody", Binaries.url("sedsim").path, "status", array.directory],
+                                           timeout: 60)
+        #expect(status.status != 0)
+        #expect(status.stderr.contains("Permission denied") && !status.stderr.contains("no array.json"))
+        let missing = try run("sedsim", ["status", array.directory + "/nothing"])
+        #expect(missing.stderr.contains("no array.json in"))
     }
 
     @Test("sedsim create refuses sizes no drive can hold, and keeps arrays private whatever the umask")
