@@ -52,7 +52,8 @@ public struct DriveSettings: Codable, Sendable, Hashable {
     /// Whether a hardware reset also resets Tries of non-persistent authorities ([UNCONFIRMED] in the spec).
     public var hardwareResetClearsTries: Bool = false
     public var mbrTableSize: Int = 128 << 20
-    public var dataStoreSize: Int = 1 << 20
+    /// The Opal SSC minimum for the DataStore table (10 MiB); sparse on disk.
+    public var dataStoreSize: Int = 10 << 20
     /// SATA only; nil (arrays made before it existed) means libata.
     public var satLayer: SATLayer?
 
@@ -93,6 +94,9 @@ struct RangeRecord: Codable, Sendable, Hashable {
     /// Authorities allowed to set ReadLocked / WriteLocked (ACE_Locking_Range_Set_RdLocked / WrLocked).
     var readLockAuthorities: [UInt64] = [UID.admins.rawValue]
     var writeLockAuthorities: [UInt64] = [UID.admins.rawValue]
+    /// Authorities allowed to read RangeStart…ActiveKey (ACE_Locking_RangeN_Get_RangeStartToActiveKey);
+    /// nil in state written before it was kept, meaning Admins.
+    var getAuthorities: [UInt64]?
 
     /// Whether either direction of the range is usable after a power cycle without any authentication.
     var opensAtPowerOn: Bool {
@@ -128,4 +132,7 @@ struct DriveRecord: Codable, Sendable {
     /// Every failed authentication the drive ever counted (nil in state written before it existed).
     var totalFailedAuthentications: Int?
     var erasedForGood = false
+    /// TPerInfo ProgrammaticResetEnable: whether TPER_RESET (protocol 0x02, ComID 0x0004) is
+    /// honoured; set by SID; nil (state from before it was kept) means false, the factory value.
+    var programmaticResetEnable: Bool?
 }

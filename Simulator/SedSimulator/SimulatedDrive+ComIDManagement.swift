@@ -40,6 +40,7 @@ extension SimulatedDrive {
         case .stackReset:
             sessions.removeAll()
             pendingResponse = nil
+            hostMaxComPacketSize = 1024
             pendingComIDResponse = Self.comIDResponse(request, data: Self.be32(0))  // 0: success
         }
     }

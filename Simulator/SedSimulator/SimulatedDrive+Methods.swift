@@ -3,12 +3,17 @@ import TCGStorage
 
 /// Method execution with Opal's access control, per SP and object.
 extension SimulatedDrive {
+    /// The largest Random a host may ask for in one call (answered whole, never silently cut).
+    static let maximumRandomBytes: UInt64 = 256
+
     func execute(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         switch call.methodUID {
         case MethodID.get: return get(call, session: session)
         case MethodID.set:
             guard session.write else { return .fail(.notAuthorized) }
             return set(call, session: &session)
+        case MethodID.next: return next(call, session: session)
+        case MethodID.getACL: return getACL(call, session: session)
         case MethodID.authenticate: return authenticateMethod(call, session: &session)
         case MethodID.genKey:
             guard session.write else { return .fail(.notAuthorized) }
@@ -23,8 +28,9 @@ extension SimulatedDrive {
             guard session.write else { return .fail(.notAuthorized) }
             return revertSP(call, session: session)
         case MethodID.random:
-            let count = Int(min(call.arguments.first?.unsignedValue ?? 0, 32))
-            guard let bytes = try? DriveCrypto.randomBytes(count) else { return .fail(.tperMalfunction) }
+            guard call.invokingUID == .thisSP, call.arguments.count == 1, let count = call.arguments[0].unsignedValue,
+                  count <= Self.maximumRandomBytes else { return .fail(.invalidParameter) }
+            guard let bytes = try? DriveCrypto.randomBytes(Int(count)) else { return .fail(.tperMalfunction) }
             return MethodOutcome(values: [.bytes(bytes)])
         default:
             return .fail(.invalidParameter)
@@ -34,16 +40,17 @@ extension SimulatedDrive {
     // MARK: Get
 
     struct CellBlock {
-        var startColumn: UInt64 = 0
-        var endColumn: UInt64 = .max
+        var startColumn: UInt64?
+        var endColumn: UInt64?
         var startRow: UInt64?
         var endRow: UInt64?
 
         init?(_ arguments: [TCGValue]) {
+            guard arguments.count <= 1 else { return nil }
             guard let first = arguments.first else { return }
             guard case .list(let items) = first else { return nil }
-            for case .named(let name, let value) in items {
-                guard let v = value.unsignedValue else { return nil }
+            for item in items {
+                guard case .named(let name, let value) = item, let v = value.unsignedValue else { return nil }
                 switch name.unsignedValue {
                 case Column.CellBlock.startColumn: startColumn = v
                 case Column.CellBlock.endColumn: endColumn = v
@@ -56,12 +63,14 @@ extension SimulatedDrive {
     }
 
     private func get(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
-        guard let cells = CellBlock(call.arguments) else { return .fail(.invalidParameter) }
         let object = call.invokingUID
         if object == .mbrTable || object == .dataStoreTable {
             let isMBR = object == .mbrTable
             guard session.sp == .locking,
                   session.isAuthenticated(asAnyOf: isMBR ? [.anybody] : [.admins]) else { return .fail(.notAuthorized) }
+            guard let cells = CellBlock(call.arguments), cells.startColumn == nil, cells.endColumn == nil else {
+                return .fail(.invalidParameter)
+            }
             let table = isMBR ? mbrTable : dataStore
             let start = cells.startRow ?? 0
             let end = cells.endRow ?? (table.size - 1)
@@ -71,69 +80,64 @@ extension SimulatedDrive {
             guard let bytes = try? table.read(at: start, count: Int(end - start + 1)) else { return .fail(.tperMalfunction) }
             return MethodOutcome(values: [.bytes(bytes)])
         }
-        guard let columns = readableColumns(of: object, session: session) else { return .fail(.notAuthorized) }
-        if columns.isEmpty { return .fail(.invalidParameter) }
-        let selected = columns.filter { $0.key >= cells.startColumn && $0.key <= cells.endColumn && $0.value.allowed }
-        let requestedAny = columns.contains { $0.key >= cells.startColumn && $0.key <= cells.endColumn }
-        guard requestedAny else { return .fail(.invalidParameter) }
-        guard !selected.isEmpty else { return .fail(.notAuthorized) }
-        let row = selected.keys.sorted().compactMap { col in selected[col].map { TCGValue.name(col, $0.value) } }
-        return MethodOutcome(values: [.list(row)])
-    }
-
-    /// The columns of an object, each with whether this session may read it; nil when the object is unknown here.
-    private func readableColumns(of object: UID, session: DriveSession) -> [UInt64: (value: TCGValue, allowed: Bool)]? {
-        switch session.sp {
-        case .admin:
-            if object == .cPinMSID {
-                return [Column.CPin.pin: (.bytes(Array(record.identity.msid.utf8)), true)]
-            }
-            if object == .cPinSID || object == .cPinPSID {
-                let cred = object == .cPinSID ? record.sid : record.psid
-                return cPinColumns(cred, allowed: session.isAuthenticated(asAnyOf: [.sid]))
-            }
-            if object == .adminSP || object == .lockingSP {
-                let state: LifeCycleState = object == .adminSP ? .manufactured : record.lockingLifeCycle
-                return [Column.SP.lifeCycle: (.unsigned(state.rawValue), true)]
-            }
-            return nil
-        case .locking:
-            let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
-            if object == .lockingInfo {
-                return [Column.LockingInfo.maxRanges: (.unsigned(UInt64(record.ranges.count - 1)), true)]
-            }
-            if let n = object.lockingRangeIndex, n < record.ranges.count {
-                let r = record.ranges[n]
-                let cols: [UInt64: TCGValue] = [
-                    Column.Locking.rangeStart: .unsigned(r.start), Column.Locking.rangeLength: .unsigned(r.length),
-                    Column.Locking.readLockEnabled: .bool(r.readLockEnabled),
-                    Column.Locking.writeLockEnabled: .bool(r.writeLockEnabled),
-                    Column.Locking.readLocked: .bool(r.readLocked), Column.Locking.writeLocked: .bool(r.writeLocked),
-                    Column.Locking.lockOnReset: .list(r.lockOnReset.map { .unsigned($0.rawValue) }),
-                    Column.Locking.activeKey: .uid(.kAES256(range: n)),
-                ]
-                return cols.mapValues { ($0, isAdmin) }
-            }
-            if let slot = lockingSlot(cPin: object) {
-                return cPinColumns(credential(slot), allowed: isAdmin)
-            }
-            if object == .mbrControl {
-                let m = record.mbr
-                return [Column.MBRControl.enable: (.bool(m.enable), true), Column.MBRControl.done: (.bool(m.done), true),
-                        Column.MBRControl.doneOnReset: (.list(m.doneOnReset.map { .unsigned($0.rawValue) }), true)]
-            }
-            if let slot = lockingSlot(authority: object) {
-                return [Column.Authority.enabled: (.bool(credential(slot).enabled), isAdmin)]
-            }
-            return nil
+        guard let row = row(object, session: session) else { return .fail(.notAuthorized) }
+        // Access first: a caller who may read nothing of the row learns nothing about its columns.
+        guard row.cells.values.contains(where: { mayRead($0.readers, session: session) }) else { return .fail(.notAuthorized) }
+        guard let cells = CellBlock(call.arguments), cells.startRow == nil, cells.endRow == nil else {
+            return .fail(.invalidParameter)
         }
+        let first = cells.startColumn ?? 0
+        let last = cells.endColumn ?? row.lastColumn
+        guard first <= last, last <= row.lastColumn else { return .fail(.invalidParameter) }
+        let requested = row.cells.filter { $0.key >= first && $0.key <= last }
+        let readable = requested.filter { mayRead($0.value.readers, session: session) }
+        guard requested.isEmpty || !readable.isEmpty else { return .fail(.notAuthorized) }
+        let values = readable.keys.sorted().compactMap { column in readable[column].map { TCGValue.name(column, $0.value) } }
+        return MethodOutcome(values: [.list(values)])
     }
 
-    private func cPinColumns(_ cred: CredentialRecord, allowed: Bool) -> [UInt64: (value: TCGValue, allowed: Bool)] {
-        [Column.CPin.pin: (.bytes([]), false),
-         Column.CPin.tryLimit: (.unsigned(cred.tryLimit), allowed),
-         Column.CPin.tries: (.unsigned(cred.tries), allowed),
-         Column.CPin.persistence: (.bool(cred.persistence), allowed)]
+    // MARK: Next, GetACL
+
+    /// Next (Core §5.3.3.5): the row UIDs of an object table after `Where` (or from the first),
+    /// at most `Count` of them.
+    private func next(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard let rows = tableRows(call.invokingUID, sp: session.sp) else { return .fail(.notAuthorized) }
+        // Next needs the right to see the rows' UIDs.
+        guard let firstRow = rows.first, let uidCell = row(firstRow, session: session)?.cells[0],
+              mayRead(uidCell.readers, session: session) else { return .fail(.notAuthorized) }
+        var after: UID?
+        var count = UInt64(rows.count)
+        for argument in call.arguments {
+            guard case .named(let name, let value) = argument else { return .fail(.invalidParameter) }
+            switch name.unsignedValue {
+            case 0:
+                guard let uid = value.uidValue, rows.contains(uid) else { return .fail(.invalidParameter) }
+                after = uid
+            case 1:
+                guard let v = value.unsignedValue else { return .fail(.invalidParameter) }
+                count = v
+            default: return .fail(.invalidParameter)
+            }
+        }
+        let following = after.map { start in rows.filter { $0 > start } } ?? rows
+        return MethodOutcome(values: [.list(following.prefix(Int(min(count, UInt64(rows.count)))).map { .uid($0) })])
+    }
+
+    /// GetACL (Core §5.3.3.13) on the AccessControl table: the ACEs that govern a method on an
+    /// object, for the pairs whose ACEs a host can change (the locking ranges' lock and read ACEs).
+    private func getACL(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+        guard call.invokingUID == .accessControlTable else { return .fail(.invalidParameter) }
+        guard call.arguments.count == 2, let object = call.arguments[0].uidValue, let method = call.arguments[1].uidValue else {
+            return .fail(.invalidParameter)
+        }
+        guard session.sp == .locking, let n = object.lockingRangeIndex, n < record.ranges.count else {
+            return .fail(.invalidParameter)
+        }
+        switch method {
+        case MethodID.get: return MethodOutcome(values: [.list([.uid(.aceGetRangeStartToActiveKey(range: n))])])
+        case MethodID.set: return MethodOutcome(values: [.list([.uid(.aceSetReadLocked(range: n)), .uid(.aceSetWriteLocked(range: n))])])
+        default: return .fail(.invalidParameter)
+        }
     }
 
     func lockingSlot(cPin uid: UID) -> CredentialSlot? {
@@ -170,9 +174,32 @@ extension SimulatedDrive {
         return map
     }
 
+    /// Whether the session may Set anything of `object` at all: checked before the parameters,
+    /// as the TPer checks the ACL before it looks at what a method asks (Core §4.3.1.2).
+    private func maySet(_ object: UID, session: DriveSession) -> Bool {
+        let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+        switch session.sp {
+        case .admin:
+            return (object == .cPinSID || object == .tperInfo) && session.isAuthenticated(as: .sid)
+        case .locking:
+            if object == .mbrTable || object == .dataStoreTable || object == .mbrControl || rangeACE(object) != nil
+                || lockingSlot(authority: object) != nil { return isAdmin }
+            if let n = object.lockingRangeIndex, n < record.ranges.count {
+                let range = record.ranges[n]
+                return isAdmin || session.isAuthenticated(asAnyOf: (range.readLockAuthorities + range.writeLockAuthorities).map(UID.init))
+            }
+            switch lockingSlot(cPin: object) {
+            case .admin(let i)?: return isAdmin || session.isAuthenticated(as: UID.lockingAdmin(i + 1))
+            case .user(let i)?: return isAdmin || session.isAuthenticated(as: UID.user(i + 1))
+            default: return false
+            }
+        }
+    }
+
     private func set(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
-        guard let (whereRow, values) = setValues(call.arguments) else { return .fail(.invalidParameter) }
         let object = call.invokingUID
+        guard maySet(object, session: session) else { return .fail(.notAuthorized) }
+        guard let (whereRow, values) = setValues(call.arguments) else { return .fail(.invalidParameter) }
         if object == .mbrTable || object == .dataStoreTable {
             guard session.sp == .locking, session.isAuthenticated(asAnyOf: [.admins]) else { return .fail(.notAuthorized) }
             guard let bytes = values.bytesValue else { return .fail(.invalidParameter) }
@@ -195,6 +222,13 @@ extension SimulatedDrive {
     }
 
     private func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: inout DriveSession) -> MethodOutcome {
+        if object == .tperInfo {
+            // ACE_TPerInfo_Set_ProgrammaticResetEnable: SID, that column only.
+            guard Set(columns.keys) == [8] else { return .fail(.notAuthorized) }
+            guard let enable = columns[8]?.strictBoolValue else { return .fail(.invalidParameter) }
+            record.programmaticResetEnable = enable
+            return .ok
+        }
         guard object == .cPinSID else { return .fail(.notAuthorized) }
         guard session.isAuthenticated(asAnyOf: [.sid]), Set(columns.keys) == [Column.CPin.pin] else {
             return .fail(.notAuthorized)
@@ -225,7 +259,7 @@ extension SimulatedDrive {
         }
         if let slot = lockingSlot(authority: object) {
             guard isAdmin, Set(columns.keys) == [Column.Authority.enabled] else { return .fail(.notAuthorized) }
-            guard let enabled = columns[Column.Authority.enabled]?.boolValue else { return .fail(.invalidParameter) }
+            guard let enabled = columns[Column.Authority.enabled]?.strictBoolValue else { return .fail(.invalidParameter) }
             updateCredential(slot) { $0.enabled = enabled }
             return .ok
         }
@@ -235,10 +269,10 @@ extension SimulatedDrive {
             for (col, value) in columns {
                 switch col {
                 case Column.MBRControl.enable:
-                    guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                    guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                     mbr.enable = v
                 case Column.MBRControl.done:
-                    guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                    guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                     mbr.done = v
                 case Column.MBRControl.doneOnReset:
                     guard let resets = resetList(value) else { return .fail(.invalidParameter) }
@@ -249,24 +283,20 @@ extension SimulatedDrive {
             record.mbr = mbr
             return .ok
         }
-        if let (range, isRead) = lockACE(object) {
+        if let (range, ace) = rangeACE(object) {
             guard isAdmin, Set(columns.keys) == [Column.ACE.booleanExpr] else { return .fail(.notAuthorized) }
             guard let expression = columns[Column.ACE.booleanExpr], let authorities = aceAuthorities(expression) else {
                 return .fail(.invalidParameter)
             }
-            if isRead { record.ranges[range].readLockAuthorities = authorities.map(\.rawValue) }
-            else { record.ranges[range].writeLockAuthorities = authorities.map(\.rawValue) }
+            let raw = authorities.map(\.rawValue)
+            switch ace {
+            case .readLocked: record.ranges[range].readLockAuthorities = raw
+            case .writeLocked: record.ranges[range].writeLockAuthorities = raw
+            case .getRange: record.ranges[range].getAuthorities = raw
+            }
             return .ok
         }
         return .fail(.notAuthorized)
-    }
-
-    private func lockACE(_ uid: UID) -> (Int, Bool)? {
-        for n in record.ranges.indices {
-            if uid == UID.aceSetReadLocked(range: n) { return (n, true) }
-            if uid == UID.aceSetWriteLocked(range: n) { return (n, false) }
-        }
-        return nil
     }
 
     /// Authorities named in an ACE BooleanExpr (OR of authority references, as Opal hosts write it).
@@ -302,13 +332,13 @@ extension SimulatedDrive {
                 if col == Column.Locking.rangeStart { range.start = v } else { range.length = v }
             case Column.Locking.readLockEnabled, Column.Locking.writeLockEnabled:
                 guard isAdmin else { return .fail(.notAuthorized) }
-                guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                 if col == Column.Locking.readLockEnabled { range.readLockEnabled = v } else { range.writeLockEnabled = v }
             case Column.Locking.readLocked, Column.Locking.writeLocked:
                 let isRead = col == Column.Locking.readLocked
                 let allowed = (isRead ? range.readLockAuthorities : range.writeLockAuthorities).map(UID.init)
                 guard session.isAuthenticated(asAnyOf: allowed) else { return .fail(.notAuthorized) }
-                guard let v = value.boolValue else { return .fail(.invalidParameter) }
+                guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                 if isRead { range.readLocked = v } else { range.writeLocked = v }
             case Column.Locking.lockOnReset:
                 guard isAdmin else { return .fail(.notAuthorized) }
@@ -444,7 +474,7 @@ extension SimulatedDrive {
         guard session.isAuthenticated(asAnyOf: [.admins]) else { return .fail(.notAuthorized) }
         var keepGlobal = false
         for case .named(let name, let value) in call.arguments where name.unsignedValue == Column.keepGlobalRangeKey {
-            guard let v = value.boolValue else { return .fail(.invalidParameter) }
+            guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
             keepGlobal = v
         }
         if keepGlobal {

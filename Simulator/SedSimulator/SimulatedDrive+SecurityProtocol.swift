@@ -17,7 +17,10 @@ extension SimulatedDrive {
         case (0x01, Self.baseComID):
             handleComPacket(payload)
         case (0x02, 0x0004):
-            // TPer reset: a programmatic reset.
+            // TPER_RESET: a programmatic reset, honoured only once SID has enabled it in TPerInfo.
+            guard record.programmaticResetEnable == true else {
+                throw .illegalRequest("TPER_RESET is disabled: TPerInfo ProgrammaticResetEnable is False (SID can set it)")
+            }
             applyReset(.programmatic)
             try? persist()
         case (0x02, Self.baseComID):
@@ -42,6 +45,10 @@ extension SimulatedDrive {
             // Supported security protocol list (SPC-4 §7.7.1).
             let protocols: [UInt8] = [0x00, 0x01, 0x02]
             response = [0, 0, 0, 0, 0, 0, 0, UInt8(protocols.count)] + protocols
+        case (0x00, 0x0001):
+            // Certificate data (SPC-4 §7.7.2): reserved (2), certificate length (2), certificate.
+            // This drive has no device certificate, so the length is zero.
+            response = [0, 0, 0, 0]
         case (0x01, Level0Discovery.comID):
             response = discovery().encoded()
         case (0x01, Self.baseComID):
@@ -116,11 +123,25 @@ extension SimulatedDrive {
         } else {
             reply = sessionCall(tsn: packet.tperSessionNumber, hsn: packet.hostSessionNumber, payloadBytes)
         }
-        guard let reply else { return }
-        queue(ComPacket(comID: Self.baseComID, packets: [
-            Packet(tperSessionNumber: packet.tperSessionNumber, hostSessionNumber: packet.hostSessionNumber,
-                   subpackets: [SubPacket(payload: reply.encoded())]),
-        ]))
+        guard var reply else { return }
+        func framed(_ reply: MethodPayload) -> ComPacket {
+            ComPacket(comID: Self.baseComID, packets: [
+                Packet(tperSessionNumber: packet.tperSessionNumber, hostSessionNumber: packet.hostSessionNumber,
+                       subpackets: [SubPacket(payload: reply.encoded())]),
+            ])
+        }
+        var response = framed(reply)
+        if response.encoded().count > hostMaxComPacketSize {
+            // Larger than the host said it can take: the results are dropped, the status says why.
+            switch reply {
+            case .call(let call, _):
+                reply = .call(MethodCall(invokingUID: call.invokingUID, methodUID: call.methodUID, arguments: []),
+                              status: .responseOverflow)
+            default: reply = .result([], status: .responseOverflow)
+            }
+            response = framed(reply)
+        }
+        queue(response)
     }
 
     func expireIdleSessions() {

@@ -8,8 +8,49 @@ extension SimulatedDrive {
         ("MaxComPacketSize", UInt64(maxComPacketSize)), ("MaxResponseComPacketSize", UInt64(maxComPacketSize)),
         ("MaxPacketSize", UInt64(maxComPacketSize - 20)), ("MaxIndTokenSize", UInt64(maxComPacketSize - 76)),
         ("MaxPackets", 1), ("MaxSubpackets", 1), ("MaxMethods", 1), ("MaxSessions", UInt64(maximumSessions)),
-        ("MaxAuthentications", 2), ("MaxTransactionLimit", 1), ("DefSessionTimeout", 30000),
+        // Transactions (StartTransaction/EndTransaction tokens) are not implemented, so none are offered.
+        ("MaxAuthentications", 2), ("MaxTransactionLimit", 0), ("DefSessionTimeout", 30000),
     ]
+
+    /// The host properties a TPer assumes until Properties says otherwise, and the least it
+    /// accepts (Core §5.2.2.1.2): a host cannot ask for buffers smaller than these.
+    static let hostPropertyMinimums: [String: UInt64] = [
+        "MaxComPacketSize": 1024, "MaxResponseComPacketSize": 1024, "MaxPacketSize": 1004, "MaxIndTokenSize": 968,
+        "MaxPackets": 1, "MaxSubpackets": 1, "MaxMethods": 1,
+    ]
+
+    /// Properties: the TPer's own, then the host's as the TPer will use them — each size the
+    /// smaller of what the host offered and what the TPer can do, never below the minimum;
+    /// features this TPer lacks (ContinuedTokens, SequenceNumbers, AckNak, Asynchronous) off.
+    private func properties(_ call: MethodCall) -> MethodPayload {
+        var offered: [(String, UInt64)] = []
+        for argument in call.arguments {
+            guard case .named(let name, let list) = argument, name.unsignedValue == 0, case .list(let items) = list else {
+                return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: []),
+                             status: .invalidParameter)
+            }
+            for case .named(let key, let value) in items {
+                guard let key = key.bytesValue, let value = value.unsignedValue else { continue }
+                offered.append((String(decoding: key, as: UTF8.self), value))
+            }
+        }
+        let tper = Dictionary(Self.tperProperties, uniquingKeysWith: { a, _ in a })
+        var accepted: [(String, UInt64)] = []
+        for (name, value) in offered {
+            if let minimum = Self.hostPropertyMinimums[name] {
+                accepted.append((name, max(minimum, min(value, tper[name] ?? value))))
+            } else if ["ContinuedTokens", "SequenceNumbers", "AckNak", "Asynchronous"].contains(name) {
+                accepted.append((name, 0))
+            }
+        }
+        if let size = accepted.first(where: { $0.0 == "MaxComPacketSize" })?.1 { hostMaxComPacketSize = Int(size) }
+        let encode = { (properties: [(String, UInt64)]) in
+            TCGValue.list(properties.map { .named(.bytes(Array($0.0.utf8)), .unsigned($0.1)) })
+        }
+        var results = [encode(Self.tperProperties)]
+        if !offered.isEmpty { results.append(.named(.unsigned(0), encode(accepted))) }
+        return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: results), status: .success)
+    }
 
     func sessionManagerCall(_ bytes: [UInt8]) -> MethodPayload? {
         guard case .call(let call, _)? = try? MethodPayload.decode(bytes), call.invokingUID == .sessionManager else {
@@ -17,12 +58,7 @@ extension SimulatedDrive {
         }
         switch call.methodUID {
         case MethodID.properties:
-            let tper = TCGValue.list(Self.tperProperties.map { .named(.bytes(Array($0.0.utf8)), .unsigned($0.1)) })
-            let hostEcho = call.arguments.first { if case .named(let n, _) = $0 { return n.unsignedValue == 0 } else { return false } }
-            var results = [tper]
-            if let hostEcho { results.append(hostEcho) }
-            return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: results),
-                         status: .success)
+            return properties(call)
         case MethodID.startSession:
             return startSession(call)
         default:
@@ -37,7 +73,7 @@ extension SimulatedDrive {
     private func startSession(_ call: MethodCall) -> MethodPayload {
         let args = call.arguments
         guard args.count >= 3, let hsnValue = args[0].unsignedValue, hsnValue <= UInt64(UInt32.max),
-              let spUID = args[1].uidValue, let write = args[2].boolValue else {
+              let spUID = args[1].uidValue, let write = args[2].strictBoolValue else {
             return syncSessionFailure(hsn: 0, .invalidParameter)
         }
         var challenge: [UInt8]?
@@ -99,8 +135,13 @@ extension SimulatedDrive {
             return .endOfSession
         case .result:
             return .result([], status: .invalidParameter)
-        case .call(let call, _):
+        case .call(let call, let hostStatus):
             session.lastActivity = SystemTime().uptimeNanoseconds
+            // The host aborted its own call (a non-zero status in its status list): not executed.
+            guard hostStatus == .success else {
+                sessions[tsn] = session
+                return .result([], status: .fail)
+            }
             sessions[tsn] = session
             let outcome = execute(call, session: &session)
             // Revert and RevertSP end the session from the TPer side.

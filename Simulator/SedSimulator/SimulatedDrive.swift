@@ -30,6 +30,9 @@ public final class SimulatedDrive: @unchecked Sendable {
     /// that authenticates often does not pay PBKDF2 each time; volatile, bounded, like a drive's
     /// own hardware KDF being fast. Guarded by `lock` like the rest of the drive.
     var stretchCache: [Data: DriveCrypto.Stretched] = [:]
+    /// The host's MaxComPacketSize as negotiated by Properties (Core's default until then); an
+    /// answer that would not fit is replaced by RESPONSE_OVERFLOW.
+    var hostMaxComPacketSize = 1024
     var blockSIDActive = false
     var blockSIDClearsOnHardwareReset = false
     public internal(set) var faults = FaultPlan()
@@ -159,6 +162,7 @@ public final class SimulatedDrive: @unchecked Sendable {
     func applyReset(_ reset: ResetType) {
         sessions.removeAll()
         pendingResponse = nil
+        hostMaxComPacketSize = 1024
         // A listed reset locks each direction whose locking is enabled.
         for i in record.ranges.indices where record.ranges[i].lockOnReset.contains(reset) {
             if record.ranges[i].readLockEnabled { record.ranges[i].readLocked = true }

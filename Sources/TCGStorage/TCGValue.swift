@@ -29,6 +29,15 @@ public indirect enum TCGValue: Hashable, Sendable {
 
     public var boolValue: Bool? { unsignedValue.map { $0 != 0 } }
 
+    /// A boolean as the TCG type defines it: 0 or 1, nothing else (a drive refuses 2).
+    public var strictBoolValue: Bool? {
+        switch unsignedValue {
+        case 0: return false
+        case 1: return true
+        default: return nil
+        }
+    }
+
     public var uidValue: UID? { bytesValue.flatMap(UID.init(bytes:)) }
 
     /// The value named `name` in a list of named values (integer names, as Opal uses).

@@ -85,7 +85,15 @@ extension UID {
     public static func aceSetWriteLocked(range n: Int) -> UID {
         UID(0x0000_0008_0003_E800 + UInt64(n))
     }
+    /// ACE_Locking_RangeN_Get_RangeStartToActiveKey (global range: N = 0).
+    public static func aceGetRangeStartToActiveKey(range n: Int) -> UID {
+        UID(0x0000_0008_0003_D000 + UInt64(n))
+    }
     public static let aceMBRControlSetDoneToDOR = UID(0x0000_0008_0003_F801)
+    /// The AccessControl table, on which GetACL is invoked.
+    public static let accessControlTable = UID(0x0000_0007_0000_0000)
+    /// The Admin SP's TPerInfo row.
+    public static let tperInfo = UID(0x0000_0201_0003_0001)
     /// Half-UID used in ACE boolean expressions to name an authority.
     public static let halfUIDAuthorityObjectRef: [UInt8] = [0x00, 0x00, 0x0C, 0x05]
     public static let halfUIDBooleanACE: [UInt8] = [0x00, 0x00, 0x04, 0x0E]
