@@ -115,7 +115,13 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     public struct Adoption: Codable, Sendable, Hashable {
         /// How the operator's password becomes the PIN (`raw`, `sedutil-sha1`, …).
         public var derivation: String
-        public init(derivation: String) { self.derivation = derivation }
+        /// Which serial-number bytes the derivation salted with (`reported`, `ata-unswapped`,
+        /// `trimmed`, `nul-padded`); nil when the operator named none.
+        public var salt: String?
+        public init(derivation: String, salt: String? = nil) {
+            self.derivation = derivation
+            self.salt = salt
+        }
     }
 
     public init(drives: [String], provider: KeyProviderKind, keyTag: String? = nil, keyDirectory: String? = nil,

@@ -10,6 +10,8 @@ public enum Attribute: Hashable, Sendable {
     case uniqueIdentifier(String)
     case initialDate(Int64)
     case activationDate(Int64)
+    /// KMIP 1.4+: the object may not be exported in clear (a server's default is false).
+    case sensitive(Bool)
     /// Anything else the server reports, kept as its 1.x name and raw value.
     case other(name: String, value: TTLV)
 
@@ -26,6 +28,7 @@ public enum Attribute: Hashable, Sendable {
         case .uniqueIdentifier: return "Unique Identifier"
         case .initialDate: return "Initial Date"
         case .activationDate: return "Activation Date"
+        case .sensitive: return "Sensitive"
         case .other(let name, _): return name
         }
     }
@@ -34,7 +37,7 @@ public enum Attribute: Hashable, Sendable {
         "Name": .name, "Object Group": .objectGroup, "Object Type": .objectType, "State": .state,
         "Cryptographic Algorithm": .cryptographicAlgorithm, "Cryptographic Length": .cryptographicLength,
         "Cryptographic Usage Mask": .cryptographicUsageMask, "Unique Identifier": .uniqueIdentifier,
-        "Initial Date": .initialDate, "Activation Date": .activationDate,
+        "Initial Date": .initialDate, "Activation Date": .activationDate, "Sensitive": .sensitive,
     ]
 
     /// The value item, tagged as 2.0 tags it (1.x wraps it in Attribute Value).
@@ -48,6 +51,7 @@ public enum Attribute: Hashable, Sendable {
         case .cryptographicAlgorithm(let v): return .enumeration(tag, v)
         case .cryptographicLength(let v), .cryptographicUsageMask(let v): return .integer(tag, v)
         case .initialDate(let v), .activationDate(let v): return TTLV(tag, .dateTime(v))
+        case .sensitive(let v): return .boolean(tag, v)
         case .other(_, let value): return TTLV(tag, value.value)
         }
     }
@@ -109,6 +113,8 @@ public enum Attribute: Hashable, Sendable {
             if let v = value.dateTimeValue { self = .initialDate(v); return }
         case "Activation Date":
             if let v = value.dateTimeValue { self = .activationDate(v); return }
+        case "Sensitive":
+            if case .boolean(let v) = value.value { self = .sensitive(v); return }
         default: break
         }
         self = .other(name: name, value: value)

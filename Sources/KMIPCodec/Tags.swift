@@ -15,6 +15,7 @@ extension Tag {
     public static let cryptographicLength = Tag(0x42_002A)
     public static let cryptographicUsageMask = Tag(0x42_002C)
     public static let initialDate = Tag(0x42_0039)
+    public static let sensitive = Tag(0x42_0120)
     public static let keyBlock = Tag(0x42_0040)
     public static let keyFormatType = Tag(0x42_0042)
     public static let keyMaterial = Tag(0x42_0043)

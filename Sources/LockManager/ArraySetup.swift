@@ -103,6 +103,10 @@ extension LockManager {
         guard PinDerivation(rawValue: adoption.derivation) != nil else {
             throw ControlError(.badRequest, "unknown PIN derivation '\(adoption.derivation)'")
         }
+        if let salt = adoption.salt, SerialSalt(rawValue: salt) == nil {
+            throw ControlError(.badRequest, "unknown serial salt '\(salt)'; one of "
+                               + SerialSalt.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         guard password != nil else { throw ControlError(.badRequest, "adoption needs the drives' current password") }
     }
 
@@ -118,6 +122,9 @@ extension LockManager {
             if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
             if probe.owned == true && adoption == nil {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
+            }
+            if probe.owned == true, let adoption, let problem = Self.saltProblem(adoption, probe: probe) {
+                problems.append("\(probe.address): \(problem)")
             }
             if let identity = probe.identity, let known = existing.first(where: { $0.identity == identity }) {
                 problems.append("\(probe.address) is the drive already in the array as \(known.address)")
@@ -140,9 +147,32 @@ extension LockManager {
             guard let identity = probe.identity else { return nil }
             var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
                                      serial: probe.serial, addedAt: time.wallTime)
-            if probe.owned == true, let adoption { record.adoptedFrom = adoption.derivation }
+            if probe.owned == true, let adoption {
+                let salted = PinDerivation(rawValue: adoption.derivation)?.isSalted == true
+                record.adoptedFrom = adoption.derivation + (salted ? ", salt: \(adoption.salt ?? SerialSalt.reported.rawValue)" : "")
+            }
             return record
         }
+    }
+
+    /// Adoption tries nothing it cannot verify: when the sedutil builds that could have set a
+    /// salted password disagree on this drive's salt, the operator must say which one it was
+    /// (the drive cannot tell, and each wrong guess would cost a try).
+    static func saltProblem(_ adoption: SetupRequest.Adoption, probe: SetupProbe) -> String? {
+        guard PinDerivation(rawValue: adoption.derivation)?.isSalted == true,
+              let interface = DeviceIdentity.Interface(rawValue: probe.bus) else { return nil }
+        let candidates = SerialSalt.distinctCandidates(serialNumberField: probe.serialField, interface: interface)
+        if let named = adoption.salt.flatMap(SerialSalt.init(rawValue:)) {
+            guard SerialSalt.applicable(to: interface).contains(named) else {
+                return "no sedutil build salts with '\(named.rawValue)' on a \(interface.rawValue) drive; it can be "
+                    + SerialSalt.applicable(to: interface).map(\.rawValue).joined(separator: ", ")
+            }
+            return nil
+        }
+        guard candidates.count > 1 else { return nil }
+        return "its serial gives \(candidates.count) different salts depending on the sedutil build ("
+            + candidates.map(\.rawValue).joined(separator: ", ")
+            + "); name the one with --pin-salt (nothing was tried: each wrong one would cost a try)"
     }
 
     struct SetupProbe: Sendable {
@@ -229,7 +259,9 @@ extension LockManager {
             work.append(.run(drive) { opal in
                 var adoptionPIN: Secret?
                 if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
-                    adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField)
+                    let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:)) ?? .reported
+                    adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
+                                                      salt: salt)
                 }
                 let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
                 return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,

@@ -84,14 +84,14 @@ struct ArraySetup: AsyncParsableCommand {
     @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
     @Option(help: "For --provider kmip: store k-of-n Shamir shares (one per key server) instead of full copies.") var threshold: Int?
     @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
-    @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
+    @OptionGroup var adoptionDerivation: AdoptionDerivation
 
     func run() async throws {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
-                                       adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
+                                       adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption)
             let response = try await options.perform(.setup(request), secret: password)
             try show(response, json: options.json)
         }
@@ -196,12 +196,12 @@ struct ArrayAdd: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
     @Argument(help: "The drive (device node or sim:DIR/N).", completion: DeviceCompletion.kind) var drive: String
     @Option(help: "Adopt an owned drive whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
-    @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.") var pinDerivation: PinDerivation = .raw
+    @OptionGroup var adoptionDerivation: AdoptionDerivation
 
     func run() async throws {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
-            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : .init(derivation: pinDerivation.rawValue))
+            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption)
             try show(await options.perform(.arrayAdd(request), secret: password), json: options.json)
         }
     }

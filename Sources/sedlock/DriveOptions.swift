@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlAPI
 import Foundation
 import Keys
 import Opal
@@ -7,6 +8,7 @@ import SimulatorTransport
 import TCGStorage
 
 extension PinDerivation: ExpressibleByArgument {}
+extension SerialSalt: ExpressibleByArgument {}
 
 /// The drive a command acts on, and how long to wait for it.
 struct DeviceOptions: ParsableArguments {
@@ -36,11 +38,13 @@ struct DeviceOptions: ParsableArguments {
 struct DerivationOptions: ParsableArguments {
     @Option(help: "How a password becomes the PIN: raw, sedutil-sha1, sedutil-sha512.")
     var pinDerivation: PinDerivation = .raw
+    @Option(help: "For sedutil derivations, the serial bytes salted: reported (sedutil 1.15+), ata-unswapped, trimmed, nul-padded.")
+    var pinSalt: SerialSalt = .reported
 
     func pin(_ path: String, option: String, for drive: OpalDrive) throws -> Secret {
         let password = try PinFile.read(path, option: option)
         do {
-            return try pinDerivation.pin(from: password, serialNumberField: drive.identity.serialNumberField)
+            return try pinDerivation.pin(from: password, serialNumberField: drive.identity.serialNumberField, salt: pinSalt)
         } catch {
             throw CommandFailure("\(option): \(error.description)", .badArguments)
         }
@@ -66,4 +70,24 @@ func printJSON<T: Encodable>(_ value: T) {
     // As on the control socket: seconds since 1970, not Foundation's 2001 reference date.
     encoder.dateEncodingStrategy = .secondsSince1970
     if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}
+
+/// How an adopted drive's password became its PIN (setup and array add).
+struct AdoptionDerivation: ParsableArguments {
+    @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.")
+    var pinDerivation: PinDerivation = .raw
+    @Option(help: """
+        For sedutil derivations, the serial bytes the sedutil build salted with: reported (DTA sedutil 1.15+), \
+        ata-unswapped, trimmed (udev's serial), nul-padded (SAS). Needed when they differ for a drive: \
+        nothing is tried until it is known.
+        """)
+    var pinSalt: SerialSalt?
+
+    func validate() throws {
+        if pinSalt != nil && !pinDerivation.isSalted {
+            throw ValidationError("--pin-salt goes with a sedutil --pin-derivation; '\(pinDerivation.rawValue)' takes no salt")
+        }
+    }
+
+    var adoption: SetupRequest.Adoption { .init(derivation: pinDerivation.rawValue, salt: pinSalt?.rawValue) }
 }

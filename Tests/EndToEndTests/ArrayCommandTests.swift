@@ -110,15 +110,27 @@ struct ArrayCommandTests {
         }
         try Data("adopt-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
         let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
-        // sedutil's --initialsetup on drive 0, with its PBKDF2-SHA1 hashed password.
-        let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil password 1"], node: nodes[0], environment: environment)
+        // sedutil's --initialsetup on drive 0, with its PBKDF2-SHA1 hashed password, salted by a
+        // build that took the serial from udev (spaces trimmed).
+        let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil password 1"], node: nodes[0],
+                                                        options: ["--salt=trimmed"], environment: environment)
         #expect(host.status == 0, "\(host.stderr)")
 
         // Without the password, setup refuses and touches nothing.
         let refused = try run("sedlock", ["setup", "--drives"] + nodes + state, environment: environment)
         #expect(refused.status == 64 && refused.stderr.contains("already owned"))
+        // With it but no salt named: the SATA serial salts three ways, so nothing is tried.
+        let ambiguous = try run("sedlock", ["setup", "--drives"] + nodes + state
+                                    + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1"], environment: environment)
+        #expect(ambiguous.status == 64 && ambiguous.stderr.contains("--pin-salt")
+                && ambiguous.stderr.contains("reported, ata-unswapped, trimmed"), "\(ambiguous.stderr)")
+        let nulPaddedOnSATA = try run("sedlock", ["setup", "--drives"] + nodes + state
+                                          + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1", "--pin-salt", "nul-padded"],
+                                      environment: environment)
+        #expect(nulPaddedOnSATA.status == 64 && nulPaddedOnSATA.stderr.contains("on a sata drive"))
         let adopted = try run("sedlock", ["setup", "--drives"] + nodes + state
-                                  + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1"], environment: environment)
+                                  + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1", "--pin-salt", "trimmed"],
+                              environment: environment)
         #expect(adopted.status == 0, "\(adopted.stderr) \(adopted.output)")
         #expect(adopted.output.contains("\(nodes[0]): adopted") && adopted.output.contains("\(nodes[1]): set up"))
         #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)

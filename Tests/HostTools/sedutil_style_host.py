@@ -347,10 +347,16 @@ def method_status(tokens):
     return None
 
 
+# Which serial bytes salt the hash: "reported" (sedutil 1.15+) or "trimmed" (builds and scripts
+# that take the serial from udev, spaces removed). Set with --salt=NAME.
+SALT = "reported"
+
+
 def hashed(password, device, no_hash):
     if no_hash:
         return password.encode()
-    return hashlib.pbkdf2_hmac("sha1", password.encode(), device.serial, 75000, 32)
+    salt = device.serial.strip(b" \0") if SALT == "trimmed" else device.serial
+    return hashlib.pbkdf2_hmac("sha1", password.encode(), salt, 75000, 32)
 
 
 def locking_range_uid(n):
@@ -487,11 +493,15 @@ COMMANDS = {"query": cmd_query, "initialsetup": cmd_initialsetup, "setup_sum": c
 
 def main(argv):
     if len(argv) < 3 or argv[1] not in COMMANDS:
-        print("usage: %s COMMAND [ARGS…] DEVICE [-n] [--sas-inc512=0|1] [--psid]" % argv[0], file=sys.stderr)
+        print("usage: %s COMMAND [ARGS…] DEVICE [-n] [--sas-inc512=0|1] [--psid] [--salt=reported|trimmed]" % argv[0], file=sys.stderr)
         return 64
     options = [a for a in argv[2:] if a.startswith("-")]
     positional = [a for a in argv[2:] if not a.startswith("-")]
     sas_inc512 = "--sas-inc512=0" not in options
+    global SALT
+    for option in options:
+        if option.startswith("--salt="):
+            SALT = option.split("=", 1)[1]
     device = None
     try:
         device = Device(positional[-1], sas_inc512)

@@ -127,7 +127,7 @@ public struct KeyServerEngine: Sendable {
                 wanted.append(name)
             }
             return try withOwned(request, identity) { object in
-                var attributes = Self.attributes(of: object)
+                var attributes = Self.attributes(of: object, version: version)
                 if !wanted.isEmpty { attributes = attributes.filter { wanted.contains($0.attributeName) } }
                 if version.usesAttributesStructure {
                     return [.text(.uniqueIdentifier, object.id), Attribute.container(attributes, version: version).renamed(.attributes)]
@@ -136,7 +136,7 @@ public struct KeyServerEngine: Sendable {
             }
         case .getAttributeList:
             return try withOwned(request, identity) { object in
-                let names = Self.attributes(of: object).map(\.attributeName)
+                let names = Self.attributes(of: object, version: version).map(\.attributeName)
                 let unique = names.enumerated().filter { names.firstIndex(of: $0.element) == $0.offset }.map(\.element)
                 if version.usesAttributesStructure {
                     // As PyKMIP's server answers and its client expects: a standard attribute by its tag.
@@ -210,6 +210,7 @@ public struct KeyServerEngine: Sendable {
             case .cryptographicAlgorithm(let a): object.algorithm = a
             case .cryptographicLength(let l): object.length = l
             case .cryptographicUsageMask(let m): object.usageMask = m
+            case .sensitive(let v): object.sensitive = v
             case .other(let name, _) where name.hasPrefix("x-"):
                 throw Failure(reason: .invalidField, message: "The \(name) attribute is unsupported.")
             default: break
@@ -330,7 +331,8 @@ public struct KeyServerEngine: Sendable {
         return [.text(.uniqueIdentifier, id)]
     }
 
-    static func attributes(of object: KeyServerObject) -> [Attribute] {
+    /// The object's attributes as a client speaking `version` sees them (Sensitive from 1.4 on).
+    static func attributes(of object: KeyServerObject, version: ProtocolVersion = .v2_0) -> [Attribute] {
         var out: [Attribute] = [.uniqueIdentifier(object.id)]
         if let type = ObjectType(rawValue: object.type) { out.append(.objectType(type)) }
         if let state = ObjectState(rawValue: object.state) { out.append(.state(state)) }
@@ -340,6 +342,7 @@ public struct KeyServerEngine: Sendable {
         if let m = object.usageMask { out.append(.cryptographicUsageMask(m)) }
         out.append(.initialDate(object.initialDate))
         if let d = object.activationDate { out.append(.activationDate(d)) }
+        if version >= .v1_4 { out.append(.sensitive(object.sensitive ?? false)) }
         return out
     }
 

@@ -20,6 +20,8 @@ struct KeyServerObject: Codable, Sendable {
     var material: Data
     var initialDate: Int64
     var activationDate: Int64?
+    /// KMIP 1.4 Sensitive; nil (objects stored before it was kept) reads as false.
+    var sensitive: Bool?
 }
 
 struct KeyServerDatabase: Codable, Sendable {
