@@ -135,4 +135,9 @@ struct DriveRecord: Codable, Sendable {
     /// TPerInfo ProgrammaticResetEnable: whether TPER_RESET (protocol 0x02, ComID 0x0004) is
     /// honoured; set by SID; nil (state from before it was kept) means false, the factory value.
     var programmaticResetEnable: Bool?
+    /// Single User Mode: the ranges each owned by one user (range N by User N+1); nil or empty
+    /// when the Locking SP was activated normally.
+    var singleUserRanges: [Int]?
+    /// RangeStartRangeLengthPolicy: true when the Admins set a SUM range's bounds, false when its user does.
+    var singleUserPolicyAdmins: Bool?
 }

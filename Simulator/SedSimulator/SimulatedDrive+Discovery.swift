@@ -1,7 +1,6 @@
 import TCGStorage
 
-/// Level 0 Discovery built from live state. No Single User Mode descriptor: that feature set is
-/// not simulated, and hosts check for the descriptor before they try it.
+/// Level 0 Discovery built from live state.
 extension SimulatedDrive {
     func discovery() -> Level0Discovery {
         let active = record.lockingLifeCycle == .manufactured
@@ -19,6 +18,7 @@ extension SimulatedDrive {
             .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: 1, rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
+            .singleUser(singleUserFeature()),
             .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
             .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
                                       hardwareReset: blockSIDClearsOnHardwareReset)),

@@ -27,6 +27,12 @@ extension SimulatedDrive {
         case MethodID.revertSP:
             guard session.write else { return .fail(.notAuthorized) }
             return revertSP(call, session: session)
+        case MethodID.erase:
+            guard session.write else { return .fail(.notAuthorized) }
+            return erase(call, session: session)
+        case MethodID.reactivate:
+            guard session.write else { return .fail(.notAuthorized) }
+            return reactivate(call, session: session)
         case MethodID.random:
             guard call.invokingUID == .thisSP, call.arguments.count == 1, let count = call.arguments[0].unsignedValue,
                   count <= Self.maximumRandomBytes else { return .fail(.invalidParameter) }
@@ -188,11 +194,19 @@ extension SimulatedDrive {
                 let range = record.ranges[n]
                 return isAdmin || session.isAuthenticated(asAnyOf: (range.readLockAuthorities + range.writeLockAuthorities).map(UID.init))
             }
-            switch lockingSlot(cPin: object) {
-            case .admin(let i)?: return isAdmin || session.isAuthenticated(as: UID.lockingAdmin(i + 1))
-            case .user(let i)?: return isAdmin || session.isAuthenticated(as: UID.user(i + 1))
-            default: return false
-            }
+            return lockingSlot(cPin: object).map { mayChangePIN($0, session: session) } ?? false
+        }
+    }
+
+    /// ACE_C_PIN_…_Set_PIN: the Admins or the authority itself; for a SUM user, the user only.
+    private func mayChangePIN(_ slot: CredentialSlot, session: DriveSession) -> Bool {
+        let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+        switch slot {
+        case .admin(let i): return isAdmin || session.isAuthenticated(as: UID.lockingAdmin(i + 1))
+        case .user(let i):
+            let own = session.isAuthenticated(as: UID.user(i + 1))
+            return singleUserRange(ofUser: i) == nil ? isAdmin || own : own
+        default: return false
         }
     }
 
@@ -248,17 +262,17 @@ extension SimulatedDrive {
             return setRange(n, columns, session: session)
         }
         if let slot = lockingSlot(cPin: object) {
-            // Admins set any PIN; a user may set its own (ACE_C_PIN_UserN_Set_PIN = Admins OR UserN).
-            var own = false
-            if case .user(let i) = slot { own = session.isAuthenticated(as: UID.user(i + 1)) }
-            if case .admin(let i) = slot { own = session.isAuthenticated(as: UID.lockingAdmin(i + 1)) }
-            guard isAdmin || own, Set(columns.keys) == [Column.CPin.pin] else { return .fail(.notAuthorized) }
+            // Admins set any PIN; a user may set its own (ACE_C_PIN_UserN_Set_PIN = Admins OR UserN),
+            // and a SUM user's PIN is the user's alone.
+            guard mayChangePIN(slot, session: session), Set(columns.keys) == [Column.CPin.pin] else { return .fail(.notAuthorized) }
             guard let pin = columns[Column.CPin.pin]?.bytesValue, pin.count <= 32 else { return .fail(.invalidParameter) }
             do { try setPIN(slot, pin: pin, lockingKey: session.lockingKey) } catch { return .fail(.tperMalfunction) }
             return .ok
         }
         if let slot = lockingSlot(authority: object) {
-            guard isAdmin, Set(columns.keys) == [Column.Authority.enabled] else { return .fail(.notAuthorized) }
+            var ownsRange = false
+            if case .user(let i) = slot { ownsRange = singleUserRange(ofUser: i) != nil }
+            guard isAdmin, !ownsRange, Set(columns.keys) == [Column.Authority.enabled] else { return .fail(.notAuthorized) }
             guard let enabled = columns[Column.Authority.enabled]?.strictBoolValue else { return .fail(.invalidParameter) }
             updateCredential(slot) { $0.enabled = enabled }
             return .ok
@@ -323,15 +337,19 @@ extension SimulatedDrive {
 
     private func setRange(_ n: Int, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
         let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+        // In Single User Mode the range's user configures it; its bounds follow the range policy.
+        let owner = singleUserOwner(ofRange: n)
+        let configures = owner.map { session.isAuthenticated(as: $0) } ?? isAdmin
+        let setsBounds = owner == nil || record.singleUserPolicyAdmins == true ? isAdmin : configures
         var range = record.ranges[n]
         for (col, value) in columns {
             switch col {
             case Column.Locking.rangeStart, Column.Locking.rangeLength:
-                guard isAdmin else { return .fail(.notAuthorized) }
+                guard setsBounds else { return .fail(.notAuthorized) }
                 guard n != 0, let v = value.unsignedValue else { return .fail(.invalidParameter) }
                 if col == Column.Locking.rangeStart { range.start = v } else { range.length = v }
             case Column.Locking.readLockEnabled, Column.Locking.writeLockEnabled:
-                guard isAdmin else { return .fail(.notAuthorized) }
+                guard configures else { return .fail(.notAuthorized) }
                 guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                 if col == Column.Locking.readLockEnabled { range.readLockEnabled = v } else { range.writeLockEnabled = v }
             case Column.Locking.readLocked, Column.Locking.writeLocked:
@@ -341,7 +359,7 @@ extension SimulatedDrive {
                 guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                 if isRead { range.readLocked = v } else { range.writeLocked = v }
             case Column.Locking.lockOnReset:
-                guard isAdmin else { return .fail(.notAuthorized) }
+                guard configures else { return .fail(.notAuthorized) }
                 guard let resets = resetList(value) else { return .fail(.invalidParameter) }
                 range.lockOnReset = resets
             default:
@@ -409,7 +427,9 @@ extension SimulatedDrive {
         guard session.sp == .locking, let n = call.invokingUID.mediaKeyRangeIndex, n < record.ranges.count else {
             return .fail(.invalidParameter)
         }
-        guard session.isAuthenticated(asAnyOf: [.admins]), let lockingKey = session.lockingKey else { return .fail(.notAuthorized) }
+        // A SUM range is rekeyed by its user alone (ACE_K_AES_256_RangeN_GenKey = UserN+1).
+        let allowed: [UID] = singleUserOwner(ofRange: n).map { [$0] } ?? [.admins]
+        guard session.isAuthenticated(asAnyOf: allowed), let lockingKey = session.lockingKey else { return .fail(.notAuthorized) }
         guard let key = try? Self.newMediaKey(), let sealed = try? DriveCrypto.seal(key, key: lockingKey),
               let cipher = try? XTSCipher(key: key) else { return .fail(.tperMalfunction) }
         record.ranges[n].sealedMediaKey = Data(sealed)
@@ -426,10 +446,8 @@ extension SimulatedDrive {
         guard session.isAuthenticated(asAnyOf: [.sid]), let sidPIN = session.presentedPINs[.sid] else {
             return .fail(.notAuthorized)
         }
-        // The simulated drives do not implement the Single User Mode feature set (and say so in
-        // Level 0 Discovery): activating ranges for single users is refused rather than quietly
-        // activating in normal mode, which would leave the host believing its users own the ranges.
-        for case .named(let name, _) in call.arguments where name.unsignedValue == Column.singleUserModeSelectionList {
+        guard let singleUser = SingleUserRequest(call.arguments, rangeCount: record.ranges.count,
+                                                 userCount: record.lockingUsers.count, reactivate: false) else {
             return .fail(.invalidParameter)
         }
         // Activating an SP that is already Manufactured has no effect.
@@ -445,6 +463,7 @@ extension SimulatedDrive {
             // Admin1 inherits the SID PIN.
             try setPIN(.admin(0), pin: sidPIN, lockingKey: lockingKey)
             record.lockingLifeCycle = .manufactured
+            try enterSingleUserMode(singleUser, lockingKey: lockingKey)
             try persist()
         } catch {
             return .fail(.tperMalfunction)
@@ -508,7 +527,7 @@ extension SimulatedDrive {
     }
 
     /// Returns the Locking SP to Manufactured-Inactive with factory tables; new media keys unless kept.
-    private func resetLockingSP(keepGlobalKey: Bool, keepAllKeys: Bool) throws(SimulatorError) {
+    func resetLockingSP(keepGlobalKey: Bool, keepAllKeys: Bool) throws(SimulatorError) {
         var ranges: [RangeRecord] = []
         for (i, old) in record.ranges.enumerated() {
             var fresh = try Self.factoryRange()
@@ -523,6 +542,7 @@ extension SimulatedDrive {
         record.ranges = ranges
         resetLockingAuthorities()
         record.lockingLifeCycle = .manufacturedInactive
+        leaveSingleUserMode()
         record.mbr = MBRRecord()
         try mbrTable.wipe()
         try dataStore.wipe()

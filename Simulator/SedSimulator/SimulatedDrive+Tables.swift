@@ -101,7 +101,7 @@ extension SimulatedDrive {
                 6: .unsigned(0),                                      // KeysAvailableCfg
                 7: .bool(false),                                      // AlignmentRequired
                 8: .unsigned(UInt64(record.identity.blockSize)),      // LogicalBlockSize
-                9: .unsigned(1),                                      // AlignmentGranularity (blocks)
+                9: .unsigned(8),                                      // AlignmentGranularity (blocks), as Geometry says
                 10: .unsigned(0),                                     // LowestAlignedLBA
             ]
             for (column, value) in values { cells[column] = Cell(value: value, readers: .anybody) }

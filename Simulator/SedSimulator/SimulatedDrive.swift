@@ -81,7 +81,8 @@ public final class SimulatedDrive: @unchecked Sendable {
             sid: try Self.credential(pin: msid, settings: settings),
             psid: try Self.credential(pin: psid, settings: settings),
             lockingAdmins: Self.factoryAuthorities(count: 4, settings: settings),
-            lockingUsers: Self.factoryAuthorities(count: 8, settings: settings),
+            // One user per range at least, so every range can be handed to a user in Single User Mode.
+            lockingUsers: Self.factoryAuthorities(count: max(8, ranges.count), settings: settings),
             ranges: ranges)
         try Self.save(record, to: directory.appendingPathComponent("state.json"))
     }

@@ -117,16 +117,26 @@ struct HostToolConventionTests {
         #expect(after.output.contains("owned: no"), "\(after.output)")
     }
 
-    @Test("Activate in Single User Mode is refused, leaving the Locking SP inactive, as Level 0 announces")
-    func singleUserModeRefused() throws {
+    @Test("Single User Mode through sedutil's --setup_SUM: the range's user owns it, Admin1 cannot lock it or change the user's PIN")
+    func singleUserMode() throws {
         let c = Self.cases[0]
         let array = try ServedArray(drives: 1, extra: c.createOptions)
         let env = array.preloadEnvironment([c.node])
-        let refused = try Self.hostTool(["setup_sum", "1", password], node: c.node, environment: env)
-        #expect(refused.status == 1 && refused.stderr.contains("method Activate status 12"), "\(refused.stderr)")
+        let setup = try Self.hostTool(["setup_sum", "1", "2048", "4096", password, "user two"], node: c.node, environment: env)
+        #expect(setup.status == 0, "\(setup.stderr)")
         let query = try Self.hostTool(["query"], node: c.node, environment: env)
         let object = try JSONSerialization.jsonObject(with: query.stdout) as? [String: Any]
-        #expect(object?["lockingEnabled"] as? Bool == false)
-        #expect(try run("sedsim", ["status", array.directory]).output.contains("Manufactured-Inactive"))
+        #expect(object?["lockingEnabled"] as? Bool == true && object?["singleUserAny"] as? Bool == true)
+
+        // User2 locks range 1 with its own password; Admin1 cannot unlock it.
+        #expect(try Self.hostTool(["setlockingrange_sum", "1", "LK", "user two"], node: c.node, environment: env).status == 0)
+        let adminUnlock = try Self.hostTool(["setlockingrange", "1", "RW", password], node: c.node, environment: env)
+        #expect(adminUnlock.status == 1 && adminUnlock.stderr.contains("status 1"), "\(adminUnlock.stderr)")
+        let read = try run("sedsim", ["read", array.directory, "0", "--lba", "2048"])
+        #expect(read.status != 0, "range 1 reads while its user has locked it")
+        #expect(try Self.hostTool(["setlockingrange_sum", "1", "RW", "user two"], node: c.node, environment: env).status == 0)
+        #expect(try run("sedsim", ["read", array.directory, "0", "--lba", "2048"]).status == 0)
+        let wrongUser = try Self.hostTool(["setlockingrange_sum", "1", "LK", "not the user"], node: c.node, environment: env)
+        #expect(wrongUser.status == 1)
     }
 }

@@ -193,7 +193,7 @@ THIS_SP = bytes.fromhex("0000000000000001")
 METHOD = {name: bytes.fromhex(uid) for name, uid in [
     ("Properties", "000000000000FF01"), ("StartSession", "000000000000FF02"), ("Get", "0000000600000016"),
     ("Set", "0000000600000017"), ("Activate", "0000000600000203"), ("Revert", "0000000600000202"),
-    ("RevertSP", "0000000600000011")]}
+    ("RevertSP", "0000000600000011"), ("GenKey", "0000000600000010"), ("Erase", "0000000600000803")]}
 
 
 def uint(value):
@@ -371,6 +371,7 @@ def cmd_query(host, device, args):
     return {"kind": device.kind, "model": device.model, "serial": device.serial.decode("ascii", "replace"),
             "comID": host.comid, "features": sorted(host.features), "locked": bool(locking[0] & 0x04),
             "lockingEnabled": bool(locking[0] & 0x02), "mbrDone": bool(locking[0] & 0x20),
+            "singleUserAny": bool(host.features.get(0x0201, b"\0" * 5)[4] & 0x01),
             "properties": props}
 
 
@@ -410,20 +411,54 @@ def cmd_initialsetup(host, device, args):
     return {"initialsetup": "complete"}
 
 
+def user_uid(rng):
+    """The user that owns range rng in Single User Mode: LR0 is User1, LR1 User2, …"""
+    return bytes.fromhex("000000090003") + (rng + 1).to_bytes(2, "big")
+
+
 def cmd_setup_sum(host, device, args):
-    """sedutil's --setup_SUM up to the activation: take ownership, then Activate in Single User Mode."""
-    rng, password = int(args[0]), hashed(args[1], device, "-n" in args)
+    """sedutil's --setup_SUM RANGE START LENGTH ADMINPW USERPW on a new drive: take ownership,
+    Activate in Single User Mode for one range, the range's user (empty PIN) sets its bounds,
+    enables locking and rekeys it, Admin1 erases it, the user opens it and sets its password."""
+    rng, start, length = int(args[0]), int(args[1]), int(args[2])
+    admin, user_pin = hashed(args[3], device, "-n" in args), hashed(args[4], device, "-n" in args)
     msid = get_msid(host)
     host.start_session(ADMIN_SP, msid, SID)
-    host.set(C_PIN_SID, [(3, pin_token(password))])
+    host.set(C_PIN_SID, [(3, pin_token(admin))])
     host.end_session()
-    host.start_session(ADMIN_SP, password, SID)
+    host.start_session(ADMIN_SP, admin, SID)
     selection = bytes([STARTLIST]) + atom(locking_range_uid(rng)) + bytes([ENDLIST])
     try:
         host.call(LOCKING_SP, "Activate", name(bytes([0x83, 0x06, 0x00, 0x00]), selection))
     finally:
         host.end_session()
-    return {"singleUserRange": rng}
+    user = user_uid(rng)
+    host.start_session(LOCKING_SP, b"", user)                     # setupLockingRange_SUM
+    host.set(locking_range_uid(rng), [(3, uint(start)), (4, uint(length)), (5, uint(1)), (6, uint(1)),
+                                      (7, uint(0)), (8, uint(0))])
+    key = host.get(locking_range_uid(rng), 10, 10)[4]             # rekeyLockingRange_SUM
+    host.call(key, "GenKey")
+    host.end_session()
+    host.start_session(LOCKING_SP, admin, ADMIN1)                 # eraseLockingRange_SUM
+    host.call(locking_range_uid(rng), "Erase")
+    host.end_session()
+    host.start_session(LOCKING_SP, b"", user)                     # setLockingRange_SUM READWRITE
+    host.set(locking_range_uid(rng), [(5, uint(1)), (6, uint(1)), (7, uint(0)), (8, uint(0))])
+    host.end_session()
+    host.start_session(LOCKING_SP, b"", user)                     # setNewPassword_SUM
+    host.set(bytes.fromhex("0000000B0003") + (rng + 1).to_bytes(2, "big"), [(3, pin_token(user_pin))])
+    host.end_session()
+    return {"singleUserRange": rng, "user": "User%d" % (rng + 1)}
+
+
+def cmd_setlockingrange_sum(host, device, args):
+    """sedutil's --setLockingRange_SUM RANGE RW|RO|LK USERPW: the range's own user locks or opens it."""
+    rng, state, password = int(args[0]), args[1].upper(), hashed(args[2], device, "-n" in args)
+    locked = {"RW": (0, 0), "RO": (0, 1), "LK": (1, 1)}[state]
+    host.start_session(LOCKING_SP, password, user_uid(rng))
+    host.set(locking_range_uid(rng), [(7, uint(locked[0])), (8, uint(locked[1]))])
+    host.end_session()
+    return {"range": rng, "state": state}
 
 
 def cmd_enablelockingrange(host, device, args):
@@ -486,7 +521,8 @@ def cmd_reverttper(host, device, args):
 
 
 COMMANDS = {"query": cmd_query, "initialsetup": cmd_initialsetup, "setup_sum": cmd_setup_sum, "enablelockingrange": cmd_enablelockingrange,
-            "setlockingrange": cmd_setlockingrange, "setmbrdone": cmd_setmbrdone,
+            "setlockingrange": cmd_setlockingrange, "setlockingrange_sum": cmd_setlockingrange_sum,
+            "setmbrdone": cmd_setmbrdone,
             "listlockingranges": cmd_listlockingranges, "revertnoerase": cmd_revertnoerase,
             "reverttper": cmd_reverttper}
 
@@ -502,7 +538,7 @@ def main(argv):
     for option in options:
         if option.startswith("--salt="):
             SALT = option.split("=", 1)[1]
-    device = None
+    device = host = None
     try:
         device = Device(positional[-1], sas_inc512)
         host = Host(device)
@@ -512,6 +548,12 @@ def main(argv):
         return 0
     except (HostFailure, OSError, IndexError, KeyError, struct.error) as failure:
         print("%s: %s" % (argv[1], failure), file=sys.stderr)
+        # As sedutil's DtaSession destructor does: end a session left open by the failure.
+        if host is not None and host.tsn:
+            try:
+                host.end_session()
+            except (HostFailure, OSError, IndexError, struct.error):
+                pass
         return 1
     finally:
         if device is not None:

@@ -143,7 +143,7 @@ struct TableFidelityTests {
         guard case .result(let all, .success) = try o.call(authorityTable, MethodID.next), case .list(let rows)? = all.first else {
             Issue.record("Next failed"); return
         }
-        #expect(rows.count == 2 + 4 + 1 + 8 && rows.first?.uidValue == .anybody)
+        #expect(rows.count == 2 + 4 + 1 + 9 && rows.first?.uidValue == .anybody, "Anybody, Admins, Admin1-4, Users, User1-9")
         guard case .result(let some, .success) = try o.call(authorityTable, MethodID.next,
                                                             [.name(0, .uid(.lockingAdmin(1))), .name(1, .unsigned(2))]),
               case .list(let two)? = some.first else { Issue.record("Next with Where/Count failed"); return }
