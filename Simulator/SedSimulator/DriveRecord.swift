@@ -56,6 +56,8 @@ public struct DriveSettings: Codable, Sendable, Hashable {
     public var dataStoreSize: Int = 10 << 20
     /// SATA only; nil (arrays made before it existed) means libata.
     public var satLayer: SATLayer?
+    /// Tolerances of real firmware beyond the specification; nil or empty: strict.
+    public var quirks: [DriveQuirk]?
 
     public init() {}
 }

@@ -15,6 +15,8 @@ enum SecurityProvider: Sendable {
 
 /// An open session between a host and one SP.
 struct DriveSession {
+    /// The ComID the session was started on: its packets are taken on that ComID only.
+    var comID: UInt16 = SimulatedDrive.baseComID
     let tsn: UInt32
     let hsn: UInt32
     let sp: SecurityProvider

@@ -41,6 +41,10 @@ public struct DriveStatusReport: Codable, Sendable {
     public var erasedItself: Bool
     public var lockoutStatus: String
     public var openSessions: Int
+    /// Single User Mode: the ranges each owned by one user (empty when activated normally).
+    public var singleUserRanges: [Int]
+    /// Tolerances beyond the specification the drive was built with (empty: strict).
+    public var quirks: [String]
 }
 
 extension SimulatedDrive {
@@ -69,6 +73,7 @@ extension SimulatedDrive {
             tries: triesList, consecutiveFailedAuthentications: record.consecutiveFailedAuthentications,
             totalFailedAuthentications: record.totalFailedAuthentications ?? 0,
             lifetimeFailureLimit: record.settings.lifetimeFailureLimit, erasedItself: record.erasedForGood,
-            lockoutStatus: record.settings.lockoutStatus.rawValue, openSessions: sessions.count)
+            lockoutStatus: record.settings.lockoutStatus.rawValue, openSessions: sessions.count,
+            singleUserRanges: record.singleUserRanges ?? [], quirks: (record.settings.quirks ?? []).map(\.rawValue))
     }
 }

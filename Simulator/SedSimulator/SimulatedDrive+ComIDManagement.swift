@@ -18,14 +18,14 @@ extension SimulatedDrive {
         case invalid = 0, inactive = 1, issued = 2, associated = 3
     }
 
-    func handleComIDRequest(_ payload: [UInt8]) throws(SecurityCommandError) {
+    func handleComIDRequest(_ payload: [UInt8], on target: UInt16) throws(SecurityCommandError) {
         guard payload.count >= 8 else {
             throw .illegalRequest("a ComID request needs 8 bytes (ComID, extension, request code), got \(payload.count)")
         }
         let comID = UInt16(payload[0]) << 8 | UInt16(payload[1])
         let extensionID = UInt16(payload[2]) << 8 | UInt16(payload[3])
         let code = payload[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        guard comID == Self.baseComID, extensionID == 0 else {
+        guard comID == target, extensionID == 0 else {
             throw .illegalRequest("ComID 0x\(String(comID, radix: 16)) extension \(extensionID) is not this drive's ComID")
         }
         guard let request = ComIDRequest(rawValue: code) else {
@@ -34,25 +34,26 @@ extension SimulatedDrive {
         switch request {
         case .verifyComIDValid:
             expireIdleSessions()
-            let state: ComIDState = sessions.isEmpty ? .issued : .associated
+            let state: ComIDState = sessions.values.contains { $0.comID == comID } ? .associated : .issued
             // State, then the times of allocation, expiry and now: all zero for a static ComID.
-            pendingComIDResponse = Self.comIDResponse(request, data: Self.be32(state.rawValue) + [UInt8](repeating: 0, count: 30))
+            pendingComIDResponses[comID] = Self.comIDResponse(comID, request,
+                                                              data: Self.be32(state.rawValue) + [UInt8](repeating: 0, count: 30))
         case .stackReset:
-            sessions.removeAll()
-            pendingResponse = nil
+            sessions = sessions.filter { $0.value.comID != comID }
+            pendingResponses[comID] = nil
             hostMaxComPacketSize = 1024
-            pendingComIDResponse = Self.comIDResponse(request, data: Self.be32(0))  // 0: success
+            pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: Self.be32(0))  // 0: success
         }
     }
 
     /// The pending answer, or NO_RESPONSE_AVAILABLE (request code 0, no data).
-    func takeComIDResponse() -> [UInt8] {
-        defer { pendingComIDResponse = nil }
-        return pendingComIDResponse ?? Self.comIDResponse(nil, data: [])
+    func takeComIDResponse(_ comID: UInt16) -> [UInt8] {
+        defer { pendingComIDResponses[comID] = nil }
+        return pendingComIDResponses[comID] ?? Self.comIDResponse(comID, nil, data: [])
     }
 
-    private static func comIDResponse(_ request: ComIDRequest?, data: [UInt8]) -> [UInt8] {
-        [UInt8(baseComID >> 8), UInt8(baseComID & 0xFF), 0, 0] + be32(request?.rawValue ?? 0) + [0, 0]
+    private static func comIDResponse(_ comID: UInt16, _ request: ComIDRequest?, data: [UInt8]) -> [UInt8] {
+        [UInt8(comID >> 8), UInt8(comID & 0xFF), 0, 0] + be32(request?.rawValue ?? 0) + [0, 0]
             + [UInt8(data.count >> 8), UInt8(data.count & 0xFF)] + data
     }
 

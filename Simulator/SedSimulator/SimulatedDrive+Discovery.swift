@@ -15,7 +15,7 @@ extension SimulatedDrive {
                                     mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
             .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
                                       alignmentGranularity: 8, lowestAlignedLBA: 0)),
-            .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: 1, rangeCrossing: false,
+            .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
             .singleUser(singleUserFeature()),

@@ -14,8 +14,8 @@ extension SimulatedDrive {
         lock.lock()
         defer { lock.unlock() }
         switch (protocolID, spSpecific) {
-        case (0x01, Self.baseComID):
-            handleComPacket(payload)
+        case (0x01, let comID) where comIDs.contains(comID):
+            handleComPacket(payload, comID: comID)
         case (0x02, 0x0004):
             // TPER_RESET: a programmatic reset, honoured only once SID has enabled it in TPerInfo.
             guard record.programmaticResetEnable == true else {
@@ -23,8 +23,8 @@ extension SimulatedDrive {
             }
             applyReset(.programmatic)
             try? persist()
-        case (0x02, Self.baseComID):
-            try handleComIDRequest(payload)
+        case (0x02, let comID) where comIDs.contains(comID):
+            try handleComIDRequest(payload, on: comID)
         case (0x02, 0x0005):
             // Block SID: authentication as SID refused until the next power cycle (or hardware reset if asked).
             blockSIDActive = true
@@ -51,13 +51,13 @@ extension SimulatedDrive {
             response = [0, 0, 0, 0]
         case (0x01, Level0Discovery.comID):
             response = discovery().encoded()
-        case (0x01, Self.baseComID):
-            return takeResponse(allocationLength: allocationLength)
+        case (0x01, let comID) where comIDs.contains(comID):
+            return takeResponse(comID, allocationLength: allocationLength)
         case (0x02, 0x0000):
             // GET_COMID: the statically allocated base ComID.
             response = [UInt8(Self.baseComID >> 8), UInt8(Self.baseComID & 0xFF), 0, 0]
-        case (0x02, Self.baseComID):
-            response = takeComIDResponse()
+        case (0x02, let comID) where comIDs.contains(comID):
+            response = takeComIDResponse(comID)
         default:
             throw .illegalRequest("protocol 0x\(String(protocolID, radix: 16)) ComID 0x\(String(spSpecific, radix: 16)) cannot be received")
         }
@@ -70,32 +70,33 @@ extension SimulatedDrive {
     }
 
     /// The next ComPacket for the host: the response, "still processing", or "nothing outstanding".
-    private func takeResponse(allocationLength: Int) -> [UInt8] {
-        guard var pending = pendingResponse else {
-            return fit(ComPacket(comID: Self.baseComID).encoded(), to: allocationLength)
+    private func takeResponse(_ comID: UInt16, allocationLength: Int) -> [UInt8] {
+        guard var pending = pendingResponses[comID] else {
+            return fit(ComPacket(comID: comID).encoded(), to: allocationLength)
         }
         if pending.pollsBeforeReady > 0 {
             pending.pollsBeforeReady -= 1
-            pendingResponse = pending
-            return fit(ComPacket(comID: Self.baseComID, outstandingData: 1).encoded(), to: allocationLength)
+            pendingResponses[comID] = pending
+            return fit(ComPacket(comID: comID, outstandingData: 1).encoded(), to: allocationLength)
         }
         guard pending.bytes.count <= allocationLength else {
             // Too small a buffer: say how much is waiting and the transfer that will receive it.
             let size = UInt32(clamping: pending.bytes.count)
-            return fit(ComPacket(comID: Self.baseComID, outstandingData: size, minTransfer: size).encoded(), to: allocationLength)
+            return fit(ComPacket(comID: comID, outstandingData: size, minTransfer: size).encoded(), to: allocationLength)
         }
-        pendingResponse = nil
+        pendingResponses[comID] = nil
         return fit(pending.bytes, to: allocationLength)
     }
 
     private func queue(_ packet: ComPacket) {
+        let comID = packet.comID
         var bytes = packet.encoded()
         if faults.droppedResponses > 0 {
             if faults.dropAfterResponses > 0 {
                 faults.dropAfterResponses -= 1
             } else {
                 faults.droppedResponses -= 1
-                pendingResponse = nil
+                pendingResponses[comID] = nil
                 return
             }
         }
@@ -109,25 +110,28 @@ extension SimulatedDrive {
             faults.delayedResponses -= 1
             polls = faults.delayPolls
         }
-        pendingResponse = PendingResponse(bytes: bytes, pollsBeforeReady: polls)
+        pendingResponses[comID] = PendingResponse(bytes: bytes, pollsBeforeReady: polls)
     }
 
-    private func handleComPacket(_ bytes: [UInt8]) {
+    private func handleComPacket(_ bytes: [UInt8], comID: UInt16) {
         // A ComPacket the drive cannot parse gets no response, as on hardware.
         guard let comPacket = try? ComPacket.decode(bytes), let packet = comPacket.packets.first,
               let payloadBytes = comPacket.methodPayload else { return }
         expireIdleSessions()
         let reply: MethodPayload?
-        if packet.tperSessionNumber == 0 && packet.hostSessionNumber == 0 {
-            reply = sessionManagerCall(payloadBytes)
+        var endOfSessionFollows = false
+        if packet.tperSessionNumber == 0 && (packet.hostSessionNumber == 0 || has(.sessionManagerAnyHSN)) {
+            reply = sessionManagerCall(payloadBytes, comID: comID)
         } else {
-            reply = sessionCall(tsn: packet.tperSessionNumber, hsn: packet.hostSessionNumber, payloadBytes)
+            let answer = sessionCall(tsn: packet.tperSessionNumber, hsn: packet.hostSessionNumber, comID: comID, payloadBytes)
+            reply = answer?.payload
+            endOfSessionFollows = answer?.endOfSessionFollows ?? false
         }
         guard var reply else { return }
         func framed(_ reply: MethodPayload) -> ComPacket {
-            ComPacket(comID: Self.baseComID, packets: [
+            ComPacket(comID: comID, packets: [
                 Packet(tperSessionNumber: packet.tperSessionNumber, hostSessionNumber: packet.hostSessionNumber,
-                       subpackets: [SubPacket(payload: reply.encoded())]),
+                       subpackets: [SubPacket(payload: reply.encoded() + (endOfSessionFollows ? [ControlToken.endOfSession.rawValue] : []))]),
             ])
         }
         var response = framed(reply)

@@ -52,7 +52,7 @@ extension SimulatedDrive {
         return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: results), status: .success)
     }
 
-    func sessionManagerCall(_ bytes: [UInt8]) -> MethodPayload? {
+    func sessionManagerCall(_ bytes: [UInt8], comID: UInt16) -> MethodPayload? {
         guard case .call(let call, _)? = try? MethodPayload.decode(bytes), call.invokingUID == .sessionManager else {
             return nil
         }
@@ -60,7 +60,7 @@ extension SimulatedDrive {
         case MethodID.properties:
             return properties(call)
         case MethodID.startSession:
-            return startSession(call)
+            return startSession(call, comID: comID)
         default:
             return syncSessionFailure(hsn: 0, .invalidParameter)
         }
@@ -70,7 +70,7 @@ extension SimulatedDrive {
         .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.syncSession, arguments: []), status: status)
     }
 
-    private func startSession(_ call: MethodCall) -> MethodPayload {
+    private func startSession(_ call: MethodCall, comID: UInt16) -> MethodPayload {
         let args = call.arguments
         guard args.count >= 3, let hsnValue = args[0].unsignedValue, hsnValue <= UInt64(UInt32.max),
               let spUID = args[1].uidValue, let write = args[2].strictBoolValue else {
@@ -100,7 +100,7 @@ extension SimulatedDrive {
             return syncSessionFailure(hsn: hsnValue, .spBusy)
         }
         let timeout = UInt64(Double(timeoutMs ?? UInt64(record.settings.sessionTimeoutSeconds * 1000)) * 1_000_000)
-        var session = DriveSession(tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
+        var session = DriveSession(comID: comID, tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
                                    lastActivity: SystemTime().uptimeNanoseconds, timeoutNanoseconds: max(timeout, 1_000_000_000))
         if let authority, authority != .anybody {
             let outcome = authenticate(authority, in: sp, challenge: challenge ?? [])
@@ -119,38 +119,54 @@ extension SimulatedDrive {
                                 arguments: [.unsigned(hsnValue), .unsigned(UInt64(session.tsn))]), status: .success)
     }
 
+    /// The answer to a session's packet, and whether EndOfSession follows it in the same
+    /// subpacket (quirk `method-then-end-of-session`).
+    struct SessionReply {
+        var payload: MethodPayload
+        var endOfSessionFollows = false
+    }
+
     /// A packet for an open session: a method call, or EndOfSession.
-    func sessionCall(tsn: UInt32, hsn: UInt32, _ bytes: [UInt8]) -> MethodPayload? {
-        guard var session = sessions[tsn], session.hsn == hsn else {
+    func sessionCall(tsn: UInt32, hsn: UInt32, comID: UInt16, _ bytes: [UInt8]) -> SessionReply? {
+        guard var session = sessions[tsn], session.hsn == hsn, session.comID == comID else {
             // The TPer aborted (or timed out) this session: tell the host with CloseSession.
-            return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.closeSession,
-                                    arguments: [.unsigned(UInt64(hsn)), .unsigned(UInt64(tsn))]), status: .success)
+            return SessionReply(payload: .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.closeSession,
+                                                          arguments: [.unsigned(UInt64(hsn)), .unsigned(UInt64(tsn))]),
+                                               status: .success))
         }
-        guard let payload = try? MethodPayload.decode(bytes) else {
-            return .result([], status: .invalidParameter)
+        var endsAfterCall = false
+        var decoded = try? MethodPayload.decode(bytes)
+        if decoded == nil, has(.methodThenEndOfSession), let method = Self.methodBeforeEndOfSession(bytes),
+           case .call? = try? MethodPayload.decode(method) {
+            decoded = try? MethodPayload.decode(method)
+            endsAfterCall = true
+        }
+        guard let payload = decoded else {
+            return SessionReply(payload: .result([], status: .invalidParameter))
         }
         switch payload {
         case .endOfSession:
             sessions[tsn] = nil
-            return .endOfSession
+            return SessionReply(payload: .endOfSession)
         case .result:
-            return .result([], status: .invalidParameter)
+            return SessionReply(payload: .result([], status: .invalidParameter))
         case .call(let call, let hostStatus):
             session.lastActivity = SystemTime().uptimeNanoseconds
             // The host aborted its own call (a non-zero status in its status list): not executed.
             guard hostStatus == .success else {
-                sessions[tsn] = session
-                return .result([], status: .fail)
+                sessions[tsn] = endsAfterCall ? nil : session
+                return SessionReply(payload: .result([], status: .fail), endOfSessionFollows: endsAfterCall)
             }
             sessions[tsn] = session
             let outcome = execute(call, session: &session)
             // Revert and RevertSP end the session from the TPer side.
-            if outcome.endsSession {
+            if outcome.endsSession || endsAfterCall {
                 sessions[tsn] = nil
             } else if sessions[tsn] != nil {
                 sessions[tsn] = session
             }
-            return .result(outcome.values, status: outcome.status)
+            return SessionReply(payload: .result(outcome.values, status: outcome.status),
+                                endOfSessionFollows: endsAfterCall && !outcome.endsSession)
         }
     }
 }

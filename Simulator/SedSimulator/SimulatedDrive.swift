@@ -22,9 +22,10 @@ public final class SimulatedDrive: @unchecked Sendable {
     // Volatile state: lost on power cycle exactly as on hardware.
     var sessions: [UInt32: DriveSession] = [:]
     var nextTSN: UInt32 = 0x100
-    var pendingResponse: PendingResponse?
-    /// The answer to the last ComID management request (protocol 0x02), until IF-RECV takes it.
-    var pendingComIDResponse: [UInt8]?
+    /// Per ComID: the response IF-RECV will take next.
+    var pendingResponses: [UInt16: PendingResponse] = [:]
+    /// Per ComID: the answer to the last ComID management request (protocol 0x02), until IF-RECV takes it.
+    var pendingComIDResponses: [UInt16: [UInt8]] = [:]
     var mediaCiphers: [Int: XTSCipher] = [:]
     /// PIN stretches already computed (salt ‖ SHA-256 of the PIN → verifier and KEK), so a host
     /// that authenticates often does not pay PBKDF2 each time; volatile, bounded, like a drive's
@@ -162,7 +163,7 @@ public final class SimulatedDrive: @unchecked Sendable {
     /// Applies one reset event's effects on sessions, ranges, MBR, tries and Block SID.
     func applyReset(_ reset: ResetType) {
         sessions.removeAll()
-        pendingResponse = nil
+        pendingResponses.removeAll()
         hostMaxComPacketSize = 1024
         // A listed reset locks each direction whose locking is enabled.
         for i in record.ranges.indices where record.ranges[i].lockOnReset.contains(reset) {

@@ -40,6 +40,7 @@ func parseSize(_ text: String) -> UInt64? {
 extension DriveKind: ExpressibleByArgument {}
 extension LockoutStatus: ExpressibleByArgument {}
 extension SATLayer: ExpressibleByArgument {}
+extension DriveQuirk: ExpressibleByArgument {}
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a new array of factory-fresh drives.")
@@ -56,6 +57,11 @@ struct Create: ParsableCommand {
     var satLayer: SATLayer = .libata
     @Option(help: "Locking ranges besides the global range.") var ranges: Int = 8
     @Option(help: "Seconds after which an idle session is closed by the drive (at least 1).") var sessionTimeout: Double = 30
+    @Option(parsing: .upToNextOption, help: ArgumentHelp(
+        "Tolerances of real firmware beyond the specification (default: none, a strict drive): "
+            + DriveQuirk.allCases.map { "\($0.rawValue) (\($0.explanation))" }.joined(separator: "; ") + ".",
+        valueName: "quirk"))
+    var quirks: [DriveQuirk] = []
 
     func validate() throws {
         guard parseSize(size) != nil else { throw ValidationError("--size '\(size)' is not a size (e.g. 1G, 64M, 1073741824)") }
@@ -74,6 +80,7 @@ struct Create: ParsableCommand {
         settings.satLayer = kind == .sata ? satLayer : nil
         settings.lockingRanges = ranges
         settings.sessionTimeoutSeconds = sessionTimeout
+        settings.quirks = quirks.isEmpty ? nil : Array(Set(quirks)).sorted { $0.rawValue < $1.rawValue }
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
                                       settings: settings)
         do { try SimulatedArray.create(at: array.url, specification: spec) } catch { fail("\(error)") }

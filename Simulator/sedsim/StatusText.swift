@@ -7,6 +7,10 @@ enum StatusText {
         lines.append("drive \(r.drive): \(r.model) [\(r.kind)] serial \(r.serial) wwn \(r.wwn)")
         lines.append("  PSID \(r.psid)")
         lines.append("  owned: \(r.owned ? "yes" : "no (SID = MSID)")   Locking SP: \(r.lockingSP)   Block SID: \(r.blockSIDActive ? "active" : "off")")
+        if !r.singleUserRanges.isEmpty {
+            lines.append("  Single User Mode: " + r.singleUserRanges.map { "range \($0) owned by User\($0 + 1)" }.joined(separator: ", "))
+        }
+        if !r.quirks.isEmpty { lines.append("  quirks: " + r.quirks.joined(separator: ", ")) }
         lines.append("  MBR shadow: \(r.mbrEnable ? "enabled" : "disabled")\(r.mbrEnable ? (r.mbrDone ? ", done" : ", not done") : "")")
         for range in r.ranges where range.range == 0 || range.length > 0 || range.readLockEnabled || range.writeLockEnabled {
             let state: String

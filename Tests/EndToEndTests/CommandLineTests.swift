@@ -56,6 +56,20 @@ struct CommandLineTests {
         #expect(other.output.contains("\"owned\" : false"))
     }
 
+    @Test("sedsim create --quirks: recorded and shown; sedlock works with a drive that has every quirk; an unknown quirk is refused")
+    func quirkyDrive() throws {
+        let array = try ServedArray(drives: 1, extra: ["--quirks", "two-comids", "session-manager-any-hsn", "method-then-end-of-session"])
+        let status = try run("sedsim", ["status", array.directory])
+        #expect(status.output.contains("quirks: method-then-end-of-session, session-manager-any-hsn, two-comids"), "\(status.output)")
+        let pin = try pinFile("quirky drive")
+        defer { try? FileManager.default.removeItem(atPath: pin) }
+        #expect(try run("sedlock", ["drive", "take-ownership", array.device(), "--new-pin-file", pin]).status == 0)
+        #expect(try run("sedlock", ["drive", "setup-range", array.device(), "--range", "0", "--pin-file", pin]).status == 0)
+        #expect(try run("sedlock", ["drive", "lock", array.device(), "--pin-file", pin]).status == 0)
+        let unknown = try run("sedsim", ["create", array.directory + "-other", "--quirks", "lenient"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("lenient"))
+    }
+
     @Test("each kind of failure has its own exit status and a clear message")
     func exitStatuses() throws {
         let array = try ServedArray(extra: ["--try-limit", "2", "--lockout-status", "locked-out"])
