@@ -6,33 +6,25 @@ extension SimulatedDrive {
     /// The largest Random a host may ask for in one call (answered whole, never silently cut).
     static let maximumRandomBytes: UInt64 = 256
 
+    /// Methods that change the drive: refused in a read-only session.
+    static let changingMethods: Set<UID> = [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert,
+                                            MethodID.revertSP, MethodID.erase, MethodID.reactivate]
+
     func execute(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
+        // A read-only session changes nothing.
+        guard session.write || !Self.changingMethods.contains(call.methodUID) else { return .fail(.notAuthorized) }
         switch call.methodUID {
         case MethodID.get: return get(call, session: session)
-        case MethodID.set:
-            guard session.write else { return .fail(.notAuthorized) }
-            return set(call, session: &session)
+        case MethodID.set: return set(call, session: &session)
         case MethodID.next: return next(call, session: session)
         case MethodID.getACL: return getACL(call, session: session)
         case MethodID.authenticate: return authenticateMethod(call, session: &session)
-        case MethodID.genKey:
-            guard session.write else { return .fail(.notAuthorized) }
-            return genKey(call, session: session)
-        case MethodID.activate:
-            guard session.write else { return .fail(.notAuthorized) }
-            return activate(call, session: session)
-        case MethodID.revert:
-            guard session.write else { return .fail(.notAuthorized) }
-            return revert(call, session: session)
-        case MethodID.revertSP:
-            guard session.write else { return .fail(.notAuthorized) }
-            return revertSP(call, session: session)
-        case MethodID.erase:
-            guard session.write else { return .fail(.notAuthorized) }
-            return erase(call, session: session)
-        case MethodID.reactivate:
-            guard session.write else { return .fail(.notAuthorized) }
-            return reactivate(call, session: session)
+        case MethodID.genKey: return genKey(call, session: session)
+        case MethodID.activate: return activate(call, session: session)
+        case MethodID.revert: return revert(call, session: session)
+        case MethodID.revertSP: return revertSP(call, session: session)
+        case MethodID.erase: return erase(call, session: session)
+        case MethodID.reactivate: return reactivate(call, session: session)
         case MethodID.random:
             guard call.invokingUID == .thisSP, call.arguments.count == 1, let count = call.arguments[0].unsignedValue,
                   count <= Self.maximumRandomBytes else { return .fail(.invalidParameter) }
@@ -452,23 +444,26 @@ extension SimulatedDrive {
         }
         // Activating an SP that is already Manufactured has no effect.
         if record.lockingLifeCycle == .manufactured { return .ok }
-        do {
-            let lockingKey = try DriveCrypto.randomBytes(32)
-            for i in record.ranges.indices {
-                guard let open = record.ranges[i].openMediaKey else { return .fail(.tperMalfunction) }
-                record.ranges[i].sealedMediaKey = Data(try DriveCrypto.seal(Array(open), key: lockingKey))
-            }
-            resetLockingAuthorities()
-            record.lockingAdmins[0].enabled = true
-            // Admin1 inherits the SID PIN.
-            try setPIN(.admin(0), pin: sidPIN, lockingKey: lockingKey)
-            record.lockingLifeCycle = .manufactured
-            try enterSingleUserMode(singleUser, lockingKey: lockingKey)
-            try persist()
-        } catch {
-            return .fail(.tperMalfunction)
-        }
+        // Admin1 inherits the SID PIN.
+        do { try activateLockingSP(admin1PIN: sidPIN, singleUser: singleUser) } catch { return .fail(.tperMalfunction) }
         return .ok
+    }
+
+    /// Activation proper (Activate, Reactivate): a new Locking SP key seals every range's media
+    /// key, the authorities start from factory with Admin1 holding `admin1PIN`, the ranges named
+    /// for Single User Mode go to their users, and the SP is Manufactured.
+    func activateLockingSP(admin1PIN: [UInt8], singleUser: SingleUserRequest) throws {
+        let lockingKey = try DriveCrypto.randomBytes(32)
+        for i in record.ranges.indices {
+            guard let open = record.ranges[i].openMediaKey else { throw SimulatorError.storage("range \(i) has no media key to seal") }
+            record.ranges[i].sealedMediaKey = Data(try DriveCrypto.seal(Array(open), key: lockingKey))
+        }
+        resetLockingAuthorities()
+        record.lockingAdmins[0].enabled = true
+        try setPIN(.admin(0), pin: admin1PIN, lockingKey: lockingKey)
+        record.lockingLifeCycle = .manufactured
+        try enterSingleUserMode(singleUser, lockingKey: lockingKey)
+        try persist()
     }
 
     private func revert(_ call: MethodCall, session: DriveSession) -> MethodOutcome {

@@ -151,17 +151,8 @@ extension SimulatedDrive {
         let admin1 = UID.lockingAdmin(1)
         guard let adminPIN = request.admin1PIN ?? session.presentedPINs[admin1] else { return .fail(.invalidParameter) }
         do {
-            let lockingKey = try DriveCrypto.randomBytes(32)
             try resetLockingSP(keepGlobalKey: false, keepAllKeys: false)
-            for i in record.ranges.indices {
-                guard let open = record.ranges[i].openMediaKey else { return .fail(.tperMalfunction) }
-                record.ranges[i].sealedMediaKey = Data(try DriveCrypto.seal(Array(open), key: lockingKey))
-            }
-            record.lockingAdmins[0].enabled = true
-            try setPIN(.admin(0), pin: adminPIN, lockingKey: lockingKey)
-            record.lockingLifeCycle = .manufactured
-            try enterSingleUserMode(request, lockingKey: lockingKey)
-            try persist()
+            try activateLockingSP(admin1PIN: adminPIN, singleUser: request)
         } catch {
             return .fail(.tperMalfunction)
         }

@@ -151,14 +151,26 @@ struct Appliance {
             return false
         }
         kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(grace)
-        while running(service) != nil && Date() < deadline { usleep(20_000) }
+        Self.waitUntilEnded(pid, seconds: grace)
+        // Still this appliance's process (not a pid reused meanwhile): it ignored SIGTERM.
         if running(service) != nil {
             kill(pid, SIGKILL)
-            while running(service) != nil { usleep(20_000) }
+            Self.waitUntilEnded(pid, seconds: 10)
         }
         try? FileManager.default.removeItem(atPath: pidFile(service))
         return true
+    }
+
+    /// Waits until `pid` has exited (gone or a zombie), at most `seconds`. Its command line
+    /// empties while it exits, so "no longer this appliance's process" comes before "ended".
+    static func waitUntilEnded(_ pid: pid_t, seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if kill(pid, 0) != 0 { return }
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+               stat.split(separator: ")").last?.split(separator: " ").first == "Z" { return }
+            usleep(20_000)
+        }
     }
 
     private func pidFile(_ service: String) -> String { runDirectory + "/\(service).pid" }

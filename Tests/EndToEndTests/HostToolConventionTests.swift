@@ -66,7 +66,8 @@ struct HostToolConventionTests {
         let query = try host(["query"])
         if c.transport != "sas" { #expect((query["serial"] as? String)?.trimmingCharacters(in: .whitespaces.union(.controlCharacters)) == serial) }
         #expect((query["features"] as? [Int])?.contains(0x0203) == true)
-        #expect((query["features"] as? [Int])?.contains(0x0201) == false, "Single User Mode is not simulated")
+        #expect((query["features"] as? [Int])?.contains(0x0201) == true, "Single User Mode is announced")
+        #expect(query["singleUserAny"] as? Bool == false, "no range is in Single User Mode yet")
         let properties = query["properties"] as? [String: Int] ?? [:]
         #expect((properties["MaxComPacketSize"] ?? 0) >= 2048, "\(properties)")
         #expect(query["lockingEnabled"] as? Bool == false)

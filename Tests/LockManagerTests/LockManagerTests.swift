@@ -209,8 +209,15 @@ struct LockManagerTests {
         #expect(!f.drive(0).statusReport(index: 0).owned)
         #expect(f.driveFailures(1).consecutive == 0)
 
+        // The serial salts two ways (padded or trimmed): without the variant, nothing is tried.
+        await #expect { try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local,
+                                                               adoption: .init(derivation: "sedutil-sha1")),
+                                                  adoptionPassword: password) } throws: {
+            "\($0)".contains("--pin-salt") && "\($0)".contains("reported, trimmed")
+        }
+        #expect(f.driveFailures(1).consecutive == 0)
         let adopted = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local,
-                                                             adoption: .init(derivation: "sedutil-sha1")),
+                                                             adoption: .init(derivation: "sedutil-sha1", salt: "reported")),
                                                 adoptionPassword: password)
         #expect(adopted.allSucceeded, "\(adopted)")
         #expect(adopted.drives.map(\.result) == [.setUp, .adopted])
