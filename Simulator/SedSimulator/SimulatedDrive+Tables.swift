@@ -31,12 +31,6 @@ extension SimulatedDrive {
         case byte = 2
     }
 
-    /// The UID of the Table table's row that describes `table` (Core §5.3.2.2; the kernel reads
-    /// the MBR's size from column Rows of 00000001 00000804).
-    static func tableTableRow(describing table: UID) -> UID {
-        UID(0x0000_0001_0000_0000 | UInt64(table.tableHalf))
-    }
-
     // MARK: Rows
 
     func row(_ object: UID, session: DriveSession) -> Row? {

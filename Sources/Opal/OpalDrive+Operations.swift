@@ -178,6 +178,7 @@ extension OpalDrive {
     /// Writes a shadow MBR image in chunks that fit the drive's packets.
     public func loadMBR(image: [UInt8], adminPIN: Secret, chunkSize: Int = 1024) throws(OpalError) {
         try withSession(.lockingSP, as: .lockingAdmin(1), credential: adminPIN, write: true) { s throws(OpalError) in
+            try s.requireFits(image.count, in: .mbrTable, what: "shadow MBR", operation: "load MBR image")
             var offset = 0
             while offset < image.count {
                 let end = min(image.count, offset + chunkSize)

@@ -25,6 +25,8 @@ public struct OpalError: Error, Sendable, CustomStringConvertible {
         case invalidState
         /// The operation names something the drive does not have (a locking range beyond its ranges).
         case noSuchObject
+        /// What the operation would write is larger than the table that would hold it.
+        case doesNotFit
         /// A state-changing method reached the drive and its answer did not come back: the drive may
         /// or may not have carried it out.
         case outcomeUnknown

@@ -180,7 +180,8 @@ public final class OpalSession {
 
     /// Methods that change the drive: a lost answer to one of them leaves the outcome unknown.
     static func changesState(_ method: UID) -> Bool {
-        [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert, MethodID.revertSP, MethodID.erase].contains(method)
+        [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert, MethodID.revertSP, MethodID.erase,
+         MethodID.reactivate].contains(method)
     }
 
     /// Refuses a locking range the drive does not have (LockingInfo's MaxRanges) before anything is
@@ -193,6 +194,29 @@ public final class OpalSession {
             throw OpalError(.noSuchObject, device: channel.device, operation: operation,
                             "the drive has no locking range \(range): its ranges are 0 (global) to \(maxRanges)",
                             fix: "choose a range from 0 to \(maxRanges) (`sedlock drive ranges` lists them)")
+        }
+    }
+
+    /// Refuses `byteCount` bytes for a byte table (MBR, DataStore) that cannot hold them, before
+    /// anything is written: its size is column Rows of the Table table's row for it, as the
+    /// kernel reads it. A drive that does not let this session read the size is not refused here.
+    public func requireFits(_ byteCount: Int, in table: UID, what: String, operation: String) throws(OpalError) {
+        let size: UInt64
+        do {
+            guard let rows = try get(.tableTableRow(describing: table), columns: 7...7, operation: "read the \(what) size")[7]?
+                .unsignedValue else { return }
+            size = rows
+        } catch {
+            guard case .methodFailed = error.code else {
+                if error.code == .notAuthorized { return }
+                throw error
+            }
+            return
+        }
+        guard UInt64(byteCount) <= size else {
+            throw OpalError(.doesNotFit, device: channel.device, operation: operation,
+                            "the image is \(byteCount) bytes and the drive's \(what) holds \(size); nothing was written",
+                            fix: "use an image of at most \(size) bytes")
         }
     }
 

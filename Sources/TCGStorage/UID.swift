@@ -90,6 +90,11 @@ extension UID {
         UID(0x0000_0008_0003_D000 + UInt64(n))
     }
     public static let aceMBRControlSetDoneToDOR = UID(0x0000_0008_0003_F801)
+    /// The row of the Table table that describes `table` (Core §5.3.2.2): 00000001 and the
+    /// table's own UID prefix; its column 7 (Rows) is a byte table's size.
+    public static func tableTableRow(describing table: UID) -> UID {
+        UID(0x0000_0001_0000_0000 | UInt64(table.tableHalf))
+    }
     /// The AccessControl table, on which GetACL is invoked.
     public static let accessControlTable = UID(0x0000_0007_0000_0000)
     /// The Admin SP's TPerInfo row.

@@ -45,7 +45,7 @@ struct CommandFailure: Error {
         case .authorityLockedOut: status = .lockedOut
         case .transport, .timedOut: status = .transport
         case .spBusy, .methodFailed, .malformedResponse, .unsupportedDrive, .invalidState: status = .drive
-        case .noSuchObject: status = .badArguments
+        case .noSuchObject, .doesNotFit: status = .badArguments
         case .outcomeUnknown: status = .outcomeUnknown
         }
     }

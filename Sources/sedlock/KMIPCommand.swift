@@ -243,6 +243,7 @@ struct KMIPAttributes: ParsableCommand {
                 case .cryptographicAlgorithm(let v): value = "\(v)"
                 case .cryptographicLength(let v), .cryptographicUsageMask(let v): value = "\(v)"
                 case .initialDate(let v), .activationDate(let v): value = "\(Date(timeIntervalSince1970: Double(v)))"
+                case .sensitive(let v): value = v ? "true" : "false"
                 case .other: value = "(not shown)"
                 }
                 map[a.attributeName] = map[a.attributeName].map { $0 + ", " + value } ?? value

@@ -226,6 +226,22 @@ struct OpalFlowTests {
         #expect(try drive.read(lba: 0, count: 1) == Array(image.prefix(512)))
     }
 
+    @Test("an MBR image larger than the drive's shadow MBR (the Table table's Rows) is refused before a byte is written")
+    func mbrImageTooLarge() throws {
+        var settings = DriveSettings()
+        settings.mbrTableSize = 64 << 10
+        let fixture = try ArrayFixture(settings: settings)
+        let pin = secret("mbr-size")
+        let opal = try ownedDrive(fixture, pin: pin)
+        #expect {
+            try opal.loadMBR(image: [UInt8](repeating: 0xEB, count: (64 << 10) + 1), adminPIN: pin)
+        } throws: { ($0 as? OpalError)?.code == .doesNotFit && "\($0)".contains("holds 65536") }
+        try opal.setMBR(enable: true, adminPIN: pin)
+        #expect(try fixture.array.drives[0].read(lba: 0, count: 1) == [UInt8](repeating: 0, count: 512), "nothing was written")
+        try opal.loadMBR(image: [UInt8](repeating: 0xEB, count: 64 << 10), adminPIN: pin)
+        #expect(try fixture.array.drives[0].read(lba: 0, count: 1) == [UInt8](repeating: 0xEB, count: 512))
+    }
+
     @Test("Block SID refuses SID authentication until the next power cycle")
     func blockSID() throws {
         let fixture = try ArrayFixture()
