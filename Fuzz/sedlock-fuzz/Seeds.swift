@@ -47,11 +47,30 @@ enum Seeds {
             return [[0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0], [0x72, 0x07, 0x27, 0x02, 0, 0, 0, 0],
                     [0, 0, 0x06, 0x02, 31, 0, 0, 0] + Array("SEDSIM  SAS Opal 2      1.0 ".utf8), [0x00, 0x02]]
         case .simulator:
-            return [[1] + ComPacket(comID: 0x1000, packets: [
-                        Packet(subpackets: [SubPacket(payload: MethodPayload.call(startSession, status: .success).encoded())]),
-                    ]).encoded(padTo: 512),
+            // Session manager calls, then calls on the first session a scratch drive opens (TSN 0x100).
+            func frame(_ payload: [UInt8], tsn: UInt32 = 0, hsn: UInt32 = 0) -> [UInt8] {
+                [1] + ComPacket(comID: 0x1000, packets: [
+                    Packet(tperSessionNumber: tsn, hostSessionNumber: hsn, subpackets: [SubPacket(payload: payload)]),
+                ]).encoded(padTo: 512)
+            }
+            let properties = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: [
+                .name(0, .list([.named(.bytes(Array("MaxComPacketSize".utf8)), .unsigned(4096))])),
+            ])
+            let anybody = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession,
+                                     arguments: [.unsigned(1), .uid(.adminSP), .bool(false)])
+            let inSession = { (call: MethodCall) in frame(call.encoded(), tsn: 0x100, hsn: 1) }
+            return [frame(MethodPayload.call(startSession, status: .success).encoded()),
                     [2, 1, 0x10, 0x00, 0, 0, 0, 0, 0, 2],
-                    LinkRequest(.identify, drive: 0).encoded()]
+                    LinkRequest(.identify, drive: 0).encoded(),
+                    frame(properties.encoded()),
+                    frame(anybody.encoded()),
+                    inSession(MethodCall(invokingUID: .tperInfo, methodUID: MethodID.get, arguments: [.list([])])),
+                    inSession(MethodCall(invokingUID: UID(0x0000_0009_0000_0000), methodUID: MethodID.next,
+                                         arguments: [.name(1, .unsigned(2))])),
+                    inSession(MethodCall(invokingUID: .lockingSP, methodUID: MethodID.activate,
+                                         arguments: [.name(0x06_0000, .list([.uid(.lockingRange(1))]))])),
+                    frame(MethodCall(invokingUID: .cPinMSID, methodUID: MethodID.get, arguments: [.list([])]).encoded() + [0xFA],
+                          tsn: 0x100, hsn: 1)]
         }
     }
 
