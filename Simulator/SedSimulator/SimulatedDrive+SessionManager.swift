@@ -10,7 +10,12 @@ extension SimulatedDrive {
         ("MaxPackets", 1), ("MaxSubpackets", 1), ("MaxMethods", 1), ("MaxSessions", UInt64(maximumSessions)),
         // Transactions (StartTransaction/EndTransaction tokens) are not implemented, so none are offered.
         ("MaxAuthentications", 2), ("MaxTransactionLimit", 0), ("DefSessionTimeout", 30000),
+        ("MaxSessionTimeout", maximumSessionTimeoutMs), ("MinSessionTimeout", minimumSessionTimeoutMs),
     ]
+
+    /// The SessionTimeout a StartSession may ask for, in milliseconds (one second to one hour).
+    static let minimumSessionTimeoutMs: UInt64 = 1000
+    static let maximumSessionTimeoutMs: UInt64 = 3_600_000
 
     /// The host properties a TPer assumes until Properties says otherwise, and the least it
     /// accepts (Core §5.2.2.1.2): a host cannot ask for buffers smaller than these.
@@ -99,7 +104,13 @@ extension SimulatedDrive {
         if write && sessions.values.contains(where: { $0.sp == sp && $0.write }) {
             return syncSessionFailure(hsn: hsnValue, .spBusy)
         }
-        let timeout = UInt64(Double(timeoutMs ?? UInt64(record.settings.sessionTimeoutSeconds * 1000)) * 1_000_000)
+        // A SessionTimeout outside MinSessionTimeout…MaxSessionTimeout fails the StartSession.
+        let defaultMs = UInt64(record.settings.sessionTimeoutSeconds * 1000)
+        let milliseconds = timeoutMs ?? defaultMs
+        guard timeoutMs == nil || (Self.minimumSessionTimeoutMs...Self.maximumSessionTimeoutMs).contains(milliseconds) else {
+            return syncSessionFailure(hsn: hsnValue, .invalidParameter)
+        }
+        let timeout = milliseconds.multipliedReportingOverflow(by: 1_000_000).overflow ? UInt64.max : milliseconds * 1_000_000
         var session = DriveSession(comID: comID, tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
                                    lastActivity: SystemTime().uptimeNanoseconds, timeoutNanoseconds: max(timeout, 1_000_000_000))
         if let authority, authority != .anybody {

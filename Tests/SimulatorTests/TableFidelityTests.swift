@@ -182,6 +182,18 @@ struct TableFidelityTests {
         #expect(answer.arguments.first?.listValue?.contains(.named(.bytes(Array("MaxTransactionLimit".utf8)), .unsigned(0))) == true)
     }
 
+    @Test("StartSession's SessionTimeout must lie within MinSessionTimeout…MaxSessionTimeout (found by the fuzzer: a huge one trapped)",
+          arguments: [(UInt64(1) << 63, MethodStatus.invalidParameter), (500, .invalidParameter), (3_600_001, .invalidParameter),
+                      (5000, .success), (3_600_000, .success)])
+    func sessionTimeoutBounds(milliseconds: UInt64, expected: MethodStatus) throws {
+        let t = try TempArray()
+        let reply = try t.host.call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession, arguments: [
+            .unsigned(5), .uid(.adminSP), .bool(false), .name(Column.StartSession.sessionTimeout, .unsigned(milliseconds)),
+        ]))
+        guard case .call(_, let status) = reply else { Issue.record("no SyncSession: \(reply)"); return }
+        #expect(status == expected)
+    }
+
     @Test("Properties: the host's MaxComPacketSize is honoured (RESPONSE_OVERFLOW beyond it) and the answer is what the TPer will use")
     func hostMaxComPacketSize() throws {
         let o = try Owned()
