@@ -27,6 +27,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
 @_cdecl("sedlock_fuzz_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     _ = target
+    atexit { FuzzTarget.removeScratchArrays() }
     var count = argc
     var arguments = argv
     return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzOne(data, size) }
@@ -63,6 +64,7 @@ enum Replay {
                 count += 1
             }
         }
+        FuzzTarget.removeScratchArrays()
         print("\(name): \(count) inputs replayed")
     }
 }

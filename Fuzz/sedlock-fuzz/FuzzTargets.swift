@@ -44,10 +44,12 @@ enum FuzzTarget: String, CaseIterable {
             _ = IdentityPages.ataIdentify(bytes)
             _ = IdentityPages.ataIdentifyFromInformationPage(bytes)
         case .simulator:
-            // A drive of a scratch array: first byte picks the protocol, the rest is the payload.
-            guard let drive = Self.drive else { return }
+            // A drive of a scratch array: first byte picks the protocol (and with its top bit the
+            // drive that has every quirk), the rest is the payload.
+            let quirky = (bytes.first ?? 0) & 0x80 != 0
+            guard let drive = quirky ? Self.quirkyDrive : Self.drive else { return }
             if let request = try? LinkRequest.decode(bytes) { _ = Self.array?.handle(request) }
-            let protocolID: UInt8 = bytes.first.map { $0 % 3 } ?? 1
+            let protocolID: UInt8 = bytes.first.map { ($0 & 0x7F) % 3 } ?? 1
             let comID: UInt16 = protocolID == 1 ? 0x1000 : (bytes.count > 1 && bytes[1] & 1 == 1 ? 0x1000 : 0x0004)
             try? drive.securityProtocolOut(protocolID: protocolID, spSpecific: comID, payload: Array(bytes.dropFirst()))
             _ = try? drive.securityProtocolIn(protocolID: 1, spSpecific: 0x1000, allocationLength: 2048)
@@ -56,7 +58,7 @@ enum FuzzTarget: String, CaseIterable {
 
     /// One scratch array for the simulator target, made at first use and kept for the process.
     nonisolated(unsafe) static var array: SimulatedArray? = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sedlock-fuzz-\(getpid())")
+        let directory = scratchDirectories[0]
         try? FileManager.default.removeItem(at: directory)
         var settings = DriveSettings()
         settings.lifetimeFailureLimit = 1_000_000
@@ -65,4 +67,25 @@ enum FuzzTarget: String, CaseIterable {
     }()
 
     static var drive: SimulatedDrive? { try? array?.drive(0) }
+
+    /// A second scratch array whose drive has every quirk (`sedsim create --quirks`).
+    nonisolated(unsafe) static var quirkyArray: SimulatedArray? = {
+        let directory = scratchDirectories[1]
+        try? FileManager.default.removeItem(at: directory)
+        var settings = DriveSettings()
+        settings.lifetimeFailureLimit = 1_000_000
+        settings.quirks = DriveQuirk.allCases
+        try? SimulatedArray.create(at: directory, specification: ArraySpecification(drives: 1, sizeBytes: 1 << 20, settings: settings))
+        return try? SimulatedArray(directory: directory)
+    }()
+
+    static var quirkyDrive: SimulatedDrive? { try? quirkyArray?.drive(0) }
+
+    /// Where this process keeps its scratch arrays; removed when it exits.
+    static let scratchDirectories = ["sedlock-fuzz-\(getpid())", "sedlock-fuzz-quirks-\(getpid())"]
+        .map { FileManager.default.temporaryDirectory.appendingPathComponent($0) }
+
+    static func removeScratchArrays() {
+        for directory in scratchDirectories { try? FileManager.default.removeItem(at: directory) }
+    }
 }

@@ -70,7 +70,11 @@ enum Seeds {
                     inSession(MethodCall(invokingUID: .lockingSP, methodUID: MethodID.activate,
                                          arguments: [.name(0x06_0000, .list([.uid(.lockingRange(1))]))])),
                     frame(MethodCall(invokingUID: .cPinMSID, methodUID: MethodID.get, arguments: [.list([])]).encoded() + [0xFA],
-                          tsn: 0x100, hsn: 1)]
+                          tsn: 0x100, hsn: 1),
+                    // The same on the drive with every quirk (top bit of the first byte).
+                    [0x81] + frame(anybody.encoded(), hsn: 3).dropFirst(),
+                    [0x81] + frame(MethodCall(invokingUID: .cPinMSID, methodUID: MethodID.get, arguments: [.list([])]).encoded() + [0xFA],
+                                   tsn: 0x100, hsn: 1).dropFirst()]
         }
     }
 
