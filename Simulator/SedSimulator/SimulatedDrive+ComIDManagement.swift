@@ -36,13 +36,15 @@ extension SimulatedDrive {
             expireIdleSessions()
             let state: ComIDState = sessions.values.contains { $0.comID == comID } ? .associated : .issued
             // State, then the times of allocation, expiry and now: all zero for a static ComID.
-            pendingComIDResponses[comID] = Self.comIDResponse(comID, request,
-                                                              data: Self.be32(state.rawValue) + [UInt8](repeating: 0, count: 30))
+            var data: [UInt8] = []
+            data.appendBigEndian(state.rawValue)
+            data.appendZeros(30)
+            pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: data)
         case .stackReset:
             sessions = sessions.filter { $0.value.comID != comID }
             pendingResponses[comID] = nil
             hostMaxComPacketSize = 1024
-            pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: Self.be32(0))  // 0: success
+            pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: [0, 0, 0, 0])  // status 0: success
         }
     }
 
@@ -53,11 +55,12 @@ extension SimulatedDrive {
     }
 
     private static func comIDResponse(_ comID: UInt16, _ request: ComIDRequest?, data: [UInt8]) -> [UInt8] {
-        [UInt8(comID >> 8), UInt8(comID & 0xFF), 0, 0] + be32(request?.rawValue ?? 0) + [0, 0]
-            + [UInt8(data.count >> 8), UInt8(data.count & 0xFF)] + data
-    }
-
-    private static func be32(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+        var out: [UInt8] = []
+        out.appendBigEndian(comID)
+        out.appendZeros(2)                                  // extended ComID
+        out.appendBigEndian(request?.rawValue ?? 0)
+        out.appendZeros(2)
+        out.appendBigEndian(UInt16(clamping: data.count))
+        return out + data
     }
 }

@@ -6,13 +6,9 @@ extension SimulatedDrive {
     /// The largest Random a host may ask for in one call (answered whole, never silently cut).
     static let maximumRandomBytes: UInt64 = 256
 
-    /// Methods that change the drive: refused in a read-only session.
-    static let changingMethods: Set<UID> = [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert,
-                                            MethodID.revertSP, MethodID.erase, MethodID.reactivate]
-
     func execute(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         // A read-only session changes nothing.
-        guard session.write || !Self.changingMethods.contains(call.methodUID) else { return .fail(.notAuthorized) }
+        guard session.write || !MethodID.changingState.contains(call.methodUID) else { return .fail(.notAuthorized) }
         switch call.methodUID {
         case MethodID.get: return get(call, session: session)
         case MethodID.set: return set(call, session: &session)

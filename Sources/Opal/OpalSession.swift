@@ -102,7 +102,7 @@ public final class OpalSession {
         let reply: MethodPayload
         do { reply = try channel.exchange(encoded, tsn: tsn, hsn: hsn, sequence: sequence, operation: operation, delivered: &delivered) } catch {
             // A change the drive received but whose answer was lost may have been made: say so, never "nothing happened".
-            guard delivered, Self.changesState(method), error.code == .timedOut || error.code == .malformedResponse
+            guard delivered, MethodID.changingState.contains(method), error.code == .timedOut || error.code == .malformedResponse
                     || { if case .transport = error.code { return true } else { return false } }() else { throw error }
             throw OpalError(.outcomeUnknown, device: channel.device, operation: operation,
                             "the drive received it, but its answer was lost (\(error.message)): it may or may not have been done",
@@ -178,12 +178,6 @@ public final class OpalSession {
         }
     }
 
-    /// Methods that change the drive: a lost answer to one of them leaves the outcome unknown.
-    static func changesState(_ method: UID) -> Bool {
-        [MethodID.set, MethodID.genKey, MethodID.activate, MethodID.revert, MethodID.revertSP, MethodID.erase,
-         MethodID.reactivate].contains(method)
-    }
-
     /// Refuses a locking range the drive does not have (LockingInfo's MaxRanges) before anything is
     /// done to it: a Set on a missing range comes back NOT_AUTHORIZED, which reads like a wrong PIN.
     public func requireRange(_ range: Int, operation: String) throws(OpalError) {
@@ -207,11 +201,10 @@ public final class OpalSession {
                 .unsignedValue else { return }
             size = rows
         } catch {
-            guard case .methodFailed = error.code else {
-                if error.code == .notAuthorized { return }
-                throw error
-            }
-            return
+            // A drive that does not let this session read the size (refused or failed): not refused here.
+            if error.code == .notAuthorized { return }
+            if case .methodFailed = error.code { return }
+            throw error
         }
         guard UInt64(byteCount) <= size else {
             throw OpalError(.doesNotFit, device: channel.device, operation: operation,

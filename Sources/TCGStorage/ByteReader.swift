@@ -63,16 +63,16 @@ struct ByteReader {
     }
 }
 
-/// Big-endian writers used by every encoder in the module.
+/// Big-endian writers used by every encoder in the module, and by the simulated drive's.
 extension Array where Element == UInt8 {
-    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+    public mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
         let width = T.bitWidth / 8
         for shift in stride(from: (width - 1) * 8, through: 0, by: -8) {
             append(UInt8(truncatingIfNeeded: value >> shift))
         }
     }
 
-    mutating func appendZeros(_ count: Int) {
+    public mutating func appendZeros(_ count: Int) {
         if count > 0 { append(contentsOf: repeatElement(0, count: count)) }
     }
 }

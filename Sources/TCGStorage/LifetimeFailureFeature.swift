@@ -19,14 +19,19 @@ public struct LifetimeFailureFeature: Sendable, Equatable {
 
     public init?(body: [UInt8]) {
         guard body.count >= 9 else { return nil }
-        consecutiveFailures = body[0..<4].reduce(0) { $0 << 8 | UInt32($1) }
-        limit = body[4..<8].reduce(0) { $0 << 8 | UInt32($1) }
-        erased = body[8] & 0x01 != 0
+        let b = FeatureBody(body)
+        consecutiveFailures = UInt32(b.be(0, 4))
+        limit = UInt32(b.be(4, 4))
+        erased = b.u8(8) & 0x01 != 0
     }
 
     public var body: [UInt8] {
-        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-        return be32(consecutiveFailures) + be32(limit) + [erased ? 1 : 0, 0, 0, 0]
+        var out: [UInt8] = []
+        out.appendBigEndian(consecutiveFailures)
+        out.appendBigEndian(limit)
+        out.append(erased ? 1 : 0)
+        out.appendZeros(3)
+        return out
     }
 
     public var feature: DiscoveryFeature { .unknown(code: Self.code, version: Self.version, body: body) }

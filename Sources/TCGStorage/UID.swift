@@ -147,4 +147,8 @@ public enum MethodID {
     public static let enterpriseGet = UID(0x0000_0006_0000_0006)
     public static let enterpriseSet = UID(0x0000_0006_0000_0007)
     public static let enterpriseAuthenticate = UID(0x0000_0006_0000_000C)
+
+    /// The Opal methods that change a drive: a drive refuses them in a read-only session, and a
+    /// host whose request reached the drive but lost its answer cannot know whether one was done.
+    public static let changingState: Set<UID> = [set, genKey, activate, revert, revertSP, erase, reactivate]
 }
