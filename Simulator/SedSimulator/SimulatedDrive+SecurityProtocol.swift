@@ -88,9 +88,8 @@ extension SimulatedDrive {
         return fit(pending.bytes, to: allocationLength)
     }
 
-    private func queue(_ packet: ComPacket) {
-        let comID = packet.comID
-        var bytes = packet.encoded()
+    private func queue(_ response: [UInt8], comID: UInt16) {
+        var bytes = response
         if faults.droppedResponses > 0 {
             if faults.dropAfterResponses > 0 {
                 faults.dropAfterResponses -= 1
@@ -134,8 +133,8 @@ extension SimulatedDrive {
                        subpackets: [SubPacket(payload: reply.encoded() + (endOfSessionFollows ? [ControlToken.endOfSession.rawValue] : []))]),
             ])
         }
-        var response = framed(reply)
-        if response.encoded().count > hostMaxComPacketSize {
+        var response = framed(reply).encoded()
+        if response.count > hostMaxComPacketSize {
             // Larger than the host said it can take: the results are dropped, the status says why.
             switch reply {
             case .call(let call, _):
@@ -143,9 +142,9 @@ extension SimulatedDrive {
                               status: .responseOverflow)
             default: reply = .result([], status: .responseOverflow)
             }
-            response = framed(reply)
+            response = framed(reply).encoded()
         }
-        queue(response)
+        queue(response, comID: comID)
     }
 
     func expireIdleSessions() {

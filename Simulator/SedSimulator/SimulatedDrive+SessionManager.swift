@@ -148,8 +148,8 @@ extension SimulatedDrive {
         var endsAfterCall = false
         var decoded = try? MethodPayload.decode(bytes)
         if decoded == nil, has(.methodThenEndOfSession), let method = Self.methodBeforeEndOfSession(bytes),
-           case .call? = try? MethodPayload.decode(method) {
-            decoded = try? MethodPayload.decode(method)
+           let call = try? MethodPayload.decode(method), case .call = call {
+            decoded = call
             endsAfterCall = true
         }
         guard let payload = decoded else {
