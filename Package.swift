@@ -127,7 +127,7 @@ let package = Package(
                                                           "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport",
                                                           "KMIP", "KMIPTestSupport"]),
         // PyKMIP's server and a test PKI, for tests against a real KMIP server.
-        .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport", "Platform"], path: "Tests/KMIPTestSupport"),
+        .target(name: "KMIPTestSupport", dependencies: ["KMIP", "TestSupport", "Platform", "SedSimulator"], path: "Tests/KMIPTestSupport"),
         .testTarget(name: "KMIPTests", dependencies: ["KMIP", "KMIPCodec", "Keys", "TestSupport", "SedSimulator", "KMIPTestSupport", "Platform"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestSupport"]),
         .testTarget(name: "ControlSocketTests", dependencies: ["ControlSocket", "ControlAPI", "Platform",

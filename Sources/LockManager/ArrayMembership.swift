@@ -30,20 +30,13 @@ extension LockManager {
         try Self.validate(request.adoption, password: adoptionPassword)
         let newDrives = try await newDriveRecords([request.address], adoption: request.adoption, existing: drives)
         // Keys first: the active key must be in hand and proven before the drive is touched.
-        let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store,
-                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
         guard case .ready(let ak)? = keys[activeID] else {
-            throw ControlError(.held, "the array's key is not available, so the drive was not touched",
+            throw ControlError(.held, "the array's key is not available, so the drive was not touched: \(keys[activeID]?.reason ?? "no key")",
                                fix: "check `sedlock keyserver status` (or the key file), then add it again")
         }
-        let journal: JournalEntry
-        do {
-            journal = try store.beginJournaledChange(.setup, from: nil, generation: active, newDrives: newDrives,
-                                                     at: time.wallTime) { drive, generationID in
-                try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
-            }
-        } catch { throw Self.stateFailure(error) }
-        audit(store, "array add", target: request.address, outcome: "started")
+        let journal = try beginJournal(.setup, operation: "array add", target: request.address, from: nil, generation: active,
+                                       newDrives: newDrives, material: ak, store: store, started: "started")
         let provider = KeyProviderKind(rawValue: active.provider) ?? .local
         return try await runSetup(journal, store: store,
                                   request: SetupRequest(drives: [request.address], provider: provider, adoption: request.adoption),
@@ -90,66 +83,65 @@ extension LockManager {
             }
         }
         let store = try openState(.write)
-        let all: [StoredDrive]
-        do { all = try store.drives() } catch { throw Self.stateFailure(error) }
-        let drives = try select(.some(request.drives), from: all)
-        var keys: [Int64: KeyReadiness] = [:]
-        if request.method != .psid {
-            keys = try loadKeys(generationIDs: Set(drives.compactMap(\.generationID)), drives: all, store: store,
-                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
-        }
+        let drives = try select(.some(request.drives), from: try self.drives(store))
         let lockout = lockoutGuard(store)
-        var work: [DriveWork] = []
-        for drive in drives {
-            var pins: VerifiedPINs?
-            if request.method != .psid {
-                guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
-                    work.append(.decided(DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive")))
-                    continue
-                }
-                pins = try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
-                if pins == nil {
-                    work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch,
-                                                      detail: "the key does not match the drive")))
-                    continue
-                }
-            }
-            let method = request.method
-            let verified = pins
-            work.append(.run(drive) { opal in
-                do throws(LockoutGuard.Failure) {
-                    switch method {
-                    case .crypto:
-                        guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
-                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.eraseRange(0, adminPIN: verified.admin1) }
-                        return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
-                    case .revert:
-                        guard let verified else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
-                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .sid, pin: verified.sid) }
-                        return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
-                    case .psid:
-                        guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
-                        try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .psid, pin: psid) }
-                        return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+        let method = request.method
+        let change = ArrayChange(
+            operation: "erase --\(method.rawValue)", auditTarget: request.drives.joined(separator: " "),
+            generations: method == .psid ? [] : Set(drives.compactMap(\.generationID)),
+            work: { (keys) throws(ControlError) in
+                drives.map { drive in
+                    var pins: VerifiedPINs?
+                    if method != .psid {
+                        guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
+                            return .decided(DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive"))
+                        }
+                        pins = try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)
+                        if pins == nil {
+                            return .decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "the key does not match the drive"))
+                        }
                     }
-                } catch {
-                    switch error {
-                    case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
-                    case .drive(let failure):
-                        return DriveOutcome(address: drive.address, result: JournaledRun.result(of: failure),
-                                            detail: failure.description, attempts: 1)
-                    case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
+                    let verified = pins
+                    return .run(drive) { opal in
+                        Self.erase(drive, method: method, pins: verified, psid: psid, opal: opal, lockout: lockout)
                     }
                 }
+            },
+            finish: { report in
+                // A reverted drive is in factory state: it is no longer part of the array.
+                for outcome in report.drives where outcome.result == .reverted {
+                    try? store.removeDrive(address: outcome.address)
+                }
+                return ArrayReport(operation: "erase", drives: report.drives)
             })
+        return try await run(change, store: store)
+    }
+
+    /// One drive's erase, under the lockout guard.
+    private static func erase(_ drive: StoredDrive, method: EraseRequest.Method, pins: VerifiedPINs?, psid: Secret?,
+                              opal: OpalDrive, lockout: LockoutGuard) -> DriveOutcome {
+        do throws(LockoutGuard.Failure) {
+            switch method {
+            case .crypto:
+                guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                try lockout.attempt(drive.address) { () throws(OpalError) in try opal.eraseRange(0, adminPIN: pins.admin1) }
+                return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
+            case .revert:
+                guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .sid, pin: pins.sid) }
+                return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+            case .psid:
+                guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
+                try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .psid, pin: psid) }
+                return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+            }
+        } catch {
+            switch error {
+            case .guarded(let reason): return DriveOutcome(address: drive.address, result: .guarded, detail: reason)
+            case .drive(let failure):
+                return DriveOutcome(address: drive.address, result: JournaledRun.result(of: failure), detail: failure.description, attempts: 1)
+            case .state(let state): return DriveOutcome(address: drive.address, result: .failed, detail: state.description)
+            }
         }
-        let outcomes = await perform(work)
-        // A reverted drive is in factory state: it is no longer part of the array.
-        for outcome in outcomes where outcome.result == .reverted {
-            try? store.removeDrive(address: outcome.address)
-        }
-        audit(store, "erase --\(request.method.rawValue)", target: request.drives.joined(separator: " "),
-              outcome: outcomes.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
-        return ArrayReport(operation: "erase", drives: outcomes)
     }
 }

@@ -61,10 +61,9 @@ extension LockManager {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
         }
         // Keys first: the current key must be in hand and proven before anything changes.
-        let current = try loadKeys(generationIDs: [activeID], drives: drives, store: store,
-                                   deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+        let current = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
         guard case .ready? = current[activeID] else {
-            throw ControlError(.held, "the current key is not available, so nothing was changed",
+            throw ControlError(.held, "the current key is not available, so nothing was changed: \(current[activeID]?.reason ?? "no key")",
                                fix: "check `sedlock keyserver status` (or the key file), then rekey again")
         }
 
@@ -74,7 +73,7 @@ extension LockManager {
         } else if case .keep = change, let tokenID = active.tokenID {
             switch securityToken(tokenID, store: store, deadline: Deadline.after(seconds: configuration.commandTimeout, time: time)) {
             case .found(let secret): token = (tokenID, secret)
-            case .notHere(let why):
+            case .notHere(let why), .refused(let why):
                 throw ControlError(.held, "the Rapid Data Locking security token is unavailable (\(why)), so nothing was changed",
                                    fix: "check `sedlock rdl test --kmip SERVER`, then rekey again")
             }
@@ -87,89 +86,63 @@ extension LockManager {
         let material = token.map { ak.appending($0.secret) } ?? ak
         let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? active.tag
-        let keyStore: any KeyStore
-        do {
-            if active.provider == KeyProviderKind.kmip.rawValue {
-                keyStore = KMIPKeySource(servers: try store.keyServers(), timeout: configuration.commandTimeout,
-                                         threshold: try store.keyShareThreshold())
-            } else {
-                let recorded = active.locations.first { $0.hasPrefix("local:") }
-                    .map { (String($0.dropFirst(6)) as NSString).deletingLastPathComponent }
-                keyStore = LocalKeySource(directory: recorded ?? configuration.keyDirectory, credentialsDirectory: nil)
-            }
-        } catch { throw Self.stateFailure(error) }
+        let keyStore = try keys.keyStore(provider: KeyProviderKind(rawValue: active.provider) ?? .local,
+                                         threshold: try keyShareThreshold(store), previous: active, store: store)
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
-        let journal: JournalEntry
-        do {
-            journal = try store.beginJournaledChange(
-                .rekey, from: activeID,
-                generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: active.provider,
-                                                locations: locations, createdAt: time.wallTime, tokenID: token?.id),
-                newDrives: [], at: time.wallTime) { drive, generationID in
-                    try VerifiedPINs.checkValues(ak: material, drive: drive, generationID: generationID)
-                }
-        } catch { throw Self.stateFailure(error) }
-        keytable.insert(material, keyID: keyID)
-        audit(store, "rekey", target: "all", outcome: "started (key \(active.keyID) → \(keyID)\(token.map { ", token \($0.id)" } ?? ""))")
+        let journal = try beginJournal(.rekey, operation: "rekey", target: "all", from: activeID,
+                                       generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: active.provider,
+                                                                       locations: locations.map { $0.description }, createdAt: time.wallTime,
+                                                                       tokenID: token?.id),
+                                       newDrives: [], material: material, store: store,
+                                       started: "started (key \(active.keyID) → \(keyID)\(token.map { ", token \($0.id)" } ?? ""))")
         return try await runRekey(journal, store: store, resuming: false)
     }
 
     /// Runs (or resumes) a journaled rekey: both keys first, then every drive's remaining steps in parallel.
     func runRekey(_ journal: JournalEntry, store: StateDatabase, resuming: Bool) async throws(ControlError) -> ArrayReport {
-        guard let journalID = journal.id, let fromID = journal.fromGenerationID else {
-            throw ControlError(.failed, "the rekey journal entry is incomplete")
-        }
+        guard let fromID = journal.fromGenerationID else { throw ControlError(.failed, "the rekey journal entry is incomplete") }
         let toID = journal.toGenerationID
-        let drives: [StoredDrive]
-        let steps: [JournalDriveStep]
-        do {
-            drives = try store.drives()
-            steps = try store.journalSteps(journalID: journalID)
-        } catch { throw Self.stateFailure(error) }
-        let keys = try loadKeys(generationIDs: [fromID, toID], drives: drives, store: store,
-                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
-        guard case .ready(let oldAK)? = keys[fromID], case .ready(let newAK)? = keys[toID] else {
-            throw ControlError(.held, "the rekey's keys are not both available, so no drive was touched",
-                               fix: "make both keys available (key servers or key files), then run `sedlock rekey` again")
-        }
         let lockout = lockoutGuard(store)
         let time = self.time
-        var work: [DriveWork] = []
-        for step in steps {
-            guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
-            if step.step == .proven {
-                work.append(.decided(DriveOutcome(address: drive.address, result: .rekeyed, detail: "already done")))
-                continue
-            }
-            let old: VerifiedPINs, new: VerifiedPINs
-            do {
-                old = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: fromID, store: store)
-                new = try VerifiedPINs.verify(ak: newAK, drive: drive, generationID: toID, store: store)
-            } catch {
-                work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)")))
-                continue
-            }
-            work.append(.run(drive) { opal in
-                let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
-                return DriveRekeyRun(journaled: journaled, startStep: step.step, old: old, new: new, resuming: resuming).run(opal)
-            })
-        }
-        let outcomes = await perform(work)
-        let report = ArrayReport(operation: "rekey", drives: outcomes)
-        if report.allSucceeded {
-            do {
-                for var drive in try store.drives() {
-                    drive.generationID = toID
-                    try store.updateDrive(drive)
+        let change = ArrayChange(
+            operation: "rekey", auditTarget: "all", generations: [fromID, toID],
+            requireKeys: ("the rekey's keys are not both available, so no drive was touched",
+                          "make both keys available (key servers or key files), then run `sedlock rekey` again"),
+            work: { (keys) throws(ControlError) in
+                guard case .ready(let oldAK)? = keys[fromID], case .ready(let newAK)? = keys[toID] else { return [] }
+                return try self.journaledWork(journal, store: store, done: .rekeyed) { drive, step, journalID in
+                    let old: VerifiedPINs, new: VerifiedPINs
+                    do {
+                        old = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: fromID, store: store)
+                        new = try VerifiedPINs.verify(ak: newAK, drive: drive, generationID: toID, store: store)
+                    } catch {
+                        return .decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)"))
+                    }
+                    return .run(drive) { opal in
+                        let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                        return DriveRekeyRun(journaled: journaled, startStep: step.step, startPINChangeSent: step.pinChangeSent,
+                                             old: old, new: new, resuming: resuming).run(opal)
+                    }
                 }
-                try store.setGenerationState(id: toID, .active)
-                try store.setGenerationState(id: fromID, .retired)
-                try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
-            } catch { throw Self.stateFailure(error) }
-        }
-        audit(store, "rekey", target: "all",
-              outcome: report.allSucceeded ? "done" : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
-        return report
+            },
+            finish: { (report) throws(ControlError) in
+                guard report.allSucceeded, let journalID = journal.id else { return report }
+                do throws(StateError) {
+                    for var drive in try store.drives() {
+                        drive.generationID = toID
+                        try store.updateDrive(drive)
+                    }
+                    try store.setGenerationState(id: toID, .active)
+                    try store.setGenerationState(id: fromID, .retired)
+                    try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
+                } catch { throw Self.stateFailure(error) }
+                return report
+            })
+        return try await run(change, store: store)
+    }
+
+    private func keyShareThreshold(_ store: any StateStore) throws(ControlError) -> Int? {
+        do { return try store.keyShareThreshold() } catch { throw Self.stateFailure(error) }
     }
 
     /// The generation whose Admin1 PIN a drive holds now: during an unfinished rekey, the new one

@@ -59,29 +59,17 @@ extension LockManager {
         guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? KeyTag.machineDefault(machineIDPath: configuration.machineIDPath)
-        let keyStore: any KeyStore
-        switch request.provider {
-        case .local:
-            keyStore = LocalKeySource(directory: request.keyDirectory ?? configuration.keyDirectory, credentialsDirectory: nil)
-        case .kmip:
-            let servers: [StoredKeyServer]
-            do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
-            keyStore = KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, threshold: request.threshold)
+        let keyStore = try keys.keyStore(provider: request.provider, threshold: request.threshold, previous: nil,
+                                         keyDirectory: request.keyDirectory, store: store)
+        if request.provider == .kmip {
             do { try store.setKeyShareThreshold(request.threshold) } catch { throw Self.stateFailure(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
-        let journal: JournalEntry
-        do {
-            journal = try store.beginJournaledChange(
-                .setup, from: nil,
-                generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: request.provider.rawValue,
-                                                locations: locations, createdAt: time.wallTime),
-                newDrives: newDrives, at: time.wallTime) { drive, generationID in
-                    try VerifiedPINs.checkValues(ak: ak, drive: drive, generationID: generationID)
-                }
-        } catch { throw Self.stateFailure(error) }
-        keytable.insert(ak, keyID: keyID)
-        audit(store, "setup", target: request.drives.joined(separator: " "), outcome: "started (key \(keyID))")
+        let journal = try beginJournal(.setup, operation: "setup", target: request.drives.joined(separator: " "), from: nil,
+                                       generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
+                                                                       provider: request.provider.rawValue,
+                                                                       locations: locations.map { $0.description }, createdAt: time.wallTime),
+                                       newDrives: newDrives, material: ak, store: store, started: "started (key \(keyID))")
         return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: false)
     }
 
@@ -222,66 +210,47 @@ extension LockManager {
 
     /// Runs (or resumes) the journaled setup: keys first, then every drive's remaining steps in parallel.
     func runSetup(_ journal: JournalEntry, store: StateDatabase, request: SetupRequest,
-                          adoptionPassword: Secret?, resuming: Bool) async throws(ControlError) -> ArrayReport {
-        guard let journalID = journal.id else { throw ControlError(.failed, "journal entry without id") }
-        let drives: [StoredDrive]
-        let steps: [JournalDriveStep]
-        do {
-            drives = try store.drives()
-            steps = try store.journalSteps(journalID: journalID)
-        } catch { throw Self.stateFailure(error) }
-        let keys = try loadKeys(generationIDs: [journal.toGenerationID], drives: drives, store: store,
-                                deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
-        guard case .ready(let ak)? = keys[journal.toGenerationID] else {
-            let why: String
-            switch keys[journal.toGenerationID] {
-            case .unavailable(let reason)?, .mismatch(let reason)?: why = reason
-            default: why = "no key"
-            }
-            throw ControlError(.held, "the setup's key cannot be used, so no drive was touched: \(why)",
-                               fix: "make the key available again (the key file or credential), then rerun `sedlock setup`")
-        }
+                  adoptionPassword: Secret?, resuming: Bool) async throws(ControlError) -> ArrayReport {
+        let generationID = journal.toGenerationID
         let derivation = request.adoption.flatMap { PinDerivation(rawValue: $0.derivation) }
         let lockout = lockoutGuard(store)
         let time = self.time
-        var work: [DriveWork] = []
-        for step in steps {
-            guard let drive = drives.first(where: { $0.id == step.driveID }) else { continue }
-            if step.step == .proven {
-                work.append(.decided(DriveOutcome(address: drive.address, result: .setUp, detail: "already done")))
-                continue
-            }
-            let pins: VerifiedPINs
-            do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: journal.toGenerationID, store: store) } catch {
-                work.append(.decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)")))
-                continue
-            }
-            work.append(.run(drive) { opal in
-                var adoptionPIN: Secret?
-                if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
-                    let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:)) ?? .reported
-                    adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
-                                                      salt: salt)
+        let change = ArrayChange(
+            operation: "setup", generations: [generationID],
+            requireKeys: ("the setup's key cannot be used, so no drive was touched",
+                          "make the key available again (the key file or credential), then rerun `sedlock setup`"),
+            work: { (keys) throws(ControlError) in
+                guard case .ready(let ak)? = keys[generationID] else { return [] }
+                return try self.journaledWork(journal, store: store, done: .setUp) { drive, step, journalID in
+                    let pins: VerifiedPINs
+                    do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store) } catch {
+                        return .decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)"))
+                    }
+                    return .run(drive) { opal in
+                        var adoptionPIN: Secret?
+                        if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
+                            let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:)) ?? .reported
+                            adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
+                                                              salt: salt)
+                        }
+                        let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
+                        return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,
+                                             resuming: resuming).run(opal)
+                    }
                 }
-                let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
-                return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,
-                                     resuming: resuming).run(opal)
+            },
+            finish: { (report) throws(ControlError) in
+                guard report.allSucceeded, let journalID = journal.id else { return report }
+                do throws(StateError) {
+                    for var drive in try store.drives() where drive.generationID == nil {
+                        drive.generationID = generationID
+                        try store.updateDrive(drive)
+                    }
+                    try store.setGenerationState(id: generationID, .active)
+                    try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
+                } catch { throw Self.stateFailure(error) }
+                return report
             })
-        }
-        let outcomes = await perform(work)
-        let report = ArrayReport(operation: "setup", drives: outcomes)
-        if report.allSucceeded {
-            do {
-                for var drive in try store.drives() where drive.generationID == nil {
-                    drive.generationID = journal.toGenerationID
-                    try store.updateDrive(drive)
-                }
-                try store.setGenerationState(id: journal.toGenerationID, .active)
-                try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
-            } catch { throw Self.stateFailure(error) }
-        }
-        audit(store, "setup", target: outcomes.map(\.address).joined(separator: " "),
-              outcome: report.allSucceeded ? "done" : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
-        return report
+        return try await run(change, store: store)
     }
 }

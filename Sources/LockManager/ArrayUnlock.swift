@@ -19,102 +19,141 @@ extension LockManager {
         try await changeLockState(locked: true, selection: request.drives, boot: false, waitSeconds: 0)
     }
 
-    private func changeLockState(locked: Bool, selection: DriveSelection, boot: Bool,
-                                 waitSeconds: Double) async throws(ControlError) -> ArrayReport {
-        let operation = locked ? "lock" : "unlock"
-        let began = time.uptimeNanoseconds
-        let store = try openState(.write)
-        var all: [StoredDrive]
-        do { all = try store.drives() } catch { throw Self.stateFailure(error) }
-        // A machine not set up yet boots without a failed unit: nothing is managed, nothing to unlock.
-        if boot && all.isEmpty && selection == .all {
-            return ArrayReport(operation: operation, drives: [], note: "no array is set up")
-        }
-        var drives = try select(selection, from: all)
-
+    /// One lock or unlock of a set of drives, as its phases see it.
+    private struct LockChange {
+        let locked: Bool
+        let boot: Bool
+        var operation: String { locked ? "lock" : "unlock" }
+        /// This boot's id and whether the boot-loop guard holds it (boot unlocks only).
         var bootID: String?
         var held = false
-        if boot {
-            guard let id = BootIdentity.read(configuration.bootIDPath) else {
-                throw ControlError(.failed, "cannot read this boot's id from \(configuration.bootIDPath)")
-            }
-            bootID = id
-            do {
-                held = try BootLoopGuard(store: store, limit: configuration.bootLoopLimit).holds(before: id)
-                if try store.recentBoots(limit: configuration.bootLoopLimit + 1).first(where: { $0.bootID == id }) == nil {
-                    try store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .started))
-                }
-            } catch { throw Self.stateFailure(error) }
-        }
-
-        // An unfinished rekey is rolled forward first (not in a held boot); drives it cannot finish
-        // are unlocked with the PIN their Admin1 holds now.
+        /// An unfinished rekey, during which a drive's Admin1 may hold either generation's PIN.
         var rekey: (journal: JournalEntry, steps: [JournalDriveStep])?
-        do {
-            if let journal = try store.pendingJournals().first(where: { $0.kind == .rekey }), let journalID = journal.id {
-                if !held { _ = try? await runRekey(journal, store: store, resuming: true) }
-                if try store.pendingJournals().contains(where: { $0.id == journalID }) {
-                    rekey = (journal, try store.journalSteps(journalID: journalID))
-                }
-                all = try store.drives()
-                drives = try select(selection, from: all)
-            }
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        var all: [StoredDrive] = []
+        var drives: [StoredDrive] = []
+        var outcomes: [String: DriveOutcome] = [:]
+        /// Drives with verified PINs, still to be looked at and attempted.
+        var ready: [Candidate] = []
+
+        struct Candidate: Sendable {
+            let drive: StoredDrive
+            let pins: VerifiedPINs
+            let owner: DriveOwner
         }
 
-        // Keys first: nothing below touches a drive until its key is in hand and proven.
-        let deadline = Deadline.after(seconds: waitSeconds, time: time)
-        let generationIDs = Set(drives.compactMap { admin1Generation(of: $0, rekey: rekey) })
+        mutating func decide(_ drive: StoredDrive, _ result: DriveOutcome.Result, _ detail: String) {
+            outcomes[drive.address] = DriveOutcome(address: drive.address, result: result, detail: detail)
+        }
+    }
+
+    /// Keys first, then look, then attempt: a boot record and the boot-loop guard (boot unlocks),
+    /// an unfinished rekey rolled forward, keys fetched and verified, each drive's identity and
+    /// lock state read without authenticating, one durable count of every attempt, the attempts
+    /// (the identity checked again right before each), their settlement with the audit entry,
+    /// faults and the boot's outcome.
+    private func changeLockState(locked: Bool, selection: DriveSelection, boot: Bool,
+                                 waitSeconds: Double) async throws(ControlError) -> ArrayReport {
+        let began = time.uptimeNanoseconds
+        let store = try openState(.write)
+        var change = LockChange(locked: locked, boot: boot)
+        change.all = try drives(store)
+        // A machine not set up yet boots without a failed unit: nothing is managed, nothing to unlock.
+        if boot && change.all.isEmpty && selection == .all {
+            return ArrayReport(operation: change.operation, drives: [], note: "no array is set up")
+        }
+        change.drives = try select(selection, from: change.all)
+        if boot { try startBoot(&change, store: store) }
+        try await rollForwardRekey(&change, selection: selection, store: store)
         let traffic = KMIPTrafficMeter()
+        try planAttempts(&change, store: store, deadline: Deadline.after(seconds: waitSeconds, time: time), traffic: traffic)
+        await lookBeforeSpending(&change)
+        try await attempt(&change, store: store)
+        return finish(change, store: store, traffic: traffic, began: began)
+    }
+
+    /// The boot record of this boot, and whether the boot-loop guard holds it.
+    private func startBoot(_ change: inout LockChange, store: StateDatabase) throws(ControlError) {
+        guard let id = BootIdentity.read(configuration.bootIDPath) else {
+            throw ControlError(.failed, "cannot read this boot's id from \(configuration.bootIDPath)")
+        }
+        change.bootID = id
+        do {
+            change.held = try BootLoopGuard(store: store, limit: configuration.bootLoopLimit).holds(before: id)
+            if try store.recentBoots(limit: configuration.bootLoopLimit + 1).first(where: { $0.bootID == id }) == nil {
+                try store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .started))
+            }
+        } catch { throw Self.stateFailure(error) }
+    }
+
+    /// An unfinished rekey is rolled forward first (not in a held boot); drives it cannot finish
+    /// are unlocked with the PIN their Admin1 holds now.
+    private func rollForwardRekey(_ change: inout LockChange, selection: DriveSelection, store: StateDatabase) async throws(ControlError) {
+        let pending: [JournalEntry]
+        do { pending = try store.pendingJournals() } catch { throw Self.stateFailure(error) }
+        guard let journal = pending.first(where: { $0.kind == .rekey }), let journalID = journal.id else { return }
+        if !change.held { _ = try? await runRekey(journal, store: store, resuming: true) }
+        do {
+            if try store.pendingJournals().contains(where: { $0.id == journalID }) {
+                change.rekey = (journal, try store.journalSteps(journalID: journalID))
+            }
+        } catch { throw Self.stateFailure(error) }
+        change.all = try drives(store)
+        change.drives = try select(selection, from: change.all)
+    }
+
+    /// Keys first: nothing touches a drive until its key is in hand and proven. Decides every
+    /// drive that cannot be attempted (unfinished setup, guarded, held, no or wrong key).
+    private func planAttempts(_ change: inout LockChange, store: StateDatabase, deadline: Deadline,
+                              traffic: KMIPTrafficMeter) throws(ControlError) {
+        let generationIDs = Set(change.drives.compactMap { admin1Generation(of: $0, rekey: change.rekey) })
+        let all = change.all
         let keys: [Int64: KeyReadiness]
         do {
             keys = try KMIPTraffic.$meter.withValue(traffic) {
                 try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
             }
         } catch let error as ControlError { throw error } catch { throw ControlError(.failed, "\(error)") }
-        let lockout = lockoutGuard(store)
-        var outcomes: [String: DriveOutcome] = [:]
-        var ready: [(drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner)] = []
-        for drive in drives {
-            let fail = { (result: DriveOutcome.Result, detail: String) in
-                outcomes[drive.address] = DriveOutcome(address: drive.address, result: result, detail: detail)
-            }
-            guard let generationID = admin1Generation(of: drive, rekey: rekey) else {
-                fail(.failed, "setup has not finished on this drive")
+        for drive in change.drives {
+            guard let generationID = admin1Generation(of: drive, rekey: change.rekey) else {
+                change.decide(drive, .failed, "setup has not finished on this drive")
                 continue
             }
-            if let reason = drive.guardReason { fail(.guarded, reason); continue }
-            if held {
+            if let reason = drive.guardReason { change.decide(drive, .guarded, reason); continue }
+            if change.held {
                 // After K failed boots: no attempt with anything unverified, and none at all on a
                 // drive that has refused sedlock before; only clean drives with verified keys go on.
                 let loop = "the last \(configuration.bootLoopLimit) boots failed to unlock"
                 if drive.failedAuthentications > 0 {
-                    fail(.held, "\(loop) and this drive refused \(drive.failedAuthentications) attempt(s): no attempt until an operator unlocks it")
+                    change.decide(drive, .held, "\(loop) and this drive refused \(drive.failedAuthentications) attempt(s): no attempt until an operator unlocks it")
                     continue
                 }
                 guard case .ready? = keys[generationID] else {
-                    fail(.held, "\(loop) and no verified key arrived within the wait: no attempt")
+                    change.decide(drive, .held, "\(loop) and no verified key arrived within the wait: no attempt")
                     continue
                 }
             }
             switch keys[generationID] {
             case .ready(let ak)?:
                 do {
-                    let pins = try verifiedPINs.pins(ak: ak, drive: drive, generationID: generationID, store: store)
-                    ready.append((drive, pins, try owner(for: drive.address)))
+                    let pins = try self.keys.verifiedPINs.pins(ak: ak, drive: drive, generationID: generationID, store: store)
+                    change.ready.append(.init(drive: drive, pins: pins, owner: try owner(for: drive.address)))
                 } catch let error as ControlError {
-                    fail(.failed, error.description)
+                    change.decide(drive, .failed, error.description)
                 } catch {
-                    fail(.keyMismatch, "\(error)")
+                    change.decide(drive, .keyMismatch, "\(error)")
                 }
-            case .mismatch(let why)?: fail(.keyMismatch, why)
-            case .unavailable(let why)?: fail(.keyUnavailable, why)
-            case nil: fail(.keyUnavailable, "no key loaded")
+            case .mismatch(let why)?: change.decide(drive, .keyMismatch, why)
+            case .unavailable(let why)?, .refused(let why)?: change.decide(drive, .keyUnavailable, why)
+            case nil: change.decide(drive, .keyUnavailable, "no key loaded")
             }
         }
+    }
 
-        // Look before spending: identity and current lock state, without authenticating.
+    /// Look before spending: identity and current lock state, without authenticating; a drive
+    /// already in the asked state, or another drive at its address, is decided here.
+    private func lookBeforeSpending(_ change: inout LockChange) async {
+        let locked = change.locked
+        let ready = change.ready
         let looked: [(Int, DriveOutcome?)] = await withTaskGroup(of: (Int, DriveOutcome?).self) { group in
             for (n, item) in ready.enumerated() {
                 group.addTask { (n, await Self.look(locked: locked, drive: item.drive, owner: item.owner)) }
@@ -123,88 +162,115 @@ extension LockManager {
             for await result in group { out.append(result) }
             return out
         }
-        var toAttempt: [(drive: StoredDrive, pins: VerifiedPINs, owner: DriveOwner)] = []
+        change.ready = []
         for (n, early) in looked.sorted(by: { $0.0 < $1.0 }) {
-            if let early { outcomes[early.address] = early } else { toAttempt.append(ready[n]) }
+            if let early { change.outcomes[early.address] = early } else { change.ready.append(ready[n]) }
         }
+    }
 
-        // Every attempt is counted durably before it is made: one transaction for the whole batch.
-        let fresh: [StoredDrive]
+    /// What became of one admitted drive.
+    private struct Attempted: Sendable {
+        let id: Int64
+        let admission: LockoutGuard.Admission
+        let address: String
+        /// The drive's refusal, or nil when the attempt worked.
+        var error: OpalError?
+        /// Another drive was found at the address right before the attempt: nothing was presented.
+        var otherDrive: DriveOutcome?
+    }
+
+    /// Every attempt is counted durably before it is made, in one transaction for the whole batch;
+    /// right before each, the drive's identity is checked again (no PIN ever reaches another
+    /// drive); the settlement and the audit entry share one transaction.
+    private func attempt(_ change: inout LockChange, store: StateDatabase) async throws(ControlError) {
+        let lockout = lockoutGuard(store)
+        let toAttempt = change.ready
         let admissions: [Int64: LockoutGuard.Admission]
         do {
-            fresh = try store.drives()
+            let fresh = try store.drives()
             admissions = try lockout.admit(toAttempt.compactMap { item in fresh.first { $0.id == item.drive.id } })
         } catch { throw Self.stateFailure(error) }
-        let attempted: [(Int64, LockoutGuard.Admission, String, OpalError?)] = await withTaskGroup(
-            of: (Int64, LockoutGuard.Admission, String, OpalError?).self) { group in
+        let locked = change.locked
+        let operation = change.operation
+        let attempted: [Attempted] = await withTaskGroup(of: Attempted.self) { group in
             for item in toAttempt {
                 guard let id = item.drive.id, let admission = admissions[id] else { continue }
+                let blank = Attempted(id: id, admission: admission, address: item.drive.address)
                 guard case .admitted = admission else {
-                    group.addTask { (id, admission, item.drive.address, nil) }
+                    group.addTask { blank }
                     continue
                 }
                 let pins = item.pins
                 group.addTask {
+                    var result = blank
                     do {
-                        try await item.owner.withDrive { (opal) throws(OpalError) in
+                        result.otherDrive = try await item.owner.withDrive { (opal) throws(OpalError) -> DriveOutcome? in
+                            if let other = DriveWork.otherDrive(opal, expected: item.drive) { return other }
                             try opal.setLocked(locked, range: 0, as: .admin(1), pin: pins.admin1)
+                            return nil
                         }
-                        return (id, admission, item.drive.address, nil)
                     } catch let error as OpalError {
-                        return (id, admission, item.drive.address, error)
+                        result.error = error
                     } catch {
-                        return (id, admission, item.drive.address,
-                                OpalError(.invalidState, device: item.drive.address, operation: operation, "\(error)"))
+                        result.error = OpalError(.invalidState, device: item.drive.address, operation: operation, "\(error)")
                     }
+                    return result
                 }
             }
-            var out: [(Int64, LockoutGuard.Admission, String, OpalError?)] = []
+            var out: [Attempted] = []
             for await result in group { out.append(result) }
             return out
         }
-        for (_, admission, address, error) in attempted {
-            switch admission {
+        for result in attempted {
+            switch result.admission {
             case .guarded(let reason):
-                outcomes[address] = DriveOutcome(address: address, result: .guarded, detail: reason)
+                change.outcomes[result.address] = DriveOutcome(address: result.address, result: .guarded, detail: reason)
             case .admitted:
-                if let error {
-                    outcomes[address] = DriveOutcome(address: address, result: JournaledRun.result(of: error),
-                                                     detail: error.description, attempts: 1)
+                if let other = result.otherDrive {
+                    change.outcomes[result.address] = other
+                } else if let error = result.error {
+                    change.outcomes[result.address] = DriveOutcome(address: result.address, result: JournaledRun.result(of: error),
+                                                                   detail: error.description, attempts: 1)
                 } else {
-                    outcomes[address] = DriveOutcome(address: address, result: locked ? .locked : .unlocked, attempts: 1)
+                    change.outcomes[result.address] = DriveOutcome(address: result.address, result: locked ? .locked : .unlocked, attempts: 1)
                 }
             }
         }
-        let ordered = drives.compactMap { outcomes[$0.address] }
-        // The attempts' settlement and the audit entry share one transaction (one fsync).
+        let ordered = change.drives.compactMap { change.outcomes[$0.address] }
         let allDone = !ordered.isEmpty && ordered.allSatisfy(\.succeeded)
-        let audited = auditEntry(boot ? "unlock --boot" : operation, target: drives.map(\.address).joined(separator: " "),
+        let audited = auditEntry(change.boot ? "unlock --boot" : operation, target: change.drives.map(\.address).joined(separator: " "),
                                  outcome: allDone ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
-        do { try lockout.settle(attempted.map { (id: $0.0, admission: $0.1, error: $0.3) }, audit: audited) } catch {
-            throw Self.stateFailure(error)
-        }
+        do {
+            try lockout.settle(attempted.map { (id: $0.id, admission: $0.admission, error: $0.error) },
+                               notAttempted: Set(attempted.filter { $0.otherDrive != nil }.map(\.id)), audit: audited)
+        } catch { throw Self.stateFailure(error) }
+    }
+
+    /// Faults, the note of a held boot, the key servers' traffic, and the boot's outcome.
+    private func finish(_ change: LockChange, store: StateDatabase, traffic: KMIPTrafficMeter, began: UInt64) -> ArrayReport {
+        let ordered = change.drives.compactMap { change.outcomes[$0.address] }
         recordFaults(store, ordered.filter { $0.result == .keyMismatch }.map {
             fault("KeyMismatch", "error", $0.address,
                   action: "the key found does not match the drive's check values: restore the right key (`sedlock keys restore --all`)",
                   detail: $0.detail)
         }, scope: ["KeyMismatch"], objects: Set(ordered.filter { $0.result != .keyUnavailable }.map(\.address)))
         var note = ""
-        if held {
+        if change.held {
             note = "boot-loop guard: the last \(configuration.bootLoopLimit) boots failed to unlock; only drives with verified keys "
                 + "and no failed authentication on record were tried"
         }
-        var report = ArrayReport(operation: operation, drives: ordered, note: note)
+        var report = ArrayReport(operation: change.operation, drives: ordered, note: note)
         if traffic.roundTrips > 0 {
             report.keyServerRoundTrips = traffic.roundTrips
             report.keyServerConnections = traffic.connectionsOpened
         }
-        if let bootID {
+        if let bootID = change.bootID {
             let outcome: BootRecord.Outcome = report.allSucceeded ? .unlocked
                 : ordered.contains(where: { $0.result == .held }) ? .held : report.noneSucceeded ? .failed : .partial
             let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
             let seconds = Double(time.uptimeNanoseconds - began) / 1e9
             try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail, durationSeconds: seconds))
-        } else if !locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),
+        } else if !change.locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),
                   (try? store.recentBoots(limit: 1).first?.bootID) == id {
             // An operator's unlock that succeeds ends a hold: this boot counts as unlocked.
             try? store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .unlocked, detail: "by \(Self.requester ?? configuration.actor)"))

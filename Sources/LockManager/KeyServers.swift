@@ -93,14 +93,8 @@ extension LockManager {
         let store = try openState(.write)
         do {
             let live = try store.generations().filter { $0.state == .active || $0.state == .pending }
-            let keys = try loadKeys(generationIDs: Set(live.compactMap(\.id)), drives: try store.drives(), store: store,
-                                    deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
-            return keys.values.compactMap { readiness in
-                switch readiness {
-                case .ready: return nil
-                case .unavailable(let why), .mismatch(let why): return why
-                }
-            }
+            let keys = try loadKeys(generationIDs: Set(live.compactMap(\.id)), drives: try store.drives(), store: store)
+            return keys.values.compactMap(\.reason)
         } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
             throw ControlError(.failed, "\(error)")
         }
@@ -117,7 +111,7 @@ extension LockManager {
             generations = try store.generations()
             let drives = try store.drives()
             _ = try loadKeys(generationIDs: Set(generations.filter { $0.state != .destroyed }.compactMap(\.id)), drives: drives,
-                             store: store, deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
+                             store: store)
         } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
             throw ControlError(.failed, "\(error)")
         }
@@ -125,8 +119,7 @@ extension LockManager {
         return KeyServerReport(servers: servers.map { server in
             var entry = Self.entry(server)
             do throws(KeyServerError) {
-                let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
-                entry.keys = try pool.read { (client) throws(KeyServerError) -> [KeyServerReport.HeldKey] in
+                entry.keys = try keys.pool(server).read { (client) throws(KeyServerError) -> [KeyServerReport.HeldKey] in
                     try client.negotiateVersion()
                     var keys: [KeyServerReport.HeldKey] = []
                     for id in try client.locate([.objectType(.secretData)]) {
@@ -183,7 +176,7 @@ extension LockManager {
         } catch { throw Self.stateFailure(error) }
         let chosen = request.server.map { name in servers.filter { $0.name == name } } ?? servers
         if let name = request.server, chosen.isEmpty { throw ControlError(.badRequest, "no key server named \(name)") }
-        let source = KMIPKeySource(servers: chosen, timeout: configuration.commandTimeout)
+        let source = keys.keyServers(chosen)
         var keys: [KeysReport.Key] = []
         for generation in generations {
             guard let id = generation.id else { continue }
@@ -201,7 +194,7 @@ extension LockManager {
                 } else {
                     detail = "refused: it does not match the drives' check values"
                 }
-            case .notHere(let why):
+            case .notHere(let why), .refused(let why):
                 detail = "not on \(request.server ?? "any key server"): \(why)"
             }
             keys.append(KeysReport.Key(keyID: generation.keyID, tag: generation.tag, state: generation.state.rawValue,
@@ -221,7 +214,7 @@ extension LockManager {
     /// TLS handshake with the client identity, authentication, and a Locate, on each cluster member in turn.
     func test(_ server: StoredKeyServer) -> KeyServerReport.Server {
         var entry = Self.entry(server)
-        switch probe(server) {
+        switch keys.probe(server) {
         case .success(let tested):
             entry.tls = tested.tls
             entry.roundTripSeconds = tested.roundTripSeconds
@@ -231,25 +224,5 @@ extension LockManager {
             entry.error = error.description
         }
         return entry
-    }
-
-    /// What a passing test learnt: the TLS protocol and cipher, and the Locate's round trip.
-    struct ProbeResult {
-        var tls: String?
-        var roundTripSeconds: Double
-    }
-
-    /// TLS with the client certificate, authentication, a Locate; what it learnt when it worked.
-    func probe(_ server: StoredKeyServer) -> Result<ProbeResult, KeyServerError> {
-        Result { () throws(KeyServerError) -> ProbeResult in
-            let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
-            return try pool.read { (client) throws(KeyServerError) -> ProbeResult in
-                try client.connection.connect()
-                try client.negotiateVersion()
-                let sent = time.uptimeNanoseconds
-                _ = try client.locate([.name("sedlock-connection-test")], maximumItems: 1)
-                return ProbeResult(tls: client.connection.tlsSummary, roundTripSeconds: Double(time.uptimeNanoseconds - sent) / 1e9)
-            }
-        }
     }
 }

@@ -15,29 +15,33 @@ public final class LockManager: Sendable {
     /// configuration's actor when unset.
     @TaskLocal public static var requester: String?
 
-    private let settings: Mutex<LockManagerConfiguration>
+    private let settings: CurrentConfiguration
     /// The configuration now; sedlockd swaps it on reload (`reconfigure`).
-    public var configuration: LockManagerConfiguration { settings.withLock { $0 } }
+    public var configuration: LockManagerConfiguration { settings.now }
     public let factory: TransportFactory
     public let time: any TimeSource
-    public let keytable = Keytable()
-    /// PINs proven under keytable keys, for lock and unlock on demand.
-    let verifiedPINs = VerifiedPINCache()
+    /// The keys: keytable, verified PINs, key sources and stores, the RDL token, key servers.
+    public let keys: KeyService
+    public var keytable: Keytable { keys.keytable }
     private let owners = Mutex<[String: DriveOwner]>([:])
     /// The state, opened for writing on first need and kept (with its writer lock) for the life of
     /// this manager, as sedlockd holds it; one-shot CLI runs release it when they exit.
     private let writer = Mutex<StateDatabase?>(nil)
 
-    public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime()) {
-        settings = Mutex(configuration)
+    /// `connector` reaches the key servers: mutual TLS unless a test carries KMIP in-process.
+    public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime(),
+                connector: any KeyServerConnector = TLSKeyServerConnector()) {
+        let settings = CurrentConfiguration(configuration)
+        self.settings = settings
         self.factory = factory
         self.time = time
+        keys = KeyService(connector: connector, time: time) { settings.now }
     }
 
     /// Takes new limits and deadlines for the requests that start from now on. The state
     /// directory stays: this manager holds it open.
     public func reconfigure(_ new: LockManagerConfiguration) throws(ControlError) {
-        try settings.withLock { (current: inout LockManagerConfiguration) throws(ControlError) in
+        try settings.update { (current: inout LockManagerConfiguration) throws(ControlError) in
             guard new.stateDirectory.path == current.stateDirectory.path else {
                 throw ControlError(.badRequest, "the state directory cannot change while sedlockd runs (\(current.stateDirectory.path))",
                                    fix: "restart sedlockd to use \(new.stateDirectory.path)")
@@ -126,24 +130,6 @@ public final class LockManager: Sendable {
         LockoutGuard(store: store, limit: configuration.lockoutLimit, tryLimitMargin: configuration.tryLimitMargin)
     }
 
-    /// Where a generation's AK is fetched from, in order: the systemd credential and the
-    /// configured key directory, then wherever the generation records it was stored.
-    func keySources(for generation: StoredKeyGeneration, store: any StateStore) -> [any KeySource] {
-        if generation.provider == KeyProviderKind.kmip.rawValue {
-            return [KMIPKeySource(servers: (try? store.keyServers()) ?? [], timeout: configuration.commandTimeout)]
-        }
-        var sources: [any KeySource] = [LocalKeySource(directory: configuration.keyDirectory,
-                                                       credentialsDirectory: configuration.credentialsDirectory)]
-        var directories: Set<String> = [configuration.keyDirectory]
-        for location in generation.locations where location.hasPrefix("local:") {
-            let directory = (String(location.dropFirst(6)) as NSString).deletingLastPathComponent
-            if directories.insert(directory).inserted {
-                sources.append(LocalKeySource(directory: directory, credentialsDirectory: nil))
-            }
-        }
-        return sources
-    }
-
     func audit(_ store: any StateStore, _ action: String, target: String, outcome: String) {
         try? store.appendAudit(auditEntry(action, target: target, outcome: outcome))
     }
@@ -156,99 +142,18 @@ public final class LockManager: Sendable {
         ControlError(error.code == .busy ? .busy : .failed, error.message, fix: error.fix)
     }
 
-    /// Guard 4, keys first: fetches the AK of every generation in `generationIDs` from the key
-    /// sources (retrying until `deadline` while none has it) and verifies each against the check
-    /// values of a drive of that generation. Nothing is touched on any drive here.
+    /// Guard 4, keys first (`KeyService.load`), and the RDL token's fault raised or cleared by
+    /// what became of each token asked for.
     func loadKeys(generationIDs: Set<Int64>, drives: [StoredDrive], store: any StateStore,
                   deadline: Deadline) throws(ControlError) -> [Int64: KeyReadiness] {
-        let generations: [StoredKeyGeneration]
-        do { generations = try store.generations() } catch { throw Self.stateFailure(error) }
-        var out: [Int64: KeyReadiness] = [:]
-        var waiting = generationIDs
-        while true {
-            let prefetched = prefetchFromKeyServers(generations.filter { waiting.contains($0.id ?? -1) }, store: store, deadline: deadline)
-            for id in waiting {
-                guard let generation = generations.first(where: { $0.id == id }) else {
-                    out[id] = .unavailable("key generation \(id) is not in the state")
-                    continue
-                }
-                // The keytable holds each generation's PIN input: its AK, followed by the RDL
-                // security token for a generation that needs one.
-                let ak: Secret
-                if let held = keytable.key(generation.keyID) {
-                    ak = held
-                } else {
-                    var reasons: [String] = []
-                    var found: Secret?
-                    for source in keySources(for: generation, store: store) where found == nil {
-                        let fetched = source is KMIPKeySource ? prefetched[generation.keyID] : nil
-                        switch fetched ?? source.fetch(keyID: generation.keyID, deadline: deadline) {
-                        case .found(let key): found = key
-                        case .notHere(let why): reasons.append("\(source.name): \(why)")
-                        }
-                    }
-                    guard let found else {
-                        out[id] = .unavailable("key \(generation.keyID) not found (\(reasons.joined(separator: "; ")))")
-                        continue
-                    }
-                    if let tokenID = generation.tokenID {
-                        switch securityToken(tokenID, store: store, deadline: deadline, prefetched: prefetched[tokenID]) {
-                        case .found(let token): ak = found.appending(token)
-                        case .notHere(let why):
-                            out[id] = .unavailable("the Rapid Data Locking security token \(tokenID) is unavailable (\(why))")
-                            continue
-                        }
-                    } else {
-                        ak = found
-                    }
-                }
-                out[id] = verify(ak: ak, generation: generation, drives: drives, store: store)
-                if case .ready = out[id] { keytable.insert(ak, keyID: generation.keyID) }
-            }
-            waiting = Set(out.filter { if case .unavailable = $0.value { return true } else { return false } }.keys)
-            if waiting.isEmpty || deadline.hasPassed { return out }
-            time.sleep(nanoseconds: min(1_000_000_000, deadline.remainingNanoseconds))
-        }
+        let loaded = try keys.load(generationIDs: generationIDs, drives: drives, store: store, deadline: deadline)
+        for lookup in loaded.tokens.values { recordTokenFault(store, detail: lookup.reason) }
+        return loaded.readiness
     }
 
-    /// Everything these generations need from the key servers and the keytable lacks — KMIP-held
-    /// AKs and RDL tokens — in one batched fetch per server, by the identifiers recorded when
-    /// they were stored.
-    private func prefetchFromKeyServers(_ generations: [StoredKeyGeneration], store: any StateStore,
-                                        deadline: Deadline) -> [String: KeyLookup] {
-        var wanted: [WantedKey] = []
-        for generation in generations where keytable.key(generation.keyID) == nil {
-            if generation.provider == KeyProviderKind.kmip.rawValue {
-                wanted.append(WantedKey(keyID: generation.keyID, locations: generation.locations))
-            }
-            if let tokenID = generation.tokenID, keytable.key(tokenID) == nil, !wanted.contains(where: { $0.keyID == tokenID }) {
-                let settings = try? store.rdl()
-                wanted.append(WantedKey(keyID: tokenID, locations: settings?.tokenLocations ?? [], requireActive: true))
-            }
-        }
-        guard !wanted.isEmpty, let servers = try? store.keyServers(), !servers.isEmpty else { return [:] }
-        return KMIPKeySource(servers: servers, timeout: configuration.commandTimeout).fetchAll(wanted, deadline: deadline)
+    /// Guard 4 with a deadline of one command timeout from now.
+    func loadKeys(generationIDs: Set<Int64>, drives: [StoredDrive], store: any StateStore) throws(ControlError) -> [Int64: KeyReadiness] {
+        try loadKeys(generationIDs: generationIDs, drives: drives, store: store,
+                     deadline: Deadline.after(seconds: configuration.commandTimeout, time: time))
     }
-
-    private func verify(ak: Secret, generation: StoredKeyGeneration, drives: [StoredDrive],
-                        store: any StateStore) -> KeyReadiness {
-        guard let id = generation.id else { return .unavailable("generation without id") }
-        for drive in drives {
-            do {
-                _ = try verifiedPINs.pins(ak: ak, drive: drive, generationID: id, store: store)
-                return .ready(ak)
-            } catch {
-                if case .missing = error { continue }
-                return .mismatch("the key for \(generation.keyID) does not match \(drive.address)'s check values")
-            }
-        }
-        return .unavailable("no drive has check values for key \(generation.keyID)")
-    }
-}
-
-/// Whether a generation's AK is in hand and proven.
-enum KeyReadiness: Sendable {
-    case ready(Secret)
-    case unavailable(String)
-    case mismatch(String)
 }

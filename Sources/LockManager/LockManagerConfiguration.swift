@@ -1,5 +1,7 @@
 import Foundation
+import ControlAPI
 import LockState
+import Synchronization
 
 /// Everything the lock manager is told from outside: one value passed down, no globals.
 public struct LockManagerConfiguration: Sendable {
@@ -26,4 +28,18 @@ public struct LockManagerConfiguration: Sendable {
     }
 
     public var keyDirectory: String { localKeyDirectory ?? stateDirectory.path + "/keys" }
+}
+
+/// The configuration in force, shared by the lock manager and its key service; sedlockd swaps it
+/// on reload.
+final class CurrentConfiguration: Sendable {
+    private let value: Mutex<LockManagerConfiguration>
+
+    init(_ configuration: LockManagerConfiguration) { value = Mutex(configuration) }
+
+    var now: LockManagerConfiguration { value.withLock { $0 } }
+
+    func update(_ change: (inout LockManagerConfiguration) throws(ControlError) -> Void) throws(ControlError) {
+        try value.withLock { (current: inout LockManagerConfiguration) throws(ControlError) in try change(&current) }
+    }
 }

@@ -196,12 +196,16 @@ public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, Pe
     public var driveID: Int64
     public var step: Step
     public var updatedAt: Date
+    /// This step's PIN change was sent (or was about to be) and its outcome is not known: the
+    /// drive may hold the new PIN already. Recorded durably before the change is sent.
+    public var pinChangeSent: Bool
 
-    public init(journalID: Int64, driveID: Int64, step: Step, updatedAt: Date) {
+    public init(journalID: Int64, driveID: Int64, step: Step, updatedAt: Date, pinChangeSent: Bool = false) {
         self.journalID = journalID
         self.driveID = driveID
         self.step = step
         self.updatedAt = updatedAt
+        self.pinChangeSent = pinChangeSent
     }
 }
 

@@ -132,6 +132,13 @@ enum Schema {
                 t.add(column: "durationSeconds", .double)
             }
         }
+        // Whether a drive's PIN change of its current step was sent (its outcome unknown until
+        // the next step is recorded), so that a rerun first tries the PIN it may have set.
+        migrator.registerMigration("v5 pin change sent") { db in
+            try db.alter(table: "journalDrive") { t in
+                t.add(column: "pinChangeSent", .boolean).notNull().defaults(to: false)
+            }
+        }
         return migrator
     }
 }

@@ -33,6 +33,7 @@ public final class StateDatabase: StateStore {
             }
         case .read:
             writerLock = nil
+            if FileManager.default.fileExists(atPath: directory.path) { try directory.verify(forWriting: false) }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StateError(.unreadable, "there is no sedlock state in \(directory.path) yet",
                                  fix: "run `sedlock setup` first, or point --state-dir at the state")
@@ -75,11 +76,18 @@ public final class StateDatabase: StateStore {
         configuration.readonly = true
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
-            let (check, superseded, complete) = try queue.read { db in
+            let (check, superseded, complete, applied) = try queue.read { db in
                 (try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "",
-                 try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
+                 try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db), try migrator.appliedIdentifiers(db))
             }
             try queue.close()
+            // A file that holds no sedlock schema at all (empty, truncated to 0 bytes, another
+            // program's database) is not an older state to upgrade: writing a new state over it
+            // would hide whatever happened to the real one.
+            guard !applied.isEmpty else {
+                throw StateError(.corrupt, "\(path) exists but holds no sedlock state (it is empty or another program's database)",
+                                 fix: "restore the state from its backup (\(path).bak) or move the file away; sedlock will not write over it")
+            }
             guard check == "ok" else {
                 throw StateError(.corrupt, "the state database \(path) fails its integrity check (\(check.prefix(200)))",
                                  fix: "restore it from a backup; sedlock will not rewrite it")
@@ -182,10 +190,15 @@ public final class StateDatabase: StateStore {
         }
     }
 
-    public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], audit: AuditEntry?) throws(StateError) {
-        guard !succeeded.isEmpty || !guarded.isEmpty || audit != nil else { return }
+    public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], notAttempted: [Int64],
+                                      audit: AuditEntry?) throws(StateError) {
+        guard !succeeded.isEmpty || !guarded.isEmpty || !notAttempted.isEmpty || audit != nil else { return }
         try write { db in
             if var entry = audit { try entry.insert(db) }
+            // Counted before the attempt, which was then not made (the drive turned out to be another).
+            for id in notAttempted {
+                try db.execute(sql: "UPDATE drive SET failedAuthentications = MAX(0, failedAuthentications - 1) WHERE id = ?", arguments: [id])
+            }
             for id in succeeded {
                 try db.execute(sql: "UPDATE drive SET failedAuthentications = 0 WHERE id = ?", arguments: [id])
             }

@@ -18,7 +18,8 @@ public protocol StateStore: Sendable {
     func countAuthenticationAttempts(driveIDs: [Int64]) throws(StateError) -> [Int64: Int]
     /// Settles attempts: successes return to zero, and drives that reached their limit are guarded;
     /// `audit`, when given, is recorded in the same transaction (one fsync for both).
-    func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], audit: AuditEntry?) throws(StateError)
+    func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], notAttempted: [Int64],
+                               audit: AuditEntry?) throws(StateError)
     func resetGuard(driveID: Int64) throws(StateError)
 
     // Key generations and check values
@@ -94,10 +95,10 @@ extension StateStore {
 
     /// The attempt succeeded: the consecutive count returns to zero.
     public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
-        try settleAuthentications(succeeded: [driveID], guarded: [:], audit: nil)
+        try settleAuthentications(succeeded: [driveID], guarded: [:], notAttempted: [], audit: nil)
     }
 
     public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
-        try settleAuthentications(succeeded: [], guarded: [driveID: reason], audit: nil)
+        try settleAuthentications(succeeded: [], guarded: [driveID: reason], notAttempted: [], audit: nil)
     }
 }

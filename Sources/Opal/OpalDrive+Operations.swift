@@ -57,14 +57,18 @@ extension OpalDrive {
 
     /// Changes an authority's PIN. `authorizer` proves the right to change it (the authority itself,
     /// or Admin1 for users), authenticated with `authorizerPIN`.
-    public func setPIN(of target: OpalAuthority, newPIN: Secret, authorizer: OpalAuthority,
-                       authorizerPIN: Secret) throws(OpalError) {
+    /// `beforeSending` runs once the authorizer is authenticated, right before the change goes to
+    /// the drive (a journal records there that the change's outcome may be unknown); a failure
+    /// there sends nothing.
+    public func setPIN(of target: OpalAuthority, newPIN: Secret, authorizer: OpalAuthority, authorizerPIN: Secret,
+                       beforeSending: () throws(OpalError) -> Void = {}) throws(OpalError) {
         let operation = "set \(target) PIN"
         guard target.securityProvider == authorizer.securityProvider, target != .psid else {
             throw OpalError(.invalidState, device: device, operation: operation,
                             "\(authorizer) cannot change the PIN of \(target)")
         }
         try withSession(target.securityProvider, as: authorizer.uid, credential: authorizerPIN, write: true) { s throws(OpalError) in
+            try beforeSending()
             do throws(OpalError) { try s.set(target.cPin, [(Column.CPin.pin, .bytes(newPIN.copyBytes()))], operation: operation) } catch {
                 guard error.code == .outcomeUnknown else { throw error }
                 // The retry an operator would make first (the old PIN) is the one most likely to burn a try.

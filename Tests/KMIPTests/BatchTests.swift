@@ -1,6 +1,7 @@
 import Foundation
 import Keys
 import KMIP
+import KMIPTestSupport
 import SedSimulator
 import Testing
 

@@ -16,12 +16,15 @@ final class LockManagerFixture: Sendable {
     let root: String
     let time: ManualTime
     let configuration: LockManagerConfiguration
+    /// How the lock manager reaches key servers (TLS unless a test carries KMIP in-process).
+    let connector: any KeyServerConnector
     private let current: Mutex<LockManager>
 
     /// The lock manager of the running "process"; a reboot starts a new one (its keytable empty).
     var manager: LockManager { current.withLock { $0 } }
 
-    init(drives count: Int = 4, settings: DriveSettings = DriveSettings(), lockoutLimit: Int = 3) throws {
+    init(drives count: Int = 4, settings: DriveSettings = DriveSettings(), lockoutLimit: Int = 3,
+         connector: any KeyServerConnector = TLSKeyServerConnector()) throws {
         drives = try ArrayFixture(drives: count, settings: settings)
         root = FileManager.default.temporaryDirectory.appendingPathComponent("lockmgr-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false,
@@ -35,7 +38,8 @@ final class LockManagerFixture: Sendable {
         configuration.commandTimeout = 5
         try Data("4f1c0a9e2b7d4c1e8a3f5b6c7d8e9f00\n".utf8).write(to: URL(fileURLWithPath: configuration.machineIDPath))
         self.configuration = configuration
-        current = Mutex(LockManager(configuration: configuration, factory: drives.factory, time: time))
+        self.connector = connector
+        current = Mutex(LockManager(configuration: configuration, factory: drives.factory, time: time, connector: connector))
         try newBoot()
     }
 
@@ -54,7 +58,7 @@ final class LockManagerFixture: Sendable {
     /// A new lock manager process: nothing in memory survives, the state does.
     func restartManager() {
         current.withLock { $0.releaseState() }
-        let fresh = LockManager(configuration: configuration, factory: drives.factory, time: time)
+        let fresh = LockManager(configuration: configuration, factory: drives.factory, time: time, connector: connector)
         current.withLock { $0 = fresh }
     }
 

@@ -83,7 +83,7 @@ extension LockoutGuard {
                 toCount.append(id)
             }
         }
-        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, audit: nil) }
+        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, notAttempted: [], audit: nil) }
         for (id, count) in try store.countAuthenticationAttempts(driveIDs: toCount) {
             let limit = drives.first { $0.id == id }.map(effectiveLimit) ?? limit
             out[id] = .admitted(count: count, limit: limit)
@@ -92,17 +92,18 @@ extension LockoutGuard {
     }
 
     /// Records how a batch of admitted attempts went, with the operation's audit entry when given
-    /// (one transaction).
-    func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)], audit: AuditEntry? = nil) throws(StateError) {
+    /// (one transaction). `notAttempted`: drives admitted whose attempt was then not made.
+    func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)], notAttempted: Set<Int64> = [],
+                audit: AuditEntry? = nil) throws(StateError) {
         var succeeded: [Int64] = []
         var guarded: [Int64: String] = [:]
-        for result in results {
+        for result in results where !notAttempted.contains(result.id) {
             guard case .admitted(let count, let limit) = result.admission else { continue }
             guard let error = result.error else { succeeded.append(result.id); continue }
             if error.code == .notAuthorized || error.code == .authorityLockedOut, count >= limit {
                 guarded[result.id] = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
             }
         }
-        try store.settleAuthentications(succeeded: succeeded, guarded: guarded, audit: audit)
+        try store.settleAuthentications(succeeded: succeeded, guarded: guarded, notAttempted: notAttempted.sorted(), audit: audit)
     }
 }

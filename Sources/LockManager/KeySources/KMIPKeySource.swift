@@ -19,39 +19,23 @@ public struct KMIPKeySource: KeyStore {
     public let threshold: Int?
     /// Only an object in the Active state counts (the RDL token: a revoked one must not unlock).
     public let requireActive: Bool
+    /// How the servers are reached (mutual TLS in production).
+    public let connector: any KeyServerConnector
 
-    public init(servers: [StoredKeyServer], timeout: Double, threshold: Int? = nil, requireActive: Bool = false) {
+    public init(servers: [StoredKeyServer], timeout: Double, threshold: Int? = nil, requireActive: Bool = false,
+                connector: any KeyServerConnector = TLSKeyServerConnector()) {
         self.servers = servers
         self.timeout = timeout
         self.threshold = threshold
         self.requireActive = requireActive
+        self.connector = connector
     }
 
     public var name: String { "key servers " + servers.map(\.name).joined(separator: ", ") }
+    public var answersMayChange: Bool { true }
 
-    /// The servers as a pool, each with its own CA and the shared client identity.
     func pool(timeout: Double) throws(KeyServerError) -> KeyServerPool {
-        var configurations: [String: TLSConfiguration] = [:]
-        var entries: [KeyServerEntry] = []
-        for server in servers {
-            var members: [ServerAddress] = []
-            for text in server.addresses {
-                guard let address = ServerAddress(text) else {
-                    throw KeyServerError(.keyServerConfigurationError, server: server.name, cause: "'\(text)' is not HOST:PORT",
-                                         fix: "remove and add the key server again")
-                }
-                members.append(address)
-                configurations[address.description] = TLSConfiguration(
-                    certificatePath: server.certificatePath, privateKeyPath: server.privateKeyPath, caPath: server.caPath,
-                    verifyServerName: server.verifyServerName, connectTimeout: timeout, ioTimeout: timeout)
-            }
-            entries.append(KeyServerEntry(name: server.name, addresses: members))
-        }
-        let fallback = configurations.values.first
-        return try KeyServerPool(servers: entries) { address in
-            KMIPConnection(server: address, configuration: configurations[address.description]
-                           ?? fallback ?? TLSConfiguration(certificatePath: "", privateKeyPath: "", caPath: ""))
-        }
+        try connector.pool(servers, timeout: timeout)
     }
 
     /// Full copies: the first server that has one answers. Shares: servers are asked in order
@@ -71,7 +55,8 @@ public struct KMIPKeySource: KeyStore {
         let bounded = max(1, min(timeout, deadline.remainingSeconds))
         let pool: KeyServerPool
         do { pool = try self.pool(timeout: bounded) } catch {
-            return Dictionary(keys.map { ($0.keyID, .notHere(error.description)) }) { a, _ in a }
+            let lookup: KeyLookup = Self.isHard(error) ? .refused(error.description) : .notHere(error.description)
+            return Dictionary(keys.map { ($0.keyID, lookup) }) { a, _ in a }
         }
         var assemblies = Dictionary(keys.map { ($0.keyID, KeyAssembly(keyID: $0.keyID)) }) { a, _ in a }
         for server in servers {
@@ -94,14 +79,14 @@ public struct KMIPKeySource: KeyStore {
                                     // The identifier now means another object (a restored or rebuilt server): by name instead.
                                     byName.append(key)
                                 } else if let refusal = Self.refusal(key, object: object, state: KMIPClient.state(in: attributes), server: client.server) {
-                                    assemblies[key.keyID]?.fail(refusal)
+                                    assemblies[key.keyID]?.fail(refusal, hard: true)
                                 } else {
                                     assemblies[key.keyID]?.add(object.material, from: server.name)
                                 }
                             case .failure(let error)? where error.resultReason == .itemNotFound:
                                 byName.append(key)
                             case .failure(let error)?:
-                                assemblies[key.keyID]?.fail(error.description)
+                                assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error))
                             case nil:
                                 assemblies[key.keyID]?.fail("\(server.name): no answer about object \(id)")
                             }
@@ -109,17 +94,30 @@ public struct KMIPKeySource: KeyStore {
                     }
                     for key in byName {
                         do throws(KeyServerError) {
-                            assemblies[key.keyID]?.add(try Self.locateAndGet(key, client: client), from: server.name)
+                            switch try Self.locateAndGet(key, client: client) {
+                            case .key(let material): assemblies[key.keyID]?.add(material, from: server.name)
+                            case .refused(let why): assemblies[key.keyID]?.fail(why, hard: true)
+                            }
                         } catch {
-                            assemblies[key.keyID]?.fail(error.description)
+                            assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error))
                         }
                     }
                 }
             } catch {
-                for key in pending { assemblies[key.keyID]?.fail(error.description) }
+                for key in pending { assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error)) }
             }
         }
         return assemblies.mapValues(\.lookup)
+    }
+
+    /// A failure no waiting mends: the server refuses this client's certificate or credentials,
+    /// or the local configuration (certificate, key, address) is unusable. An unreachable,
+    /// slow or faulty server may answer later.
+    static func isHard(_ error: KeyServerError) -> Bool {
+        switch error.code {
+        case .keyServerAuthFailed, .keyServerInvalidAuth, .keyServerConfigurationError: return true
+        default: return false
+        }
     }
 
     /// Why a fetched object cannot serve as the key (nil when it can).
@@ -132,25 +130,31 @@ public struct KMIPKeySource: KeyStore {
         return nil
     }
 
+    /// What a search by name found on one server.
+    private enum Located {
+        case key(Secret)
+        /// An object by that name that must not serve (not Active where that is required).
+        case refused(String)
+    }
+
     /// The old way, by name: Locate, then (State and) Get of each match.
-    private static func locateAndGet(_ key: WantedKey, client: KMIPClient) throws(KeyServerError) -> Secret {
+    private static func locateAndGet(_ key: WantedKey, client: KMIPClient) throws(KeyServerError) -> Located {
         for id in try client.locate([.name(key.keyID)]) {
             if key.requireActive {
                 let state = try client.state(of: id)
                 guard state == .active else {
-                    throw KeyServerError(.keyServerFailed, server: client.server,
-                                         cause: "the object named \(key.keyID) is not Active (\(state?.name ?? "no state"))",
-                                         fix: "a revoked or deactivated key cannot unlock: restore it on the server if that was a mistake")
+                    return .refused("\(client.server): the object named \(key.keyID) is not Active (\(state?.name ?? "no state")): "
+                                    + "a revoked or deactivated key cannot unlock; restore it on the server if that was a mistake")
                 }
             }
             let object = try client.get(id)
-            if object.objectType == .secretData { return object.material }
+            if object.objectType == .secretData { return .key(object.material) }
         }
         throw KeyServerError(.keyServerFailed, server: client.server, cause: "no SecretData named \(key.keyID)",
                              fix: "restore the key on this server, or check the client's identity (owner)")
     }
 
-    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [String] {
+    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [KeyLocation] {
         guard !servers.isEmpty else {
             throw ControlError(.badRequest, "no key server is configured", fix: "add one with `sedlock keyserver add`")
         }
@@ -185,7 +189,9 @@ public struct KMIPKeySource: KeyStore {
         }
         let outcome = KeyServerWrite(written: written, failures: failures)
         do {
-            return try outcome.requireAll().map { "\(threshold == nil ? "kmip" : "kmip-share"):\($0.server):\($0.value)" }
+            return try outcome.requireAll().map {
+                threshold == nil ? .keyServer(server: $0.server, objectID: $0.value) : .keyServerShare(server: $0.server, objectID: $0.value)
+            }
         } catch {
             // A key on some servers only would be a key that some boots cannot find: take it back.
             var leftovers: [String] = []
@@ -212,28 +218,19 @@ public struct KMIPKeySource: KeyStore {
 public struct WantedKey: Sendable {
     /// Its Name on the servers.
     public var keyID: String
-    /// Where it was stored ("kmip:SERVER:ID", "kmip-share:SERVER:ID"): fetched by identifier there.
-    public var locations: [String]
+    /// Where it was stored: fetched by identifier there.
+    public var locations: [KeyLocation]
     /// Only an object in the Active state counts (the RDL token: a revoked one must not unlock).
     public var requireActive: Bool
 
-    public init(keyID: String, locations: [String] = [], requireActive: Bool = false) {
+    public init(keyID: String, locations: [KeyLocation] = [], requireActive: Bool = false) {
         self.keyID = keyID
         self.locations = locations
         self.requireActive = requireActive
     }
 
     /// The object's Unique Identifier on `server`, when recorded.
-    func objectID(on server: String) -> String? {
-        // A server's name may hold colons itself (the default name is HOST:PORT): match it whole.
-        for location in locations {
-            for kind in ["kmip", "kmip-share"] where location.hasPrefix("\(kind):\(server):") {
-                let id = location.dropFirst(kind.count + server.count + 2)
-                if !id.isEmpty { return String(id) }
-            }
-        }
-        return nil
-    }
+    func objectID(on server: String) -> String? { locations.objectID(on: server) }
 }
 
 /// One key put together from the servers' answers: a full copy completes it at once; shares once
@@ -244,6 +241,9 @@ struct KeyAssembly {
     private var shares: [ShamirSharing.Share] = []
     private var needed: Int?
     private var reasons: [String] = []
+    /// Whether any server's failure may mend with time (unreachable, slow): then the key is not
+    /// here yet rather than refused.
+    private var anySoftFailure = false
 
     init(keyID: String) { self.keyID = keyID }
 
@@ -254,24 +254,27 @@ struct KeyAssembly {
             return
         }
         guard let share = KeyShareMaterial.decode(material) else {
-            reasons.append("\(server): the object named \(keyID) is neither a key nor a sedlock key share")
+            fail("\(server): the object named \(keyID) is neither a key nor a sedlock key share", hard: true)
             return
         }
         needed = share.threshold
         if !shares.contains(where: { $0.index == share.share.index }) { shares.append(share.share) }
         guard shares.count >= share.threshold else { return }
         do { key = try ShamirSharing.combine(shares) } catch {
-            reasons.append("the key shares do not combine: \(error)")
+            fail("the key shares do not combine: \(error)", hard: true)
         }
     }
 
-    mutating func fail(_ reason: String) { reasons.append(reason) }
+    mutating func fail(_ reason: String, hard: Bool = false) {
+        reasons.append(reason)
+        if !hard { anySoftFailure = true }
+    }
 
+    /// Found; refused when every server that failed did so for good; else not here (yet).
     var lookup: KeyLookup {
         if let key { return .found(key) }
-        if let needed {
-            return .notHere("\(shares.count) of the \(needed) key shares needed could be fetched (\(reasons.joined(separator: "; ")))")
-        }
-        return .notHere(reasons.joined(separator: "; "))
+        var why = reasons.joined(separator: "; ")
+        if let needed { why = "\(shares.count) of the \(needed) key shares needed could be fetched (\(why))" }
+        return anySoftFailure || reasons.isEmpty ? .notHere(why) : .refused(why)
     }
 }

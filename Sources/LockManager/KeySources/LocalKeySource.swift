@@ -21,49 +21,63 @@ public struct LocalKeySource: KeyStore {
     }
 
     public var name: String { "local keys in \(directory)" }
+    public var answersMayChange: Bool { false }
 
+    /// The credential first, then the key file. A refusal of one does not hide the other: the
+    /// key is refused only when neither has it and one was refused.
     public func fetch(keyID: String, deadline: Deadline) -> KeyLookup {
+        var paths: [(String, Bool)] = []
+        if let credentialsDirectory { paths.append((credentialsDirectory + "/" + Self.credentialName, true)) }
+        paths.append((directory + "/" + keyID + ".ak", false))
         var reasons: [String] = []
-        if let credentialsDirectory {
-            switch read(credentialsDirectory + "/" + Self.credentialName, keyID: keyID, credential: true) {
+        var refused = false
+        for (path, credential) in paths {
+            switch read(path, keyID: keyID, credential: credential) {
             case .found(let ak): return .found(ak)
             case .notHere(let why): reasons.append(why)
+            case .refused(let why): reasons.append(why); refused = true
             }
         }
-        switch read(directory + "/" + keyID + ".ak", keyID: keyID, credential: false) {
-        case .found(let ak): return .found(ak)
-        case .notHere(let why): reasons.append(why)
-        }
-        return .notHere(reasons.joined(separator: "; "))
+        let why = reasons.joined(separator: "; ")
+        return refused ? .refused(why) : .notHere(why)
     }
 
     private func read(_ path: String, keyID: String, credential: Bool) -> KeyLookup {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return .notHere("\(path): \(errnoText())") }
+        guard fd >= 0 else {
+            // Absent: not here. Present but unopenable (a symbolic link, no permission): refused.
+            let why = "\(path): \(errnoText())"
+            return errno == ENOENT || errno == ENOTDIR ? .notHere(why) : .refused(why)
+        }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return .notHere("\(path) is not a regular file") }
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return .refused("\(path) is not a regular file") }
         // systemd hands credentials over in a private directory it owns; key files are checked here.
         if !credential {
-            guard info.st_uid == geteuid() else { return .notHere("\(path) is not owned by this user (uid \(geteuid())): refused") }
+            guard info.st_uid == geteuid() else { return .refused("\(path) is not owned by this user (uid \(geteuid())): refused") }
             guard info.st_mode & 0o077 == 0 else {
-                return .notHere("\(path) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): refused; chmod 400 it")
+                return .refused("\(path) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): refused; chmod 400 it")
             }
         }
         var bytes = [UInt8](repeating: 0, count: 512)
         defer { bytes.wipe() }
         let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n > 0, n < 512 else { return .notHere("\(path): unreadable or too large") }
+        guard n > 0, n < 512 else { return .refused("\(path): unreadable or too large") }
         guard let (id, ak) = AuthenticationKeyFile.decode(Array(bytes[0..<n])) else {
-            return .notHere("\(path) is not a sedlock key file")
+            return .refused("\(path) is not a sedlock key file")
         }
         guard id == keyID else { return .notHere("\(path) holds key \(id), not \(keyID)") }
         return .found(ak)
     }
 
-    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [String] {
+    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [KeyLocation] {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw ControlError(.failed, "cannot create the key directory \(directory): \(errnoText())")
+        }
+        // A key directory another account owns could take the key file away or read a later one.
+        if let problem = FileOwnership.problem(at: directory, privateToOwner: true, allowMissing: false) {
+            throw ControlError(.badRequest, "the key directory is not safe: \(problem)",
+                               fix: "check what is in it, then `chown root:root \(directory)` and `chmod 700 \(directory)`")
         }
         let path = directory + "/" + keyID + ".ak"
         var bytes = AuthenticationKeyFile.encode(keyID: keyID, ak: ak)
@@ -71,6 +85,6 @@ public struct LocalKeySource: KeyStore {
         do { try AtomicFile.createNew(bytes, at: path, mode: 0o400) } catch {
             throw ControlError(.failed, "cannot write the key file \(path): \(error.reason)")
         }
-        return ["local:" + path]
+        return [.localFile(path: path)]
     }
 }

@@ -129,8 +129,8 @@ extension LockManager {
         guard let token = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let tokenID = UUID().uuidString.lowercased()
         var settings = settings
-        settings.tokenLocations = try KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, threshold: settings.tokenThreshold)
-            .store(keyID: tokenID, tag: Self.tokenTag, ak: token)
+        settings.tokenLocations = try keys.keyServers(servers, threshold: settings.tokenThreshold)
+            .store(keyID: tokenID, tag: Self.tokenTag, ak: token).map(\.description)
         do { try store.saveRDL(settings) } catch { throw Self.stateFailure(error) }
         keytable.insert(token, keyID: tokenID)
         audit(store, action, target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
@@ -173,42 +173,12 @@ extension LockManager {
         }
     }
 
-    /// The security token `tokenID`: from the keytable, else fetched from the key servers (Active
-    /// objects only). Raises `RdlTokenUnavailable` when it cannot be had, clears it when it can.
-    /// `prefetched`: what a batched fetch of the boot's keys found for it already.
-    func securityToken(_ tokenID: String, store: any StateStore, deadline: Deadline, prefetched: KeyLookup? = nil) -> KeyLookup {
-        if let held = keytable.key(tokenID) { return .found(held) }
-        let servers = (try? store.keyServers()) ?? []
-        let lookup = prefetched ?? KMIPKeySource(servers: servers, timeout: configuration.commandTimeout, requireActive: true)
-            .fetch(keyID: tokenID, deadline: deadline)
-        switch lookup {
-        case .found(let token):
-            keytable.insert(token, keyID: tokenID)
-            recordTokenFault(store, detail: nil)
-            return lookup
-        case .notHere(let why):
-            // Say which kind of loss it is (refused, revoked, destroyed for good, unreachable):
-            // a second look, on the failure path only.
-            let threshold = (try? store.rdl())?.tokenThreshold ?? 1
-            let detail = Self.lossDetail(checkToken(tokenID, servers: servers, needed: threshold)) ?? why
-            recordTokenFault(store, detail: detail)
-            return .notHere(detail)
-        }
-    }
-
-    /// The first words of the fault's detail when no server holds the token any more.
-    static let tokenDestroyedEverywhere = "the token is destroyed on every key server"
-
-    /// The fault's detail for a check that did not find the token (nil when it did).
-    static func lossDetail(_ check: TokenCheck) -> String? {
-        switch check {
-        case .available: return nil
-        case .unreachable(let why):
-            return "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
-        case .lost(let why, let destroyedEverywhere):
-            if destroyedEverywhere { return "\(tokenDestroyedEverywhere) (\(why)): the data is locked for good" }
-            return "the token is lost (\(why)); the drives stay locked from the next restart on"
-        }
+    /// The security token `tokenID` (`KeyService.securityToken`), raising `RdlTokenUnavailable`
+    /// when it cannot be had and clearing it when it can.
+    func securityToken(_ tokenID: String, store: any StateStore, deadline: Deadline) -> KeyLookup {
+        let lookup = keys.securityToken(tokenID, store: store, deadline: deadline)
+        recordTokenFault(store, detail: lookup.reason)
+        return lookup
     }
 
     /// The running check of the token (sedlockd's monitor): asks the key servers, not the keytable.
@@ -228,8 +198,8 @@ extension LockManager {
         guard let tokenID = generations.last(where: { ($0.state == .active || $0.state == .pending) && $0.tokenID != nil })?.tokenID else {
             return .notEnabled
         }
-        let check = checkToken(tokenID, servers: servers, needed: settings?.tokenThreshold ?? 1)
-        guard let detail = Self.lossDetail(check) else {
+        let check = keys.checkToken(tokenID, servers: servers, needed: settings?.tokenThreshold ?? 1)
+        guard let detail = KeyService.lossDetail(check) else {
             recordTokenFault(store, detail: nil)
             return .available
         }
@@ -239,7 +209,7 @@ extension LockManager {
     }
 
     /// Raises `RdlTokenUnavailable` (or clears it, with nil).
-    private func recordTokenFault(_ store: any StateStore, detail: String?) {
+    func recordTokenFault(_ store: any StateStore, detail: String?) {
         let raised = detail.map {
             fault("RdlTokenUnavailable", "critical", "array",
                   action: "restore the appliance's trust on the key servers (certificate) or the token's availability; "
@@ -247,50 +217,6 @@ extension LockManager {
                   detail: $0)
         }
         recordFaults(store, raised.map { [$0] } ?? [], scope: ["RdlTokenUnavailable"], objects: ["array"])
-    }
-
-    /// `needed` servers holding the token (a copy, or a share) Active: available. Otherwise lost
-    /// when so many servers answered without it (refused the certificate, or hold no Active token)
-    /// that the rest could not make up `needed`; unreachable when the servers that did not answer
-    /// might; destroyed everywhere when too few servers hold it at all to ever rebuild it.
-    func checkToken(_ tokenID: String, servers: [StoredKeyServer], needed: Int = 1) -> TokenCheck {
-        var lost: [String] = []
-        var unreachable: [String] = []
-        var destroyed = 0
-        var active = 0
-        for server in servers {
-            do throws(KeyServerError) {
-                let pool = try KMIPKeySource(servers: [server], timeout: configuration.commandTimeout).pool(timeout: configuration.commandTimeout)
-                let state = try pool.read { (client) throws(KeyServerError) -> ObjectState? in
-                    try client.negotiateVersion()
-                    guard let id = try client.locate([.name(tokenID)], maximumItems: 1).first else { return nil }
-                    return try client.state(of: id)
-                }
-                if state == .active {
-                    active += 1
-                    if active >= needed { return .available }
-                    continue
-                }
-                if state == nil || state == .destroyed || state == .destroyedCompromised { destroyed += 1 }
-                lost.append("\(server.name): " + (state.map { "token \($0.name)" } ?? "no token (destroyed)"))
-            } catch {
-                switch error.code {
-                case .keyServerAuthFailed, .keyServerInvalidAuth: lost.append("\(server.name): certificate refused")
-                default: unreachable.append("\(server.name): \(error.code.rawValue)")
-                }
-            }
-        }
-        let shortOf = needed > 1 ? ["\(active) of the \(needed) token shares needed are Active"] : []
-        if servers.count - lost.count < needed {
-            return .lost((shortOf + lost + unreachable).joined(separator: "; "), destroyedEverywhere: servers.count - destroyed < needed)
-        }
-        return .unreachable((shortOf + unreachable + lost).joined(separator: "; "))
-    }
-
-    enum TokenCheck {
-        case available
-        case unreachable(String)
-        case lost(String, destroyedEverywhere: Bool)
     }
 
     private func keyServer(named name: String, store: any StateStore) throws(ControlError) -> StoredKeyServer {
@@ -305,7 +231,7 @@ extension LockManager {
 
     /// The test, sorted into Pure's two failure classes.
     private func rdlProbe(_ server: StoredKeyServer) -> RDLReport.Test {
-        switch probe(server) {
+        switch keys.probe(server) {
         case .success:
             return RDLReport.Test(server: server.name, at: time.wallTime, ok: true, failure: nil, cause: nil)
         case .failure(let error):
@@ -334,8 +260,8 @@ extension LockManager {
             report.lastTestAt = settings?.lastTestAt
             report.lastTestResult = settings?.lastTestResult
             if case .some = tokenGeneration, let fault = try store.openFaults().first(where: { $0.name == "RdlTokenUnavailable" }) {
-                report.state += fault.detail.hasPrefix(Self.tokenDestroyedEverywhere)
-                    ? "; \(Self.tokenDestroyedEverywhere): the drives are locked for good, their data is gone"
+                report.state += fault.detail.hasPrefix(KeyService.tokenDestroyedEverywhere)
+                    ? "; \(KeyService.tokenDestroyedEverywhere): the drives are locked for good, their data is gone"
                     : "; the token is unavailable: the drives will stay locked at the next restart"
             }
             return report

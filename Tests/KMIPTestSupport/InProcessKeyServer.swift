@@ -1,24 +1,27 @@
 import Foundation
 import KMIP
-import KMIPTestSupport
 import SedSimulator
 
 /// The test seam for key servers where TLS is not the point: KMIP messages carried in-process to
 /// the simulated key server's own request path (`KeyServerFrontDoor`, the code `sedsim kmip serve`
 /// runs behind TLS), with its faults and distrust applied the same way.
-final class InProcessKeyServer: KMIPExchange {
-    let server: ServerAddress
-    let frontDoor: KeyServerFrontDoor
+public final class InProcessKeyServer: KMIPExchange {
+    public let server: ServerAddress
+    public let frontDoor: KeyServerFrontDoor
     /// The client certificate CN this carrier stands for.
-    let identity: String
+    public let identity: String
 
-    init(directory: URL, identity: String, port: UInt16) {
-        server = ServerAddress(host: "in-process", port: port)
+    public convenience init(directory: URL, identity: String, port: UInt16) {
+        self.init(directory: directory, identity: identity, address: ServerAddress(host: "in-process", port: port))
+    }
+
+    public init(directory: URL, identity: String, address: ServerAddress) {
+        server = address
         frontDoor = KeyServerFrontDoor(directory: directory)
         self.identity = identity
     }
 
-    func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+    public func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
         if frontDoor.refusesConnections {
             throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "connection refused", fix: "start the server")
         }
@@ -37,7 +40,11 @@ final class InProcessKeyServer: KMIPExchange {
         }
     }
 
-    func connect() throws(KeyServerError) {}
-    func close() {}
-    var tlsSummary: String? { nil }
+    public func connect() throws(KeyServerError) {
+        if frontDoor.refusesConnections {
+            throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "connection refused", fix: "start the server")
+        }
+    }
+    public func close() {}
+    public var tlsSummary: String? { nil }
 }

@@ -1,0 +1,103 @@
+import ControlAPI
+import Foundation
+import KMIP
+import LockManager
+import LockState
+import SedSimulator
+import Testing
+
+/// The key service through its connector seam: the lock manager's KMIP and RDL paths against
+/// simulated key servers in this process (no TLS, no child process, the manual clock), and the
+/// three answers a key lookup can give.
+@Suite("Key service with in-process key servers")
+struct KeyServiceTests {
+    /// Two in-process key servers, an array set up with its AK on both.
+    private func kmipArray(drives: Int = 2, servers: Int = 2) async throws -> (LockManagerFixture, InProcessKeyServers) {
+        let kms = try InProcessKeyServers(count: servers)
+        let f = try LockManagerFixture(drives: drives, connector: kms)
+        try kms.add(to: f.manager)
+        let setup = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1"))
+        #expect(setup.allSucceeded, "\(setup)")
+        return (f, kms)
+    }
+
+    @Test("setup stores the AK on every in-process server by identifier; a boot with one server refusing unlocks from the other")
+    func kmipThroughTheSeam() async throws {
+        let (f, kms) = try await kmipArray()
+        let generation = try #require(try f.manager.keysList().keys.first)
+        let status = try await f.manager.status()
+        #expect(status.keyServers.map(\.name) == ["ks0", "ks1"])
+        // Both copies were stored and are recorded by identifier on each server.
+        for n in 0..<2 {
+            #expect(try kms.client(n).locate([.name(generation.keyID)]).count == 1)
+        }
+
+        try kms.set(0) { $0.refuse = true }
+        try f.reboot()
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 60))
+        #expect(boot.allSucceeded, "\(boot)")
+        #expect(boot.drives.allSatisfy { $0.attempts == 1 })
+    }
+
+    @Test("every server refusing the appliance's certificate is a hard error: the boot stops waiting at once, 0 attempts")
+    func refusedCertificateStopsTheWait() async throws {
+        let (f, kms) = try await kmipArray()
+        for n in 0..<2 { try kms.set(n) { $0.distrusted = [kms.identity] } }
+        try f.reboot()
+        let before = f.time.uptimeNanoseconds
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 300))
+        #expect(boot.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 }, "\(boot)")
+        #expect(f.time.uptimeNanoseconds - before < 1_000_000_000, "a refusal is not waited for")
+        #expect((0..<2).allSatisfy { f.driveFailures($0).consecutive == 0 && f.isLocked($0) })
+    }
+
+    @Test("servers that cannot be reached are waited for until the deadline (the manual clock), then the boot is left locked")
+    func unreachableServersAreWaitedFor() async throws {
+        let (f, kms) = try await kmipArray()
+        for n in 0..<2 { try kms.set(n) { $0.hang = true } }
+        try f.reboot()
+        let before = f.time.uptimeNanoseconds
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 30))
+        #expect(boot.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 }, "\(boot)")
+        #expect(f.time.uptimeNanoseconds - before >= 30_000_000_000, "it asked again until the wait ended")
+
+        // One server back within the wait: the next boot unlocks.
+        try kms.set(1) { $0.hang = false }
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 30)).allSucceeded)
+    }
+
+    @Test("RDL through the seam: enable, reboot unlocked; the token revoked: the boot is locked at once with 0 attempts and the fault names it")
+    func rdlTokenRevoked() async throws {
+        let (f, kms) = try await kmipArray(servers: 1)
+        #expect(try f.manager.rdlTest(server: "ks0").test?.ok == true)
+        let enable = try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0"))
+        #expect(enable.allSucceeded, "\(enable)")
+        let tokenID = try #require(try f.manager.rdlStatus().tokenID)
+        try f.reboot()
+        let first = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(first.allSucceeded, "\(first)")
+
+        let client = try kms.client(0)
+        for id in try client.locate([.name(tokenID)]) { try client.revoke(id, reason: .keyCompromise) }
+        try f.reboot()
+        let before = f.time.uptimeNanoseconds
+        let locked = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: 300))
+        #expect(locked.drives.allSatisfy { $0.result == .keyUnavailable && $0.attempts == 0 }, "\(locked)")
+        #expect(f.time.uptimeNanoseconds - before < 1_000_000_000, "a revoked token is not waited for")
+        let fault = try #require(try f.manager.faults().open.first { $0.name == "RdlTokenUnavailable" })
+        #expect(fault.detail.contains("token is lost"))
+        #expect((0..<2).allSatisfy { f.driveFailures($0).consecutive == 0 && f.isLocked($0) })
+    }
+
+    @Test("key locations keep their recorded text, server names with colons included")
+    func keyLocations() throws {
+        let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]
+        let parsed = KeyLocation.parse(recorded)
+        #expect(parsed == [.localFile(path: "/var/lib/sedlock/keys/k.ak"), .keyServer(server: "10.0.0.1:5696", objectID: "42"),
+                           .keyServerShare(server: "ks-b", objectID: "0f3a")])
+        #expect(parsed.map(\.description) == recorded)
+        #expect(parsed[0].keyDirectory == "/var/lib/sedlock/keys" && parsed[1].keyDirectory == nil)
+        #expect(KeyLocation.parse(["kmip:", "kmip:server-only", "local:", "s3:bucket"]).isEmpty)
+    }
+}
