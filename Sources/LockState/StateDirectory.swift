@@ -38,17 +38,34 @@ public struct StateDirectory: Sendable {
             throw StateError(.unreadable, "cannot create the state directory \(path): \(errnoText())",
                              fix: "create its parent, or choose another with --state-dir")
         }
+        try verify(forWriting: true)
+    }
+
+    /// Refuses a state directory, or a file of it, that another account owns or may write to (it
+    /// could have swapped in a database naming its own key server), and, for writing, one that
+    /// others may read. Nothing in it is opened before this passes.
+    public func verify(forWriting: Bool) throws(StateError) {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw StateError(.unreadable, "cannot examine \(path): \(errnoText())") }
         guard info.st_mode & S_IFMT == S_IFDIR else {
             throw StateError(.unsafeLocation, "\(path) is not a directory (a symbolic link or a file)",
                              fix: "give --state-dir a real directory")
         }
-        guard info.st_mode & 0o077 == 0 else {
-            throw StateError(.unsafeLocation,
-                             "the state directory \(path) is open to other users (mode \(String(info.st_mode & 0o777, radix: 8)))",
-                             fix: "chmod 700 \(path)")
+        if let problem = FileOwnership.problem(info, path: path, privateToOwner: forWriting) {
+            throw StateError(.unsafeLocation, "the state directory is not safe: \(problem)",
+                             fix: "check what is in it (another account may have changed it), then `chown root:root \(path)` and `chmod 700 \(path)`")
         }
+        for file in stateFiles {
+            if let problem = FileOwnership.problem(at: file) {
+                throw StateError(.unsafeLocation, "the state is not safe: \(problem)",
+                                 fix: "check the file (another account may have replaced it), restore it from a backup or `chown root:root` it")
+            }
+        }
+    }
+
+    /// The files of the state this directory holds (each may be missing).
+    var stateFiles: [String] {
+        [databasePath, databasePath + "-wal", databasePath + "-shm", writerLockPath]
     }
 
     /// The whole disks (kernel names such as `sda`, `nvme0n1`) under the filesystem that holds the

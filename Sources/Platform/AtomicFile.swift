@@ -13,7 +13,10 @@ public enum AtomicFile {
         let directory = parentDirectory(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
         let temporary = directory + "/." + name + ".tmp"
-        let fd = retryingEINTR { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode) }
+        // A new file of our own, whatever was left at that name (a temporary a crash left behind,
+        // or a FIFO or link someone put there, which would block or redirect the write).
+        _ = unlink(temporary)
+        let fd = retryingEINTR { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, mode) }
         guard fd >= 0 else { throw SystemError("open", path: temporary) }
         do throws(SystemError) {
             // The umask must not widen or narrow what the caller asked for.

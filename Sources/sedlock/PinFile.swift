@@ -24,6 +24,10 @@ enum PinFile {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("cannot examine it (\(errnoText()))") }
         if info.st_mode & S_IFMT == S_IFDIR { throw failure("it is a directory, not a PIN file") }
+        // A PIN file another account owns or may write to could hold a PIN of its choosing.
+        if path != "-", info.st_mode & S_IFMT == S_IFREG, let problem = FileOwnership.problem(info, path: path) {
+            throw failure("refused: \(problem)")
+        }
 
         var bytes: [UInt8] = []
         defer { bytes.wipe() }

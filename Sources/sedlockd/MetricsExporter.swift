@@ -9,6 +9,11 @@ import Synchronization
 /// progress. Kept as the latest reports and rendered afresh each time (a new registry), so a
 /// drive, server or fault that went away leaves no stale series behind. No key identifier, token
 /// or PIN is among the labels: generations are counted by state, drives named by address.
+/// Why the metrics textfile was not written.
+struct MetricsFileError: Error, CustomStringConvertible {
+    let description: String
+}
+
 final class MetricsExporter: Sendable {
     struct Snapshot: Sendable {
         var status: StatusReport?
@@ -38,9 +43,17 @@ final class MetricsExporter: Sendable {
 
     /// Replaces the textfile atomically (node_exporter never reads half of one); world-readable,
     /// as node_exporter runs as its own user and nothing in it is secret.
-    func writeFile() throws(SystemError) {
+    /// The folder must be root's (or the daemon user's) and writable by nobody else: another
+    /// account there could take the file's place.
+    func writeFile() throws(MetricsFileError) {
         guard let file else { return }
-        try AtomicFile.write(Array(render().utf8), to: file, mode: 0o644)
+        let folder = (file as NSString).deletingLastPathComponent
+        if let problem = FileOwnership.problem(at: folder.isEmpty ? "." : folder, allowMissing: false) {
+            throw MetricsFileError(description: "the metrics folder is not safe: \(problem); nothing was written")
+        }
+        do { try AtomicFile.write(Array(render().utf8), to: file, mode: 0o644) } catch {
+            throw MetricsFileError(description: error.description)
+        }
     }
 
     static func render(_ snapshot: Snapshot) -> String {

@@ -56,6 +56,22 @@ struct CommandLineTests {
         #expect(other.output.contains("\"owned\" : false"))
     }
 
+    @Test("a PIN file another account owns, or may write to, is refused before the drive is asked anything")
+    func pinFileOfAnotherAccount() throws {
+        let array = try ServedArray(drives: 1)
+        let dev = array.device(0)
+        let pinPath = try pinFile(pin)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        #expect(chown(pinPath, 65534, 65534) == 0)
+        let owned = try run("sedlock", ["drive", "unlock", dev, "--pin-file", pinPath])
+        #expect(owned.status == 64 && owned.stderr.contains("refused: \(pinPath) is owned by uid 65534"), "\(owned.stderr)")
+        #expect(chown(pinPath, 0, 0) == 0 && chmod(pinPath, 0o622) == 0)
+        let writable = try run("sedlock", ["drive", "unlock", dev, "--pin-file", pinPath])
+        #expect(writable.status == 64 && writable.stderr.contains("can be written by other users"), "\(writable.stderr)")
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect((status ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0])
+    }
+
     @Test("sedsim create --quirks: recorded and shown; sedlock works with a drive that has every quirk; an unknown quirk is refused")
     func quirkyDrive() throws {
         let array = try ServedArray(drives: 1, extra: ["--quirks", "two-comids", "session-manager-any-hsn", "method-then-end-of-session"])
