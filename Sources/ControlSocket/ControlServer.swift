@@ -13,10 +13,18 @@ public struct ControlServerLimits: Sendable {
     /// Seconds a client has to deliver each whole request (counted from connect or from the
     /// previous reply) and to take its reply; an idle connection is closed after it.
     public var requestTimeout: Double = 10
-    /// Connections served at once; more are answered "busy" and closed.
+    /// Connections root (and the daemon's own user) may hold at once; more are answered "busy".
     public var maximumConnections: Int = 256
+    /// Connections all other users (the reader group) may hold at once, and each one of them:
+    /// when full, the reader connection idle longest is closed to make room.
+    public var readerConnections: Int = 32
+    public var connectionsPerReader: Int = 4
 
     public init() {}
+
+    var quota: ConnectionQuota.Limits {
+        ConnectionQuota.Limits(privileged: maximumConnections, readers: readerConnections, perReader: connectionsPerReader)
+    }
 }
 
 /// sedlockd's control socket: accepts on a thread of its own, serves each connection on its
@@ -27,7 +35,11 @@ public final class ControlServer: Sendable {
 
     private struct State {
         var stopping = false
+        /// Connection threads alive (a connection closed to make room counts until its thread ends).
         var connections = 0
+        var quota: ConnectionQuota
+        /// The socket of each admitted connection, to close one that must make room.
+        var sockets: [Int: UnixSocket] = [:]
         var acceptLoopRunning = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -40,10 +52,13 @@ public final class ControlServer: Sendable {
     /// Where handlers run: threads of the daemon's own, so that answering never waits for a free
     /// thread of Swift's cooperative pool.
     private let executor: any TaskExecutor
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
+    /// `privilegedUsers`: besides root, whose connections never compete with readers (the
+    /// daemon's own user).
     public init(listener: UnixSocket, policy: AccessPolicy, limits: ControlServerLimits, logger: Logger,
-                executor: any TaskExecutor, handler: @escaping Handler) {
+                executor: any TaskExecutor, privilegedUsers: Set<UInt32> = [0, geteuid()], handler: @escaping Handler) {
+        state = Mutex(State(quota: ConnectionQuota(limits: limits.quota, privilegedUsers: privilegedUsers.union([0]))))
         self.listener = listener
         self.policy = policy
         self.limits = limits
@@ -86,19 +101,32 @@ public final class ControlServer: Sendable {
                 continue
             }
             guard let client else { continue }
-            let admitted = state.withLock { state -> Bool in
-                guard state.connections < limits.maximumConnections else { return false }
+            // The kernel's word on the peer decides its slot before a thread is spent on it.
+            guard let peer = try? client.peerCredentials() else { continue }
+            let now = DispatchTime.now().uptimeNanoseconds
+            let (admission, closing) = state.withLock { state -> (ConnectionQuota.Admission, [UnixSocket]) in
+                let admission = state.quota.admit(uid: peer.uid, now: now)
+                guard case .admitted(let id, let closing) = admission else { return (admission, []) }
                 state.connections += 1
-                return true
+                state.sockets[id] = client
+                return (admission, closing.compactMap { state.sockets.removeValue(forKey: $0) })
             }
-            guard admitted else {
-                reply(.failure(ControlError(.busy, "sedlockd serves \(limits.maximumConnections) connections at once",
-                                            fix: "try again in a moment")), to: client)
+            // Idle readers making room: their threads see the hang-up and end.
+            for socket in closing { socket.shutdown() }
+            guard case .admitted(let id, _) = admission else {
+                if case .busy(let why) = admission {
+                    logger.warning("control socket: busy for uid \(peer.uid) (pid \(peer.pid)): \(why)")
+                    reply(.failure(ControlError(.busy, why, fix: "try again in a moment")), to: client)
+                }
                 continue
             }
             let thread = Thread { [self] in
-                serve(client)
-                finished { $0.connections -= 1 }
+                serve(client, id: id, peer: peer)
+                finished {
+                    $0.quota.release(id)
+                    $0.sockets[id] = nil
+                    $0.connections -= 1
+                }
             }
             thread.name = "control-connection"
             thread.start()
@@ -116,8 +144,7 @@ public final class ControlServer: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func serve(_ client: UnixSocket) {
-        guard let peer = try? client.peerCredentials() else { return }
+    private func serve(_ client: UnixSocket, id: Int, peer: UnixSocket.PeerCredentials) {
         let groups = AccessPolicy.groups(of: client, primary: peer.gid)
         if policy.access(uid: peer.uid, groups: groups) == .refused {
             logger.warning("control socket: refused uid \(peer.uid) (pid \(peer.pid))")
@@ -129,7 +156,12 @@ public final class ControlServer: Sendable {
         let reader = LineReader(limit: limits.requestBytes)
         while true {
             let line: [UInt8]
-            do { line = try reader.nextLine(from: client, deadline: .after(seconds: limits.requestTimeout)) } catch {
+            // Waiting for a request, this connection is what makes room for a newcomer first.
+            state.withLock { $0.quota.mark(id, idle: true, now: DispatchTime.now().uptimeNanoseconds) }
+            do {
+                line = try reader.nextLine(from: client, deadline: .after(seconds: limits.requestTimeout))
+                state.withLock { $0.quota.mark(id, idle: false, now: 0) }
+            } catch {
                 switch error {
                 case .tooLong:
                     reply(.failure(ControlError(.badRequest, "control request longer than \(limits.requestBytes) bytes",

@@ -39,6 +39,10 @@ public final class UnixSocket: Sendable {
 
     deinit { close(fd) }
 
+    /// Ends both directions now (whoever waits on it sees the hang-up); the descriptor stays
+    /// open until this object goes.
+    public func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// Binds and listens at `path` (replacing a stale socket file), with `mode` whatever the umask.
     public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 128) throws(Failure) -> UnixSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

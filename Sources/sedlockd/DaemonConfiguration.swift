@@ -18,6 +18,8 @@ struct DaemonConfiguration: Sendable, Equatable {
     var requestTimeout: Double = 10
     var maximumRequestBytes = ControlFraming.defaultRequestLimit
     var maximumConnections = 256
+    var maximumReaderConnections = 32
+    var maximumConnectionsPerReader = 4
     /// Monitor intervals, in seconds.
     var keyServerInterval: Double = 300
     var certificateInterval: Double = 3600
@@ -51,6 +53,8 @@ struct DaemonConfiguration: Sendable, Equatable {
             "request_timeout": { c, v, k throws(Invalid) in c.requestTimeout = try seconds(v, k, 0.1...600) },
             "max_request_bytes": { c, v, k throws(Invalid) in c.maximumRequestBytes = try integer(v, k, 1024...1_048_576) },
             "max_connections": { c, v, k throws(Invalid) in c.maximumConnections = try integer(v, k, 1...4096) },
+            "max_reader_connections": { c, v, k throws(Invalid) in c.maximumReaderConnections = try integer(v, k, 1...4096) },
+            "max_connections_per_reader": { c, v, k throws(Invalid) in c.maximumConnectionsPerReader = try integer(v, k, 1...4096) },
         ],
         "monitors": [
             "key_servers_interval": { c, v, k throws(Invalid) in c.keyServerInterval = try seconds(v, k, 1...86_400) },
@@ -141,6 +145,8 @@ struct DaemonConfiguration: Sendable, Equatable {
         limits.requestBytes = maximumRequestBytes
         limits.requestTimeout = requestTimeout
         limits.maximumConnections = maximumConnections
+        limits.readerConnections = maximumReaderConnections
+        limits.connectionsPerReader = maximumConnectionsPerReader
         return limits
     }
 
