@@ -96,13 +96,6 @@ struct Serve: AsyncParsableCommand {
                 throw DaemonFailure("cannot load the state: \(error.description)", status: 1)
             }
             defer { manager.releaseState() }
-            // The keytable, loaded before serving: lock and unlock on demand keep working while a key
-            // server (or, under RDL, the token) is away, until the next restart.
-            do throws(ControlError) {
-                for missing in try manager.loadKeytable() { logger.warning("keytable: \(missing)") }
-            } catch {
-                logger.warning("keytable not loaded: \(error.description)")
-            }
 
             // SIGHUP is trapped before anything can announce READY: systemd (or a test) may reload at once,
             // and the signal's default action would end the daemon.
@@ -120,7 +113,11 @@ struct Serve: AsyncParsableCommand {
                 await Self.answer(request, peer: peer, manager: manager, loop: loop, events: events)
             }
 
+            // The keytable, loaded beside serving (never before it): lock and unlock on demand keep
+            // working while a key server (or, under RDL, the token) is away, until the next restart.
             var services: [any Service] = [loop,
+                                           KeytableService(manager: manager, executor: BlockingExecutor(threads: 1, name: "sedlockd-keys"),
+                                                           logger: logger),
                                            ControlService(server: server, boundPath: boundPath, serviceManager: serviceManager,
                                                           statusLine: statusLine, logger: logger),
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,

@@ -205,6 +205,27 @@ extension RDLTests {
         #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
     }
 
+    @Test("sedlockd's start never waits on key servers: with the token's server hung it serves at once, and the keytable fills once the server is back")
+    func startDoesNotWaitForKeyServers() throws {
+        let f = try RDLFixture(drives: 1)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        #expect(try f.admin(["--hang", "on"]))
+        let start = Date()
+        let (daemon, socket) = try f.startDaemon("[deadlines]\ncommand_timeout = 10\n")
+        defer { daemon.stop() }
+        let served = Date().timeIntervalSince(start)
+        #expect(served < 5, "the control socket came \(served) s after start, with the key server hung")
+        // A read answers while the keytable waits for the server.
+        #expect(try run("sedlock", ["status", "--control-socket", socket]).status == 0)
+        #expect(try f.admin(["--hang", "off"]))
+        // `keys list` marks a generation the keytable lacks with "*".
+        func activeInKeytable() -> Bool {
+            let lines = (try? run("sedlock", ["keys", "list", "--control-socket", socket]))?.output.split(separator: "\n") ?? []
+            return lines.contains { $0.contains("  active  ") && $0.hasPrefix(" ") }
+        }
+        #expect(waitFor(seconds: 30) { activeInKeytable() })
+    }
+
     @Test("with RDL on, a client certificate that comes close to expiry while sedlockd runs raises KmipCertificateFault within a token interval; renewed, it clears")
     func certificateExpiryAtTokenInterval() throws {
         let f = try RDLFixture(drives: 1)
