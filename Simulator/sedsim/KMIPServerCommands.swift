@@ -66,6 +66,7 @@ struct KMIPAdmin: ParsableCommand {
     @Option(help: "on|off: answer with malformed TTLV.") var malformed: Switch?
     @Option(help: "on|off: answer with an oversized message.") var oversized: Switch?
     @Option(help: "Milliseconds to wait before each answer.") var latency: Int?
+    @Option(help: "Send each answer a byte at a time, this many milliseconds apart (0: off; 1000: a slowloris server).") var drip: Int?
     @Flag(help: "Clear every fault and distrust.") var clear = false
 
     enum Switch: String, ExpressibleByArgument { case on, off }
@@ -80,6 +81,7 @@ struct KMIPAdmin: ParsableCommand {
         if let malformed { controls.malformed = malformed == .on }
         if let oversized { controls.oversized = oversized == .on }
         if let latency { controls.latencyMilliseconds = max(0, latency) }
+        if let drip { controls.dripMilliseconds = max(0, drip) }
         do {
             try controls.save(to: server.url)
             let store = KeyServerStore(directory: server.url)

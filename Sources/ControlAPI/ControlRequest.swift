@@ -139,7 +139,8 @@ public struct UnlockRequest: Codable, Sendable, Hashable {
     public var drives: DriveSelection
     /// The boot service's unlock: writes a boot record and obeys the boot-loop guard.
     public var boot: Bool
-    /// How long to wait for keys that can be verified (seconds).
+    /// How long the whole unlock may wait for keys it can verify: a hard bound. 0: no waiting,
+    /// one attempt to fetch them within the command timeout.
     public var waitSeconds: Double
 
     public init(drives: DriveSelection, boot: Bool = false, waitSeconds: Double = 0) {

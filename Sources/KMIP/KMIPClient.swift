@@ -1,4 +1,5 @@
 import Keys
+import Platform
 import Synchronization
 
 /// A managed object as Get returns it. Key material is held as a `Secret`.
@@ -12,10 +13,13 @@ public struct ManagedObject: Sendable {
 public final class KMIPClient: Sendable {
     public let connection: any KMIPExchange
     private let negotiated: Mutex<ProtocolVersion>
+    /// Every request and its whole answer end before this (the caller's wait, on the system clock).
+    public let deadline: Deadline
 
-    public init(connection: any KMIPExchange, version: ProtocolVersion = .v1_2) {
+    public init(connection: any KMIPExchange, version: ProtocolVersion = .v1_2, deadline: Deadline = .never) {
         self.connection = connection
         negotiated = Mutex(version)
+        self.deadline = deadline
     }
 
     /// The protocol version requests are sent in (changed by `negotiateVersion`).
@@ -30,7 +34,8 @@ public final class KMIPClient: Sendable {
     @discardableResult
     func perform(_ operation: Operation, _ payload: [TTLV], version override: ProtocolVersion? = nil) throws(KeyServerError) -> TTLV {
         let asked = override ?? version
-        let response = try connection.send(RequestMessage(version: asked, items: [RequestBatchItem(operation, payload: payload)]))
+        let response = try connection.send(RequestMessage(version: asked, items: [RequestBatchItem(operation, payload: payload)]),
+                                           deadline: deadline)
         // DiscoverVersions goes out in 1.1 framing, which servers answer in various versions; every
         // other answer must be in the version asked.
         guard operation == .discoverVersions || response.version == asked else {
@@ -54,7 +59,7 @@ public final class KMIPClient: Sendable {
             RequestBatchItem(operation.0, payload: operation.1, uniqueBatchItemID: Self.batchItemID(index))
         }
         let asked = version
-        let response = try connection.send(RequestMessage(version: asked, items: items))
+        let response = try connection.send(RequestMessage(version: asked, items: items), deadline: deadline)
         guard response.version == asked else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "asked in KMIP \(asked), answered in \(response.version)",
                                  fix: "the server is faulty")

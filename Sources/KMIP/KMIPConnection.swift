@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import Synchronization
 
 /// What a piece of work sent to key servers: messages (each a round trip) and TLS connections
@@ -39,7 +40,9 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if connection == nil {
-            connection = try withoutSIGPIPE { () throws(KeyServerError) in try TLSConnection(server: server, configuration: configuration) }
+            connection = try withoutSIGPIPE { () throws(KeyServerError) in
+                try TLSConnection(server: server, configuration: configuration)
+            }
             KMIPTraffic.meter?.connections.add(1, ordering: .relaxed)
         }
     }
@@ -54,14 +57,16 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
         }
     }
 
-    /// Sends a request and returns the decoded response.
-    public func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+    /// Sends a request and returns the decoded response: connecting (when needed) within the
+    /// connect timeout, and the request and the whole answer within the I/O timeout, all of it
+    /// never past `deadline`.
+    public func send(_ request: RequestMessage, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
         lock.lock()
         defer { lock.unlock() }
-        return try withoutSIGPIPE { () throws(KeyServerError) in try exchange(request) }
+        return try withoutSIGPIPE { () throws(KeyServerError) in try exchange(request, deadline: deadline) }
     }
 
-    private func exchange(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+    private func exchange(_ request: RequestMessage, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
         let bytes = request.encoded()
         // One retry, only on a reused connection the server had closed: the request could not be
         // sent, or the connection ended before any byte of an answer. Never after a timeout: the
@@ -70,23 +75,25 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
             let reused = connection != nil
             let tls: TLSConnection
             if let existing = connection { tls = existing } else {
-                tls = try TLSConnection(server: server, configuration: configuration)
+                tls = try TLSConnection(server: server, configuration: configuration, deadline: deadline)
                 connection = tls
                 KMIPTraffic.meter?.connections.add(1, ordering: .relaxed)
             }
             var sent = false
+            // One bound for the request and the whole answer, header and body together.
+            let answer = Deadline.after(seconds: configuration.ioTimeout).earlier(deadline)
             do throws(KeyServerError) {
                 KMIPTraffic.meter?.messages.add(1, ordering: .relaxed)
-                try tls.write(bytes)
+                try tls.write(bytes, deadline: answer)
                 sent = true
-                guard case .bytes(let header) = try tls.read(8) else {
+                guard case .bytes(let header) = try tls.read(8, deadline: answer) else {
                     connection = nil
                     if reused && attempt == 0 { continue }
                     throw KeyServerError(.keyServerUnavailable, server: server.description,
                                          cause: "the server closed the connection without answering",
                                          fix: "check the server's log; it may reject this client or the request")
                 }
-                return try decodeResponse(header: header, tls: tls)
+                return try decodeResponse(header: header, tls: tls, deadline: answer)
             } catch {
                 connection?.close()
                 connection = nil
@@ -98,7 +105,7 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
                              fix: "check the key server")
     }
 
-    private func decodeResponse(header: [UInt8], tls: TLSConnection) throws(KeyServerError) -> ResponseMessage {
+    private func decodeResponse(header: [UInt8], tls: TLSConnection, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
         let total: Int
         do { total = try TTLVCodec.messageSize(header: header) } catch {
             throw protocolError("unreadable response header: \(error)")
@@ -109,7 +116,7 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
         guard total <= maximumResponseSize else {
             throw protocolError("the response announces \(total) bytes, over the \(maximumResponseSize)-byte limit")
         }
-        guard case .bytes(let body) = try tls.read(total - 8) else {
+        guard case .bytes(let body) = try tls.read(total - 8, deadline: deadline) else {
             throw protocolError("the server closed the connection in the middle of a response")
         }
         do { return try ResponseMessage(decoding: header + body, maximumSize: maximumResponseSize) } catch {

@@ -1,3 +1,5 @@
+import Platform
+
 /// One configured key server: a name and the hostnames of its cluster, tried in order.
 public struct KeyServerEntry: Hashable, Sendable, Codable {
     public var name: String
@@ -18,12 +20,13 @@ public final class KeyServerPool: Sendable {
 
     /// Servers reached over mutual TLS.
     public convenience init(servers: [KeyServerEntry], configuration: TLSConfiguration,
-                            version: ProtocolVersion = .v1_2) throws(KeyServerError) {
-        try self.init(servers: servers, version: version) { KMIPConnection(server: $0, configuration: configuration) }
+                            version: ProtocolVersion = .v1_2, deadline: Deadline = .never) throws(KeyServerError) {
+        try self.init(servers: servers, version: version, deadline: deadline) { KMIPConnection(server: $0, configuration: configuration) }
     }
 
-    /// Servers reached through `exchange` (one per cluster member).
-    public init(servers: [KeyServerEntry], version: ProtocolVersion = .v1_2,
+    /// Servers reached through `exchange` (one per cluster member); nothing asked of them runs
+    /// past `deadline`.
+    public init(servers: [KeyServerEntry], version: ProtocolVersion = .v1_2, deadline: Deadline = .never,
                 exchange: (ServerAddress) -> any KMIPExchange) throws(KeyServerError) {
         guard !servers.isEmpty, servers.count <= Self.maximumServers else {
             throw KeyServerError(.keyServerConfigurationError, server: "pool",
@@ -35,7 +38,7 @@ public final class KeyServerPool: Sendable {
         }
         self.servers = servers
         clients = servers.map { entry in
-            entry.addresses.map { KMIPClient(connection: exchange($0), version: version) }
+            entry.addresses.map { KMIPClient(connection: exchange($0), version: version, deadline: deadline) }
         }
     }
 

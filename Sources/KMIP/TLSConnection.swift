@@ -16,14 +16,15 @@ final class TLSConnection {
     /// Protocol and cipher suite agreed in the handshake, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
     private(set) var negotiated = ""
 
-    /// Connects, handshakes and verifies; every failure is a `KeyServerError` naming the cause.
-    init(server: ServerAddress, configuration c: TLSConfiguration) throws(KeyServerError) {
+    /// Connects, handshakes and verifies, each within the connect timeout and never past
+    /// `deadline`; every failure is a `KeyServerError` naming the cause.
+    init(server: ServerAddress, configuration c: TLSConfiguration, deadline: Deadline = .never) throws(KeyServerError) {
         self.server = server
         ioTimeout = c.ioTimeout
         do {
             try makeContext(c)
-            try connectSocket(timeout: c.connectTimeout)
-            try handshake(c)
+            try connectSocket(timeout: c.connectTimeout, deadline: deadline)
+            try handshake(c, deadline: deadline)
         } catch {
             close()
             throw error
@@ -78,7 +79,7 @@ final class TLSConnection {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
     }
 
-    private func connectSocket(timeout: Double) throws(KeyServerError) {
+    private func connectSocket(timeout: Double, deadline overall: Deadline) throws(KeyServerError) {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -91,7 +92,7 @@ final class TLSConnection {
         defer { freeaddrinfo(list) }
         var lastError = "no address"
         var entry: UnsafeMutablePointer<addrinfo>? = first
-        let deadline = Deadline.after(seconds: timeout)
+        let deadline = Deadline.after(seconds: timeout).earlier(overall)
         while let ai = entry {
             entry = ai.pointee.ai_next
             let s = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
@@ -125,7 +126,7 @@ final class TLSConnection {
                    "check that the key server is running and reachable on port \(server.port)")
     }
 
-    private func handshake(_ c: TLSConfiguration) throws(KeyServerError) {
+    private func handshake(_ c: TLSConfiguration, deadline overall: Deadline) throws(KeyServerError) {
         guard let context, let ssl = SSL_new(context) else {
             throw fail(.keyServerSslError, "OpenSSL could not create a connection", "check the OpenSSL installation")
         }
@@ -142,7 +143,7 @@ final class TLSConnection {
             let param = SSL_get0_param(ssl)
             if isIP { X509_VERIFY_PARAM_set1_ip_asc(param, server.host) } else { SSL_set1_host(ssl, server.host) }
         }
-        let deadline = Deadline.after(seconds: c.connectTimeout)
+        let deadline = Deadline.after(seconds: c.connectTimeout).earlier(overall)
         ERR_clear_error()
         while true {
             let rc = SSL_connect(ssl)
@@ -196,10 +197,9 @@ final class TLSConnection {
         }
     }
 
-    /// Writes all bytes.
-    func write(_ bytes: [UInt8]) throws(KeyServerError) {
+    /// Writes all bytes before `deadline`.
+    func write(_ bytes: [UInt8], deadline: Deadline) throws(KeyServerError) {
         guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
-        let deadline = Deadline.after(seconds: ioTimeout)
         var done = 0
         ERR_clear_error()
         while done < bytes.count {
@@ -217,9 +217,10 @@ final class TLSConnection {
     /// Reads exactly `count` bytes. `.closedBeforeAnyByte` lets the caller reconnect an idle connection.
     enum ReadOutcome { case bytes([UInt8]), closedBeforeAnyByte }
 
-    func read(_ count: Int) throws(KeyServerError) -> ReadOutcome {
+    /// Reads exactly `count` bytes before `deadline`, however the server spreads them out (a
+    /// server sending a byte at a time gets no more time than one that sends nothing).
+    func read(_ count: Int, deadline: Deadline) throws(KeyServerError) -> ReadOutcome {
         guard let ssl else { throw fail(.keyServerUnavailable, "the connection is closed", "reconnect") }
-        let deadline = Deadline.after(seconds: ioTimeout)
         var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
         ERR_clear_error()

@@ -65,7 +65,9 @@ extension LockManager {
         if boot { try startBoot(&change, store: store) }
         try await rollForwardRekey(&change, selection: selection, store: store)
         let traffic = KMIPTrafficMeter()
-        try planAttempts(&change, store: store, deadline: Deadline.after(seconds: waitSeconds, time: time), traffic: traffic)
+        // The wait bounds everything the keys take; no wait means one fetch within the command timeout.
+        let keysDeadline = Deadline.after(seconds: waitSeconds > 0 ? waitSeconds : configuration.commandTimeout, time: time)
+        try planAttempts(&change, store: store, deadline: keysDeadline, traffic: traffic)
         await lookBeforeSpending(&change)
         try await attempt(&change, store: store)
         return finish(change, store: store, traffic: traffic, began: began)

@@ -107,7 +107,8 @@ struct ArrayUnlock: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
     @OptionGroup var choice: DriveChoice
     @Flag(help: "The boot service's unlock: writes a boot record and obeys the boot-loop guard.") var boot = false
-    @Option(help: "Seconds to wait for keys that can be verified.") var wait: Double = 0
+    @Option(help: "Seconds to wait for keys that can be verified, a hard bound on the whole unlock (0: one fetch within --timeout).")
+    var wait: Double = 0
 
     func validate() throws {
         guard wait >= 0 && wait <= 24 * 3600 else { throw ValidationError("--wait must be between 0 and 86400 seconds") }

@@ -205,6 +205,31 @@ extension RDLTests {
         #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
     }
 
+    @Test("hostile key servers at boot (stalled, slowloris, dripping, oversized, malformed): the whole boot ends within --wait + 1 s, 0 attempts; healthy again: unlocked")
+    func hostileKeyServersAtBoot() throws {
+        let f = try RDLFixture(drives: 2)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        let wait = 3.0
+        for fault in [["--hang", "on"], ["--drip", "1000"], ["--drip", "40"], ["--oversized", "on"], ["--malformed", "on"]] {
+            #expect(try f.admin(["--clear"]) && f.admin(fault))
+            #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+            try f.newBoot()
+            let start = Date()
+            let boot = try run("sedlock", ["unlock", "--all", "--boot", "--wait", "\(Int(wait))", "--timeout", "2", "--json"] + f.state)
+            let took = Date().timeIntervalSince(start)
+            let report = try JSONSerialization.jsonObject(with: boot.stdout) as? [String: Any]
+            let drives = report?["drives"] as? [[String: Any]] ?? []
+            #expect(boot.status == 15 && drives.map { $0["attempts"] as? Int } == [0, 0], "\(fault): \(boot.output) \(boot.stderr)")
+            #expect(took <= wait + 1, "\(fault): the boot took \(took) s with --wait \(wait)")
+        }
+        #expect(try f.admin(["--clear"]))
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        try f.newBoot()
+        #expect(try run("sedlock", ["unlock", "--all", "--boot", "--wait", "\(Int(wait))"] + f.state).status == 0)
+        let sim = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
+    }
+
     @Test("sedlockd's start never waits on key servers: with the token's server hung it serves at once, and the keytable fills once the server is back")
     func startDoesNotWaitForKeyServers() throws {
         let f = try RDLFixture(drives: 1)

@@ -1,5 +1,6 @@
 import Foundation
 import KMIP
+import Platform
 import SedSimulator
 
 /// The test seam for key servers where TLS is not the point: KMIP messages carried in-process to
@@ -21,7 +22,8 @@ public final class InProcessKeyServer: KMIPExchange {
         self.identity = identity
     }
 
-    public func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+    /// Answers at once (no time passes in-process); a hung server is a timeout at once.
+    public func send(_ request: RequestMessage, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
         if frontDoor.refusesConnections {
             throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "connection refused", fix: "start the server")
         }
@@ -29,7 +31,7 @@ public final class InProcessKeyServer: KMIPExchange {
         case .hang:
             throw KeyServerError(.keyServerUnavailable, server: server.description, cause: "no answer within the timeout",
                                  fix: "check that the key server is responsive")
-        case .respond(let bytes):
+        case .respond(let bytes), .drip(let bytes, _):
             do {
                 _ = try TTLVCodec.messageSize(header: Array(bytes.prefix(8)))
                 return try ResponseMessage(decoding: bytes)

@@ -2,6 +2,7 @@ import Foundation
 import Keys
 import KMIP
 import KMIPTestSupport
+import Platform
 import SedSimulator
 import Testing
 
@@ -18,9 +19,9 @@ struct BatchTests {
 
         init(directory: URL) { inner = InProcessKeyServer(directory: directory, identity: "appliance", port: 5800) }
 
-        func send(_ request: RequestMessage) throws(KeyServerError) -> ResponseMessage {
+        func send(_ request: RequestMessage, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
             messages += 1
-            var response = try inner.send(request)
+            var response = try inner.send(request, deadline: deadline)
             tamper?(&response)
             return response
         }
@@ -136,7 +137,7 @@ struct BatchTests {
         func getAttributes(_ references: [TTLV]) throws -> [Attribute] {
             let response = try s.exchange.send(RequestMessage(version: .v2_0, items: [
                 RequestBatchItem(.getAttributes, payload: [.text(.uniqueIdentifier, s.ids[0])] + references),
-            ]))
+            ]), deadline: .never)
             let item = try #require(response.items.first)
             #expect(item.resultStatus == .success, "\(String(describing: item.resultMessage))")
             return Attribute.parse(from: try #require(item.payload))
@@ -150,7 +151,7 @@ struct BatchTests {
 
         let list = try s.exchange.send(RequestMessage(version: .v2_0, items: [
             RequestBatchItem(.getAttributeList, payload: [.text(.uniqueIdentifier, s.ids[0])]),
-        ]))
+        ]), deadline: .never)
         let references = try #require(list.items.first?.payload).all(.attributeReference)
         #expect(!references.isEmpty && references.allSatisfy { $0.enumerationValue != nil }, "\(references)")
         let names = try s.client.getAttributeList(s.ids[0])

@@ -4,6 +4,7 @@ import KMIP
 import KMIPTestSupport
 import LockManager
 import LockState
+import Platform
 import SedSimulator
 
 /// Simulated key servers for the lock manager's tests, reached through its connector seam: each
@@ -29,9 +30,9 @@ final class InProcessKeyServers: KeyServerConnector {
     func directory(_ n: Int) -> URL { root.appendingPathComponent("ks\(n)") }
     func address(_ n: Int) -> String { "ks\(n).in-process:5696" }
 
-    func pool(_ servers: [StoredKeyServer], timeout: Double) throws(KeyServerError) -> KeyServerPool {
+    func pool(_ servers: [StoredKeyServer], timeout: Double, deadline: Deadline) throws(KeyServerError) -> KeyServerPool {
         let entries = try TLSKeyServerConnector.entries(servers)
-        return try KeyServerPool(servers: entries) { address in self.exchange(address) }
+        return try KeyServerPool(servers: entries, deadline: deadline) { address in self.exchange(address) }
     }
 
     /// The carrier for `address`; an address of no server here refuses every connection.

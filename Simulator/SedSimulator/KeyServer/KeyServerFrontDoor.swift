@@ -9,6 +9,8 @@ public struct KeyServerFrontDoor: Sendable {
         case respond([UInt8])
         /// Keep the connection open and never answer.
         case hang
+        /// Send these bytes back one at a time, this many milliseconds apart.
+        case drip([UInt8], everyMilliseconds: Int)
     }
 
     public let directory: URL
@@ -34,6 +36,8 @@ public struct KeyServerFrontDoor: Sendable {
         if controls.oversized {
             return .respond([0x42, 0x00, 0x7B, 0x01, 0x04, 0x00, 0x00, 0x00] + [UInt8](repeating: 0, count: 64))
         }
-        return .respond(engine.respond(to: request, identity: identity, authenticated: !controls.distrusted.contains(identity)))
+        let answer = engine.respond(to: request, identity: identity, authenticated: !controls.distrusted.contains(identity))
+        if controls.dripMilliseconds > 0 { return .drip(answer, everyMilliseconds: min(controls.dripMilliseconds, 60_000)) }
+        return .respond(answer)
     }
 }

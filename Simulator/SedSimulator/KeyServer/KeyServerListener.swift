@@ -111,6 +111,11 @@ public final class KeyServerListener: @unchecked Sendable {
                 return
             case .respond(let response):
                 guard write(ssl, response) else { return }
+            case .drip(let response, let interval):
+                for byte in response {
+                    usleep(useconds_t(interval) * 1000)
+                    guard write(ssl, [byte]) else { return }
+                }
             }
         }
         SSL_shutdown(ssl)

@@ -83,12 +83,27 @@ public struct KeyServerControls: Codable, Sendable, Hashable {
     /// Close every new connection at once.
     public var refuse = false
     public var latencyMilliseconds = 0
+    /// Send each answer one byte at a time, this many milliseconds apart (a slowloris server at
+    /// 1000, a dripping one at 50): every single read sees progress, the whole answer takes long.
+    public var dripMilliseconds = 0
     /// Answer with bytes that are not valid TTLV.
     public var malformed = false
     /// Answer with a header announcing a 64 MiB message.
     public var oversized = false
 
     public init() {}
+
+    /// Keys missing from the file (one written before they existed) keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        distrusted = try c.decodeIfPresent([String].self, forKey: .distrusted) ?? []
+        hang = try c.decodeIfPresent(Bool.self, forKey: .hang) ?? false
+        refuse = try c.decodeIfPresent(Bool.self, forKey: .refuse) ?? false
+        latencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds) ?? 0
+        dripMilliseconds = try c.decodeIfPresent(Int.self, forKey: .dripMilliseconds) ?? 0
+        malformed = try c.decodeIfPresent(Bool.self, forKey: .malformed) ?? false
+        oversized = try c.decodeIfPresent(Bool.self, forKey: .oversized) ?? false
+    }
 
     static let fileName = "controls.json"
 

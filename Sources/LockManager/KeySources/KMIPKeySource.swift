@@ -34,8 +34,10 @@ public struct KMIPKeySource: KeyStore {
     public var name: String { "key servers " + servers.map(\.name).joined(separator: ", ") }
     public var answersMayChange: Bool { true }
 
-    func pool(timeout: Double) throws(KeyServerError) -> KeyServerPool {
-        try connector.pool(servers, timeout: timeout)
+    /// The servers as a pool whose every exchange ends by `deadline` (carried over to the system
+    /// clock, which TLS waits run on, whatever clock the caller counts in).
+    func pool(deadline: Deadline) throws(KeyServerError) -> KeyServerPool {
+        try connector.pool(servers, timeout: timeout, deadline: Deadline.after(seconds: deadline.remainingSeconds))
     }
 
     /// Full copies: the first server that has one answers. Shares: servers are asked in order
@@ -52,9 +54,8 @@ public struct KMIPKeySource: KeyStore {
     /// by name (more round trips, on that path only).
     public func fetchAll(_ keys: [WantedKey], deadline: Deadline) -> [String: KeyLookup] {
         guard !servers.isEmpty else { return Dictionary(keys.map { ($0.keyID, .notHere("no key server is configured")) }) { a, _ in a } }
-        let bounded = max(1, min(timeout, deadline.remainingSeconds))
         let pool: KeyServerPool
-        do { pool = try self.pool(timeout: bounded) } catch {
+        do { pool = try self.pool(deadline: deadline) } catch {
             let lookup: KeyLookup = Self.isHard(error) ? .refused(error.description) : .notHere(error.description)
             return Dictionary(keys.map { ($0.keyID, lookup) }) { a, _ in a }
         }
@@ -159,7 +160,8 @@ public struct KMIPKeySource: KeyStore {
             throw ControlError(.badRequest, "no key server is configured", fix: "add one with `sedlock keyserver add`")
         }
         let pool: KeyServerPool
-        do { pool = try self.pool(timeout: timeout) } catch { throw ControlError(.badRequest, error.description) }
+        // A write has no caller's wait: each answer is bounded by the timeout.
+        do { pool = try self.pool(deadline: .never) } catch { throw ControlError(.badRequest, error.description) }
         // What each server keeps: the AK, or its own share.
         var materials: [String: Secret] = [:]
         if let threshold {

@@ -1,20 +1,22 @@
 import KMIP
 import LockState
+import Platform
 
 /// How the lock manager reaches its key servers: every KMIP conversation it has goes through a
 /// pool made here. Production speaks mutual TLS (`TLSKeyServerConnector`); tests carry the same
 /// KMIP messages to an in-process simulated key server, so the lock manager's KMIP and RDL paths
 /// run without spawning a server.
 public protocol KeyServerConnector: Sendable {
-    /// The servers as one pool, each answer bounded by `timeout` seconds.
-    func pool(_ servers: [StoredKeyServer], timeout: Double) throws(KeyServerError) -> KeyServerPool
+    /// The servers as one pool: each answer bounded by `timeout` seconds, and nothing asked of
+    /// them running past `deadline` (on the system clock).
+    func pool(_ servers: [StoredKeyServer], timeout: Double, deadline: Deadline) throws(KeyServerError) -> KeyServerPool
 }
 
 /// The configured servers over mutual TLS, each with its own CA and the shared client identity.
 public struct TLSKeyServerConnector: KeyServerConnector {
     public init() {}
 
-    public func pool(_ servers: [StoredKeyServer], timeout: Double) throws(KeyServerError) -> KeyServerPool {
+    public func pool(_ servers: [StoredKeyServer], timeout: Double, deadline: Deadline) throws(KeyServerError) -> KeyServerPool {
         var configurations: [ServerAddress: TLSConfiguration] = [:]
         let entries = try Self.entries(servers) { server, address in
             configurations[address] = TLSConfiguration(
@@ -22,7 +24,7 @@ public struct TLSKeyServerConnector: KeyServerConnector {
                 verifyServerName: server.verifyServerName, connectTimeout: timeout, ioTimeout: timeout)
         }
         let fallback = configurations.values.first
-        return try KeyServerPool(servers: entries) { address in
+        return try KeyServerPool(servers: entries, deadline: deadline) { address in
             KMIPConnection(server: address, configuration: configurations[address]
                            ?? fallback ?? TLSConfiguration(certificatePath: "", privateKeyPath: "", caPath: ""))
         }

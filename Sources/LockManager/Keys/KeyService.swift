@@ -33,9 +33,10 @@ public final class KeyService: Sendable {
                       connector: connector)
     }
 
-    /// One server as a pool, for a probe or a question to that server alone.
-    func pool(_ server: StoredKeyServer) throws(KeyServerError) -> KeyServerPool {
-        try connector.pool([server], timeout: configuration.commandTimeout)
+    /// One server as a pool, for a probe or a question to that server alone, done by `deadline`
+    /// (one command timeout from now unless given).
+    func pool(_ server: StoredKeyServer, deadline: Deadline? = nil) throws(KeyServerError) -> KeyServerPool {
+        try keyServers([server]).pool(deadline: deadline ?? Deadline.after(seconds: configuration.commandTimeout, time: time))
     }
 
     /// Where a generation's AK is fetched from, in order: the systemd credential and the
@@ -101,8 +102,10 @@ public final class KeyService: Sendable {
                 if case .unavailable = readiness, mayArrive { worthWaiting.insert(id) }
             }
             waiting = worthWaiting
-            if waiting.isEmpty || deadline.hasPassed { return loaded }
-            time.sleep(nanoseconds: min(1_000_000_000, deadline.remainingNanoseconds))
+            // A round with less than a second left would only be cut off (its answers lost with it).
+            let shortestRound: UInt64 = 1_000_000_000
+            if waiting.isEmpty || deadline.remainingNanoseconds <= shortestRound { return loaded }
+            time.sleep(nanoseconds: min(1_000_000_000, deadline.remainingNanoseconds - shortestRound))
         }
     }
 
@@ -200,7 +203,7 @@ public final class KeyService: Sendable {
             return lookup
         case .notHere(let why), .refused(let why):
             let threshold = (try? store.rdl())?.tokenThreshold ?? 1
-            let check = checkToken(tokenID, servers: servers, needed: threshold)
+            let check = checkToken(tokenID, servers: servers, needed: threshold, deadline: deadline)
             let detail = Self.lossDetail(check) ?? why
             if case .lost = check { return .refused(detail) }
             return .notHere(detail)
@@ -232,14 +235,15 @@ public final class KeyService: Sendable {
     /// when so many servers answered without it (refused the certificate, or hold no Active token)
     /// that the rest could not make up `needed`; unreachable when the servers that did not answer
     /// might; destroyed everywhere when too few servers hold it at all to ever rebuild it.
-    func checkToken(_ tokenID: String, servers: [StoredKeyServer], needed: Int = 1) -> TokenCheck {
+    /// Every server is asked before `deadline` (one command timeout from now unless given).
+    func checkToken(_ tokenID: String, servers: [StoredKeyServer], needed: Int = 1, deadline: Deadline? = nil) -> TokenCheck {
         var lost: [String] = []
         var unreachable: [String] = []
         var destroyed = 0
         var active = 0
         for server in servers {
             do throws(KeyServerError) {
-                let state = try pool(server).read { (client) throws(KeyServerError) -> ObjectState? in
+                let state = try pool(server, deadline: deadline).read { (client) throws(KeyServerError) -> ObjectState? in
                     try client.negotiateVersion()
                     guard let id = try client.locate([.name(tokenID)], maximumItems: 1).first else { return nil }
                     return try client.state(of: id)
