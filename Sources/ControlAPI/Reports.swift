@@ -168,6 +168,8 @@ public struct KeyServerReport: Codable, Sendable, Hashable {
         public var error: String?
         /// One KMIP request and its answer (a Locate) on the tested connection.
         public var roundTripSeconds: Double?
+        /// When the result was found: sedlockd answers reads from its monitor's latest test.
+        public var checkedAt: Date?
         /// For query: the key IDs (and tags) this server holds.
         public var keys: [HeldKey]?
 
@@ -192,7 +194,12 @@ public struct KeyServerReport: Codable, Sendable, Hashable {
     }
 
     public var servers: [Server]
-    public init(servers: [Server]) { self.servers = servers }
+    /// What a change did beyond the list (objects destroyed on a removed server, or left there).
+    public var note: String?
+    public init(servers: [Server], note: String? = nil) {
+        self.servers = servers
+        self.note = note
+    }
 }
 
 /// Key generations and whether this process's keytable holds each.

@@ -50,15 +50,21 @@ public final class ControlServer: Sendable {
     private let handler: Handler
     private let logger: Logger
     /// Where handlers run: threads of the daemon's own, so that answering never waits for a free
-    /// thread of Swift's cooperative pool.
+    /// thread of Swift's cooperative pool; root's (and the daemon user's) on threads of their own,
+    /// which no reader's request can occupy.
     private let executor: any TaskExecutor
+    private let privilegedExecutor: any TaskExecutor
+    private let privilegedUsers: Set<UInt32>
     private let state: Mutex<State>
 
     /// `privilegedUsers`: besides root, whose connections never compete with readers (the
     /// daemon's own user).
     public init(listener: UnixSocket, policy: AccessPolicy, limits: ControlServerLimits, logger: Logger,
-                executor: any TaskExecutor, privilegedUsers: Set<UInt32> = [0, geteuid()], handler: @escaping Handler) {
+                executor: any TaskExecutor, privilegedExecutor: (any TaskExecutor)? = nil,
+                privilegedUsers: Set<UInt32> = [0, geteuid()], handler: @escaping Handler) {
         state = Mutex(State(quota: ConnectionQuota(limits: limits.quota, privilegedUsers: privilegedUsers.union([0]))))
+        self.privilegedExecutor = privilegedExecutor ?? executor
+        self.privilegedUsers = privilegedUsers.union([0])
         self.listener = listener
         self.policy = policy
         self.limits = limits
@@ -195,7 +201,7 @@ public final class ControlServer: Sendable {
         let answer = Mutex<ControlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         let handler = self.handler
-        Task(executorPreference: executor) {
+        Task(executorPreference: privilegedUsers.contains(peer.uid) ? privilegedExecutor : executor) {
             let response = await handler(request, peer)
             answer.withLock { $0 = response }
             done.signal()

@@ -47,6 +47,11 @@ public final class KMIPClient: Sendable {
                                  cause: response.items.isEmpty ? "empty response" : "\(response.items.count) answers to one request",
                                  fix: "the server is faulty")
         }
+        // A single request carries no Unique Batch Item ID: an answer naming one answers something else.
+        guard item.uniqueBatchItemID == nil else {
+            throw KeyServerError(.keyServerProtocolError, server: server, cause: "the answer names a Unique Batch Item ID that was never sent",
+                                 fix: "the server is faulty")
+        }
         return try result(of: item, asked: operation)
     }
 
@@ -141,11 +146,19 @@ public final class KMIPClient: Sendable {
         return versions
     }
 
-    /// Chooses the newest version both sides speak (DiscoverVersions), falling back to 1.2.
+    /// Chooses the newest version both sides speak (DiscoverVersions); none in common is an error.
     @discardableResult
     public func negotiateVersion() throws(KeyServerError) -> ProtocolVersion {
         let common = try discoverVersions()
-        version = common.first { ProtocolVersion.supported.contains($0) } ?? .v1_2
+        // An empty answer means the server speaks none of the versions offered: going on in
+        // one of them anyway would be answered in a protocol the server does not have.
+        guard let chosen = common.first(where: { ProtocolVersion.supported.contains($0) }) else {
+            throw KeyServerError(.keyServerProtocolError, server: server,
+                                 cause: "the server speaks none of KMIP \(ProtocolVersion.supported.map(\.description).joined(separator: ", "))"
+                                     + (common.isEmpty ? " (DiscoverVersions answered an empty list)" : " (it offers \(common.map(\.description).joined(separator: ", ")))"),
+                                 fix: "use a key server that speaks KMIP 1.2 or later")
+        }
+        version = chosen
         return version
     }
 
@@ -256,12 +269,18 @@ public final class KMIPClient: Sendable {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "Get returned no object type", fix: "the server is faulty")
         }
         let objectTag: Tag = type == .secretData ? .secretData : .symmetricKey
-        guard let keyValue = payload.child(objectTag)?.child(.keyBlock)?.child(.keyValue) else {
+        guard let keyBlock = payload.child(objectTag)?.child(.keyBlock), let keyValue = keyBlock.child(.keyValue) else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "Get returned no key block for \(type.name)",
                                  fix: "sedlock reads SecretData and SymmetricKey objects")
         }
-        // Key Value is a structure holding Key Material, or (wrapped forms) a byte string.
-        guard var bytes = keyValue.child(.keyMaterial)?.bytesValue ?? keyValue.bytesValue else {
+        // sedlock asks for keys in the clear (inside TLS): wrapped material is not the key, and
+        // taking it for one would derive PINs no drive holds.
+        guard keyBlock.child(.keyWrappingData) == nil, keyValue.bytesValue == nil else {
+            throw KeyServerError(.keyServerProtocolError, server: server,
+                                 cause: "Get returned object \(answered.prefix(64)) wrapped (Key Wrapping Data), not the key itself",
+                                 fix: "turn off key wrapping for this client on the key server; sedlock reads keys in the clear over TLS")
+        }
+        guard var bytes = keyValue.child(.keyMaterial)?.bytesValue else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "the key value has no byte material",
                                  fix: "sedlock reads raw or opaque key material")
         }

@@ -119,6 +119,13 @@ public struct ResponseMessage: Hashable, Sendable {
             items.append(try Self.batchItem(batch))
         }
         guard !items.isEmpty else { throw TTLVError(.invalidValue, at: 0, "the response has no batch items") }
+        // The header's Batch Count (required) must say how many items the message holds.
+        guard let count = header.child(.batchCount)?.integerValue else {
+            throw TTLVError(.invalidValue, at: 0, "the response header has no Batch Count")
+        }
+        guard Int(count) == items.count else {
+            throw TTLVError(.invalidValue, at: 0, "the response header's Batch Count is \(count) but it holds \(items.count) batch items")
+        }
         self.items = items
     }
 

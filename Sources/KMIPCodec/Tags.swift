@@ -20,6 +20,7 @@ extension Tag {
     public static let keyFormatType = Tag(0x42_0042)
     public static let keyMaterial = Tag(0x42_0043)
     public static let keyValue = Tag(0x42_0045)
+    public static let keyWrappingData = Tag(0x42_0046)
     public static let maximumItems = Tag(0x42_004F)
     public static let maximumResponseSize = Tag(0x42_0050)
     public static let name = Tag(0x42_0053)

@@ -105,6 +105,7 @@ extension LockManager {
     func newDriveRecords(_ addresses: [String], adoption: SetupRequest.Adoption?,
                          existing: [StoredDrive]) async throws(ControlError) -> [StoredDrive] {
         let probes = await probeForSetup(addresses)
+        let known = Dictionary(existing.map { ($0.identity, $0) }) { first, _ in first }
         var problems: [String] = []
         for probe in probes {
             if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
@@ -114,7 +115,7 @@ extension LockManager {
             if probe.owned == true, let adoption, let problem = Self.saltProblem(adoption, probe: probe) {
                 problems.append("\(probe.address): \(problem)")
             }
-            if let identity = probe.identity, let known = existing.first(where: { $0.identity == identity }) {
+            if let identity = probe.identity, let known = known[identity] {
                 problems.append("\(probe.address) is the drive already in the array as \(known.address)")
             }
         }

@@ -79,7 +79,9 @@ extension LockManager {
                 StatusReport.Generation(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider, createdAt: $0.createdAt)
             },
             recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" },
-            keyServers: testingKeyServers ? servers.map(test) : servers.map(Self.entry), faults: faults.map(Self.report))
+            keyServers: !testingKeyServers ? servers.map(Self.entry)
+                : configuration.readsFromMonitors ? servers.map { keys.health.latest(for: Self.entry($0)) } : servers.map(test),
+            faults: faults.map(Self.report))
         report.lastBoot = boots.first.map { StatusReport.Boot(outcome: $0.outcome.rawValue, at: $0.startedAt, durationSeconds: $0.durationSeconds) }
         return report
     }

@@ -189,8 +189,8 @@ extension LockManager {
         let toAttempt = change.ready
         let admissions: [Int64: LockoutGuard.Admission]
         do {
-            let fresh = try store.drives()
-            admissions = try lockout.admit(toAttempt.compactMap { item in fresh.first { $0.id == item.drive.id } })
+            let fresh = Dictionary(try store.drives().compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
+            admissions = try lockout.admit(toAttempt.compactMap { item in item.drive.id.flatMap { fresh[$0] } })
         } catch { throw Self.stateFailure(error) }
         let locked = change.locked
         let operation = change.operation
@@ -303,9 +303,10 @@ extension LockManager {
             guard !all.isEmpty else { throw ControlError(.badRequest, "the array has no drives", fix: "run `sedlock setup` first") }
             return all
         case .some(let addresses):
+            let byAddress = Dictionary(all.map { ($0.address, $0) }) { first, _ in first }
             var out: [StoredDrive] = []
             for address in addresses {
-                guard let drive = all.first(where: { $0.address == address }) else {
+                guard let drive = byAddress[address] else {
                     throw ControlError(.badRequest, "\(address) is not a drive of the array", fix: "see `sedlock status`")
                 }
                 out.append(drive)

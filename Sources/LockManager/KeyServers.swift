@@ -19,6 +19,15 @@ extension LockManager {
             throw ControlError(.badRequest, "\(option) \(path): cannot read the file")
         }
         let name = request.name ?? request.addresses[0]
+        // One server under two names would count twice against the four-server limit and could
+        // hold two shares of one key.
+        let asked = Set(request.addresses.compactMap { ServerAddress($0)?.description })
+        // No state yet (the first server of a new array): nothing to clash with.
+        let configured = (try? openState(.read).keyServers()) ?? []
+        if let twin = configured.first(where: { !asked.isDisjoint(with: $0.addresses.compactMap { ServerAddress($0)?.description }) }) {
+            throw ControlError(.badRequest, "\(twin.name) already has the address \(asked.intersection(twin.addresses).sorted().joined(separator: ", "))",
+                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST1 HOST2 …`)")
+        }
         let candidate = StoredKeyServer(providerID: 0, name: name, addresses: request.addresses.compactMap { ServerAddress($0)?.description },
                                         position: 0, certificatePath: request.certificatePath, privateKeyPath: request.privateKeyPath,
                                         caPath: request.caPath, verifyServerName: request.verifyServerName)
@@ -45,23 +54,85 @@ extension LockManager {
         return try keyServerShow()
     }
 
-    /// Removes a key server. The last one is kept while a kmip key generation is in use.
+    /// Removes a key server, unless a live key generation or the RDL token could then no longer
+    /// be put together from the servers that remain (a full copy on one of them, or as many
+    /// shares as the threshold) — that removal is refused, naming what would be stranded. The
+    /// objects the removed server held for the array are then destroyed there when it can be
+    /// reached, else listed for the operator.
     public func keyServerRemove(name: String) throws(ControlError) -> KeyServerReport {
         let store = try openState(.write)
+        let servers: [StoredKeyServer]
+        let held: [KeyLocation]
         do {
-            let servers = try store.keyServers()
-            guard servers.contains(where: { $0.name == name }) else { throw ControlError(.badRequest, "no key server named \(name)") }
-            let kmipInUse = try store.generations().contains { $0.provider == KeyProviderKind.kmip.rawValue && $0.state != .destroyed }
-            if servers.count == 1 && kmipInUse {
-                throw ControlError(.badRequest, "\(name) is the last key server and the array's keys live on key servers",
-                                   fix: "add another key server first")
+            servers = try store.keyServers()
+            guard servers.contains(where: { $0.name == name }) else {
+                throw ControlError(.badRequest, "no key server named \(name)",
+                                   fix: servers.isEmpty ? "none is configured" : "one of: \(servers.map(\.name).joined(separator: ", "))")
             }
+            let remaining = Set(servers.map(\.name)).subtracting([name])
+            let threshold = try store.keyShareThreshold()
+            let rdl = try store.rdl()
+            var stranded: [String] = []
+            var objects: [KeyLocation] = []
+            for generation in try store.generations() where generation.state == .active || generation.state == .pending {
+                let locations = generation.keyLocations
+                objects += locations.filter { $0.server == name }
+                if generation.provider == KeyProviderKind.kmip.rawValue,
+                   let short = Self.shortfall(locations, remaining: remaining, threshold: threshold) {
+                    stranded.append("key generation \(generation.keyID) (\(short))")
+                }
+                if let tokenID = generation.tokenID, let rdl {
+                    let tokenLocations = KeyLocation.parse(rdl.tokenLocations)
+                    objects += tokenLocations.filter { $0.server == name && !objects.contains($0) }
+                    if let short = Self.shortfall(tokenLocations, remaining: remaining, threshold: rdl.tokenThreshold) {
+                        stranded.append("the Rapid Data Locking token \(tokenID) (\(short))")
+                    }
+                }
+            }
+            guard stranded.isEmpty else {
+                throw ControlError(.badRequest, "removing \(name) would strand \(stranded.joined(separator: " and ")): nothing was changed",
+                                   fix: "add another key server first (`sedlock keyserver add`), which receives the keys, or rekey to fewer shares")
+            }
+            held = objects
             try store.removeKeyServer(name: name)
         } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
             throw ControlError(.failed, "\(error)")
         }
-        audit(store, "keyserver remove", target: name, outcome: "done")
-        return try keyServerShow()
+        let note = destroyObjects(held, on: servers.first { $0.name == name })
+        audit(store, "keyserver remove", target: name, outcome: "done; \(note)")
+        var report = try keyServerShow()
+        report.note = note
+        return report
+    }
+
+    /// Why `locations` could not be put together from `remaining` servers (nil when they can):
+    /// a full copy needs one holder left, shares need `threshold` of them.
+    static func shortfall(_ locations: [KeyLocation], remaining: Set<String>, threshold: Int?) -> String? {
+        let shares = locations.contains { if case .keyServerShare = $0 { return true } else { return false } }
+        let needed = shares ? max(1, threshold ?? 1) : 1
+        let left = Set(locations.compactMap(\.server)).intersection(remaining).count
+        guard left < needed else { return nil }
+        return shares ? "\(left) of the \(needed) shares it needs would be left" : "no copy would be left on a configured server"
+    }
+
+    /// Revokes and destroys `objects` on the server just removed; says what was done or what is left there.
+    private func destroyObjects(_ objects: [KeyLocation], on server: StoredKeyServer?) -> String {
+        guard let server, !objects.isEmpty else { return "it held nothing of this array's" }
+        var left: [String] = []
+        for object in objects {
+            guard let id = object.objectID else { continue }
+            do throws(KeyServerError) {
+                try keys.pool(server).on(server: server.name) { (client) throws(KeyServerError) in
+                    try client.negotiateVersion()
+                    try client.revoke(id, reason: .cessationOfOperation, message: "sedlock: key server removed from the array")
+                    try client.destroy(id)
+                }
+            } catch {
+                left.append(id)
+            }
+        }
+        if left.isEmpty { return "the \(objects.count) object(s) it held for this array were destroyed there" }
+        return "\(server.name) could not destroy object(s) \(left.map { String($0.prefix(64)) }.joined(separator: ", ")); destroy them on the server by hand"
     }
 
     public func keyServerShow() throws(ControlError) -> KeyServerReport {
@@ -71,12 +142,24 @@ extension LockManager {
         } catch { throw Self.stateFailure(error) }
     }
 
-    /// Each configured server tested as the boot service would reach it; a failing server raises
-    /// KmipServerFault, a passing one clears it.
+    /// Each configured server as last tested: from the key-server monitor's latest results in
+    /// sedlockd (a read never opens a connection), tested now otherwise.
     public func keyServerStatus() throws(ControlError) -> KeyServerReport {
+        guard configuration.readsFromMonitors else { return try probeKeyServers() }
+        let store = try openState(.read)
+        do { return KeyServerReport(servers: try store.keyServers().map { keys.health.latest(for: Self.entry($0)) }) } catch {
+            throw Self.stateFailure(error)
+        }
+    }
+
+    /// The key-server monitor: each configured server tested as the boot service would reach
+    /// it (bounded by the command timeout); a failing server raises KmipServerFault, a passing
+    /// one clears it; the results are kept for reads.
+    public func probeKeyServers() throws(ControlError) -> KeyServerReport {
         let store = try openState(.write)
         let report: KeyServerReport
         do { report = KeyServerReport(servers: try store.keyServers().map(test)) } catch { throw Self.stateFailure(error) }
+        keys.health.record(report.servers)
         recordFaults(store, report.servers.filter { $0.reachable == false }.map {
             fault("KmipServerFault", "error", $0.name,
                   action: "check the server is up and reachable, trusts this client's certificate, and answers KMIP",
@@ -109,40 +192,53 @@ extension LockManager {
         do {
             servers = try store.keyServers()
             generations = try store.generations()
-            let drives = try store.drives()
-            _ = try loadKeys(generationIDs: Set(generations.filter { $0.state != .destroyed }.compactMap(\.id)), drives: drives,
-                             store: store)
+            // sedlockd fills its keytable in the background; a one-shot run loads it here.
+            if !configuration.readsFromMonitors {
+                _ = try loadKeys(generationIDs: Set(generations.filter { $0.state != .destroyed }.compactMap(\.id)),
+                                 drives: try store.drives(), store: store)
+            }
         } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
             throw ControlError(.failed, "\(error)")
         }
         let held = Set(keytable.keyIDs)
         return KeyServerReport(servers: servers.map { server in
-            var entry = Self.entry(server)
-            do throws(KeyServerError) {
-                entry.keys = try keys.pool(server).read { (client) throws(KeyServerError) -> [KeyServerReport.HeldKey] in
-                    try client.negotiateVersion()
-                    var keys: [KeyServerReport.HeldKey] = []
-                    for id in try client.locate([.objectType(.secretData)]) {
-                        var keyID: String?
-                        var tag = ""
-                        for attribute in try client.getAttributes(id, names: ["Name", "Object Group"]) {
-                            switch attribute {
-                            case .name(let value) where UUID(uuidString: value) != nil: keyID = value.lowercased()
-                            case .objectGroup(let value): tag = value
-                            default: break
-                            }
-                        }
-                        if let keyID { keys.append(.init(keyID: keyID, tag: tag, inKeytable: held.contains(keyID))) }
-                    }
-                    return keys.sorted { $0.keyID < $1.keyID }
-                }
-                entry.reachable = true
-            } catch {
-                entry.reachable = false
-                entry.error = error.description
-            }
-            return entry
+            // One live question to a server at a time, however many readers ask.
+            keys.health.oneAtATime(server.name) { heldKeys(on: server, keytable: held) } ?? {
+                var busy = Self.entry(server)
+                busy.error = "a query of \(server.name) is in flight already; ask again in a moment"
+                return busy
+            }()
         })
+    }
+
+    /// The SecretData objects named by a key ID that `server` holds.
+    private func heldKeys(on server: StoredKeyServer, keytable held: Set<String>) -> KeyServerReport.Server {
+        var entry = Self.entry(server)
+        do throws(KeyServerError) {
+            entry.keys = try keys.pool(server).read { (client) throws(KeyServerError) -> [KeyServerReport.HeldKey] in
+                try client.negotiateVersion()
+                var keys: [KeyServerReport.HeldKey] = []
+                for id in try client.locate([.objectType(.secretData)]) {
+                    var keyID: String?
+                    var tag = ""
+                    for attribute in try client.getAttributes(id, names: ["Name", "Object Group"]) {
+                        switch attribute {
+                        case .name(let value) where UUID(uuidString: value) != nil: keyID = value.lowercased()
+                        case .objectGroup(let value): tag = value
+                        default: break
+                        }
+                    }
+                    if let keyID { keys.append(.init(keyID: keyID, tag: tag, inKeytable: held.contains(keyID))) }
+                }
+                return keys.sorted { $0.keyID < $1.keyID }
+            }
+            entry.reachable = true
+        } catch {
+            entry.reachable = false
+            entry.error = error.description
+        }
+        entry.checkedAt = time.wallTime
+        return entry
     }
 
     /// The state's key generations and whether the keytable holds each.
@@ -223,6 +319,7 @@ extension LockManager {
             entry.reachable = false
             entry.error = error.description
         }
+        entry.checkedAt = time.wallTime
         return entry
     }
 }

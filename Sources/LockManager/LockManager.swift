@@ -46,6 +46,9 @@ public final class LockManager: Sendable {
                 throw ControlError(.badRequest, "the state directory cannot change while sedlockd runs (\(current.stateDirectory.path))",
                                    fix: "restart sedlockd to use \(new.stateDirectory.path)")
             }
+            // Whether reads answer from monitors is the process's nature, not the file's.
+            var new = new
+            new.readsFromMonitors = current.readsFromMonitors
             current = new
         }
     }

@@ -22,6 +22,10 @@ public struct LockManagerConfiguration: Sendable {
     public var sysfs: String = "/sys"
     /// Who asks (for the audit log): "uid 0", "uid 0 via control socket".
     public var actor: String = "uid \(getuid())"
+    /// Reads (status, key server status) answer from the monitors' latest results instead of
+    /// testing key servers live: sedlockd, whose monitors test them on their own threads. A
+    /// one-shot CLI run has no monitor and tests live.
+    public var readsFromMonitors = false
 
     public init(stateDirectory: StateDirectory) {
         self.stateDirectory = stateDirectory

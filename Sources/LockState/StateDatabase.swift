@@ -333,7 +333,8 @@ public final class StateDatabase: StateStore {
             try journal.insert(db)
             guard let journalID = journal.id else { throw StateError(.invalid, "the journal entry has no id") }
             let drives = try StoredDrive.fetchAll(db)
-            let inChange = kind == .setup ? drives.filter { d in newDrives.contains { $0.address == d.address } } : drives
+            let added = Set(newDrives.map(\.address))
+            let inChange = kind == .setup ? drives.filter { added.contains($0.address) } : drives
             for drive in inChange {
                 guard let driveID = drive.id else { continue }
                 for value in try checkValues(drive, generationID) { try value.save(db) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlAPI
 import Foundation
+import Platform
 import ControlSocket
 import Keys
 import LockManager
@@ -46,7 +47,12 @@ struct ManagerOptions: ParsableArguments {
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDir))
         configuration.commandTimeout = timeout
         if let bootIdFile { configuration.bootIDPath = bootIdFile }
-        let response = await LockManager(configuration: configuration, factory: .withSimulator).respond(to: request, secret: secret)
+        // On threads of its own, as in sedlockd: KMIP over TLS, fsyncs and the wait for keys block,
+        // and must not hold Swift's cooperative pool.
+        let manager = LockManager(configuration: configuration, factory: .withSimulator)
+        let response = await Task(executorPreference: BlockingExecutor(threads: 4, name: "sedlock-direct")) {
+            await manager.respond(to: request, secret: secret)
+        }.value
         if case .failure(let error) = response, error.code == .busy {
             return .failure(ControlError(.busy, error.message,
                                          fix: "if sedlockd holds it, leave out --direct (or stop sedlockd for maintenance); otherwise \(error.fix)"))
@@ -474,6 +480,14 @@ struct RDLStatus: AsyncParsableCommand {
 
 // MARK: Output and exit status
 
+/// How long ago a monitor's result was found: "4 s", "3 min", "2 h".
+func age(since date: Date, now: Date = Date()) -> String {
+    let seconds = max(0, Int(now.timeIntervalSince(date)))
+    if seconds < 120 { return "\(seconds) s" }
+    if seconds < 7200 { return "\(seconds / 60) min" }
+    return "\(seconds / 3600) h"
+}
+
 /// Prints a response and throws the failure that sets the exit status.
 func show(_ response: ControlResponse, json: Bool) throws {
     switch response {
@@ -504,7 +518,8 @@ func show(_ response: ControlResponse, json: Bool) throws {
         }
         for g in status.generations { print("key \(g.keyID)  tag \(g.tag)  \(g.state)  \(g.provider)  created \(g.createdAt)") }
         for s in status.keyServers {
-            print("key server \(s.name)  \(s.reachable == true ? "reachable" : "UNREACHABLE: \(s.error ?? "")")")
+            let state = s.reachable.map { $0 ? "reachable" : "UNREACHABLE: \(s.error ?? "")" } ?? "not tested yet"
+            print("key server \(s.name)  \(state)\(s.checkedAt.map { "  (tested \(age(since: $0)) ago)" } ?? "")")
         }
         for f in status.faults { print("fault \(f.severity.uppercased()) \(f.name) \(f.object): \(f.detail)") }
         for b in status.recentBoots { print("boot \(b)") }
@@ -515,10 +530,12 @@ func show(_ response: ControlResponse, json: Bool) throws {
             if let reachable = server.reachable {
                 line += reachable ? "  OK\(server.tls.map { " (\($0))" } ?? "")" : "  FAILED: \(server.error ?? "")"
             }
+            if let checked = server.checkedAt { line += "  (tested \(age(since: checked)) ago)" }
             print(line)
             for key in server.keys ?? [] { print("  \(key.inKeytable ? " " : "*") \(key.keyID)  tag \(key.tag)") }
         }
         if report.servers.isEmpty { print("no key server configured") }
+        if let note = report.note { print(note) }
         let failed = report.servers.filter { $0.reachable == false }
         if !failed.isEmpty {
             throw CommandFailure("\(failed.count) of \(report.servers.count) key servers failed", failed.count == report.servers.count ? .transport : .partial)

@@ -55,7 +55,7 @@ struct MonitorService: Service {
                 statusLine.drives(report)
                 metrics.record { $0.status = report }
             case .keyServers:
-                let report = try manager.keyServerStatus()
+                let report = try manager.probeKeyServers()
                 statusLine.keyServers(report)
                 metrics.record { $0.keyServers = report }
             case .rdlToken:

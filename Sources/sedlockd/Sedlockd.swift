@@ -90,8 +90,10 @@ struct Serve: AsyncParsableCommand {
             let logger = Logger(label: "sedlockd")
             let serviceManager = ServiceManager()
 
-            let manager = LockManager(configuration: configuration.managerConfiguration(bootIDPath: options.bootIdFile),
-                                      factory: .withSimulator)
+            // Reads answer from the monitors' latest results: no reader ever opens a key-server connection.
+            var managerConfiguration = configuration.managerConfiguration(bootIDPath: options.bootIdFile)
+            managerConfiguration.readsFromMonitors = true
+            let manager = LockManager(configuration: managerConfiguration, factory: .withSimulator)
             do throws(ControlError) { try manager.holdState() } catch {
                 throw DaemonFailure("cannot load the state: \(error.description)", status: 1)
             }
@@ -101,15 +103,22 @@ struct Serve: AsyncParsableCommand {
             // and the signal's default action would end the daemon.
             let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
             let (listener, boundPath) = try controlListener(configuration, serviceManager: serviceManager, logger: logger)
-            let executor = BlockingExecutor(threads: 8, name: "sedlockd-work")
-            let loop = WorkLoop(executor: executor,
+            // Threads of their own for each kind of work, so that none can take another's: state
+            // changes (and the watchdog's heartbeat through them), the monitors' probes, root's
+            // requests, and the readers' requests.
+            let workThreads = BlockingExecutor(threads: 4, name: "sedlockd-work")
+            let monitorThreads = BlockingExecutor(threads: 2, name: "sedlockd-monitors")
+            let rootThreads = BlockingExecutor(threads: 2, name: "sedlockd-root")
+            let readerThreads = BlockingExecutor(threads: 4, name: "sedlockd-readers")
+            let loop = WorkLoop(executor: workThreads,
                                 hangFile: testHangFile ?? ProcessInfo.processInfo.environment["SEDLOCKD_TEST_HANG_FILE"])
             let events = DaemonEvents(logger: logger)
             let statusLine = StatusLine()
             let settings = LiveConfiguration(configuration)
             let metrics = MetricsExporter(file: configuration.metricsFile)
             let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
-                                       limits: configuration.serverLimits, logger: logger, executor: executor) { request, peer in
+                                       limits: configuration.serverLimits, logger: logger, executor: readerThreads,
+                                       privilegedExecutor: rootThreads) { request, peer in
                 await Self.answer(request, peer: peer, manager: manager, loop: loop, events: events)
             }
 
@@ -121,7 +130,7 @@ struct Serve: AsyncParsableCommand {
                                            ControlService(server: server, boundPath: boundPath, serviceManager: serviceManager,
                                                           statusLine: statusLine, logger: logger),
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,
-                                                          events: events, serviceManager: serviceManager, executor: executor,
+                                                          events: events, serviceManager: serviceManager, executor: monitorThreads,
                                                           loop: loop, metrics: metrics),
                                            ReloadService(signals: reloadSignals, load: loadConfiguration, bootIDPath: options.bootIdFile,
                                                          manager: manager, settings: settings, statusLine: statusLine,

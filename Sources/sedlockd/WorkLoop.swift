@@ -22,6 +22,10 @@ final class WorkLoop: Service, Sendable {
     private let jobs: AsyncStream<Job>
     private let submitter: AsyncStream<Job>.Continuation
     private let progress = Mutex(Progress())
+    /// Every submitted job's way to tell its requester "not done" (keyed by job): taken by the
+    /// job when it runs, and by the loop for each job still queued when it stops, so that no
+    /// requester waits forever on a job a cancelled loop dropped.
+    private let waiting = Mutex<(next: UInt64, abandon: [UInt64: @Sendable () -> Void])>((0, [:]))
     private let executor: BlockingExecutor
     /// Test-only fault: while this file exists, the loop stops taking jobs (a hung loop).
     private let hangFile: String?
@@ -48,13 +52,31 @@ final class WorkLoop: Service, Sendable {
             // Jobs already queued still run; new ones are refused by the control server first.
             self.submitter.finish()
         }
+        // Ended (drained, or cancelled with jobs still queued): whoever still waits hears so.
+        submitter.finish()
+        let abandoned = waiting.withLock { state -> [@Sendable () -> Void] in
+            defer { state.abandon = [:] }
+            return Array(state.abandon.values)
+        }
+        for abandon in abandoned { abandon() }
     }
 
-    /// Runs `body` in the loop and returns its result; nil when the loop has stopped.
+    /// Runs `body` in the loop and returns its result; nil when the loop has stopped (or stops
+    /// before it gets to it).
     func perform<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T? {
         await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
-            let job = Job { continuation.resume(returning: await body()) }
-            if case .terminated = submitter.yield(job) { continuation.resume(returning: nil) }
+            let id = waiting.withLock { state -> UInt64 in
+                state.next += 1
+                state.abandon[state.next] = { continuation.resume(returning: nil) }
+                return state.next
+            }
+            // Whoever takes the entry resumes the requester, exactly once.
+            let claim: @Sendable () -> Bool = { self.waiting.withLock { $0.abandon.removeValue(forKey: id) } != nil }
+            let job = Job {
+                guard claim() else { return }
+                continuation.resume(returning: await body())
+            }
+            if case .terminated = submitter.yield(job), claim() { continuation.resume(returning: nil) }
         }
     }
 

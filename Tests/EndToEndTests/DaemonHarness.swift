@@ -94,7 +94,7 @@ final class DaemonFixture {
 
 /// A notify socket as systemd offers one ($NOTIFY_SOCKET): a datagram socket whose messages a
 /// test reads, without touching its own process's environment.
-final class NotifyListener {
+final class NotifyListener: Sendable {
     let path = "/tmp/sedlock-notify-\(UUID().uuidString.prefix(8))"
     private let fd: Int32
 
@@ -110,6 +110,16 @@ final class NotifyListener {
     deinit {
         close(fd)
         unlink(path)
+    }
+
+    /// Every message received within `seconds`, with when it arrived.
+    func timedMessages(seconds: Double) -> [(at: Date, message: String)] {
+        var out: [(at: Date, message: String)] = []
+        _ = messages(seconds: seconds) { message in
+            out.append((Date(), message))
+            return false
+        }
+        return out
     }
 
     /// Messages received until one satisfies `until` or `seconds` pass.

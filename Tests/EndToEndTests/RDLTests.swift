@@ -1,5 +1,6 @@
 import Foundation
 import Platform
+import Synchronization
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -230,6 +231,51 @@ extension RDLTests {
         #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
     }
 
+    @Test("a flood of readers (status, key server status and query, faults) with a hung key server: root's lock and unlock answer in seconds and the watchdog keeps pinging")
+    func readerFloodWithHungKeyServer() throws {
+        let f = try RDLFixture(drives: 2)
+        let notify = try NotifyListener()
+        let (daemon, socket) = try f.startDaemon("[control]\ngroup = \"nogroup\"\nmax_connections_per_reader = 32\n[monitors]\nkey_servers_interval = 1\n[deadlines]\ncommand_timeout = 10\n",
+                                                environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"])
+        defer { daemon.stop() }
+        chmod(socket, 0o666)  // the policy, not the file mode, decides
+        chmod(f.scratch, 0o711)  // others may reach the socket, not list the folder
+        #expect(try f.admin(["--hang", "on"]))
+        // 32 readers (user nobody, of the reader group nogroup, allowed all 32 reader slots), each
+        // asking again and again for 8 s.
+        let reader = "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \(Binaries.url("sedlock").path)"
+        let script = """
+        for i in $(seq 32); do
+          ( end=$((SECONDS+8)); while [ $SECONDS -lt $end ]; do
+              for q in "status" "keyserver status" "keyserver query" "faults"; do \(reader) $q --control-socket \(socket) >/dev/null 2>&1; done
+            done ) &
+        done
+        wait
+        """
+        let one = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Binaries.url("sedlock").path,
+                                               "status", "--control-socket", socket])
+        #expect(one.status == 0, "a reader is answered: \(one.stderr)")
+        let flood = try SpawnedProcess("/bin/bash", ["-c", script])
+        let pings = DispatchSemaphore(value: 0)
+        let collected = Mutex<[(at: Date, message: String)]>([])
+        DispatchQueue.global().async {
+            collected.withLock { $0 = notify.timedMessages(seconds: 8) }
+            pings.signal()
+        }
+        _ = waitFor(seconds: 1) { false }  // the readers' processes start up (wall time: they are real processes)
+        for command in [["lock", "--all"], ["unlock", "--all"]] {
+            let start = Date()
+            let result = try run("sedlock", command + ["--control-socket", socket])
+            let took = Date().timeIntervalSince(start)
+            #expect(result.status == 0 && took < 5, "\(command): exit \(result.status) after \(took) s: \(result.stderr)")
+        }
+        pings.wait()
+        _ = flood.wait()
+        let times = collected.withLock { $0 }.filter { $0.message.contains("WATCHDOG=1") }.map(\.at)
+        let gaps = zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) }
+        #expect(times.count >= 4 && (gaps.max() ?? 99) < 2, "watchdog pings \(times.count), largest gap \(gaps.max() ?? -1) s")
+    }
+
     @Test("sedlockd's start never waits on key servers: with the token's server hung it serves at once, and the keytable fills once the server is back")
     func startDoesNotWaitForKeyServers() throws {
         let f = try RDLFixture(drives: 1)
@@ -324,13 +370,14 @@ final class RDLFixture {
     }
 
     /// sedlockd serving this fixture's state with `configuration` (TOML text), once its socket answers.
-    func startDaemon(_ configuration: String, extra: [String] = []) throws -> (daemon: SpawnedProcess, socket: String) {
+    func startDaemon(_ configuration: String, extra: [String] = [],
+                     environment: [String: String] = [:]) throws -> (daemon: SpawnedProcess, socket: String) {
         let path = scratch + "/sedlockd.toml"
         try Data(configuration.utf8).write(to: URL(fileURLWithPath: path))
         let socket = scratch + "/control.sock"
         let daemon = try SpawnedProcess(Binaries.url("sedlockd").path,
                                         ["serve", "--config", path, "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id",
-                                         "--control-socket", socket] + extra)
+                                         "--control-socket", socket] + extra, environment: environment)
         guard waitFor({ ServedArray.canConnect(socket) }) else {
             daemon.stop()
             throw HarnessError("sedlockd did not serve \(socket)")

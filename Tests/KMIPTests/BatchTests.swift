@@ -93,8 +93,22 @@ struct BatchTests {
     @Test("a single request answered in another protocol version, or with two answers, is refused")
     func singleRequestChecks() throws {
         let s = try Server(version: .v1_4)
+        /// The Get payload with Key Wrapping Data added to the key block (the material left as it was).
+        func wrapped(_ payload: TTLV?) -> TTLV? {
+            guard let payload, case .structure(let fields) = payload.value else { return payload }
+            return .structure(payload.tag, fields.map { field in
+                guard field.tag == .secretData || field.tag == .symmetricKey, case .structure(let parts) = field.value else { return field }
+                return .structure(field.tag, parts.map { part in
+                    guard part.tag == .keyBlock, case .structure(let block) = part.value else { return part }
+                    return .structure(.keyBlock, block + [.structure(.keyWrappingData, [.enumeration(Tag(0x42_009E), 1)])])
+                })
+            })
+        }
         for (what, tamper) in [("another version", { (r: inout ResponseMessage) in r.version = .v1_2 }),
-                               ("two answers", { (r: inout ResponseMessage) in r.items.append(r.items[0]) })] as [(String, (inout ResponseMessage) -> Void)] {
+                               ("two answers", { (r: inout ResponseMessage) in r.items.append(r.items[0]) }),
+                               ("an unsent Unique Batch Item ID", { (r: inout ResponseMessage) in r.items[0].uniqueBatchItemID = [1] }),
+                               ("wrapped key material", { (r: inout ResponseMessage) in r.items[0].payload = wrapped(r.items[0].payload) })]
+                as [(String, (inout ResponseMessage) -> Void)] {
             s.exchange.tamper = tamper
             do {
                 _ = try s.client.get(s.ids[0])
@@ -105,6 +119,9 @@ struct BatchTests {
         }
         s.exchange.tamper = nil
         #expect(try s.client.get(s.ids[0]).material.count == 32)
+        // DiscoverVersions answered with no version in common: no version is assumed.
+        s.exchange.tamper = { r in r.items[0].payload = .structure(.responsePayload, []) }
+        #expect { try s.client.negotiateVersion() } throws: { ($0 as? KeyServerError)?.code == .keyServerProtocolError }
     }
 
     @Test("a Get answered for another object than the one asked is refused, batched or not; its key is never returned")

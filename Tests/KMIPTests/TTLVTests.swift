@@ -114,6 +114,17 @@ struct TTLVTests {
 
 @Suite("KMIP messages")
 struct MessageTests {
+    @Test("a response whose header's Batch Count is missing or differs from its items is refused")
+    func batchCount() throws {
+        let item: TTLV = .structure(.batchItem, [.enumeration(.resultStatus, 0)])
+        for count in [nil, Int32(2), Int32(0)] {
+            var header: [TTLV] = [ProtocolVersion.v1_4.ttlv, TTLV(.timeStamp, .dateTime(1))]
+            if let count { header.append(.integer(.batchCount, count)) }
+            let message: TTLV = .structure(.responseMessage, [.structure(.responseHeader, header), item])
+            #expect(throws: TTLVError.self, "Batch Count \(String(describing: count))") { try ResponseMessage(decoding: TTLVCodec.encode(message)) }
+        }
+    }
+
     @Test("responses tolerate unknown fields and error items without an operation")
     func tolerantResponse() throws {
         let response: TTLV = .structure(.responseMessage, [

@@ -91,6 +91,45 @@ struct KeyServiceTests {
         #expect((0..<2).allSatisfy { f.driveFailures($0).consecutive == 0 && f.isLocked($0) })
     }
 
+    @Test("removing a key server never strands a key: shares below the threshold and the last token holder are refused; a removal that is safe destroys what the server held")
+    func removalNeverStrands() async throws {
+        let kms = try InProcessKeyServers(count: 3)
+        let f = try LockManagerFixture(drives: 2, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1", threshold: 2)).allSucceeded)
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        // One server of three may go: two shares are left, K = 2. Its share is destroyed there.
+        let removed = try f.manager.keyServerRemove(name: "ks2")
+        #expect(removed.servers.map(\.name) == ["ks0", "ks1"])
+        #expect(removed.note?.contains("destroyed there") == true, "\(String(describing: removed.note))")
+        #expect(try kms.client(2).locate([.name(keyID)]).isEmpty)
+        // A second would leave one share of the two needed: refused, nothing changed.
+        #expect { try f.manager.keyServerRemove(name: "ks1") } throws: {
+            let error = $0 as? ControlError
+            return error?.code == .badRequest && error?.message.contains("1 of the 2 shares") == true
+        }
+        #expect(try f.manager.keyServerShow().servers.map(\.name) == ["ks0", "ks1"])
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+        // The same address under a second name is refused.
+        #expect { try f.manager.keyServerAdd(KeyServerAddRequest(
+            addresses: [kms.address(0)], name: "ks0-again", certificatePath: kms.root.appendingPathComponent("client.pem").path,
+            privateKeyPath: kms.root.appendingPathComponent("client.key").path, caPath: kms.root.appendingPathComponent("ca.pem").path))
+        } throws: { ($0 as? ControlError)?.code == .badRequest && ($0 as? ControlError)?.message.contains("already has the address") == true }
+    }
+
+    @Test("with the AK kept locally, the only server holding the RDL token cannot be removed")
+    func lastTokenHolderStays() async throws {
+        let kms = try InProcessKeyServers(count: 1)
+        let f = try LockManagerFixture(drives: 1, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(try await f.setUpArray().allSucceeded)
+        #expect(try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0")).allSucceeded)
+        #expect { try f.manager.keyServerRemove(name: "ks0") } throws: {
+            ($0 as? ControlError)?.message.contains("would strand the Rapid Data Locking token") == true
+        }
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]

@@ -296,6 +296,24 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive <= 1, "cut after \(cutAfter)")
     }
 
+    @Test("one drive's damaged record decides only that drive: the others unlock, it gets no attempt")
+    func oneDamagedRecord() async throws {
+        let f = try LockManagerFixture(drives: 3)
+        #expect(try await f.setUpArray().allSucceeded)
+        try f.reboot()
+        f.manager.releaseState()
+        let state = try StateDatabase(directory: f.configuration.stateDirectory, access: .write)
+        var damaged = try #require(try state.drive(address: f.addresses[0]))
+        damaged.identity = "wwn:0000000000000000"
+        try state.updateDrive(damaged)
+        state.close()
+        f.restartManager()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.drives.map(\.result) == [.keyMismatch, .unlocked, .unlocked], "\(unlock)")
+        #expect(unlock.drives.first?.attempts == 0 && f.driveFailures(0).consecutive == 0)
+        #expect(f.isLocked(0) && !f.isLocked(1) && !f.isLocked(2))
+    }
+
     @Test("a rekey cut off twice in a row (the rerun cut too) costs at most one failed authentication and guards no drive",
           .serialized, arguments: [2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3])
     func rekeyCutTwice(firstCut: Int, secondCut: Int) async throws {

@@ -84,8 +84,9 @@ extension LockoutGuard {
             }
         }
         if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, notAttempted: [], audit: nil) }
+        let byID = Dictionary(drives.compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
         for (id, count) in try store.countAuthenticationAttempts(driveIDs: toCount) {
-            let limit = drives.first { $0.id == id }.map(effectiveLimit) ?? limit
+            let limit = byID[id].map(effectiveLimit) ?? limit
             out[id] = .admitted(count: count, limit: limit)
         }
         return out

@@ -46,11 +46,11 @@ extension LockManager {
     func journaledWork(_ journal: JournalEntry, store: any StateStore, done: DriveOutcome.Result,
                        _ each: (StoredDrive, JournalDriveStep, Int64) -> DriveWork) throws(ControlError) -> [DriveWork] {
         guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
-        let all = try drives(store)
+        let all = Dictionary(try drives(store).compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
         let steps: [JournalDriveStep]
         do { steps = try store.journalSteps(journalID: journalID) } catch { throw Self.stateFailure(error) }
         return steps.compactMap { step in
-            guard let drive = all.first(where: { $0.id == step.driveID }) else { return nil }
+            guard let drive = all[step.driveID] else { return nil }
             if step.step == .proven { return .decided(DriveOutcome(address: drive.address, result: done, detail: "already done")) }
             return each(drive, step, journalID)
         }

@@ -12,6 +12,8 @@ public final class KeyService: Sendable {
     public let keytable = Keytable()
     /// PINs proven under keytable keys, for lock and unlock on demand.
     let verifiedPINs = VerifiedPINCache()
+    /// The key-server monitor's latest tests, which sedlockd's reads answer from.
+    public let health = KeyServerHealth()
     public let connector: any KeyServerConnector
     let time: any TimeSource
     /// The lock manager's configuration now (it changes on reload).
@@ -172,17 +174,24 @@ public final class KeyService: Sendable {
         return keyServers(servers).fetchAll(wanted, deadline: deadline)
     }
 
-    /// Whether `ak` gives the check values recorded for a drive of `generation`.
+    /// Whether `ak` gives the check values recorded for a drive of `generation`. One drive whose
+    /// record does not match (a record damaged, a drive's identity changed) decides only that
+    /// drive: the key is proven by any drive it matches, and refused only when it matches none.
     func verify(ak: Secret, generation: StoredKeyGeneration, drives: [StoredDrive], store: any StateStore) -> KeyReadiness {
         guard let id = generation.id else { return .refused("generation without id") }
+        var mismatched: [String] = []
         for drive in drives {
             do {
                 _ = try verifiedPINs.pins(ak: ak, drive: drive, generationID: id, store: store)
                 return .ready(ak)
             } catch {
                 if case .missing = error { continue }
-                return .mismatch("the key for \(generation.keyID) does not match \(drive.address)'s check values")
+                mismatched.append(drive.address)
             }
+        }
+        guard mismatched.isEmpty else {
+            let shown = mismatched.prefix(3).joined(separator: ", ") + (mismatched.count > 3 ? " and \(mismatched.count - 3) more" : "")
+            return .mismatch("the key for \(generation.keyID) matches no drive's check values (\(shown))")
         }
         return .refused("no drive has check values for key \(generation.keyID)")
     }
