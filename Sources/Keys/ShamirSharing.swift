@@ -46,6 +46,25 @@ public enum ShamirSharing {
 
     /// Rebuilds the secret from `k` or more shares (Lagrange interpolation at 0).
     public static func combine(_ shares: [Share]) throws(Failure) -> Secret {
+        var blocks = try interpolate(shares, at: 0)
+        defer { for i in blocks.indices { blocks[i].wipe() } }
+        var out = blocks.flatMap { $0 }
+        defer { out.wipe() }
+        return Secret(out)
+    }
+
+    /// A new share, at `index`, of the secret `shares` (at least the threshold of them) hold: the
+    /// same polynomial evaluated at a new point, so it combines with the others as if it had been
+    /// made with them — a key server added later gets its own share without any other changing.
+    public static func extend(_ shares: [Share], to index: UInt8) throws(Failure) -> Share {
+        guard index != 0, !shares.contains(where: { $0.index == index }) else {
+            throw Failure(description: "share index \(index) is zero or taken")
+        }
+        return Share(index: index, blocks: try interpolate(shares, at: index))
+    }
+
+    /// The polynomial through `shares`, evaluated at `x`, block by block.
+    private static func interpolate(_ shares: [Share], at x: UInt8) throws(Failure) -> [[UInt8]] {
         guard let first = shares.first, shares.count >= 2 else { throw Failure(description: "at least two shares are needed") }
         guard Set(shares.map(\.index)).count == shares.count, !shares.contains(where: { $0.index == 0 }) else {
             throw Failure(description: "share indices must be distinct and non-zero")
@@ -53,24 +72,25 @@ public enum ShamirSharing {
         guard shares.allSatisfy({ $0.blocks.count == first.blocks.count && $0.blocks.allSatisfy { $0.count == 16 } }) else {
             throw Failure(description: "the shares do not have the same shape")
         }
-        var out: [UInt8] = []
-        defer { out.wipe() }
+        let point = FieldElement(UInt64(x))
+        var out: [[UInt8]] = []
         for block in 0..<first.blocks.count {
-            var secret = FieldElement.zero
+            var value = FieldElement.zero
             for (j, share) in shares.enumerated() {
                 let xj = FieldElement(UInt64(share.index))
                 var numerator = FieldElement.one
                 var denominator = FieldElement.one
+                // In GF(2^128) subtraction is addition: (x - xm) / (xj - xm) = (x + xm) / (xj + xm).
                 for (m, other) in shares.enumerated() where m != j {
                     let xm = FieldElement(UInt64(other.index))
-                    numerator = numerator * xm
+                    numerator = numerator * (point + xm)
                     denominator = denominator * (xj + xm)
                 }
-                secret = secret + FieldElement(share.blocks[block]) * numerator * denominator.inverse()
+                value = value + FieldElement(share.blocks[block]) * numerator * denominator.inverse()
             }
-            out += secret.bytes
+            out.append(value.bytes)
         }
-        return Secret(out)
+        return out
     }
 }
 

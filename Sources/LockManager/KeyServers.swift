@@ -8,7 +8,9 @@ import Platform
 
 extension LockManager {
     /// Adds a key server after testing it as the service will use it (TLS with the client's
-    /// identity, authentication, a Locate). At most four.
+    /// identity, authentication, a Locate), and gives it everything the array keeps on its key
+    /// servers (each live generation's AK or a share of it, the RDL token), each proven by a
+    /// Get, before recording it. A server that cannot take a copy is not added. At most four.
     public func keyServerAdd(_ request: KeyServerAddRequest) throws(ControlError) -> KeyServerReport {
         guard !request.addresses.isEmpty else { throw ControlError(.badRequest, "give the server's HOST[:PORT]") }
         for text in request.addresses where ServerAddress(text) == nil {
@@ -36,11 +38,34 @@ extension LockManager {
             throw ControlError(.unreachable, "\(name) failed its test, so it was not added: \(error)")
         }
         let store = try openState(.write)
+        let existing: [StoredKeyServer]
         do {
+            if let busy = try store.pendingJournals().first {
+                throw ControlError(.badRequest, "a \(busy.kind.rawValue) is unfinished, so no key server was added",
+                                   fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
+            }
+            existing = try store.keyServers()
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        guard existing.count < KeyServerPool.maximumServers else {
+            throw ControlError(.badRequest, "\(KeyServerPool.maximumServers) key servers are configured already",
+                               fix: "remove one first (`sedlock keyserver remove`)")
+        }
+        // Everything the array keeps on its key servers goes onto the new one, proven, before it
+        // is recorded; the record of the server and of the copies is one transaction.
+        let copies = try keys.copy(try keys.objectsOnKeyServers(store), to: candidate, from: existing)
+        do {
+            var byGeneration: [Int64: [String]] = [:]
+            for copy in copies { if let id = copy.object.generationID { byGeneration[id, default: []].append(copy.location.description) } }
             try store.addKeyServer(name: name, addresses: candidate.addresses, certificatePath: candidate.certificatePath,
                                    privateKeyPath: candidate.privateKeyPath, caPath: candidate.caPath,
-                                   verifyServerName: candidate.verifyServerName)
-        } catch { throw ControlError(error.code == .invalid ? .badRequest : .failed, error.message, fix: error.fix) }
+                                   verifyServerName: candidate.verifyServerName, copies: byGeneration,
+                                   tokenCopies: copies.filter { $0.object.generationID == nil }.map(\.location.description))
+        } catch {
+            keys.takeBack(copies, from: candidate)
+            throw ControlError(error.code == .invalid ? .badRequest : .failed, error.message, fix: error.fix)
+        }
         // What the server was added with, for the record (fingerprints and expiry; never the private key).
         for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -50,8 +75,12 @@ extension LockManager {
             }
             try? store.recordCertificates(records, role: role, path: path)
         }
-        audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS"))")
-        return try keyServerShow()
+        let note = copies.isEmpty ? "nothing to copy: the array keeps no key on key servers yet"
+            : "copied onto \(name), each proven by a Get: " + copies.map { "\($0.object.what) (\($0.detail))" }.joined(separator: "; ")
+        audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS")); \(note)")
+        var report = try keyServerShow()
+        report.note = note
+        return report
     }
 
     /// Removes a key server, unless a live key generation or the RDL token could then no longer

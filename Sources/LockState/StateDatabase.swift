@@ -256,7 +256,8 @@ public final class StateDatabase: StateStore {
 
     @discardableResult
     public func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
-                             caPath: String, verifyServerName: Bool) throws(StateError) -> StoredKeyServer {
+                             caPath: String, verifyServerName: Bool, copies: [Int64: [String]] = [:],
+                             tokenCopies: [String] = []) throws(StateError) -> StoredKeyServer {
         try write { db in
             let count = try StoredKeyServer.fetchCount(db)
             guard count < Self.maximumKeyServers else {
@@ -276,6 +277,18 @@ public final class StateDatabase: StateStore {
                                          certificatePath: certificatePath, privateKeyPath: privateKeyPath, caPath: caPath,
                                          verifyServerName: verifyServerName)
             try server.insert(db)
+            for (generationID, locations) in copies where !locations.isEmpty {
+                guard var generation = try StoredKeyGeneration.fetchOne(db, key: generationID) else {
+                    throw StateError(.invalid, "no key generation \(generationID) to record a copy of")
+                }
+                generation.locations += locations
+                try generation.update(db)
+            }
+            if !tokenCopies.isEmpty {
+                guard var rdl = try StoredRDL.fetchOne(db) else { throw StateError(.invalid, "no RDL settings to record a token copy in") }
+                rdl.tokenLocations += tokenCopies
+                try rdl.update(db)
+            }
             return server
         }
     }

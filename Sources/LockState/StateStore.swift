@@ -32,9 +32,13 @@ public protocol StateStore: Sendable {
     // Key servers (the kmip provider)
     /// Configured key servers in their order.
     func keyServers() throws(StateError) -> [StoredKeyServer]
-    /// Adds a key server to the kmip provider (created on first use); refuses a fifth.
+    /// Adds a key server to the kmip provider (created on first use); refuses a fifth. In the same
+    /// transaction, records where the copies made on it went: `copies` appends to each
+    /// generation's locations (by generation id), `tokenCopies` to the RDL token's — so a crash
+    /// leaves either the old set of servers or the new one with everything it holds recorded.
     @discardableResult func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
-                                         caPath: String, verifyServerName: Bool) throws(StateError) -> StoredKeyServer
+                                         caPath: String, verifyServerName: Bool, copies: [Int64: [String]],
+                                         tokenCopies: [String]) throws(StateError) -> StoredKeyServer
     func removeKeyServer(name: String) throws(StateError)
     /// The kmip provider's threshold: k-of-n shares instead of full copies (nil: full copies).
     func keyShareThreshold() throws(StateError) -> Int?

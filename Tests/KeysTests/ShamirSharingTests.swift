@@ -36,6 +36,31 @@ struct ShamirSharingTests {
         #expect(throws: ShamirSharing.Failure.self) { try ShamirSharing.split(Secret([1, 2, 3]), threshold: 2, shares: 3) }
     }
 
+    @Test("a share made later from k others combines with any of them; pycryptodome agrees; a taken or zero index is refused")
+    func extend() throws {
+        let secret = Secret((0..<32).map { UInt8(truncatingIfNeeded: $0 * 11 + 3) })
+        let shares = try ShamirSharing.split(secret, threshold: 3, shares: 4)
+        let fifth = try ShamirSharing.extend([shares[3], shares[0], shares[2]], to: 5)
+        #expect(fifth.index == 5)
+        for others in [[0, 1], [1, 3], [2, 3]] {
+            #expect(try ShamirSharing.combine(others.map { shares[$0] } + [fifth]) == secret)
+        }
+        // What split would have given at index 2, rebuilt from three others.
+        #expect(try ShamirSharing.extend([shares[0], shares[2], shares[3]], to: 2) == shares[1])
+        #expect(throws: ShamirSharing.Failure.self) { try ShamirSharing.extend(shares, to: 3) }
+        #expect(throws: ShamirSharing.Failure.self) { try ShamirSharing.extend(shares, to: 0) }
+        func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        let arguments = [shares[1], fifth, shares[3]].map { "\($0.index):\(hex($0.blocks[0])):\(hex($0.blocks[1]))" }
+        let combine = """
+        import sys
+        from Crypto.Protocol.SecretSharing import Shamir
+        parts = [a.split(":") for a in sys.argv[1:]]
+        print(b"".join(Shamir.combine([(int(p[0]), bytes.fromhex(p[1 + b])) for p in parts]) for b in range(2)).hex())
+        """
+        let combined = try ProcessRunner.run(Self.python, ["-c", combine] + arguments)
+        #expect(combined.output.trimmingCharacters(in: .whitespacesAndNewlines) == hex(secret.copyBytes()), "\(combined.stderr)")
+    }
+
     @Test("pycryptodome recombines sedlock's shares, and sedlock recombines pycryptodome's")
     func interoperates() throws {
         let secret = Secret((0..<32).map { UInt8(255 - $0) })

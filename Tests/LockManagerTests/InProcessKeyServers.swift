@@ -60,12 +60,18 @@ final class InProcessKeyServers: KeyServerConnector {
         try controls.save(to: directory(n))
     }
 
-    /// Adds servers 0..<count to the lock manager as ks0, ks1, …
-    func add(to manager: LockManager) throws {
-        for n in 0..<count {
-            _ = try manager.keyServerAdd(KeyServerAddRequest(
+    /// Adds servers `which` (default all) to the lock manager as ks0, ks1, …; returns the last report.
+    @discardableResult
+    func add(to manager: LockManager, _ which: [Int]? = nil) throws -> KeyServerReport? {
+        var last: KeyServerReport?
+        for n in which ?? Array(0..<count) {
+            last = try manager.keyServerAdd(KeyServerAddRequest(
                 addresses: [address(n)], name: "ks\(n)", certificatePath: root.appendingPathComponent("client.pem").path,
                 privateKeyPath: root.appendingPathComponent("client.key").path, caPath: root.appendingPathComponent("ca.pem").path))
         }
+        return last
     }
+
+    /// How many objects named `name` server n holds.
+    func holds(_ n: Int, _ name: String) throws -> Int { try client(n).locate([.name(name)]).count }
 }

@@ -153,3 +153,27 @@ struct KMIPProviderTests {
                 "\(twoDown)")
     }
 }
+
+extension KMIPProviderTests {
+    @Test("PyKMIP: a server added after setup gets the AK (registered, activated, proven); with the first one stopped, a boot unlocks from it")
+    func addedPyKMIPServerGetsTheKey() async throws {
+        let (servers, tls) = try PyKMIPServer.trustingOneClient(count: 2, commonName: "array-2")
+        let f = try LockManagerFixture(drives: 1)
+        func add(_ name: String, _ server: PyKMIPServer) throws -> KeyServerReport {
+            try f.manager.keyServerAdd(KeyServerAddRequest(addresses: [server.address.description], name: name,
+                                                           certificatePath: tls.certificatePath, privateKeyPath: tls.privateKeyPath,
+                                                           caPath: tls.caPath))
+        }
+        _ = try add("ks-a", servers[0])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-2")).allSucceeded)
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        let added = try add("ks-b", servers[1])
+        #expect(added.note?.contains("the AK of key generation \(keyID) (a copy)") == true, "\(String(describing: added.note))")
+        let onB = KMIPClient(connection: KMIPConnection(server: servers[1].address, configuration: tls))
+        #expect(try onB.locate([.name(keyID)]).count == 1)
+        servers[0].stop()
+        try f.reboot()
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(boot.allSucceeded, "\(boot)")
+    }
+}

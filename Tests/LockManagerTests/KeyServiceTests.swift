@@ -130,6 +130,59 @@ struct KeyServiceTests {
         }
     }
 
+    @Test("a new key server gets the keys: a full copy, proven; the old servers removed, a boot unlocks from it alone")
+    func addedServerGetsTheKey() async throws {
+        let kms = try InProcessKeyServers(count: 3)
+        let f = try LockManagerFixture(drives: 2, connector: kms)
+        try kms.add(to: f.manager, [0, 1])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")).allSucceeded)
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        let added = try #require(try kms.add(to: f.manager, [2]))
+        #expect(added.note?.contains("the AK of key generation \(keyID) (a copy)") == true, "\(String(describing: added.note))")
+        #expect(try kms.holds(2, keyID) == 1)
+        _ = try f.manager.keyServerRemove(name: "ks0")
+        _ = try f.manager.keyServerRemove(name: "ks1")
+        try f.reboot()
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(boot.allSucceeded, "\(boot)")
+    }
+
+    @Test("a new key server of a threshold array gets a share of the same split: with the first two removed, the new one and the last old one unlock")
+    func addedServerGetsAShare() async throws {
+        let kms = try InProcessKeyServers(count: 4)
+        let f = try LockManagerFixture(drives: 2, connector: kms)
+        try kms.add(to: f.manager, [0, 1, 2])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1", threshold: 2)).allSucceeded)
+        // One old server away: a new share's index must differ from every other's, so nothing is added.
+        try kms.set(1) { $0.refuse = true }
+        #expect { try kms.add(to: f.manager, [3]) } throws: { ($0 as? ControlError)?.code == .unreachable }
+        #expect(try f.manager.keyServerShow().servers.count == 3)
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(try kms.holds(3, keyID) == 0)
+        try kms.set(1) { $0.refuse = false }
+        let added = try #require(try kms.add(to: f.manager, [3]))
+        #expect(added.note?.contains("share 4 of the 2-of-4 split") == true, "\(String(describing: added.note))")
+        _ = try f.manager.keyServerRemove(name: "ks0")
+        _ = try f.manager.keyServerRemove(name: "ks1")
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
+    @Test("RDL with a local AK: a new server gets the token; then the first may go and a boot unlocks through the new one")
+    func addedServerGetsTheToken() async throws {
+        let kms = try InProcessKeyServers(count: 2)
+        let f = try LockManagerFixture(drives: 1, connector: kms)
+        try kms.add(to: f.manager, [0])
+        #expect(try await f.setUpArray().allSucceeded)
+        #expect(try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0")).allSucceeded)
+        let tokenID = try #require(try f.manager.rdlStatus().tokenID)
+        let added = try #require(try kms.add(to: f.manager, [1]))
+        #expect(added.note?.contains("the RDL token \(tokenID)") == true, "\(String(describing: added.note))")
+        _ = try f.manager.keyServerRemove(name: "ks0")
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]

@@ -53,11 +53,25 @@ public struct KMIPKeySource: KeyStore {
     /// recorded for a server, or whose identifier now means nothing or something else, is located
     /// by name (more round trips, on that path only).
     public func fetchAll(_ keys: [WantedKey], deadline: Deadline) -> [String: KeyLookup] {
-        guard !servers.isEmpty else { return Dictionary(keys.map { ($0.keyID, .notHere("no key server is configured")) }) { a, _ in a } }
+        assemble(keys, deadline: deadline).mapValues(\.lookup)
+    }
+
+    /// As `fetchAll`, keeping what each key was put together from (a full copy, or the shares).
+    func assemble(_ keys: [WantedKey], deadline: Deadline) -> [String: KeyAssembly] {
+        guard !servers.isEmpty else {
+            return Dictionary(keys.map { key in
+                var assembly = KeyAssembly(keyID: key.keyID)
+                assembly.fail("no key server is configured")
+                return (key.keyID, assembly)
+            }) { a, _ in a }
+        }
         let pool: KeyServerPool
         do { pool = try self.pool(deadline: deadline) } catch {
-            let lookup: KeyLookup = Self.isHard(error) ? .refused(error.description) : .notHere(error.description)
-            return Dictionary(keys.map { ($0.keyID, lookup) }) { a, _ in a }
+            return Dictionary(keys.map { key in
+                var assembly = KeyAssembly(keyID: key.keyID)
+                assembly.fail(error.description, hard: Self.isHard(error))
+                return (key.keyID, assembly)
+            }) { a, _ in a }
         }
         var assemblies = Dictionary(keys.map { ($0.keyID, KeyAssembly(keyID: $0.keyID)) }) { a, _ in a }
         for server in servers {
@@ -108,7 +122,7 @@ public struct KMIPKeySource: KeyStore {
                 for key in pending { assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error)) }
             }
         }
-        return assemblies.mapValues(\.lookup)
+        return assemblies
     }
 
     /// A failure no waiting mends: the server refuses this client's certificate or credentials,
@@ -240,8 +254,8 @@ public struct WantedKey: Sendable {
 struct KeyAssembly {
     let keyID: String
     private(set) var key: Secret?
-    private var shares: [ShamirSharing.Share] = []
-    private var needed: Int?
+    private(set) var shares: [ShamirSharing.Share] = []
+    private(set) var needed: Int?
     private var reasons: [String] = []
     /// Whether any server's failure may mend with time (unreachable, slow): then the key is not
     /// here yet rather than refused.
@@ -265,6 +279,12 @@ struct KeyAssembly {
         do { key = try ShamirSharing.combine(shares) } catch {
             fail("the key shares do not combine: \(error)", hard: true)
         }
+    }
+
+    /// The shares the key was put together from (with their threshold), when it was shares.
+    var shareSet: (threshold: Int, shares: [ShamirSharing.Share])? {
+        guard key != nil, let needed else { return nil }
+        return (needed, shares)
     }
 
     mutating func fail(_ reason: String, hard: Bool = false) {
