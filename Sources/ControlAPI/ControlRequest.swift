@@ -30,6 +30,11 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case keyServerQuery
     case keysList
     case keysRestore(KeysRestoreRequest)
+    /// A generation no drive or journal needs leaves the keytable (kept on its key servers and files).
+    case keysRetire(keyID: String)
+    /// A retired generation destroyed everywhere: on every key server (Revoke, Destroy), its key
+    /// files, the keytable. Permanent.
+    case keysDestroy(keyID: String)
     case rekey(RekeyRequest)
     case arrayAdd(ArrayAddRequest)
     case arrayRemove(address: String, revert: Bool)
@@ -59,8 +64,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .rekey, .arrayAdd, .arrayRemove,
-             .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .rekey,
+             .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }
     }

@@ -6,7 +6,8 @@ import Opal
 import Platform
 
 extension LockManager {
-    /// NetApp allows 128 key generations to be created; more may arrive by restore.
+    /// NetApp allows 128 key generations; here 128 live ones (retired generations that are
+    /// destroyed no longer count).
     public static let keyGenerationCreationLimit = 128
 
     /// A new key generation for the whole array, journaled in two phases: the new AK stored on its
@@ -54,8 +55,10 @@ extension LockManager {
             throw ControlError(.held, "\(guarded.address) is guarded (\(guarded.guardReason ?? "")); nothing was changed",
                                fix: "find the cause, then `sedlock guard reset \(guarded.address) --yes`")
         }
-        guard generations.count < Self.keyGenerationCreationLimit else {
-            throw ControlError(.badRequest, "\(Self.keyGenerationCreationLimit) key generations exist; no more can be created")
+        // The limit is on live generations: destroyed ones no longer count.
+        guard generations.filter({ $0.state != .destroyed }).count < Self.keyGenerationCreationLimit else {
+            throw ControlError(.badRequest, "\(Self.keyGenerationCreationLimit) key generations are kept; no more can be created",
+                               fix: "destroy retired ones no drive needs (`sedlock keys destroy KEY-ID --yes`), or set [keys] keep_retired")
         }
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
@@ -136,6 +139,7 @@ extension LockManager {
                     try store.setGenerationState(id: fromID, .retired)
                     try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
                 } catch { throw Self.stateFailure(error) }
+                self.applyRetentionPolicy(store: store)
                 return report
             })
         return try await run(change, store: store)

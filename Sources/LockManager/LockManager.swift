@@ -72,6 +72,8 @@ public final class LockManager: Sendable {
             case .keyServerQuery: return .keyServers(try keyServerQuery())
             case .keysList: return .keys(try keysList())
             case .keysRestore(let restore): return .keys(try keysRestore(restore))
+            case .keysRetire(let keyID): return .keys(try keysRetire(keyID: keyID))
+            case .keysDestroy(let keyID): return .keys(try keysDestroy(keyID: keyID))
             case .rekey(let rekey): return .array(try await self.rekey(rekey))
             case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
             case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))

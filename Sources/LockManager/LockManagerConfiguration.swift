@@ -26,6 +26,9 @@ public struct LockManagerConfiguration: Sendable {
     /// testing key servers live: sedlockd, whose monitors test them on their own threads. A
     /// one-shot CLI run has no monitor and tests live.
     public var readsFromMonitors = false
+    /// After each finished rekey, retired generations beyond the newest this many that no drive
+    /// needs are destroyed (nil: kept until `sedlock keys destroy`).
+    public var keepRetiredGenerations: Int?
 
     public init(stateDirectory: StateDirectory) {
         self.stateDirectory = stateDirectory

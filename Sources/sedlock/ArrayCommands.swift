@@ -362,8 +362,8 @@ struct KeyServerQuery: AsyncParsableCommand {
 
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Key generations and the keytable: list, restore.",
-        subcommands: [KeysList.self, KeysRestore.self])
+        commandName: "keys", abstract: "Key generations and the keytable: list, restore, retire, destroy.",
+        subcommands: [KeysList.self, KeysRestore.self, KeysRetire.self, KeysDestroy.self])
 }
 
 struct KeysList: AsyncParsableCommand {
@@ -371,6 +371,31 @@ struct KeysList: AsyncParsableCommand {
     @OptionGroup var options: ManagerOptions
     func run() async throws {
         await reportingAsync { try show(await options.perform(.keysList), json: options.json) }
+    }
+}
+
+struct KeysRetire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retire", abstract: "Take a generation no drive or unfinished change needs out of the keytable (its key is kept).")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The generation's key ID (`sedlock keys list`).") var keyID: String
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.keysRetire(keyID: keyID)), json: options.json) }
+    }
+}
+
+struct KeysDestroy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destroy",
+        abstract: "Destroy a retired generation everywhere: Revoke and Destroy on every key server, its key files, the keytable.")
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The retired generation's key ID (`sedlock keys list`).") var keyID: String
+    @Flag(help: "Confirm: a drive taken out with its PINs kept can then come back only by a PSID revert.") var yes = false
+    func validate() throws {
+        guard yes else { throw ValidationError("destroying a key generation is permanent; confirm with --yes") }
+    }
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.keysDestroy(keyID: keyID)), json: options.json) }
     }
 }
 

@@ -37,6 +37,8 @@ struct DaemonConfiguration: Sendable, Equatable {
     /// Prometheus text: a node_exporter textfile kept up to date, and a loopback HTTP endpoint.
     var metricsFile: String?
     var metricsListen: MetricsAddress?
+    /// Retired key generations kept after a rekey (older ones nothing needs are destroyed); nil: all.
+    var keepRetired: Int?
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String
@@ -78,6 +80,9 @@ struct DaemonConfiguration: Sendable, Equatable {
                 }
                 c.metricsListen = address
             },
+        ],
+        "keys": [
+            "keep_retired": { c, v, k throws(Invalid) in c.keepRetired = try integer(v, k, 0...127) },
         ],
         "deadlines": [
             "command_timeout": { c, v, k throws(Invalid) in c.commandTimeout = try seconds(v, k, 0.1...600) },
@@ -133,6 +138,7 @@ struct DaemonConfiguration: Sendable, Equatable {
     func managerConfiguration(bootIDPath: String?) -> LockManagerConfiguration {
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDirectory))
         configuration.commandTimeout = commandTimeout
+        configuration.keepRetiredGenerations = keepRetired
         configuration.lockoutLimit = lockoutLimit
         configuration.tryLimitMargin = tryLimitMargin
         configuration.bootLoopLimit = bootLoopLimit

@@ -183,6 +183,64 @@ struct KeyServiceTests {
         #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
     }
 
+    @Test("retired generations are destroyed on every key server and leave the 128-limit; the active one and one a drive holds are refused; keep_retired destroys the older ones after a rekey")
+    func destroyRetiredGenerations() async throws {
+        let (f, kms) = try await kmipArray()
+        for _ in 0..<2 { #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded) }
+        let keys = try f.manager.keysList().keys
+        #expect(keys.map(\.state) == ["retired", "retired", "active"])
+        let oldest = keys[0].keyID, active = keys[2].keyID
+        #expect { try f.manager.keysDestroy(keyID: active) } throws: { ($0 as? ControlError)?.code == .badRequest }
+        let after = try f.manager.keysDestroy(keyID: oldest)
+        #expect(after.keys.first { $0.keyID == oldest }?.state == "destroyed")
+        #expect(try kms.holds(0, oldest) == 0 && kms.holds(1, oldest) == 0)
+        #expect(try kms.holds(0, keys[1].keyID) == 1, "the other retired one stays")
+        // keep_retired = 0: the next rekey's finish destroys the one it retires and the one before.
+        var configuration = f.manager.configuration
+        configuration.keepRetiredGenerations = 0
+        try f.manager.reconfigure(configuration)
+        #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+        #expect(try f.manager.keysList().keys.map(\.state) == ["destroyed", "destroyed", "destroyed", "active"])
+        #expect(try kms.holds(0, active) == 0 && kms.holds(1, keys[1].keyID) == 0)
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
+    @Test("the 128-generation limit counts live generations: 127 destroyed ones do not stop a rekey, 127 retired ones do")
+    func generationLimitCountsLiveOnes() async throws {
+        for state in [KeyGenerationState.destroyed, .retired] {
+            let f = try LockManagerFixture(drives: 1)
+            #expect(try await f.setUpArray().allSucceeded)
+            f.manager.releaseState()
+            let store = try StateDatabase(directory: f.configuration.stateDirectory, access: .write)
+            for _ in 0..<127 {
+                try store.addGeneration(StoredKeyGeneration(keyID: UUID().uuidString.lowercased(), tag: "old", state: state,
+                                                            provider: "local", locations: [], createdAt: f.time.wallTime))
+            }
+            store.close()
+            f.restartManager()
+            if state == .destroyed {
+                #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+            } else {
+                await #expect { try await f.manager.rekey(RekeyRequest()) } throws: {
+                    ($0 as? ControlError)?.code == .badRequest && ($0 as? ControlError)?.fix.contains("keys destroy") == true
+                }
+            }
+        }
+    }
+
+    @Test("a destroyed local generation's key file is removed")
+    func destroyLocalGeneration() async throws {
+        let f = try LockManagerFixture(drives: 1)
+        #expect(try await f.setUpArray().allSucceeded)
+        let first = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+        #expect(FileManager.default.fileExists(atPath: f.keyDirectory + "/\(first).ak"))
+        _ = try f.manager.keysDestroy(keyID: first)
+        #expect(!FileManager.default.fileExists(atPath: f.keyDirectory + "/\(first).ak"))
+        #expect(try f.manager.keysList().keys.map(\.state) == ["destroyed", "active"])
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]
