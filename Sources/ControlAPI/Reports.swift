@@ -66,6 +66,12 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var tryLimit: Int?
         public var guarded: String?
         public var error: String?
+        /// Locked by an operator (or RDL's lock on loss), so left locked; a drive locked without
+        /// it has relocked and sedlockd unlocks it again.
+        public var lockedOnPurpose: Bool?
+
+        /// Locked without anyone asking (pulled, power-cycled alone, a held boot): to unlock again.
+        public var relocked: Bool { locked == true && lockedOnPurpose != true && guarded == nil && generation != nil }
 
         public init(address: String, model: String, serial: String, locked: Bool?, generation: String?,
                     failedAuthentications: Int, tryLimit: Int?, guarded: String?, error: String?) {

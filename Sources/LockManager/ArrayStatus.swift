@@ -11,7 +11,9 @@ extension LockManager {
     }
 
     /// The drive monitor's look: every drive's reachability and locked state, without testing
-    /// key servers; raises `DriveUnreachable` for a drive that does not answer, clears it once it does.
+    /// key servers; raises `DriveUnreachable` for a drive that does not answer, clears it once it
+    /// does; raises `ArrayLocked` while a drive is locked that nobody locked on purpose (it
+    /// relocked, or the boot was held), clears it once none is.
     public func checkDrives() async throws(ControlError) -> StatusReport {
         let report = try await status(testingKeyServers: false)
         let store = try openState(.write)
@@ -22,6 +24,14 @@ extension LockManager {
                       detail: $0)
             }
         }, scope: ["DriveUnreachable"], objects: Set(report.drives.map(\.address)))
+        let relocked = report.drives.filter(\.relocked).map(\.address)
+        recordFaults(store, relocked.isEmpty ? [] : [
+            fault("ArrayLocked", "error", "array",
+                  action: "sedlockd unlocks these drives again as soon as their keys are in hand; `sedlock keyserver status` "
+                      + "and `sedlock faults` say what is missing, `sedlock unlock --all` tries at once",
+                  detail: "\(relocked.count) of \(report.drives.count) drive(s) locked without an operator's lock: "
+                      + relocked.prefix(5).joined(separator: ", ") + (relocked.count > 5 ? " …" : "")),
+        ], scope: ["ArrayLocked"], objects: ["array"])
         return report
     }
 
@@ -68,6 +78,7 @@ extension LockManager {
                                                generation: drive.generationID.flatMap { keyIDs[$0] },
                                                failedAuthentications: drive.failedAuthentications, tryLimit: drive.tryLimit,
                                                guarded: drive.guardReason, error: nil)
+                entry.lockedOnPurpose = drive.lockedOnPurpose
                 switch locked[drive.address] {
                 case .success(let state)?: entry.locked = state
                 case .failure(let error)?: entry.error = error.message

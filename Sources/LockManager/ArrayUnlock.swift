@@ -242,9 +242,13 @@ extension LockManager {
         let allDone = !ordered.isEmpty && ordered.allSatisfy(\.succeeded)
         let audited = auditEntry(change.boot ? "unlock --boot" : operation, target: change.drives.map(\.address).joined(separator: " "),
                                  outcome: allDone ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+        // Locked now on purpose, or unlocked: what sedlockd's drive monitor tells a relocked drive by.
+        let reached: DriveOutcome.Result = locked ? .locked : .unlocked
+        let marked = change.drives.filter { change.outcomes[$0.address]?.result == reached }.compactMap(\.id)
         do {
             try lockout.settle(attempted.map { (id: $0.id, admission: $0.admission, error: $0.error) },
-                               notAttempted: Set(attempted.filter { $0.otherDrive != nil }.map(\.id)), audit: audited)
+                               notAttempted: Set(attempted.filter { $0.otherDrive != nil }.map(\.id)), audit: audited,
+                               lockedOnPurpose: (locked, marked))
         } catch { throw Self.stateFailure(error) }
     }
 

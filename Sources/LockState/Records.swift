@@ -23,6 +23,10 @@ public struct StoredDrive: Codable, Sendable, Hashable, FetchableRecord, Mutable
     /// Set when the lockout guard stopped further attempts; cleared only by an operator.
     public var guardReason: String?
     public var addedAt: Date
+    /// Locked on purpose (an operator's lock, RDL's lock on loss): sedlockd leaves it locked. A
+    /// drive found locked without it (pulled and reinserted, power-cycled alone, a boot that was
+    /// held) is unlocked again by sedlockd's drive monitor. Any unlock clears it.
+    public var lockedOnPurpose: Bool
 
     public init(address: String, identity: String, bus: String, model: String, serial: String, addedAt: Date) {
         self.address = address
@@ -32,6 +36,7 @@ public struct StoredDrive: Codable, Sendable, Hashable, FetchableRecord, Mutable
         self.serial = serial
         failedAuthentications = 0
         self.addedAt = addedAt
+        lockedOnPurpose = false
     }
 
     public var isGuarded: Bool { guardReason != nil }

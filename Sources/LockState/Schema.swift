@@ -139,6 +139,12 @@ enum Schema {
                 t.add(column: "pinChangeSent", .boolean).notNull().defaults(to: false)
             }
         }
+        // Whether a drive was locked on purpose, so sedlockd tells it from one that relocked.
+        migrator.registerMigration("v6 locked on purpose") { db in
+            try db.alter(table: "drive") { t in
+                t.add(column: "lockedOnPurpose", .boolean).notNull().defaults(to: false)
+            }
+        }
         return migrator
     }
 }

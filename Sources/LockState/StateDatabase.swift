@@ -191,10 +191,13 @@ public final class StateDatabase: StateStore {
     }
 
     public func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], notAttempted: [Int64],
-                                      audit: AuditEntry?) throws(StateError) {
-        guard !succeeded.isEmpty || !guarded.isEmpty || !notAttempted.isEmpty || audit != nil else { return }
+                                      audit: AuditEntry?, lockedOnPurpose: (Bool, [Int64])?) throws(StateError) {
+        guard !succeeded.isEmpty || !guarded.isEmpty || !notAttempted.isEmpty || audit != nil || lockedOnPurpose != nil else { return }
         try write { db in
             if var entry = audit { try entry.insert(db) }
+            if let (value, ids) = lockedOnPurpose {
+                for id in ids { try db.execute(sql: "UPDATE drive SET lockedOnPurpose = ? WHERE id = ?", arguments: [value, id]) }
+            }
             // Counted before the attempt, which was then not made (the drive turned out to be another).
             for id in notAttempted {
                 try db.execute(sql: "UPDATE drive SET failedAuthentications = MAX(0, failedAuthentications - 1) WHERE id = ?", arguments: [id])

@@ -19,7 +19,7 @@ public protocol StateStore: Sendable {
     /// Settles attempts: successes return to zero, and drives that reached their limit are guarded;
     /// `audit`, when given, is recorded in the same transaction (one fsync for both).
     func settleAuthentications(succeeded: [Int64], guarded: [Int64: String], notAttempted: [Int64],
-                               audit: AuditEntry?) throws(StateError)
+                               audit: AuditEntry?, lockedOnPurpose: (Bool, [Int64])?) throws(StateError)
     func resetGuard(driveID: Int64) throws(StateError)
 
     // Key generations and check values
@@ -99,10 +99,10 @@ extension StateStore {
 
     /// The attempt succeeded: the consecutive count returns to zero.
     public func recordAuthenticationSuccess(driveID: Int64) throws(StateError) {
-        try settleAuthentications(succeeded: [driveID], guarded: [:], notAttempted: [], audit: nil)
+        try settleAuthentications(succeeded: [driveID], guarded: [:], notAttempted: [], audit: nil, lockedOnPurpose: nil)
     }
 
     public func guardDrive(driveID: Int64, reason: String) throws(StateError) {
-        try settleAuthentications(succeeded: [], guarded: [driveID: reason], notAttempted: [], audit: nil)
+        try settleAuthentications(succeeded: [], guarded: [driveID: reason], notAttempted: [], audit: nil, lockedOnPurpose: nil)
     }
 }

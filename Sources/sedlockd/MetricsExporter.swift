@@ -21,6 +21,8 @@ final class MetricsExporter: Sendable {
         var faults: FaultReport?
         /// Faults raised while this daemon ran, by name (a counter).
         var raised: [String: Int] = [:]
+        /// Drives found locked without an operator's lock and unlocked again by the drive monitor.
+        var relockedUnlocked = 0
         var updatedAt: Date?
     }
 
@@ -112,6 +114,9 @@ final class MetricsExporter: Sendable {
             }
             registry.makeGauge(name: "sedlock_faults_open", help: "Open faults.").set(faults.open.count)
         }
+        registry.makeCounter(name: "sedlock_relocked_drives_unlocked_total",
+                             help: "Drives found locked without an operator's lock and unlocked again by sedlockd.")
+            .increment(by: Int64(snapshot.relockedUnlocked))
         for (name, count) in snapshot.raised {
             registry.makeCounter(name: "sedlock_faults_raised_total", labels: [("name", name)],
                                  help: "Faults raised since sedlockd started, by name.").increment(by: Int64(count))

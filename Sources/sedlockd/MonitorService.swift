@@ -19,6 +19,8 @@ struct MonitorService: Service {
     let executor: BlockingExecutor
     let loop: WorkLoop
     let metrics: MetricsExporter
+    /// When relocked drives are next tried, after failures.
+    let relock = RetryBackoff()
 
     private enum Check: CaseIterable { case drives, keyServers, rdlToken, certificates }
 
@@ -54,6 +56,7 @@ struct MonitorService: Service {
                 let report = try await manager.checkDrives()
                 statusLine.drives(report)
                 metrics.record { $0.status = report }
+                await unlockRelocked(report)
             case .keyServers:
                 let report = try manager.probeKeyServers()
                 statusLine.keyServers(report)
@@ -75,6 +78,27 @@ struct MonitorService: Service {
         } catch {
             events.logger.error("\(check) monitor: \(error.description)")
         }
+    }
+
+    /// Drives locked that nobody locked on purpose (pulled and reinserted, power-cycled alone, a
+    /// boot that was held) are unlocked again through the work loop, with every guard of an
+    /// operator's unlock. While that fails (keys not yet in hand), it is asked again after a
+    /// doubling delay, one drive interval to ten minutes.
+    private func unlockRelocked(_ report: StatusReport) async {
+        let relocked = report.drives.filter(\.relocked).map(\.address)
+        guard !relocked.isEmpty, relock.isDue() else { return }
+        events.logger.notice("drives locked without an operator's lock: unlocking \(relocked.joined(separator: ", ")) again",
+                             metadata: ["MESSAGE_ID": "\(MessageID.unlock)"])
+        let manager = self.manager
+        let request = ControlRequest.unlock(UnlockRequest(drives: .some(relocked)))
+        let response = await loop.perform {
+            await LockManager.$requester.withValue("sedlockd (relocked drives)") { await manager.respond(to: request) }
+        }
+        guard let response else { return }
+        events.answered(request, response, requester: "sedlockd (relocked drives)")
+        let unlocked = if case .array(let outcome) = response { outcome.drives.filter { $0.result == .unlocked }.count } else { 0 }
+        metrics.record { $0.relockedUnlocked += unlocked }
+        relock.settle(allDone: unlocked == relocked.count, interval: settings.current.driveInterval)
     }
 
     /// Reads the open faults (evaluating the state's own), logs what changed since `known`.
@@ -99,5 +123,31 @@ struct MonitorService: Service {
         statusLine.faults(open: now.count)
         serviceManager.status(statusLine.text)
         return now
+    }
+}
+
+/// A bounded, doubling retry: due at once; after a failure not before `interval`, then twice as
+/// long each time, at most ten minutes; a success makes it due at once again.
+final class RetryBackoff: Sendable {
+    private struct State {
+        var next: ContinuousClock.Instant?
+        var delay: Duration = .zero
+    }
+
+    private let state = Mutex(State())
+    static let longest = Duration.seconds(600)
+
+    func isDue() -> Bool { state.withLock { $0.next.map { ContinuousClock.now >= $0 } ?? true } }
+
+    func settle(allDone: Bool, interval: Double) {
+        state.withLock { state in
+            if allDone {
+                state = State()
+                return
+            }
+            let first = Duration.milliseconds(Int64(interval * 1000))
+            state.delay = state.delay == .zero ? first : min(state.delay * 2, Self.longest)
+            state.next = ContinuousClock.now + state.delay
+        }
     }
 }

@@ -243,3 +243,20 @@ struct DaemonTests {
         for n in 0..<f.driveCount { #expect(try run("sedsim", ["read", f.array.directory, "\(n)", "--lba", "0"]).status == 0) }
     }
 }
+
+extension DaemonTests {
+    @Test("sedlockd unlocks a drive that relocked while it runs (power-cycled alone) within a drive interval, and leaves one an operator locked")
+    func relockedDriveIsUnlockedAgain() throws {
+        let f = try DaemonFixture(drives: 2, configuration: "[monitors]\ndrives_interval = 1\n")
+        try f.startDaemon()
+        #expect(try run("sedlock", ["lock", f.array.device(1)] + f.viaSocket).status == 0)
+        #expect(try run("sedsim", ["power-cycle", f.array.directory, "--drive", "0"]).status == 0)
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status != 0)
+        #expect(waitFor(seconds: 10) { (try? run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]))?.status == 0 },
+                "the relocked drive was not unlocked again: \(f.logText)")
+        #expect(f.logText.contains("unlocking \(f.array.device(0)) again"))
+        // The operator's lock stands, interval after interval.
+        _ = waitFor(seconds: 3) { false }
+        #expect(try run("sedsim", ["read", f.array.directory, "1", "--lba", "0"]).status != 0)
+    }
+}

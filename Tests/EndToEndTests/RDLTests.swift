@@ -276,6 +276,26 @@ extension RDLTests {
         #expect(times.count >= 4 && (gaps.max() ?? 99) < 2, "watchdog pings \(times.count), largest gap \(gaps.max() ?? -1) s")
     }
 
+    @Test("a held boot heals itself: the token's server away at boot, sedlockd raises ArrayLocked and, once the server is back, unlocks the array and clears it")
+    func heldBootHealsItself() throws {
+        let f = try RDLFixture(drives: 2)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        #expect(try f.admin(["--refuse", "on"]))
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        try f.newBoot()
+        #expect(try run("sedlock", ["unlock", "--all", "--boot", "--wait", "1", "--timeout", "1"] + f.state).status == 15)
+        let (daemon, socket) = try f.startDaemon("[monitors]\ndrives_interval = 1\nkey_servers_interval = 1\n[deadlines]\ncommand_timeout = 2\n")
+        defer { daemon.stop() }
+        #expect(waitFor { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output.contains("ERROR  ArrayLocked") == true })
+        #expect(try f.admin(["--refuse", "off"]))
+        #expect(waitFor(seconds: 30) { (try? run("sedsim", ["read", f.array.directory, "1", "--lba", "0"]))?.status == 0 },
+                "the array stayed locked after the key server came back")
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
+        #expect(waitFor { (try? run("sedlock", ["faults", "--control-socket", socket]))?.output.contains("ERROR  ArrayLocked") == false })
+        let sim = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
+    }
+
     @Test("sedlockd's start never waits on key servers: with the token's server hung it serves at once, and the keytable fills once the server is back")
     func startDoesNotWaitForKeyServers() throws {
         let f = try RDLFixture(drives: 1)

@@ -296,6 +296,26 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive <= 1, "cut after \(cutAfter)")
     }
 
+    @Test("a drive power-cycled alone is told from one an operator locked: only it is relocked, and ArrayLocked stays open until it is unlocked")
+    func relockedDrives() async throws {
+        let f = try LockManagerFixture(drives: 3)
+        #expect(try await f.setUpArray().allSucceeded)
+        #expect(try await f.manager.checkDrives().drives.allSatisfy { !$0.relocked })
+        #expect(try await f.manager.lock(LockRequest(drives: .some([f.addresses[2]]))).allSucceeded)
+        try f.drive(1).powerCycle()
+        let report = try await f.manager.checkDrives()
+        #expect(report.drives.filter(\.relocked).map(\.address) == [f.addresses[1]])
+        #expect(report.drives[2].locked == true && report.drives[2].lockedOnPurpose == true)
+        #expect(try f.manager.faults().open.contains { $0.name == "ArrayLocked" && $0.detail.contains(f.addresses[1]) })
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .some([f.addresses[1]]))).allSucceeded)
+        #expect(try await f.manager.checkDrives().drives.allSatisfy { !$0.relocked })
+        #expect(try !f.manager.faults().open.contains { $0.name == "ArrayLocked" })
+        // An unlock ends a lock on purpose: a later power cycle of that drive is a relock again.
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .some([f.addresses[2]]))).allSucceeded)
+        try f.drive(2).powerCycle()
+        #expect(try await f.manager.checkDrives().drives.filter(\.relocked).map(\.address) == [f.addresses[2]])
+    }
+
     @Test("one drive's damaged record decides only that drive: the others unlock, it gets no attempt")
     func oneDamagedRecord() async throws {
         let f = try LockManagerFixture(drives: 3)

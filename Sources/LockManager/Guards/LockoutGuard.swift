@@ -83,7 +83,8 @@ extension LockoutGuard {
                 toCount.append(id)
             }
         }
-        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, notAttempted: [], audit: nil) }
+        if !newlyGuarded.isEmpty { try store.settleAuthentications(succeeded: [], guarded: newlyGuarded, notAttempted: [], audit: nil,
+                                                                          lockedOnPurpose: nil) }
         let byID = Dictionary(drives.compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
         for (id, count) in try store.countAuthenticationAttempts(driveIDs: toCount) {
             let limit = byID[id].map(effectiveLimit) ?? limit
@@ -94,8 +95,9 @@ extension LockoutGuard {
 
     /// Records how a batch of admitted attempts went, with the operation's audit entry when given
     /// (one transaction). `notAttempted`: drives admitted whose attempt was then not made.
+    /// `lockedOnPurpose`: drives to mark (an operator's lock) or unmark (an unlock) in the same transaction.
     func settle(_ results: [(id: Int64, admission: Admission, error: OpalError?)], notAttempted: Set<Int64> = [],
-                audit: AuditEntry? = nil) throws(StateError) {
+                audit: AuditEntry? = nil, lockedOnPurpose: (Bool, [Int64])? = nil) throws(StateError) {
         var succeeded: [Int64] = []
         var guarded: [Int64: String] = [:]
         for result in results where !notAttempted.contains(result.id) {
@@ -105,6 +107,7 @@ extension LockoutGuard {
                 guarded[result.id] = "\(count) consecutive failed authentications (limit \(limit)); last: \(error.message)"
             }
         }
-        try store.settleAuthentications(succeeded: succeeded, guarded: guarded, notAttempted: notAttempted.sorted(), audit: audit)
+        try store.settleAuthentications(succeeded: succeeded, guarded: guarded, notAttempted: notAttempted.sorted(), audit: audit,
+                                        lockedOnPurpose: lockedOnPurpose)
     }
 }
