@@ -7,15 +7,42 @@ import LockState
 /// asked for (and by the operations that end them), raised and cleared in the state.
 extension LockManager {
     /// The fault names evaluated from the state alone; each evaluation may clear any of them.
-    static let stateFaults: Set<String> = ["DriveGuarded", "BootLoopHold", "RekeyIncomplete", "SetupIncomplete", "KmipCertificateFault"]
+    static let stateFaults: Set<String> = ["DriveGuarded", "BootLoopHold", "RekeyIncomplete", "SetupIncomplete", "KmipCertificateFault",
+                                           "StateDatabaseLost"]
 
     public func faults() throws(ControlError) -> FaultReport {
         let store = try openState(.write)
         do {
-            let open = try store.syncFaults(try currentConditions(store), scope: Self.stateFaults, objects: nil, at: time.wallTime)
+            var conditions = try currentConditions(store)
+            if let lost = store.fileProblem() {
+                // What this process holds is now the only full copy: write it out at once.
+                let saved: String
+                do { try store.backUp(); saved = "a copy as sedlockd holds it was written to \(configuration.stateDirectory.backupPath)" } catch {
+                    saved = "writing a copy failed too (\(error.message))"
+                }
+                conditions.append(fault("StateDatabaseLost", "critical", configuration.stateDirectory.databasePath,
+                                        action: "do not reboot: stop sedlockd, then `mv \(configuration.stateDirectory.backupPath) "
+                                            + "\(configuration.stateDirectory.databasePath)` and start it again; find out what removed the file",
+                                        detail: "\(lost); \(saved)"))
+            }
+            let open = try store.syncFaults(conditions, scope: Self.stateFaults, objects: nil, at: time.wallTime)
             let cleared = try store.clearedFaults(limit: 10)
             return FaultReport(open: open.map(Self.report), recentlyCleared: cleared.map(Self.report))
         } catch { throw Self.stateFailure(error) }
+    }
+
+    /// After a change set (setup, rekey, membership, key servers, generations, RDL, erase): a
+    /// verified copy of the state in `state.sqlite.bak`; a failure raises `StateBackupFailed`.
+    func backUpState() {
+        guard let store = try? openState(.write) else { return }
+        do {
+            try store.backUp()
+            recordFaults(store, [], scope: ["StateBackupFailed"], objects: ["state"])
+        } catch {
+            recordFaults(store, [fault("StateBackupFailed", "warning", "state",
+                                       action: "free space or fix permissions in \(configuration.stateDirectory.path); the next change writes it again",
+                                       detail: error.message)], scope: ["StateBackupFailed"], objects: ["state"])
+        }
     }
 
     /// Raises or clears the event faults one operation observed (`scope`: the names it can judge,

@@ -57,6 +57,21 @@ public final class LockManager: Sendable {
     /// `secret` is what a request needs that never crosses the control socket: the adopted
     /// drives' current password, or a PSID.
     public func respond(to request: ControlRequest, secret: Secret? = nil) async -> ControlResponse {
+        let response = await answer(request, secret: secret)
+        if Self.changesTheArray(request) { backUpState() }
+        return response
+    }
+
+    /// Requests after which the state is backed up: what changes keys, drives or key servers.
+    static func changesTheArray(_ request: ControlRequest) -> Bool {
+        switch request {
+        case .setup, .rekey, .arrayAdd, .arrayRemove, .erase, .keyServerAdd, .keyServerRemove, .keysRetire, .keysDestroy,
+             .rdlEnable, .rdlRotate, .rdlDisable: return true
+        default: return false
+        }
+    }
+
+    private func answer(_ request: ControlRequest, secret: Secret?) async -> ControlResponse {
         do {
             switch request {
             case .setup(let setup): return .array(try await self.setup(setup, adoptionPassword: secret))

@@ -13,6 +13,8 @@ public final class StateDatabase: StateStore {
     public let access: Access
     private let pool: DatabasePool
     private let writerLock: FileLock?
+    /// The database file this handle opened (device and inode), to notice it deleted or replaced.
+    private let opened: (device: UInt64, inode: UInt64)?
 
     /// Opens the state in `directory`. Writing creates the directory and database on first use.
     public init(directory: StateDirectory, access: Access) throws(StateError) {
@@ -55,6 +57,8 @@ public final class StateDatabase: StateStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            var info = stat()
+            opened = stat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
             if !complete {
                 guard access == .write else {
                     throw StateError(.unreadable, "the state database \(path) is older than this sedlock",
@@ -101,6 +105,52 @@ public final class StateDatabase: StateStore {
             throw error
         } catch {
             throw classify(error, path: path)
+        }
+    }
+
+    /// Why the database file is no longer the one this handle opened (deleted, or another file
+    /// put in its place), or nil while it is. What this handle holds is then the only full copy.
+    public func fileProblem() -> String? {
+        guard let opened else { return nil }
+        var info = stat()
+        guard stat(directory.databasePath, &info) == 0 else {
+            return errno == ENOENT ? "\(directory.databasePath) was deleted while sedlockd held it" : "cannot examine \(directory.databasePath): \(errnoText())"
+        }
+        if UInt64(info.st_dev) != opened.device || UInt64(info.st_ino) != opened.inode {
+            return "\(directory.databasePath) was replaced by another file while sedlockd held it"
+        }
+        return nil
+    }
+
+    /// Writes a verified copy of the state as it is now to `state.sqlite.bak` (SQLite's online
+    /// backup into a temporary, an integrity check of the copy, then an atomic rename): the
+    /// last good state, to restore from if the database is lost or damaged.
+    public func backUp() throws(StateError) {
+        let backup = directory.backupPath
+        let temporary = directory.path + "/.state.sqlite.bak.tmp"
+        _ = unlink(temporary)
+        do {
+            let copy = try DatabaseQueue(path: temporary)
+            try pool.backup(to: copy)
+            let check = try copy.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "" }
+            try copy.close()
+            guard check == "ok" else {
+                _ = unlink(temporary)
+                throw StateError(.corrupt, "the backup of the state fails its integrity check (\(check.prefix(200)))",
+                                 fix: "check the disk holding \(directory.path)")
+            }
+        } catch let error as StateError { throw error } catch {
+            _ = unlink(temporary)
+            throw StateError(.unreadable, "cannot back up the state to \(backup): \(error)", fix: "check the space and permissions of \(directory.path)")
+        }
+        _ = chmod(temporary, 0o600)
+        guard rename(temporary, backup) == 0 else {
+            let why = errnoText()
+            _ = unlink(temporary)
+            throw StateError(.unreadable, "cannot put the backup of the state in place (\(backup)): \(why)")
+        }
+        do { try AtomicFile.syncDirectory(directory.path) } catch {
+            throw StateError(.unreadable, "cannot make the backup of the state durable: \(error)")
         }
     }
 

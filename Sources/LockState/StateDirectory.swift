@@ -27,6 +27,8 @@ public struct StateDirectory: Sendable {
 
     public var databasePath: String { path + "/state.sqlite" }
     public var writerLockPath: String { path + "/writer.lock" }
+    /// The verified copy of the last good state, written after each change set.
+    public var backupPath: String { path + "/state.sqlite.bak" }
 
     /// Creates the directory (0700, whatever the umask) if missing, and checks an existing one.
     public func prepare() throws(StateError) {
@@ -65,7 +67,7 @@ public struct StateDirectory: Sendable {
 
     /// The files of the state this directory holds (each may be missing).
     var stateFiles: [String] {
-        [databasePath, databasePath + "-wal", databasePath + "-shm", writerLockPath]
+        [databasePath, databasePath + "-wal", databasePath + "-shm", writerLockPath, backupPath]
     }
 
     /// The whole disks (kernel names such as `sda`, `nvme0n1`) under the filesystem that holds the

@@ -316,6 +316,25 @@ struct LockManagerTests {
         #expect(try await f.manager.checkDrives().drives.filter(\.relocked).map(\.address) == [f.addresses[2]])
     }
 
+    @Test("the state deleted while the manager holds it: StateDatabaseLost (critical) and a fresh backup; restored from it, the array unlocks")
+    func lostStateIsNoticedAndRestorable() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        // Through the entry the CLI and sedlockd use, which backs the state up after a change set.
+        let setup = await f.manager.respond(to: .setup(SetupRequest(drives: f.addresses, provider: .local)))
+        guard case .array(let report) = setup, report.allSucceeded else { Issue.record("setup: \(setup)"); return }
+        let directory = f.configuration.stateDirectory
+        #expect(FileManager.default.fileExists(atPath: directory.backupPath), "a change set leaves a backup")
+        try FileManager.default.removeItem(atPath: directory.backupPath)
+        try FileManager.default.removeItem(atPath: directory.databasePath)
+        let lost = try #require(try f.manager.faults().open.first { $0.name == "StateDatabaseLost" })
+        #expect(lost.severity == "critical" && lost.detail.contains("was deleted"))
+        #expect(FileManager.default.fileExists(atPath: directory.backupPath), "the open state was written out at once")
+        f.manager.releaseState()
+        try FileManager.default.moveItem(atPath: directory.backupPath, toPath: directory.databasePath)
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
     @Test("one drive's damaged record decides only that drive: the others unlock, it gets no attempt")
     func oneDamagedRecord() async throws {
         let f = try LockManagerFixture(drives: 3)

@@ -72,4 +72,27 @@ struct StateOwnershipTests {
         #expect(try String(contentsOfFile: root + "/metrics.prom", encoding: .utf8) == "a 2\n")
         #expect(FileOwnership.problem(at: root + "/metrics.prom") == nil)
     }
+
+    @Test("a verified backup holds the state; a database deleted or replaced under an open handle is noticed")
+    func backupAndLostFile() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = StateDirectory(path: root)
+        let state = try StateDatabase(directory: directory, access: .write)
+        try state.addDrive(StoredDrive(address: "sim:/tmp/x/0", identity: "wwn:5000c500a", bus: "simulated", model: "M", serial: "S",
+                                       addedAt: Date(timeIntervalSince1970: 1_800_000_000)))
+        try state.backUp()
+        #expect(FileOwnership.problem(at: directory.backupPath, privateToOwner: true) == nil)
+        #expect(state.fileProblem() == nil)
+        #expect(unlink(directory.databasePath) == 0)
+        #expect(state.fileProblem()?.contains("was deleted") == true)
+        #expect(try state.drives().count == 1, "the open handle still holds the state")
+        #expect(FileManager.default.createFile(atPath: directory.databasePath, contents: Data(), attributes: [.posixPermissions: 0o600]))
+        #expect(state.fileProblem()?.contains("was replaced") == true)
+        state.close()
+        // The backup restores the state.
+        #expect(unlink(directory.databasePath) == 0 && rename(directory.backupPath, directory.databasePath) == 0)
+        let restored = try StateDatabase(directory: directory, access: .read)
+        #expect(try restored.drives().map(\.identity) == ["wwn:5000c500a"])
+    }
 }
