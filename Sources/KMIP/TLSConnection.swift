@@ -168,9 +168,14 @@ final class TLSConnection {
         if verify != Int(X509_V_OK) {
             let reason = String(cString: X509_verify_cert_error_string(verify))
             let nameProblem = verify == Int(X509_V_ERR_HOSTNAME_MISMATCH) || verify == Int(X509_V_ERR_IP_ADDRESS_MISMATCH)
-            return fail(.keyServerSslError, "the server's certificate is not trusted: \(reason)",
-                        nameProblem ? "connect by a name or IP the server certificate lists, or turn off server-name verification"
-                                    : "install the CA (and intermediates) that signed the server's certificate")
+            let dated = verify == Int(X509_V_ERR_CERT_HAS_EXPIRED) || verify == Int(X509_V_ERR_CERT_NOT_YET_VALID)
+            let weak = verify == Int(X509_V_ERR_EE_KEY_TOO_SMALL) || verify == Int(X509_V_ERR_CA_KEY_TOO_SMALL)
+                || verify == Int(X509_V_ERR_CA_MD_TOO_WEAK)
+            let fix = nameProblem ? "connect by a name or IP the server certificate lists, or turn off server-name verification"
+                : dated ? "the key server's certificate (or one of its chain) is outside its validity: have it renewed, and check this host's clock"
+                : weak ? "the key server's certificate uses a key or signature too weak for this host's OpenSSL policy: have it reissued"
+                : "install the CA (and intermediates) that signed the server's certificate"
+            return fail(.keyServerSslError, "the server's certificate is not trusted: \(reason)", fix)
         }
         let lower = errors.lowercased()
         if lower.contains("alert") && (lower.contains("certificate") || lower.contains("unknown ca") || lower.contains("access denied")) {

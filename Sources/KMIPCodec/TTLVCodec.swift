@@ -72,6 +72,11 @@ public enum TTLVCodec {
     public static func messageSize(header: [UInt8]) throws(TTLVError) -> Int {
         guard header.count >= 8 else { throw TTLVError(.truncated, at: 0, "a TTLV header is 8 bytes") }
         let length = Int(header[4]) << 24 | Int(header[5]) << 16 | Int(header[6]) << 8 | Int(header[7])
+        // A message is a Structure of padded items: its length is a multiple of 8. Reading on to
+        // the next multiple would wait for bytes that never come (and report a timeout).
+        if header[3] == 0x01, length % 8 != 0 {
+            throw TTLVError(.badLength, at: 4, "a message (a Structure) announces \(length) bytes, not a multiple of 8")
+        }
         return 8 + length + (8 - length % 8) % 8
     }
 

@@ -168,7 +168,8 @@ public final class StateDatabase: StateStore {
                                   fix: "restore it from a backup; sedlock will not rewrite it")
             case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH:
                 return StateError(.unreadable, "cannot open \(path) (\(db.message ?? "\(db.resultCode)"))",
-                                  fix: "run as root, and check the state directory's permissions")
+                                  fix: geteuid() == 0 ? "check that the state's filesystem is mounted writable and the directory's permissions"
+                                                      : "run as root, and check the state directory's permissions")
             case .SQLITE_BUSY, .SQLITE_LOCKED:
                 return StateError(.busy, "\(path) is busy", fix: "retry in a moment")
             case .SQLITE_CONSTRAINT:

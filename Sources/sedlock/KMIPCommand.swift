@@ -284,7 +284,7 @@ struct KMIPRevoke: ParsableCommand {
 }
 
 struct KMIPDestroy: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "destroy", abstract: "Destroy an object (revoke it first if Active; first server that holds it).")
+    static let configuration = CommandConfiguration(commandName: "destroy", abstract: "Destroy an object on the first server that holds it; an Active one is refused until revoked (`sedlock kmip revoke`).")
     @OptionGroup var kmip: KMIPOptions
     @Argument(help: "Unique identifier.") var id: String
     func run() throws { reporting { try kmip.read { c throws(KeyServerError) in try c.destroy(id) }; print("\(id): destroyed") } }

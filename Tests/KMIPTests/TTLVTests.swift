@@ -114,6 +114,12 @@ struct TTLVTests {
 
 @Suite("KMIP messages")
 struct MessageTests {
+    @Test("a message header announcing a length that is not a multiple of 8 is refused at once, not waited on")
+    func messageLengthNotPadded() throws {
+        #expect(throws: TTLVError.self) { try TTLVCodec.messageSize(header: [0x42, 0x00, 0x7B, 0x01, 0x00, 0x00, 0x00, 0x0C]) }
+        #expect(try TTLVCodec.messageSize(header: [0x42, 0x00, 0x7B, 0x01, 0x00, 0x00, 0x00, 0x10]) == 24)
+    }
+
     @Test("a response whose header's Batch Count is missing or differs from its items is refused")
     func batchCount() throws {
         let item: TTLV = .structure(.batchItem, [.enumeration(.resultStatus, 0)])

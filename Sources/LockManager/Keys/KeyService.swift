@@ -227,7 +227,7 @@ public final class KeyService: Sendable {
         switch check {
         case .available: return nil
         case .unreachable(let why):
-            return "no key server could be reached (\(why)); the drives stay unlocked, but would stay locked at a restart"
+            return "no key server could be reached (\(why)); drives unlocked now stay so until a restart, locked ones stay locked until the token can be had"
         case .lost(let why, let destroyedEverywhere):
             if destroyedEverywhere { return "\(tokenDestroyedEverywhere) (\(why)): the data is locked for good" }
             return "the token is lost (\(why)); the drives stay locked from the next restart on"
