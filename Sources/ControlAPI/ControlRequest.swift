@@ -163,7 +163,16 @@ public struct LockRequest: Codable, Sendable, Hashable {
 public struct RekeyRequest: Codable, Sendable, Hashable {
     /// The new generation's tag (default: the current one's).
     public var keyTag: String?
-    public init(keyTag: String? = nil) { self.keyTag = keyTag }
+    /// Where the new generation's AK is kept (default: where the current one is): a rekey
+    /// converts custody, local ↔ key servers, journaled as any rekey.
+    public var provider: KeyProviderKind?
+    /// With the key servers: k-of-n shares instead of full copies (default: as now).
+    public var threshold: Int?
+    public init(keyTag: String? = nil, provider: KeyProviderKind? = nil, threshold: Int? = nil) {
+        self.keyTag = keyTag
+        self.provider = provider
+        self.threshold = threshold
+    }
 }
 
 public struct ArrayAddRequest: Codable, Sendable, Hashable {

@@ -63,6 +63,7 @@ extension LockManager {
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
         }
+        let (provider, threshold) = try custody(of: request, active: active, store: store)
         // Keys first: the current key must be in hand and proven before anything changes.
         let current = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
         guard case .ready? = current[activeID] else {
@@ -89,15 +90,19 @@ extension LockManager {
         let material = token.map { ak.appending($0.secret) } ?? ak
         let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? active.tag
-        let keyStore = try keys.keyStore(provider: KeyProviderKind(rawValue: active.provider) ?? .local,
-                                         threshold: try keyShareThreshold(store), previous: active, store: store)
+        let keyStore = try keys.keyStore(provider: provider, threshold: threshold, previous: active, store: store)
+        if provider == .kmip {
+            do { try store.setKeyShareThreshold(threshold) } catch { throw Self.stateFailure(error) }
+        }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
+        let custody = provider.rawValue + (threshold.map { " \($0)-of-n" } ?? "")
         let journal = try beginJournal(.rekey, operation: "rekey", target: "all", from: activeID,
-                                       generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: active.provider,
+                                       generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending, provider: provider.rawValue,
                                                                        locations: locations.map { $0.description }, createdAt: time.wallTime,
                                                                        tokenID: token?.id),
                                        newDrives: [], material: material, store: store,
-                                       started: "started (key \(active.keyID) → \(keyID)\(token.map { ", token \($0.id)" } ?? ""))")
+                                       started: "started (key \(active.keyID) → \(keyID), \(active.provider) → \(custody)"
+                                           + "\(token.map { ", token \($0.id)" } ?? ""))")
         return try await runRekey(journal, store: store, resuming: false)
     }
 
@@ -145,8 +150,34 @@ extension LockManager {
         return try await run(change, store: store)
     }
 
-    private func keyShareThreshold(_ store: any StateStore) throws(ControlError) -> Int? {
-        do { return try store.keyShareThreshold() } catch { throw Self.stateFailure(error) }
+    /// Where the new generation's AK goes, and whether as shares: as now unless the request
+    /// converts it, checked against the configured key servers before anything changes.
+    private func custody(of request: RekeyRequest, active: StoredKeyGeneration,
+                         store: any StateStore) throws(ControlError) -> (KeyProviderKind, Int?) {
+        let provider = request.provider ?? KeyProviderKind(rawValue: active.provider) ?? .local
+        guard provider == .kmip else {
+            guard request.threshold == nil else {
+                throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
+            }
+            return (.local, nil)
+        }
+        let servers: [StoredKeyServer]
+        let current: Int?
+        do {
+            servers = try store.keyServers()
+            current = try store.keyShareThreshold()
+        } catch { throw Self.stateFailure(error) }
+        guard !servers.isEmpty else {
+            throw ControlError(.badRequest, "keeping the key on key servers needs one", fix: "add one with `sedlock keyserver add`")
+        }
+        // A conversion from local keys names its own custody; a rekey on the key servers keeps
+        // theirs. A threshold of 1 (any one server rebuilds it) is a full copy on every server.
+        let asked = request.threshold ?? (request.provider == nil || active.provider == KeyProviderKind.kmip.rawValue ? current : nil)
+        let threshold = asked == 1 ? nil : asked
+        if let k = threshold, !(2...max(2, servers.count)).contains(k) || servers.count < 2 {
+            throw ControlError(.badRequest, "a threshold of \(k) needs 2 ≤ k ≤ the \(servers.count) key servers configured")
+        }
+        return (.kmip, threshold)
     }
 
     /// The generation whose Admin1 PIN a drive holds now: during an unfinished rekey, the new one

@@ -186,9 +186,14 @@ struct Rekey: AsyncParsableCommand {
         abstract: "A new key for every drive (journaled: after a crash, rekey, unlock or the next boot finishes it).")
     @OptionGroup var options: ManagerOptions
     @Option(help: "Tag of the new key (default: the current key's).") var keyTag: String?
+    @Option(help: "Where the new key is kept: local or kmip (default: where the current one is).") var provider: KeyProviderKind?
+    @Option(help: "With --provider kmip: any K of the key servers' shares rebuild the key; 1: a full copy on each (default: as now).")
+    var threshold: Int?
 
     func run() async throws {
-        await reportingAsync { try show(await options.perform(.rekey(RekeyRequest(keyTag: keyTag))), json: options.json) }
+        await reportingAsync {
+            try show(await options.perform(.rekey(RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold))), json: options.json)
+        }
     }
 }
 

@@ -241,6 +241,31 @@ struct KeyServiceTests {
         #expect(try f.manager.keysList().keys.map(\.state) == ["destroyed", "active"])
     }
 
+    @Test("custody converts through a journaled rekey: local → key servers → 2-of-3 shares → full copies → local, a boot unlocking after each")
+    func custodyConversion() async throws {
+        let kms = try InProcessKeyServers(count: 3)
+        let f = try LockManagerFixture(drives: 2, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(try await f.setUpArray().allSucceeded)
+        let steps: [(KeyProviderKind, Int?, String)] = [(.kmip, nil, "kmip:"), (.kmip, 2, "kmip-share:"), (.kmip, 1, "kmip:"), (.local, nil, "local:")]
+        for (provider, threshold, location) in steps {
+            let rekeyed = try await f.manager.rekey(RekeyRequest(provider: provider, threshold: threshold))
+            #expect(rekeyed.allSucceeded, "\(provider) \(String(describing: threshold)): \(rekeyed)")
+            let active = try #require(try f.manager.keysList().keys.first { $0.state == "active" })
+            #expect(active.provider == provider.rawValue)
+            f.manager.releaseState()
+            let stored = try StateDatabase(directory: f.configuration.stateDirectory, access: .read).generations().first { $0.keyID == active.keyID }
+            #expect(stored?.locations.allSatisfy { $0.hasPrefix(location) } == true && stored?.locations.isEmpty == false,
+                    "\(String(describing: stored?.locations))")
+            #expect(stored?.locations.count == (provider == .local ? 1 : 3))
+            try f.reboot()
+            #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded, "after \(provider)")
+        }
+        await #expect { try await f.manager.rekey(RekeyRequest(provider: .local, threshold: 2)) } throws: {
+            ($0 as? ControlError)?.code == .badRequest
+        }
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]
