@@ -186,14 +186,30 @@ extension LockManager {
     /// one clears it; the results are kept for reads.
     public func probeKeyServers() throws(ControlError) -> KeyServerReport {
         let store = try openState(.write)
-        let report: KeyServerReport
-        do { report = KeyServerReport(servers: try store.keyServers().map(test)) } catch { throw Self.stateFailure(error) }
+        let servers: [StoredKeyServer]
+        do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+        let objects = (try? keys.objectsOnKeyServers(store)) ?? []
+        var faults: [StoredFault] = []
+        let report = KeyServerReport(servers: servers.map { server in
+            var entry = test(server)
+            guard entry.reachable == true else {
+                faults.append(fault("KmipServerFault", "critical", server.name,
+                                    action: "check the server is up and reachable, trusts this client's certificate, and answers KMIP",
+                                    detail: entry.error ?? "the test failed"))
+                return entry
+            }
+            // Reachable: it must still hold, Active, every object the array keeps on it.
+            if let missing = keys.missingObjects(on: server, objects), !missing.isEmpty {
+                entry.error = "the required key is unavailable: " + missing.joined(separator: "; ")
+                faults.append(fault("KmipServerFault", "critical", server.name,
+                                    action: "restore the object on the key server (or reactivate it), or remove the server and add it again "
+                                        + "so that it receives the keys (`sedlock keyserver remove`, `sedlock keyserver add`)",
+                                    detail: entry.error ?? ""))
+            }
+            return entry
+        })
         keys.health.record(report.servers)
-        recordFaults(store, report.servers.filter { $0.reachable == false }.map {
-            fault("KmipServerFault", "error", $0.name,
-                  action: "check the server is up and reachable, trusts this client's certificate, and answers KMIP",
-                  detail: $0.error ?? "the test failed")
-        }, scope: ["KmipServerFault"], objects: Set(report.servers.map(\.name)))
+        recordFaults(store, faults, scope: ["KmipServerFault"], objects: Set(report.servers.map(\.name)))
         return report
     }
 

@@ -558,7 +558,8 @@ func show(_ response: ControlResponse, json: Bool) throws {
         for server in report.servers {
             var line = "\(server.name)  \(server.addresses.joined(separator: ","))  cert \(server.certificatePath)  ca \(server.caPath)"
             if let reachable = server.reachable {
-                line += reachable ? "  OK\(server.tls.map { " (\($0))" } ?? "")" : "  FAILED: \(server.error ?? "")"
+                line += reachable ? "  OK\(server.tls.map { " (\($0))" } ?? "")\(server.error.map { ", but \($0)" } ?? "")"
+                                  : "  FAILED: \(server.error ?? "")"
             }
             if let checked = server.checkedAt { line += "  (tested \(age(since: checked)) ago)" }
             print(line)

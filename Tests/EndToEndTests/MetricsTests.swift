@@ -68,13 +68,13 @@ struct MetricsTests {
         #expect(try f.admin(["--refuse", "on"]))
         #expect(waitFor(seconds: 15) {
             samples = (Self.scrape(port).flatMap { try? Self.parse($0) }) ?? [:]
-            return samples["sedlock_faults{name=KmipServerFault,severity=error}"] == 1
+            return samples["sedlock_faults{name=KmipServerFault,severity=critical}"] == 1
         }, "\(samples)")
         #expect(samples["sedlock_key_server_up{server=ks1}"] == 0 && samples["sedlock_faults_raised_total{name=KmipServerFault}"] == 1)
         #expect(try f.admin(["--refuse", "off"]))
         #expect(waitFor(seconds: 15) {
             samples = (Self.scrape(port).flatMap { try? Self.parse($0) }) ?? [:]
-            return samples["sedlock_key_server_up{server=ks1}"] == 1 && samples["sedlock_faults{name=KmipServerFault,severity=error}"] == nil
+            return samples["sedlock_key_server_up{server=ks1}"] == 1 && samples["sedlock_faults{name=KmipServerFault,severity=critical}"] == nil
         }, "\(samples)")
         #expect(samples["sedlock_faults_open{}"] == 0 && samples["sedlock_faults_raised_total{name=KmipServerFault}"] == 1)
 

@@ -266,6 +266,28 @@ struct KeyServiceTests {
         }
     }
 
+    @Test("a key that vanished from a key server, or was revoked there, is noticed while running: KmipServerFault, critical, naming the server and the object")
+    func vanishedKeyIsNoticed() async throws {
+        let (f, kms) = try await kmipArray()
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(try f.manager.probeKeyServers().servers.allSatisfy { $0.reachable == true && $0.error == nil })
+        #expect(try !f.manager.faults().open.contains { $0.name == "KmipServerFault" })
+        let one = try kms.client(1)
+        for id in try one.locate([.name(keyID)]) {
+            try one.revoke(id, reason: .cessationOfOperation)
+            try one.destroy(id)
+        }
+        let zero = try kms.client(0)
+        for id in try zero.locate([.name(keyID)]) { try zero.revoke(id, reason: .keyCompromise) }
+        let report = try f.manager.probeKeyServers()
+        #expect(report.servers[1].error?.contains("the required key is unavailable: the AK of key generation \(keyID) is missing there") == true,
+                "\(String(describing: report.servers[1].error))")
+        #expect(report.servers[0].error?.contains("the required key is unavailable") == true && report.servers[0].error?.contains("Compromised") == true,
+                "\(String(describing: report.servers[0].error))")
+        let faults = try f.manager.faults().open.filter { $0.name == "KmipServerFault" }
+        #expect(faults.map(\.object).sorted() == ["ks0", "ks1"] && faults.allSatisfy { $0.severity == "critical" })
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]

@@ -146,3 +146,32 @@ extension KeyService {
     }
 }
 
+extension KeyService {
+    /// What `server` should hold of `objects` and does not: missing, or not Active (a key a
+    /// server lost, destroyed or revoked behind sedlock's back). Empty when it holds them all;
+    /// nil when it could not be asked.
+    func missingObjects(on server: StoredKeyServer, _ objects: [KeyServerObject]) -> [String]? {
+        let mine = objects.filter { object in object.locations.contains { $0.server == server.name } }
+        guard !mine.isEmpty else { return [] }
+        do throws(KeyServerError) {
+            return try pool(server).on(server: server.name) { (client) throws(KeyServerError) -> [String] in
+                try client.negotiateVersion()
+                var missing: [String] = []
+                for object in mine {
+                    guard let id = object.locations.objectID(on: server.name) else { continue }
+                    do throws(KeyServerError) {
+                        let state = try client.state(of: id)
+                        if state != .active { missing.append("\(object.what) is \(state?.name ?? "in no state") there") }
+                    } catch {
+                        guard error.resultReason == .itemNotFound else { throw error }
+                        missing.append("\(object.what) is missing there")
+                    }
+                }
+                return missing
+            }
+        } catch {
+            return nil
+        }
+    }
+}
+
