@@ -89,9 +89,21 @@ extension LockManager {
                 let worst = certificates.map { $0.expiry(now: now) }.max() ?? .ok
                 guard worst != .ok else { continue }
                 let severity = worst == .warning ? "warning" : worst == .error ? "error" : "critical"
-                faults.append(fault("KmipCertificateFault", severity, path,
-                                    action: "renew the \(role) before it expires (`sedlock cert csr`, then `sedlock cert import`)",
-                                    detail: "the \(role) is \(worst == .expired ? "expired" : "close to expiry (\(worst.rawValue))")"))
+                // Days left on the certificate (of the file's chain) that ends first.
+                let ends = certificates.compactMap(\.notAfter).min() ?? now
+                let days = (ends - now) / 86_400
+                let isCA = role == "CA certificate"
+                let action: String
+                if worst == .expired {
+                    action = isCA ? "install the key servers' renewed CA certificate at \(path) (from their PKI), then `sedlock keyserver status`"
+                        : "the key servers refuse an expired client certificate: issue a new one now (`sedlock cert csr`, have it signed, `sedlock cert import`)"
+                } else {
+                    action = isCA ? "ask for the key servers' renewed CA certificate and install it at \(path) before it expires"
+                        : "renew the client certificate before it expires (`sedlock cert csr`, have it signed, `sedlock cert import`)"
+                }
+                faults.append(fault("KmipCertificateFault", severity, path, action: action,
+                                    detail: worst == .expired ? "the \(role) expired \(max(0, -days)) day(s) ago"
+                                        : "the \(role) is close to expiry: \(max(0, days)) day(s) left"))
             }
         }
         return faults

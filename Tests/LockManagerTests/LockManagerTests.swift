@@ -470,6 +470,10 @@ struct LockManagerTests {
         let certificates = try f.manager.faults().open.filter { $0.name == "KmipCertificateFault" }
         #expect(certificates.map(\.object).sorted() == [pki + "/c.pem", pki + "/ca.pem"])
         #expect(certificates.allSatisfy { $0.severity == "critical" })
+        // The fixture's clock is 2027-01-15: the 2-day certificate made today has expired, by so many days.
+        let client = try #require(certificates.first { $0.object == pki + "/c.pem" })
+        #expect(client.detail.contains("the client certificate expired") && client.detail.contains("day(s) ago"), "\(client.detail)")
+        #expect(client.action.contains("issue a new one now"), "\(client.action)")
     }
 
     private func sidPIN(_ f: LockManagerFixture, _ n: Int) throws -> Secret { try pinFor(f, n, .sid) }
