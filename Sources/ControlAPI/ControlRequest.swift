@@ -35,6 +35,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// A retired generation destroyed everywhere: on every key server (Revoke, Destroy), its key
     /// files, the keytable. Permanent.
     case keysDestroy(keyID: String)
+    /// A host whose state is lost takes the array back from the key servers' recovery records.
+    case recover(RecoverRequest)
     case rekey(RekeyRequest)
     case arrayAdd(ArrayAddRequest)
     case arrayRemove(address: String, revert: Bool)
@@ -64,7 +66,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .rekey,
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
              .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }
@@ -158,6 +160,17 @@ public struct UnlockRequest: Codable, Sendable, Hashable {
 public struct LockRequest: Codable, Sendable, Hashable {
     public var drives: DriveSelection
     public init(drives: DriveSelection) { self.drives = drives }
+}
+
+public struct RecoverRequest: Codable, Sendable, Hashable {
+    /// The array's drives on this host.
+    public var drives: [String]
+    /// Only recovery records of generations with this key tag (default: any).
+    public var keyTag: String?
+    public init(drives: [String], keyTag: String? = nil) {
+        self.drives = drives
+        self.keyTag = keyTag
+    }
 }
 
 public struct RekeyRequest: Codable, Sendable, Hashable {

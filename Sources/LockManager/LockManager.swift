@@ -58,7 +58,11 @@ public final class LockManager: Sendable {
     /// drives' current password, or a PSID.
     public func respond(to request: ControlRequest, secret: Secret? = nil) async -> ControlResponse {
         let response = await answer(request, secret: secret)
-        if Self.changesTheArray(request) { backUpState() }
+        if Self.changesTheArray(request) {
+            backUpState()
+            // Beside the keys, what a new host needs to take the array over (nothing secret).
+            if let store = try? openState(.write) { keys.publishRecoveryRecord(store: store) }
+        }
         return response
     }
 
@@ -66,7 +70,7 @@ public final class LockManager: Sendable {
     static func changesTheArray(_ request: ControlRequest) -> Bool {
         switch request {
         case .setup, .rekey, .arrayAdd, .arrayRemove, .erase, .keyServerAdd, .keyServerRemove, .keysRetire, .keysDestroy,
-             .rdlEnable, .rdlRotate, .rdlDisable: return true
+             .rdlEnable, .rdlRotate, .rdlDisable, .recover: return true
         default: return false
         }
     }
@@ -89,6 +93,7 @@ public final class LockManager: Sendable {
             case .keysRestore(let restore): return .keys(try keysRestore(restore))
             case .keysRetire(let keyID): return .keys(try keysRetire(keyID: keyID))
             case .keysDestroy(let keyID): return .keys(try keysDestroy(keyID: keyID))
+            case .recover(let recover): return .array(try await self.recover(recover))
             case .rekey(let rekey): return .array(try await self.rekey(rekey))
             case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
             case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))

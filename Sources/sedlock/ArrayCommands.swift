@@ -181,6 +181,29 @@ struct GuardReset: AsyncParsableCommand {
     }
 }
 
+struct RecoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Take the array back on a host whose state is lost, from the recovery records on the key servers.",
+        discussion: """
+        Add the array's key servers first (`sedlock keyserver add`). Each drive is matched by its identity to the newest \
+        recovery record that lists it, and the record's key (and RDL token) is verified against the drive's check values \
+        before anything is kept: no PIN is presented to any drive, and one that cannot be verified is refused (exit 15). \
+        Then `sedlock unlock --all`.
+        """)
+    @OptionGroup var options: ManagerOptions
+    @Option(parsing: .upToNextOption, help: "The array's drives.", completion: DeviceCompletion.kind) var drives: [String] = []
+    @Option(help: "Only recovery records of this key tag.") var keyTag: String?
+
+    func validate() throws {
+        guard !drives.isEmpty else { throw ValidationError("name the array's drives (--drives)") }
+    }
+
+    func run() async throws {
+        await reportingAsync { try show(await options.perform(.recover(RecoverRequest(drives: drives, keyTag: keyTag))), json: options.json) }
+    }
+}
+
 struct Rekey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A new key for every drive (journaled: after a crash, rekey, unlock or the next boot finishes it).")

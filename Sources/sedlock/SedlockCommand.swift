@@ -14,7 +14,7 @@ struct Sedlock: AsyncParsableCommand {
         and its answer was lost).
         """,
         subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, Guard.self, Faults.self, KeyServerCommand.self,
-                      KeysCommand.self, RDLCommand.self,
+                      KeysCommand.self, RecoverCommand.self, RDLCommand.self,
                       DriveCommand.self, KMIPCommand.self, CertCommand.self])
 
     static func main() async {

@@ -288,6 +288,61 @@ struct KeyServiceTests {
         #expect(faults.map(\.object).sorted() == ["ks0", "ks1"] && faults.allSatisfy { $0.severity == "critical" })
     }
 
+    /// The state directory lost: the manager restarted on an empty one, with the same key servers added again.
+    private func loseState(_ f: LockManagerFixture, _ kms: InProcessKeyServers) throws {
+        f.manager.releaseState()
+        try FileManager.default.removeItem(atPath: f.configuration.stateDirectory.path)
+        try f.reboot()
+        try kms.add(to: f.manager)
+    }
+
+    private func succeeded(_ response: ControlResponse) -> Bool {
+        if case .array(let report) = response { return report.allSucceeded }
+        return false
+    }
+
+    @Test("a host that lost its state recovers the array from the key servers (RDL included): 0 failed authentications, then it unlocks")
+    func recoverLostState() async throws {
+        let kms = try InProcessKeyServers(count: 2)
+        let f = try LockManagerFixture(drives: 3, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")))))
+        let first = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(first)") == 1)
+        #expect(succeeded(await f.manager.respond(to: .rdlEnable(RDLEnableRequest(server: "ks0")))))
+        let active = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(active)") == 1 && kms.holds(1, "sedlock-recovery:\(active)") == 1)
+        // The record of the generation the drives left is gone: it can never be chosen.
+        #expect(try kms.holds(0, "sedlock-recovery:\(first)") == 0 && kms.holds(1, "sedlock-recovery:\(first)") == 0)
+        let before = (0..<3).map { f.driveFailures($0).tries }
+
+        try loseState(f, kms)
+        let recovered = await f.manager.respond(to: .recover(RecoverRequest(drives: f.addresses)))
+        #expect(succeeded(recovered), "\(recovered)")
+        #expect(try f.manager.rdlStatus().tokenID != nil, "RDL came back with the array")
+        #expect((0..<3).map { f.driveFailures($0).tries } == before, "recover presented nothing to any drive")
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded && unlock.drives.allSatisfy { $0.attempts == 1 }, "\(unlock)")
+        #expect((0..<3).allSatisfy { f.driveFailures($0).consecutive == 0 })
+    }
+
+    @Test("recover of a threshold array; a drive no record lists is refused with nothing presented to it; a state that holds an array is not recovered over")
+    func recoverThresholdArray() async throws {
+        let kms = try InProcessKeyServers(count: 3)
+        let f = try LockManagerFixture(drives: 3, connector: kms)
+        try kms.add(to: f.manager)
+        let two = Array(f.addresses.prefix(2))
+        #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: two, provider: .kmip, keyTag: "array-1", threshold: 2)))))
+        await #expect { try await f.manager.recover(RecoverRequest(drives: two)) } throws: { ($0 as? ControlError)?.code == .badRequest }
+        try loseState(f, kms)
+        let report = try await f.manager.recover(RecoverRequest(drives: f.addresses))
+        #expect(report.drives.map(\.result) == [.setUp, .setUp, .keyUnavailable], "\(report)")
+        #expect(f.driveFailures(2).tries == 0)
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+        #expect(try await f.manager.status().drives.map(\.address) == two)
+    }
+
     @Test("key locations keep their recorded text, server names with colons included")
     func keyLocations() throws {
         let recorded = ["local:/var/lib/sedlock/keys/k.ak", "kmip:10.0.0.1:5696:42", "kmip-share:ks-b:0f3a"]

@@ -1,0 +1,155 @@
+import ControlAPI
+import Foundation
+import Keys
+import KMIP
+import LockState
+import Platform
+
+/// What a new host needs, besides the key, to take over an array whose state directory is lost:
+/// for one key generation, each drive's identity and check values — nothing secret (a check value
+/// is an HMAC of a PIN, not a PIN). Kept on every key server beside the key, as SecretData named
+/// `sedlock-recovery:KEY-ID` in the key's Object Group, replaced whenever the drives change.
+struct RecoveryRecord: Codable, Sendable {
+    static let version = 1
+    static let namePrefix = "sedlock-recovery:"
+
+    struct Drive: Codable, Sendable {
+        var identity: String
+        var address: String
+        var bus: String
+        var model: String
+        var serial: String
+        var tryLimit: Int?
+        /// Authority ("SID", "Admin1", "User1") → check value, hex.
+        var checkValues: [String: String]
+    }
+
+    var version = RecoveryRecord.version
+    /// When this record was put on the servers (the system clock): of several, the newest tells
+    /// the generation the drives hold.
+    var publishedAt = Date()
+    var keyID: String
+    var tag: String
+    var createdAt: Date
+    /// The key servers' k of n, when the AK is kept as shares.
+    var threshold: Int?
+    /// The RDL security token the PINs also need, when under RDL, and its settings.
+    var tokenID: String?
+    var tokenThreshold: Int?
+    var rdlServer: String?
+    var lockOnLoss: Bool?
+    var drives: [Drive]
+
+    var name: String { Self.namePrefix + keyID }
+
+    func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .secondsSince1970
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+
+    /// A record read back from a key server, or nil when the bytes are not one (never trusted
+    /// further than the check values it lets sedlock verify a key against).
+    static func decode(_ bytes: [UInt8]) -> RecoveryRecord? {
+        guard bytes.count < 4 << 20 else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        guard let record = try? decoder.decode(RecoveryRecord.self, from: Data(bytes)), record.version == version,
+              UUID(uuidString: record.keyID) != nil else { return nil }
+        return record
+    }
+}
+
+extension KeyService {
+    /// The recovery record of `generation` as the state has it now.
+    func recoveryRecord(for generation: StoredKeyGeneration, store: any StateStore) throws(StateError) -> RecoveryRecord? {
+        guard let id = generation.id else { return nil }
+        var drives: [RecoveryRecord.Drive] = []
+        for drive in try store.drives() where drive.generationID == id {
+            guard let driveID = drive.id else { continue }
+            var values: [String: String] = [:]
+            for authority in PINAuthority.allCases {
+                if let value = try store.checkValue(driveID: driveID, generationID: id, authority: authority.rawValue) {
+                    values[authority.rawValue] = value.value.map { String(format: "%02x", $0) }.joined()
+                }
+            }
+            drives.append(.init(identity: drive.identity, address: drive.address, bus: drive.bus, model: drive.model,
+                                serial: drive.serial, tryLimit: drive.tryLimit, checkValues: values))
+        }
+        let rdl = generation.tokenID == nil ? nil : try store.rdl()
+        return RecoveryRecord(keyID: generation.keyID, tag: generation.tag, createdAt: generation.createdAt,
+                              threshold: try store.keyShareThreshold(), tokenID: generation.tokenID, tokenThreshold: rdl?.tokenThreshold,
+                              rdlServer: rdl?.server, lockOnLoss: rdl?.lockOnLoss, drives: drives)
+    }
+
+    /// Puts the active generation's recovery record on every key server (the new one registered
+    /// before the old one is destroyed); names the servers it could not reach. Nothing when the
+    /// array keeps nothing on key servers.
+    @discardableResult
+    func publishRecoveryRecord(store: any StateStore) -> [String] {
+        guard let servers = try? store.keyServers(), !servers.isEmpty,
+              let active = try? store.generations().first(where: { $0.state == .active }),
+              active.provider == KeyProviderKind.kmip.rawValue || active.tokenID != nil,
+              let record = try? recoveryRecord(for: active, store: store) else { return [] }
+        let bytes = record.encoded()
+        let tags = Set(((try? store.generations()) ?? []).map(\.tag)).union([record.tag]).sorted()
+        var failed: [String] = []
+        for server in servers {
+            do throws(KeyServerError) {
+                try pool(server).on(server: server.name) { (client) throws(KeyServerError) in
+                    try client.negotiateVersion()
+                    // Every earlier record of this array (any of its tags), replaced once the new one is in:
+                    // a record of a generation the drives have left must not be there to be chosen.
+                    var previous: [String] = []
+                    for tag in tags {
+                        for id in try client.locate([.objectGroup(tag)]) {
+                            let names = try client.getAttributes(id, names: ["Name"])
+                            if names.contains(where: { if case .name(let n) = $0 { return n.hasPrefix(RecoveryRecord.namePrefix) } else { return false } }) {
+                                previous.append(id)
+                            }
+                        }
+                    }
+                    let id = try client.registerSecret(Secret(bytes), attributes: [.name(record.name), .objectGroup(record.tag)])
+                    try client.activate(id)
+                    for old in previous where old != id {
+                        try? client.revoke(old, reason: .cessationOfOperation, message: "sedlock: recovery record replaced")
+                        try? client.destroy(old)
+                    }
+                }
+            } catch {
+                failed.append(server.name)
+            }
+        }
+        return failed
+    }
+
+    /// Every recovery record the servers hold in `tag` (or any tag), newest first.
+    func recoveryRecords(on servers: [StoredKeyServer], tag: String?) -> [RecoveryRecord] {
+        var found: [String: RecoveryRecord] = [:]
+        for server in servers {
+            do throws(KeyServerError) {
+                let records = try pool(server).on(server: server.name) { (client) throws(KeyServerError) -> [RecoveryRecord] in
+                    try client.negotiateVersion()
+                    var out: [RecoveryRecord] = []
+                    for id in try client.locate(tag.map { [.objectGroup($0)] } ?? [.objectType(.secretData)]) {
+                        let names = try client.getAttributes(id, names: ["Name"]).compactMap { attribute -> String? in
+                            if case .name(let name) = attribute { return name } else { return nil }
+                        }
+                        guard names.contains(where: { $0.hasPrefix(RecoveryRecord.namePrefix) }) else { continue }
+                        var bytes = try client.get(id).material.copyBytes()
+                        defer { bytes.wipe() }
+                        if let record = RecoveryRecord.decode(bytes) { out.append(record) }
+                    }
+                    return out
+                }
+                for record in records where (found[record.keyID]?.publishedAt ?? .distantPast) < record.publishedAt {
+                    found[record.keyID] = record
+                }
+            } catch {
+                continue
+            }
+        }
+        return found.values.sorted { $0.publishedAt > $1.publishedAt }
+    }
+}

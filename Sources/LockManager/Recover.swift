@@ -1,0 +1,177 @@
+import ControlAPI
+import Foundation
+import Keys
+import KMIP
+import LockState
+import Platform
+
+extension LockManager {
+    /// Takes an array back on a host whose state is lost, from the recovery records on the key
+    /// servers (configured first with `keyserver add`): each drive is matched by the identity it
+    /// reports (read without authenticating) to the newest record that lists it, the record's key
+    /// (and RDL token) is fetched, and every PIN it gives is checked against the record's check
+    /// values before anything is kept — so a drive is never presented a PIN here, and one that
+    /// cannot be verified is refused. The state is then rebuilt (generation, drives, check values,
+    /// RDL settings); `sedlock unlock` opens the drives.
+    public func recover(_ request: RecoverRequest) async throws(ControlError) -> ArrayReport {
+        guard !request.drives.isEmpty, Set(request.drives).count == request.drives.count else {
+            throw ControlError(.badRequest, "name the array's drives, each once (--drives)")
+        }
+        let store = try openState(.write)
+        let servers: [StoredKeyServer]
+        do {
+            guard try store.generations().isEmpty, try store.drives().isEmpty else {
+                throw ControlError(.badRequest, "the state already holds an array: recover rebuilds a lost state only",
+                                   fix: "see `sedlock status`; `sedlock keys restore --all` reloads keys of a state that is here")
+            }
+            servers = try store.keyServers()
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+        guard !servers.isEmpty else {
+            throw ControlError(.badRequest, "recover reads the recovery records on the key servers: none is configured",
+                               fix: "add the array's key servers first (`sedlock keyserver add`)")
+        }
+        let records = keys.recoveryRecords(on: servers, tag: request.keyTag)
+        guard !records.isEmpty else {
+            throw ControlError(.held, "no key server holds a sedlock recovery record\(request.keyTag.map { " tagged \($0)" } ?? "")",
+                               fix: "check the key servers and the client certificate (`sedlock keyserver query`)")
+        }
+        let probes = await probeForSetup(request.drives)
+        // The newest record that lists any of these drives: it names the generation they hold. Two
+        // published at the same moment cannot be told apart, and guessing could present PINs the
+        // drives left behind: refused.
+        let identities = Set(probes.compactMap(\.identity))
+        let listing = records.filter { $0.drives.contains { identities.contains($0.identity) } }
+        if listing.count > 1, listing[0].publishedAt == listing[1].publishedAt {
+            throw ControlError(.held, "two recovery records (keys \(listing[0].keyID), \(listing[1].keyID)) list these drives and cannot be told apart",
+                               fix: "name the array's key tag with --key-tag, or destroy the stale record on the key servers")
+        }
+        guard let record = listing.first else {
+            return ArrayReport(operation: "recover", drives: probes.map {
+                DriveOutcome(address: $0.address, result: .keyUnavailable, detail: $0.error ?? "no recovery record lists this drive")
+            })
+        }
+        // The key, and the token under RDL, from the servers.
+        let deadline = Deadline.after(seconds: configuration.commandTimeout, time: time)
+        var material: Secret
+        switch keys.keyServers(servers).fetch(keyID: record.keyID, deadline: deadline) {
+        case .found(let ak): material = ak
+        case .notHere(let why), .refused(let why):
+            throw ControlError(.held, "the key of the recovery record \(record.keyID) could not be fetched: \(why)",
+                               fix: "bring the key servers back (`sedlock keyserver status`), then recover again")
+        }
+        if let tokenID = record.tokenID {
+            switch keys.keyServers(servers, requireActive: true).fetch(keyID: tokenID, deadline: deadline) {
+            case .found(let token): material = material.appending(token)
+            case .notHere(let why), .refused(let why):
+                throw ControlError(.held, "the Rapid Data Locking token \(tokenID) could not be fetched: \(why)",
+                                   fix: "the array is locked for good if the token was destroyed; otherwise restore the appliance's trust on the key servers")
+            }
+        }
+        var outcomes: [DriveOutcome] = []
+        var verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)] = []
+        for probe in probes {
+            guard let identity = probe.identity else {
+                outcomes.append(DriveOutcome(address: probe.address, result: .unreachable, detail: probe.error ?? "no identity"))
+                continue
+            }
+            guard let listed = record.drives.first(where: { $0.identity == identity }) else {
+                outcomes.append(DriveOutcome(address: probe.address, result: .keyUnavailable,
+                                             detail: "the recovery record of key \(record.keyID) does not list this drive: nothing was presented to it"))
+                continue
+            }
+            if Self.matches(material, drive: listed) {
+                verified.append((probe, listed))
+            } else {
+                outcomes.append(DriveOutcome(address: probe.address, result: .keyMismatch,
+                                             detail: "the key does not give the check values the recovery record holds: nothing was presented to it"))
+            }
+        }
+        guard !verified.isEmpty else { return ArrayReport(operation: "recover", drives: outcomes) }
+        try rebuild(from: record, drives: verified, servers: servers, store: store)
+        for (probe, _) in verified {
+            outcomes.append(DriveOutcome(address: probe.address, result: .setUp,
+                                         detail: "recovered: identity and key verified against the recovery record of key \(record.keyID)"))
+        }
+        audit(store, "recover", target: request.drives.joined(separator: " "),
+              outcome: "\(verified.count) of \(probes.count) drive(s) from the recovery record of key \(record.keyID)")
+        return ArrayReport(operation: "recover", drives: outcomes.sorted { $0.address < $1.address },
+                           note: verified.count == probes.count ? "the state is rebuilt; `sedlock unlock --all` opens the drives" : "")
+    }
+
+    /// Whether the PIN input gives every check value the record holds for the drive.
+    static func matches(_ material: Secret, drive: RecoveryRecord.Drive) -> Bool {
+        guard !drive.checkValues.isEmpty else { return false }
+        for authority in PINAuthority.allCases {
+            guard let hex = drive.checkValues[authority.rawValue], let value = Self.bytes(hex),
+                  let pin = try? DrivePIN.derive(ak: material, driveIdentity: drive.identity, authority: authority),
+                  DrivePIN.matches(pin, checkValue: value) else { return false }
+        }
+        return true
+    }
+
+    private static func bytes(_ hex: String) -> [UInt8]? {
+        guard hex.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            out.append(byte)
+            index = next
+        }
+        return out
+    }
+
+    /// The state of the recovered array, written in one go per record.
+    private func rebuild(from record: RecoveryRecord, drives verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)],
+                         servers: [StoredKeyServer], store: StateDatabase) throws(ControlError) {
+        // Where the servers keep the key and the token, by identifier (as a fresh store records it).
+        var keyLocations: [String] = []
+        var tokenLocations: [String] = []
+        for server in servers {
+            do throws(KeyServerError) {
+                let (keyIDs, tokenIDs) = try keys.pool(server).on(server: server.name) { (client) throws(KeyServerError) -> ([String], [String]) in
+                    try client.negotiateVersion()
+                    var tokens: [String] = []
+                    if let tokenID = record.tokenID { tokens = try client.locate([.name(tokenID)]) }
+                    return (try client.locate([.name(record.keyID)]), tokens)
+                }
+                keyLocations += keyIDs.prefix(1).map { (record.threshold == nil ? KeyLocation.keyServer(server: server.name, objectID: $0)
+                                                        : .keyServerShare(server: server.name, objectID: $0)).description }
+                tokenLocations += tokenIDs.prefix(1).map { (record.tokenThreshold == nil ? KeyLocation.keyServer(server: server.name, objectID: $0)
+                                                            : .keyServerShare(server: server.name, objectID: $0)).description }
+            } catch {
+                continue  // found by name at the next fetch
+            }
+        }
+        do {
+            let generation = try store.addGeneration(StoredKeyGeneration(
+                keyID: record.keyID, tag: record.tag, state: .active, provider: KeyProviderKind.kmip.rawValue, locations: keyLocations,
+                createdAt: record.createdAt, tokenID: record.tokenID))
+            guard let generationID = generation.id else { throw ControlError(.failed, "the recovered generation has no id") }
+            try store.setKeyShareThreshold(record.threshold)
+            for (probe, listed) in verified {
+                var drive = StoredDrive(address: probe.address, identity: listed.identity, bus: probe.bus.isEmpty ? listed.bus : probe.bus,
+                                        model: probe.model.isEmpty ? listed.model : probe.model,
+                                        serial: probe.serial.isEmpty ? listed.serial : probe.serial, addedAt: time.wallTime)
+                drive.generationID = generationID
+                drive.tryLimit = listed.tryLimit
+                let added = try store.addDrive(drive)
+                guard let driveID = added.id else { continue }
+                try store.setCheckValues(listed.checkValues.compactMap { authority, hex in
+                    Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: generationID, authority: authority, value: Data($0)) }
+                })
+            }
+            if record.tokenID != nil {
+                var rdl = StoredRDL(server: record.rdlServer ?? servers[0].name, lockOnLoss: record.lockOnLoss ?? false,
+                                    requestedAt: record.createdAt, tokenThreshold: record.tokenThreshold)
+                rdl.tokenLocations = tokenLocations
+                try store.saveRDL(rdl)
+            }
+        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
+            throw ControlError(.failed, "\(error)")
+        }
+    }
+}
