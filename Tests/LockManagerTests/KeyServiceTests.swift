@@ -21,6 +21,15 @@ struct KeyServiceTests {
         return (f, kms)
     }
 
+    /// In-process key servers, all added, and an array set up with a local key.
+    private func localArray(drives: Int, servers: Int) async throws -> (LockManagerFixture, InProcessKeyServers) {
+        let kms = try InProcessKeyServers(count: servers)
+        let f = try LockManagerFixture(drives: drives, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(try await f.setUpArray().allSucceeded)
+        return (f, kms)
+    }
+
     @Test("setup stores the AK on every in-process server by identifier; a boot with one server refusing unlocks from the other")
     func kmipThroughTheSeam() async throws {
         let (f, kms) = try await kmipArray()
@@ -120,10 +129,7 @@ struct KeyServiceTests {
 
     @Test("with the AK kept locally, the only server holding the RDL token cannot be removed")
     func lastTokenHolderStays() async throws {
-        let kms = try InProcessKeyServers(count: 1)
-        let f = try LockManagerFixture(drives: 1, connector: kms)
-        try kms.add(to: f.manager)
-        #expect(try await f.setUpArray().allSucceeded)
+        let (f, _) = try await localArray(drives: 1, servers: 1)
         #expect(try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0")).allSucceeded)
         #expect { try f.manager.keyServerRemove(name: "ks0") } throws: {
             ($0 as? ControlError)?.message.contains("would strand the Rapid Data Locking token") == true
@@ -243,10 +249,7 @@ struct KeyServiceTests {
 
     @Test("custody converts through a journaled rekey: local → key servers → 2-of-3 shares → full copies → local, a boot unlocking after each")
     func custodyConversion() async throws {
-        let kms = try InProcessKeyServers(count: 3)
-        let f = try LockManagerFixture(drives: 2, connector: kms)
-        try kms.add(to: f.manager)
-        #expect(try await f.setUpArray().allSucceeded)
+        let (f, _) = try await localArray(drives: 2, servers: 3)
         let steps: [(KeyProviderKind, Int?, String)] = [(.kmip, nil, "kmip:"), (.kmip, 2, "kmip-share:"), (.kmip, 1, "kmip:"), (.local, nil, "local:")]
         for (provider, threshold, location) in steps {
             let rekeyed = try await f.manager.rekey(RekeyRequest(provider: provider, threshold: threshold))
