@@ -47,6 +47,12 @@ public final class StateDatabase: StateStore {
         var complete = false
         if FileManager.default.fileExists(atPath: path) {
             complete = try Self.examine(path, migrator: migrator)
+        } else if access == .write {
+            // A new database is made whole beside its place and renamed into it, so that a crash
+            // while it is made leaves no file: one that exists always holds a sedlock schema,
+            // and an empty one is never taken for a state to start over.
+            try Self.create(path, migrator: migrator, directory: directory)
+            complete = true
         }
         var configuration = Configuration()
         configuration.readonly = access == .read
@@ -70,6 +76,31 @@ public final class StateDatabase: StateStore {
             throw error
         } catch {
             throw Self.classify(error, path: path)
+        }
+    }
+
+    /// A new, fully migrated database at `path`, made under a temporary name and renamed in.
+    private static func create(_ path: String, migrator: DatabaseMigrator, directory: StateDirectory) throws(StateError) {
+        let temporary = directory.path + "/.state.sqlite.new"
+        for leftover in [temporary, temporary + "-journal"] { _ = unlink(leftover) }
+        do {
+            var configuration = Configuration()
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            let queue = try DatabaseQueue(path: temporary, configuration: configuration)
+            try migrator.migrate(queue)
+            try queue.close()
+        } catch {
+            _ = unlink(temporary)
+            throw classify(error, path: temporary)
+        }
+        _ = chmod(temporary, 0o600)
+        guard rename(temporary, path) == 0 else {
+            let why = errnoText()
+            _ = unlink(temporary)
+            throw StateError(.unreadable, "cannot put the new state database in place (\(path)): \(why)")
+        }
+        do { try AtomicFile.syncDirectory(directory.path) } catch {
+            throw StateError(.unreadable, "cannot make the new state database durable: \(error)")
         }
     }
 
