@@ -96,22 +96,7 @@ extension LockManager {
                 if unlink(path) != 0 && errno != ENOENT { left.append("\(path): \(errnoText())") }
             case .keyServer(let name, let id), .keyServerShare(let name, let id):
                 guard let server = servers.first(where: { $0.name == name }) else { continue }  // removed since: destroyed then
-                do throws(KeyServerError) {
-                    try keys.pool(server).on(server: name) { (client) throws(KeyServerError) in
-                        try client.negotiateVersion()
-                        do throws(KeyServerError) {
-                            try client.revoke(id, reason: .cessationOfOperation, message: "sedlock: key generation destroyed")
-                        } catch {
-                            // Gone already: done. Revoked before: Destroy follows as usual.
-                            if error.resultReason == .itemNotFound { return }
-                        }
-                        do throws(KeyServerError) { try client.destroy(id) } catch {
-                            if error.resultReason != .itemNotFound { throw error }
-                        }
-                    }
-                } catch {
-                    left.append("\(name): \(error.cause)")
-                }
+                left += keys.destroy([id], on: server, message: "sedlock: key generation destroyed").values.map { "\(name): \($0)" }
             }
         }
         return left

@@ -147,21 +147,9 @@ extension LockManager {
     /// Revokes and destroys `objects` on the server just removed; says what was done or what is left there.
     private func destroyObjects(_ objects: [KeyLocation], on server: StoredKeyServer?) -> String {
         guard let server, !objects.isEmpty else { return "it held nothing of this array's" }
-        var left: [String] = []
-        for object in objects {
-            guard let id = object.objectID else { continue }
-            do throws(KeyServerError) {
-                try keys.pool(server).on(server: server.name) { (client) throws(KeyServerError) in
-                    try client.negotiateVersion()
-                    try client.revoke(id, reason: .cessationOfOperation, message: "sedlock: key server removed from the array")
-                    try client.destroy(id)
-                }
-            } catch {
-                left.append(id)
-            }
-        }
+        let left = keys.destroy(objects.compactMap(\.objectID), on: server, message: "sedlock: key server removed from the array")
         if left.isEmpty { return "the \(objects.count) object(s) it held for this array were destroyed there" }
-        return "\(server.name) could not destroy object(s) \(left.map { String($0.prefix(64)) }.joined(separator: ", ")); destroy them on the server by hand"
+        return "\(server.name) could not destroy object(s) \(left.keys.sorted().map { String($0.prefix(64)) }.joined(separator: ", ")); destroy them on the server by hand"
     }
 
     public func keyServerShow() throws(ControlError) -> KeyServerReport {

@@ -93,14 +93,19 @@ public final class StateDatabase: StateStore {
             _ = unlink(temporary)
             throw classify(error, path: temporary)
         }
+        try putInPlace(temporary, at: path, what: "the new state database", directory: directory)
+    }
+
+    /// Renames a finished temporary (made 0600) onto `path` and makes the rename durable.
+    private static func putInPlace(_ temporary: String, at path: String, what: String, directory: StateDirectory) throws(StateError) {
         _ = chmod(temporary, 0o600)
         guard rename(temporary, path) == 0 else {
             let why = errnoText()
             _ = unlink(temporary)
-            throw StateError(.unreadable, "cannot put the new state database in place (\(path)): \(why)")
+            throw StateError(.unreadable, "cannot put \(what) in place (\(path)): \(why)")
         }
         do { try AtomicFile.syncDirectory(directory.path) } catch {
-            throw StateError(.unreadable, "cannot make the new state database durable: \(error)")
+            throw StateError(.unreadable, "cannot make \(what) durable: \(error)")
         }
     }
 
@@ -174,15 +179,7 @@ public final class StateDatabase: StateStore {
             _ = unlink(temporary)
             throw StateError(.unreadable, "cannot back up the state to \(backup): \(error)", fix: "check the space and permissions of \(directory.path)")
         }
-        _ = chmod(temporary, 0o600)
-        guard rename(temporary, backup) == 0 else {
-            let why = errnoText()
-            _ = unlink(temporary)
-            throw StateError(.unreadable, "cannot put the backup of the state in place (\(backup)): \(why)")
-        }
-        do { try AtomicFile.syncDirectory(directory.path) } catch {
-            throw StateError(.unreadable, "cannot make the backup of the state durable: \(error)")
-        }
+        try Self.putInPlace(temporary, at: backup, what: "the backup of the state", directory: directory)
     }
 
     /// Closes the database and releases the writer lock now, whoever still holds a reference.

@@ -129,18 +129,35 @@ extension KeyService {
     /// Revokes and destroys copies made on `server` (a failed add); names what could not be.
     @discardableResult
     func takeBack(_ copies: [KeyServerCopy], from server: StoredKeyServer) -> [String] {
-        var left: [String] = []
-        for copy in copies {
-            guard let id = copy.location.objectID else { continue }
-            do throws(KeyServerError) {
-                try pool(server).on(server: server.name) { (client) throws(KeyServerError) in
-                    try client.negotiateVersion()
-                    try client.revoke(id, reason: .cessationOfOperation, message: "sedlock: the key server was not added")
-                    try client.destroy(id)
+        Array(destroy(copies.compactMap(\.location.objectID), on: server, message: "sedlock: the key server was not added").keys)
+    }
+
+    /// Revokes and destroys each object `ids` names on `server`, one connection for all: an
+    /// object gone already counts as destroyed, one revoked before is destroyed as usual.
+    /// Returns, for each that could not be destroyed, why.
+    func destroy(_ ids: [String], on server: StoredKeyServer, message: String) -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        var left: [String: String] = [:]
+        do throws(KeyServerError) {
+            try pool(server).on(server: server.name) { (client) throws(KeyServerError) in
+                try client.negotiateVersion()
+                for id in ids {
+                    do throws(KeyServerError) {
+                        do throws(KeyServerError) {
+                            try client.revoke(id, reason: .cessationOfOperation, message: message)
+                        } catch {
+                            if error.resultReason == .itemNotFound { continue }
+                        }
+                        do throws(KeyServerError) { try client.destroy(id) } catch {
+                            if error.resultReason != .itemNotFound { throw error }
+                        }
+                    } catch {
+                        left[id] = error.cause
+                    }
                 }
-            } catch {
-                left.append(id)
             }
+        } catch {
+            for id in ids { left[id] = error.cause }
         }
         return left
     }
