@@ -37,50 +37,52 @@ let package = Package(
         // Wrappers for C macros and variadic functions Swift cannot call directly.
         .target(name: "CShims", path: "Sources/CShims"),
 
+        // The one error protocol (kind, reason code, summary, fix) every module's errors conform to.
+        .target(name: "Failures", path: "Sources/Failures"),
         // Clock and deadline, atomic files, file locks, the serial executor: what every layer stands on.
-        .target(name: "Platform", dependencies: ["CShims"], path: "Sources/Platform"),
+        .target(name: "Platform", dependencies: ["CShims", "Failures"], path: "Sources/Platform"),
         // Pure TCG Storage wire format: bytes in, values out.
-        .target(name: "TCGStorage", path: "Sources/TCGStorage"),
+        .target(name: "TCGStorage", dependencies: ["Failures"], path: "Sources/TCGStorage"),
         // The framing spoken between host and `sedsim serve` (the simulated bus): defined once in C
         // (sedsim_link.h) for the preload library and the Swift side.
         .target(name: "CSimulatorLink", path: "Simulator/CSimulatorLink"),
         .target(name: "SimulatorLink", dependencies: ["CSimulatorLink", "Platform"], path: "Simulator/SimulatorLink"),
-        .target(name: "SecurityTransport", dependencies: ["Platform", "CShims", "CSGUtils"],
+        .target(name: "SecurityTransport", dependencies: ["Failures", "Platform", "CShims", "CSGUtils"],
                 path: "Sources/SecurityTransport"),
         // The host-facing adapter for `sim:DIR/N` addresses; only executables and tests plug it in.
         .target(name: "SimulatorTransport", dependencies: ["SecurityTransport", "SimulatorLink", "Platform"],
                 path: "Simulator/SimulatorTransport"),
-        .target(name: "Keys", dependencies: ["COpenSSL", "CShims"], path: "Sources/Keys"),
+        .target(name: "Keys", dependencies: ["COpenSSL", "CShims", "Failures"], path: "Sources/Keys"),
         // The KMIP wire format, pure: TTLV, tags, messages, attributes.
-        .target(name: "KMIPCodec", path: "Sources/KMIPCodec"),
-        .target(name: "KMIP", dependencies: ["KMIPCodec", "Certificates", "COpenSSL", "Keys", "Platform"], path: "Sources/KMIP"),
-        .target(name: "Certificates", dependencies: ["COpenSSL"], path: "Sources/Certificates"),
+        .target(name: "KMIPCodec", dependencies: ["Failures"], path: "Sources/KMIPCodec"),
+        .target(name: "KMIP", dependencies: ["Failures", "KMIPCodec", "Certificates", "COpenSSL", "Keys", "Platform"], path: "Sources/KMIP"),
+        .target(name: "Certificates", dependencies: ["COpenSSL", "Failures"], path: "Sources/Certificates"),
         // The lock manager's persistent state: one SQLite database (GRDB), WAL, synchronous=FULL.
-        .target(name: "LockState", dependencies: ["Platform", .product(name: "GRDB", package: "GRDB.swift")],
+        .target(name: "LockState", dependencies: ["Failures", "Platform", .product(name: "GRDB", package: "GRDB.swift")],
                 path: "Sources/LockState"),
         // The typed requests and reports shared by the CLI and sedlockd's control socket.
-        .target(name: "ControlAPI", path: "Sources/ControlAPI"),
+        .target(name: "ControlAPI", dependencies: ["Failures"], path: "Sources/ControlAPI"),
         // The control socket's two ends: sedlockd's server (peer credentials, limits) and the CLI's client.
-        .target(name: "ControlSocket", dependencies: ["ControlAPI", "Platform", .product(name: "Logging", package: "swift-log")],
+        .target(name: "ControlSocket", dependencies: ["Failures", "ControlAPI", "Platform", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/ControlSocket"),
         // The systemd protocol (notify, watchdog, listen fds) and the journal: the only importer of CSystemd.
         .target(name: "Systemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/Systemd"),
         // The array's lock manager: inventory, keytable, key sources, guards, journaled setup.
-        .target(name: "LockManager", dependencies: ["ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform",
+        .target(name: "LockManager", dependencies: ["Failures", "ControlAPI", "LockState", "Opal", "Keys", "SecurityTransport", "Platform",
                                                     "KMIP", "Certificates"],
                 path: "Sources/LockManager"),
-        .target(name: "Opal", dependencies: ["TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
+        .target(name: "Opal", dependencies: ["Failures", "TCGStorage", "SecurityTransport", "Keys", "Platform"], path: "Sources/Opal"),
         // What sedlock's and sedsim's command lines share on top of swift-argument-parser.
         .target(name: "CommandLineSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/CommandLineSupport"),
         .executableTarget(name: "sedlock", dependencies: [
-            "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
+            "Failures", "Opal", "SecurityTransport", "SimulatorTransport", "TCGStorage", "Keys", "KMIP", "Certificates", "Platform",
             "ControlAPI", "ControlSocket", "LockManager", "LockState", "CommandLineSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
         .executableTarget(name: "sedlockd", dependencies: [
-            "ControlAPI", "ControlSocket", "LockManager", "LockState", "Systemd", "Platform", "Keys", "SecurityTransport",
+            "Failures", "ControlAPI", "ControlSocket", "LockManager", "LockState", "Systemd", "Platform", "Keys", "SecurityTransport",
             "SimulatorTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -123,7 +125,7 @@ let package = Package(
         .testTarget(name: "SimulatorTests", dependencies: ["SedSimulator", "TCGStorage", "SimulatorLink", "SimulatorTransport", "SecurityTransport", "TestSupport"]),
         .testTarget(name: "OpalTests", dependencies: ["Opal", "Keys", "SecurityTransport", "SedSimulator", "TCGStorage", "Platform",
                                                    "SimulatorTestSupport"]),
-        .testTarget(name: "LockManagerTests", dependencies: ["LockManager", "ControlAPI", "LockState", "Opal", "Keys", "SedSimulator",
+        .testTarget(name: "LockManagerTests", dependencies: ["Failures", "LockManager", "ControlAPI", "LockState", "Opal", "Keys", "SedSimulator",
                                                           "SecurityTransport", "Platform", "SimulatorTestSupport", "TestSupport",
                                                           "KMIP", "KMIPTestSupport"]),
         // PyKMIP's server and a test PKI, for tests against a real KMIP server.

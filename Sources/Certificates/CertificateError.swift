@@ -1,3 +1,4 @@
+import Failures
 /// Why a key, request or certificate could not be made or accepted, and what to do.
 public struct CertificateError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Hashable, Sendable {
@@ -14,4 +15,10 @@ public struct CertificateError: Error, Hashable, Sendable, CustomStringConvertib
     }
 
     public var description: String { fix.isEmpty ? message : "\(message) — \(fix)" }
+}
+
+extension CertificateError: SedlockError {
+    public var kind: FailureKind { code == .generationFailed ? .failed : .badRequest }
+    public var reason: String { "certificate.\(code.rawValue)" }
+    public var summary: String { message }
 }

@@ -1,35 +1,47 @@
-/// A failure of a whole request, as it crosses the control socket: what kind, what happened, what
-/// to do next. Never carries a secret.
-public struct ControlError: Error, Codable, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Codable, Sendable {
-        /// The request itself is wrong (arguments, unknown drive, a state that forbids it).
-        case badRequest
-        /// A drive or key server refused the credential.
-        case notAuthorized
-        /// An authority is locked out, or a drive erased itself.
-        case lockedOut
-        /// A drive or key server could not be reached in time.
-        case unreachable
-        /// A drive, key server or the state failed the operation.
-        case failed
-        /// Some drives did what was asked and some did not (see the report).
-        case partial
-        /// A guard stopped the request before any authentication: keys unavailable or unverified,
-        /// a guarded drive, a boot-loop hold.
-        case held
-        /// Another process is changing the state.
-        case busy
-    }
+import Failures
+
+/// A failure of a whole request, as it crosses the control socket: what kind, which exact failure,
+/// what happened, what to do next. Never carries a secret. Any module's `SedlockError` becomes one
+/// with `ControlError(error)`, keeping its kind and reason.
+public struct ControlError: SedlockError, Codable, Hashable {
+    public typealias Code = FailureKind
 
     public let code: Code
+    /// The underlying failure's reason code (`SedlockError.reason`); empty for the lock manager's
+    /// own refusals, which the code and message already name.
+    public let reason: String
     public let message: String
     public let fix: String
 
-    public init(_ code: Code, _ message: String, fix: String = "") {
+    public init(_ code: Code, _ message: String, fix: String = "", reason: String = "") {
         self.code = code
         self.message = message
         self.fix = fix
+        self.reason = reason
     }
 
-    public var description: String { fix.isEmpty ? message : "\(message) — \(fix)" }
+    /// Any error as a request's failure: a `SedlockError` keeps its kind, reason, summary and fix;
+    /// anything else (a bug, not a condition) is a plain failure with its text.
+    public init(_ error: any Error) {
+        switch error {
+        case let control as ControlError: self = control
+        case let failure as any SedlockError:
+            self.init(failure.kind, failure.summary, fix: failure.fix, reason: failure.reason)
+        default: self.init(.failed, "\(error)")
+        }
+    }
+
+    public var kind: FailureKind { code }
+    public var summary: String { message }
+    public var description: String { fullText }
+
+    private enum CodingKeys: String, CodingKey { case code, reason, message, fix }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        code = try container.decode(Code.self, forKey: .code)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason) ?? ""
+        message = try container.decode(String.self, forKey: .message)
+        fix = try container.decodeIfPresent(String.self, forKey: .fix) ?? ""
+    }
 }

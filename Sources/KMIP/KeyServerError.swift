@@ -1,3 +1,4 @@
+import Failures
 /// A key-service failure, named as storage appliances name them, with the server, the cause and the fix.
 /// Never carries key material.
 public struct KeyServerError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -34,4 +35,17 @@ public struct KeyServerError: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { "\(code.rawValue) [\(server)]: \(cause) — \(fix)" }
+}
+
+extension KeyServerError: SedlockError {
+    public var kind: FailureKind {
+        switch code {
+        case .keyServerAuthFailed, .keyServerInvalidAuth: .notAuthorized
+        case .keyServerUnavailable, .keyServerSslError: .unreachable
+        case .keyServerFailed, .keyServerProtocolError: .failed
+        case .keyServerConfigurationError: .badRequest
+        }
+    }
+    public var reason: String { "keyServer.\(code.rawValue)" }
+    public var summary: String { "\(code.rawValue) [\(server)]: \(cause)" }
 }

@@ -1,3 +1,4 @@
+import Failures
 /// Why bytes from a key server are not a valid TTLV message.
 public struct TTLVError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: Hashable, Sendable {
@@ -156,4 +157,10 @@ public enum TTLVCodec {
         offset = valueStart + padded
         return TTLV(tag, value)
     }
+}
+
+extension TTLVError: SedlockError {
+    public var kind: FailureKind { .failed }
+    public var reason: String { "ttlv.\(code)" }
+    public var summary: String { "malformed TTLV: \(description)" }
 }

@@ -1,4 +1,5 @@
 import COpenSSL
+import Failures
 
 /// Key derivation through OpenSSL (the project's crypto boundary).
 public enum KeyDerivation {
@@ -14,7 +15,7 @@ public enum KeyDerivation {
         }
     }
 
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
@@ -64,4 +65,10 @@ public enum KeyDerivation {
         guard done != nil, outLength == 32 else { throw Failure(description: "HMAC-SHA256 failed in OpenSSL") }
         return out
     }
+}
+
+extension KeyDerivation.Failure: SedlockError {
+    public var kind: FailureKind { .failed }
+    public var reason: String { "keys.derivation" }
+    public var summary: String { description }
 }

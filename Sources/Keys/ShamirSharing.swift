@@ -1,3 +1,4 @@
+import Failures
 /// Shamir's secret sharing over GF(2^128), laid out as pycryptodome's `Crypto.Protocol.SecretSharing`
 /// lays it out, so that shares sedlock stores can be recombined without sedlock (disaster
 /// recovery): a 16-byte block is a big-endian 128-bit integer whose least significant bit is the
@@ -5,7 +6,7 @@
 /// polynomial evaluated at x = i, and the secret is its constant term. Longer secrets are split
 /// block by block with the same indices.
 public enum ShamirSharing {
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
@@ -152,4 +153,10 @@ struct FieldElement: Equatable {
         }
         return result
     }
+}
+
+extension ShamirSharing.Failure: SedlockError {
+    public var kind: FailureKind { .failed }
+    public var reason: String { "keys.sharing" }
+    public var summary: String { description }
 }

@@ -18,8 +18,8 @@ extension LockManager {
             }
             drives = try store.drives()
             generations = try store.generations()
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         guard let active = generations.first(where: { $0.state == .active }), let activeID = active.id else {
             throw ControlError(.badRequest, "the array is not set up", fix: "run `sedlock setup` first")
@@ -56,14 +56,14 @@ extension LockManager {
                 throw ControlError(.badRequest, "\(address) is not a drive of the array")
             }
             drive = found
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         if revert {
             let report = try await erase(EraseRequest(drives: [address], method: .revert), psid: nil)
             return ArrayReport(operation: "array remove", drives: report.drives, note: report.note)
         }
-        do { try store.removeDrive(address: address) } catch { throw Self.stateFailure(error) }
+        do { try store.removeDrive(address: address) } catch { throw ControlError(error) }
         let keyID = (try? store.generations())?.first { $0.id == drive.generationID }?.keyID ?? "none"
         audit(store, "array remove", target: address, outcome: "removed, PINs kept (key \(keyID))")
         return ArrayReport(operation: "array remove", drives: [

@@ -38,7 +38,7 @@ extension LockManager {
             pending = try store.pendingJournals()
             generations = try store.generations()
             drives = try store.drives()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         if let journal = pending.first(where: { $0.kind == .rekey }) {
             return try await runRekey(journal, store: store, resuming: true)
         }
@@ -53,12 +53,13 @@ extension LockManager {
         }
         if let guarded = drives.first(where: { $0.isGuarded }) {
             throw ControlError(.held, "\(guarded.address) is guarded (\(guarded.guardReason ?? "")); nothing was changed",
-                               fix: "find the cause, then `sedlock guard reset \(guarded.address) --yes`")
+                               fix: "find the cause, then `sedlock guard reset \(guarded.address) --yes`", refusal: .driveGuarded)
         }
         // The limit is on live generations: destroyed ones no longer count.
         guard generations.filter({ $0.state != .destroyed }).count < Self.keyGenerationCreationLimit else {
             throw ControlError(.badRequest, "\(Self.keyGenerationCreationLimit) key generations are kept; no more can be created",
-                               fix: "destroy retired ones no drive needs (`sedlock keys destroy KEY-ID --yes`), or set [keys] keep_retired")
+                               fix: "destroy retired ones no drive needs (`sedlock keys destroy KEY-ID --yes`), or set [keys] keep_retired",
+                               refusal: .generationLimit)
         }
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
@@ -92,7 +93,7 @@ extension LockManager {
         let tag = request.keyTag ?? active.tag
         let keyStore = try keys.keyStore(provider: provider, threshold: threshold, previous: active, store: store)
         if provider == .kmip {
-            do { try store.setKeyShareThreshold(threshold) } catch { throw Self.stateFailure(error) }
+            do { try store.setKeyShareThreshold(threshold) } catch { throw ControlError(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
         let custody = provider.rawValue + (threshold.map { " \($0)-of-n" } ?? "")
@@ -143,7 +144,7 @@ extension LockManager {
                     try store.setGenerationState(id: toID, .active)
                     try store.setGenerationState(id: fromID, .retired)
                     try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
-                } catch { throw Self.stateFailure(error) }
+                } catch { throw ControlError(error) }
                 self.applyRetentionPolicy(store: store)
                 return report
             })
@@ -166,7 +167,7 @@ extension LockManager {
         do {
             servers = try store.keyServers()
             current = try store.keyShareThreshold()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         guard !servers.isEmpty else {
             throw ControlError(.badRequest, "keeping the key on key servers needs one", fix: "add one with `sedlock keyserver add`")
         }

@@ -18,10 +18,10 @@ extension LockManager {
         do {
             pending = try store.pendingJournals()
             generations = try store.generations()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         if let journal = pending.first(where: { $0.kind == .setup }) {
             let drives: [StoredDrive]
-            do { drives = try store.drives() } catch { throw Self.stateFailure(error) }
+            do { drives = try store.drives() } catch { throw ControlError(error) }
             let listed = Set(request.drives)
             if !listed.isEmpty && listed != Set(drives.map(\.address)) {
                 throw ControlError(.badRequest, "an unfinished setup of \(drives.map(\.address).joined(separator: ", ")) is in the state",
@@ -39,7 +39,7 @@ extension LockManager {
         try validate(request, adoptionPassword: adoptionPassword)
         if request.provider == .kmip {
             let servers: [StoredKeyServer]
-            do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+            do { servers = try store.keyServers() } catch { throw ControlError(error) }
             guard !servers.isEmpty else {
                 throw ControlError(.badRequest, "the kmip provider needs a key server", fix: "add one with `sedlock keyserver add`")
             }
@@ -52,7 +52,7 @@ extension LockManager {
             throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
         }
         let existing: [StoredDrive]
-        do { existing = try store.drives() } catch { throw Self.stateFailure(error) }
+        do { existing = try store.drives() } catch { throw ControlError(error) }
         let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption, existing: existing)
 
         // The new key, stored before anything depends on it.
@@ -62,7 +62,7 @@ extension LockManager {
         let keyStore = try keys.keyStore(provider: request.provider, threshold: request.threshold, previous: nil,
                                          keyDirectory: request.keyDirectory, store: store)
         if request.provider == .kmip {
-            do { try store.setKeyShareThreshold(request.threshold) } catch { throw Self.stateFailure(error) }
+            do { try store.setKeyShareThreshold(request.threshold) } catch { throw ControlError(error) }
         }
         let locations = try keyStore.store(keyID: keyID, tag: tag, ak: ak)
         let journal = try beginJournal(.setup, operation: "setup", target: request.drives.joined(separator: " "), from: nil,
@@ -77,7 +77,7 @@ extension LockManager {
         guard !request.drives.isEmpty else { throw ControlError(.badRequest, "name the drives to set up (--drives)") }
         guard Set(request.drives).count == request.drives.count else { throw ControlError(.badRequest, "a drive is named twice") }
         for address in request.drives {
-            do { _ = try DeviceAddress.parse(address) } catch { throw ControlError(.badRequest, error.description) }
+            do { _ = try DeviceAddress.parse(address) } catch { throw ControlError(error) }
         }
         if let tag = request.keyTag, !KeyTag.isValid(tag) {
             throw ControlError(.badRequest, "a key tag is 1–64 letters, digits, '.', '-' or '_'")
@@ -126,12 +126,12 @@ extension LockManager {
         guard problems.isEmpty else {
             let shown = problems.prefix(5).joined(separator: "; ")
             throw ControlError(.badRequest, "nothing was changed: " + shown
-                               + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
+                               + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""), refusal: .drivesNotReady)
         }
         do {
             try configuration.stateDirectory.requireNotOn(disks: Set(addresses.flatMap { DiskNames.of($0, sysfs: configuration.sysfs) }),
                                                           sysfs: configuration.sysfs)
-        } catch { throw ControlError(.badRequest, error.message, fix: error.fix) }
+        } catch { throw ControlError(.badRequest, error.summary, fix: error.fix, reason: error.reason) }
         return probes.compactMap { probe in
             guard let identity = probe.identity else { return nil }
             var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
@@ -249,7 +249,7 @@ extension LockManager {
                     }
                     try store.setGenerationState(id: generationID, .active)
                     try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
-                } catch { throw Self.stateFailure(error) }
+                } catch { throw ControlError(error) }
                 return report
             })
         return try await run(change, store: store)

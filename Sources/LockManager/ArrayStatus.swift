@@ -48,7 +48,7 @@ extension LockManager {
             boots = try store.recentBoots(limit: 5)
             servers = try store.keyServers()
             faults = try store.openFaults()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         let locked: [String: Result<Bool?, ControlError>] = await withTaskGroup(of: (String, Result<Bool?, ControlError>).self) { group in
             for drive in drives {
                 let owner: DriveOwner
@@ -63,7 +63,7 @@ extension LockManager {
                         }
                         return (drive.address, .success(state))
                     } catch {
-                        return (drive.address, .failure(ControlError(.unreachable, "\(error)")))
+                        return (drive.address, .failure(ControlError(error)))
                     }
                 }
             }
@@ -111,8 +111,8 @@ extension LockManager {
                 throw ControlError(.badRequest, "\(address) is not a drive of the array")
             }
             try store.resetGuard(driveID: id)
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         audit(store, "guard reset", target: address, outcome: "done")
         return try guardReport(store, address: address)
@@ -129,8 +129,8 @@ extension LockManager {
                 GuardReport.Drive(address: $0.address, failedAuthentications: $0.failedAuthentications,
                                   limit: lockout.effectiveLimit($0), guarded: $0.guardReason)
             }, bootLoopHold: failures >= configuration.bootLoopLimit, consecutiveFailedBoots: failures)
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
     }
 }

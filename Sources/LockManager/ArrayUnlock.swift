@@ -84,21 +84,21 @@ extension LockManager {
             if try store.recentBoots(limit: configuration.bootLoopLimit + 1).first(where: { $0.bootID == id }) == nil {
                 try store.recordBoot(BootRecord(bootID: id, startedAt: time.wallTime, outcome: .started))
             }
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// An unfinished rekey is rolled forward first (not in a held boot); drives it cannot finish
     /// are unlocked with the PIN their Admin1 holds now.
     private func rollForwardRekey(_ change: inout LockChange, selection: DriveSelection, store: StateDatabase) async throws(ControlError) {
         let pending: [JournalEntry]
-        do { pending = try store.pendingJournals() } catch { throw Self.stateFailure(error) }
+        do { pending = try store.pendingJournals() } catch { throw ControlError(error) }
         guard let journal = pending.first(where: { $0.kind == .rekey }), let journalID = journal.id else { return }
         if !change.held { _ = try? await runRekey(journal, store: store, resuming: true) }
         do {
             if try store.pendingJournals().contains(where: { $0.id == journalID }) {
                 change.rekey = (journal, try store.journalSteps(journalID: journalID))
             }
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         change.all = try drives(store)
         change.drives = try select(selection, from: change.all)
     }
@@ -114,7 +114,7 @@ extension LockManager {
             keys = try KMIPTraffic.$meter.withValue(traffic) {
                 try loadKeys(generationIDs: generationIDs, drives: all, store: store, deadline: deadline)
             }
-        } catch let error as ControlError { throw error } catch { throw ControlError(.failed, "\(error)") }
+        } catch { throw ControlError(error) }
         for drive in change.drives {
             guard let generationID = admin1Generation(of: drive, rekey: change.rekey) else {
                 change.decide(drive, .failed, "setup has not finished on this drive")
@@ -191,7 +191,7 @@ extension LockManager {
         do {
             let fresh = Dictionary(try store.drives().compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
             admissions = try lockout.admit(toAttempt.compactMap { item in item.drive.id.flatMap { fresh[$0] } })
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         let locked = change.locked
         let operation = change.operation
         let attempted: [Attempted] = await withTaskGroup(of: Attempted.self) { group in
@@ -249,7 +249,7 @@ extension LockManager {
             try lockout.settle(attempted.map { (id: $0.id, admission: $0.admission, error: $0.error) },
                                notAttempted: Set(attempted.filter { $0.otherDrive != nil }.map(\.id)), audit: audited,
                                lockedOnPurpose: (locked, marked))
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// Faults, the note of a held boot, the key servers' traffic, and the boot's outcome.

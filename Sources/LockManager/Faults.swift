@@ -28,7 +28,7 @@ extension LockManager {
             let open = try store.syncFaults(conditions, scope: Self.stateFaults, objects: nil, at: time.wallTime)
             let cleared = try store.clearedFaults(limit: 10)
             return FaultReport(open: open.map(Self.report), recentlyCleared: cleared.map(Self.report))
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// After a change set (setup, rekey, membership, key servers, generations, RDL, erase): a

@@ -13,7 +13,7 @@ extension LockManager {
         let store = try openState(.write)
         let generation = try unneededGeneration(keyID, store: store, destroying: false)
         if generation.state != .retired, let id = generation.id {
-            do { try store.setGenerationState(id: id, .retired) } catch { throw Self.stateFailure(error) }
+            do { try store.setGenerationState(id: id, .retired) } catch { throw ControlError(error) }
         }
         keytable.remove(generation.keyID)
         audit(store, "keys retire", target: generation.keyID, outcome: "done")
@@ -35,7 +35,7 @@ extension LockManager {
                                fix: "bring the key servers back (`sedlock keyserver status`), then destroy it again; nothing else changed")
         }
         if let id = generation.id {
-            do { try store.setGenerationState(id: id, .destroyed) } catch { throw Self.stateFailure(error) }
+            do { try store.setGenerationState(id: id, .destroyed) } catch { throw ControlError(error) }
         }
         keytable.remove(generation.keyID)
         audit(store, "keys destroy", target: generation.keyID, outcome: "destroyed on its key servers and in its key files")
@@ -81,8 +81,8 @@ extension LockManager {
                                    fix: "retire it first (`sedlock keys retire \(keyID)`)")
             }
             return generation
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
     }
 

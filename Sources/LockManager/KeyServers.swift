@@ -28,14 +28,15 @@ extension LockManager {
         let configured = (try? openState(.read).keyServers()) ?? []
         if let twin = configured.first(where: { !asked.isDisjoint(with: $0.addresses.compactMap { ServerAddress($0)?.description }) }) {
             throw ControlError(.badRequest, "\(twin.name) already has the address \(asked.intersection(twin.addresses).sorted().joined(separator: ", "))",
-                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST1 HOST2 …`)")
+                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST1 HOST2 …`)",
+                               refusal: .duplicateAddress)
         }
         let candidate = StoredKeyServer(providerID: 0, name: name, addresses: request.addresses.compactMap { ServerAddress($0)?.description },
                                         position: 0, certificatePath: request.certificatePath, privateKeyPath: request.privateKeyPath,
                                         caPath: request.caPath, verifyServerName: request.verifyServerName)
         let tested = test(candidate)
         if let error = tested.error {
-            throw ControlError(.unreachable, "\(name) failed its test, so it was not added: \(error)")
+            throw ControlError(.unreachable, "\(name) failed its test, so it was not added: \(error)", refusal: .keyServerTestFailed)
         }
         let store = try openState(.write)
         let existing: [StoredKeyServer]
@@ -45,8 +46,8 @@ extension LockManager {
                                    fix: "finish it first (`sedlock \(busy.kind.rawValue)`)")
             }
             existing = try store.keyServers()
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         guard existing.count < KeyServerPool.maximumServers else {
             throw ControlError(.badRequest, "\(KeyServerPool.maximumServers) key servers are configured already",
@@ -64,7 +65,7 @@ extension LockManager {
                                    tokenCopies: copies.filter { $0.object.generationID == nil }.map(\.location.description))
         } catch {
             keys.takeBack(copies, from: candidate)
-            throw ControlError(error.code == .invalid ? .badRequest : .failed, error.message, fix: error.fix)
+            throw ControlError(error)
         }
         // What the server was added with, for the record (fingerprints and expiry; never the private key).
         for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] {
@@ -120,12 +121,13 @@ extension LockManager {
             }
             guard stranded.isEmpty else {
                 throw ControlError(.badRequest, "removing \(name) would strand \(stranded.joined(separator: " and ")): nothing was changed",
-                                   fix: "add another key server first (`sedlock keyserver add`), which receives the keys, or rekey to fewer shares")
+                                   fix: "add another key server first (`sedlock keyserver add`), which receives the keys, or rekey to fewer shares",
+                                   refusal: .removalStrands)
             }
             held = objects
             try store.removeKeyServer(name: name)
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         let note = destroyObjects(held, on: servers.first { $0.name == name })
         audit(store, "keyserver remove", target: name, outcome: "done; \(note)")
@@ -156,7 +158,7 @@ extension LockManager {
         let store = try openState(.read)
         do {
             return KeyServerReport(servers: try store.keyServers().map(Self.entry))
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// Each configured server as last tested: from the key-server monitor's latest results in
@@ -165,7 +167,7 @@ extension LockManager {
         guard configuration.readsFromMonitors else { return try probeKeyServers() }
         let store = try openState(.read)
         do { return KeyServerReport(servers: try store.keyServers().map { keys.health.latest(for: Self.entry($0)) }) } catch {
-            throw Self.stateFailure(error)
+            throw ControlError(error)
         }
     }
 
@@ -175,7 +177,7 @@ extension LockManager {
     public func probeKeyServers() throws(ControlError) -> KeyServerReport {
         let store = try openState(.write)
         let servers: [StoredKeyServer]
-        do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+        do { servers = try store.keyServers() } catch { throw ControlError(error) }
         let objects = (try? keys.objectsOnKeyServers(store)) ?? []
         var faults: [StoredFault] = []
         let report = KeyServerReport(servers: servers.map { server in
@@ -211,8 +213,8 @@ extension LockManager {
             let live = try store.generations().filter { $0.state == .active || $0.state == .pending }
             let keys = try loadKeys(generationIDs: Set(live.compactMap(\.id)), drives: try store.drives(), store: store)
             return keys.values.compactMap(\.reason)
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
     }
 
@@ -230,8 +232,8 @@ extension LockManager {
                 _ = try loadKeys(generationIDs: Set(generations.filter { $0.state != .destroyed }.compactMap(\.id)),
                                  drives: try store.drives(), store: store)
             }
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         let held = Set(keytable.keyIDs)
         return KeyServerReport(servers: servers.map { server in
@@ -283,7 +285,7 @@ extension LockManager {
                 KeysReport.Key(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider,
                                inKeytable: held.contains($0.keyID))
             })
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// `--all`: rebuilds the keytable from the key servers, dropping keys none of them holds any
@@ -302,7 +304,7 @@ extension LockManager {
                 $0.state != .destroyed && $0.provider == KeyProviderKind.kmip.rawValue && (request.keyTag == nil || $0.tag == request.keyTag)
             }
             drives = try store.drives()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         let chosen = request.server.map { name in servers.filter { $0.name == name } } ?? servers
         if let name = request.server, chosen.isEmpty { throw ControlError(.badRequest, "no key server named \(name)") }
         let source = keys.keyServers(chosen)

@@ -115,7 +115,7 @@ public final class LockManager: Sendable {
     /// The one owner of the drive at `address` in this process.
     func owner(for address: String) throws(ControlError) -> DriveOwner {
         let parsed: DeviceAddress
-        do { parsed = try DeviceAddress.parse(address) } catch { throw ControlError(.badRequest, error.description) }
+        do { parsed = try DeviceAddress.parse(address) } catch { throw ControlError(error) }
         return owners.withLock { table in
             if let existing = table[address] { return existing }
             let made = DriveOwner(address: parsed, factory: factory, commandTimeout: configuration.commandTimeout, time: time)
@@ -131,8 +131,7 @@ public final class LockManager: Sendable {
             if access == .write { writer.withLock { $0 = opened } }
             return opened
         } catch {
-            throw ControlError(error.code == .busy ? .busy : (error.code == .invalid ? .badRequest : .failed), error.message,
-                               fix: error.fix)
+            throw ControlError(error)
         }
     }
 
@@ -161,10 +160,6 @@ public final class LockManager: Sendable {
 
     func auditEntry(_ action: String, target: String, outcome: String) -> AuditEntry {
         AuditEntry(at: time.wallTime, actor: Self.requester ?? configuration.actor, action: action, target: target, outcome: outcome)
-    }
-
-    static func stateFailure(_ error: StateError) -> ControlError {
-        ControlError(error.code == .busy ? .busy : .failed, error.message, fix: error.fix)
     }
 
     /// Guard 4, keys first (`KeyService.load`), and the RDL token's fault raised or cleared by

@@ -25,8 +25,8 @@ extension LockManager {
                                    fix: "see `sedlock status`; `sedlock keys restore --all` reloads keys of a state that is here")
             }
             servers = try store.keyServers()
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         guard !servers.isEmpty else {
             throw ControlError(.badRequest, "recover reads the recovery records on the key servers: none is configured",
@@ -170,8 +170,8 @@ extension LockManager {
                 rdl.tokenLocations = tokenLocations
                 try store.saveRDL(rdl)
             }
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
     }
 }

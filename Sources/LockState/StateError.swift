@@ -1,3 +1,4 @@
+import Failures
 /// Why the lock manager's state cannot be used, and what to do. Never carries a secret.
 public struct StateError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
@@ -26,4 +27,16 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { fix.isEmpty ? message : "\(message) — \(fix)" }
+}
+
+extension StateError: SedlockError {
+    public var kind: FailureKind {
+        switch code {
+        case .busy: .busy
+        case .invalid: .badRequest
+        case .corrupt, .newerSchema, .unreadable, .unsafeLocation: .failed
+        }
+    }
+    public var reason: String { "state.\(code.rawValue)" }
+    public var summary: String { message }
 }

@@ -1,3 +1,4 @@
+import Failures
 import SecurityTransport
 import TCGStorage
 
@@ -80,4 +81,25 @@ public struct OpalError: Error, Sendable, CustomStringConvertible {
                              "the drive answered \(status.name)")
         }
     }
+}
+
+extension OpalError: SedlockError {
+    public var kind: FailureKind {
+        switch code {
+        case .notAuthorized: .notAuthorized
+        case .authorityLockedOut: .lockedOut
+        case .transport, .timedOut: .unreachable
+        case .spBusy, .methodFailed, .malformedResponse, .unsupportedDrive, .invalidState: .failed
+        case .noSuchObject, .doesNotFit: .badRequest
+        case .outcomeUnknown: .outcomeUnknown
+        }
+    }
+    public var reason: String {
+        switch code {
+        case .methodFailed(let status): "drive.methodFailed.\(status.name)"
+        case .transport(let transport): "drive.transport.\(transport)"
+        default: "drive.\(code)"
+        }
+    }
+    public var summary: String { "\(device): \(operation): \(message)" }
 }

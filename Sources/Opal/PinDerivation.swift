@@ -1,3 +1,4 @@
+import Failures
 import Keys
 import SecurityTransport
 
@@ -14,7 +15,7 @@ public enum PinDerivation: String, Sendable, CaseIterable, Codable {
     /// The longest PIN Opal drives accept in C_PIN.
     public static let maximumPinLength = 32
 
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
@@ -106,4 +107,10 @@ public enum SerialSalt: String, Sendable, CaseIterable, Codable {
         }
         return out
     }
+}
+
+extension PinDerivation.Failure: SedlockError {
+    public var kind: FailureKind { .badRequest }
+    public var reason: String { "drive.pinDerivation" }
+    public var summary: String { description }
 }

@@ -3,6 +3,7 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+import Failures
 
 /// An exclusive, advisory lock on a file (flock), held until released or the process ends, so
 /// one process at a time changes what the lock guards. The holder's PID is written in the file
@@ -72,4 +73,20 @@ public final class FileLock: Sendable {
         guard n > 0 else { return nil }
         return Int32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
+}
+
+extension FileLock.Failure: SedlockError {
+    public var kind: FailureKind {
+        switch self {
+        case .busy: .busy
+        case .system(let error): error.kind
+        }
+    }
+    public var reason: String {
+        switch self {
+        case .busy: "lock.busy"
+        case .system(let error): error.reason
+        }
+    }
+    public var summary: String { description }
 }

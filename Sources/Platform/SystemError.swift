@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Failures
 
 /// A failed system call: which call, on what, and the errno's text.
 public struct SystemError: Error, Sendable, CustomStringConvertible {
@@ -14,10 +15,10 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
         self.errno = errno
     }
 
-    public var reason: String { String(cString: strerror(errno)) }
+    public var cause: String { String(cString: strerror(errno)) }
 
     public var description: String {
-        path.isEmpty ? "\(call): \(reason)" : "\(call) \(path): \(reason)"
+        path.isEmpty ? "\(call): \(cause)" : "\(call) \(path): \(cause)"
     }
 }
 
@@ -33,4 +34,10 @@ public func retryingEINTR<T: SignedInteger>(_ body: () -> T) -> T {
 /// The text of an errno value.
 public func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
+}
+
+extension SystemError: SedlockError {
+    public var kind: FailureKind { errno == EACCES || errno == EPERM ? .badRequest : .failed }
+    public var reason: String { "system.\(call).\(errno)" }
+    public var summary: String { description }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Failures
 
 /// A Unix stream socket with deadlines on every wait: the simulator link, sedlockd's control
 /// socket and its clients all stand on it. Closed when the last reference goes.
@@ -182,4 +183,23 @@ public final class UnixSocket: Sendable {
             if rc < 0 && errno != EINTR { throw .system(SystemError("poll")) }
         }
     }
+}
+
+extension UnixSocket.Failure: SedlockError {
+    public var kind: FailureKind {
+        switch self {
+        case .system(let error): error.kind
+        case .timedOut, .closed: .unreachable
+        case .pathTooLong: .badRequest
+        }
+    }
+    public var reason: String {
+        switch self {
+        case .system(let error): error.reason
+        case .timedOut: "socket.timedOut"
+        case .closed: "socket.closed"
+        case .pathTooLong: "socket.pathTooLong"
+        }
+    }
+    public var summary: String { description }
 }

@@ -1,9 +1,10 @@
+import Failures
 /// How an operator names a drive: a device node, or `sim:DIR/N` for drive N of a simulated array.
 public enum DeviceAddress: Hashable, Sendable, CustomStringConvertible {
     case device(path: String)
     case simulated(arrayDirectory: String, drive: Int)
 
-    public struct ParseError: Error, CustomStringConvertible {
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
@@ -28,4 +29,10 @@ public enum DeviceAddress: Hashable, Sendable, CustomStringConvertible {
         case .simulated(let dir, let n): return "sim:\(dir)/\(n)"
         }
     }
+}
+
+extension DeviceAddress.ParseError: SedlockError {
+    public var kind: FailureKind { .badRequest }
+    public var reason: String { "transport.address" }
+    public var summary: String { description }
 }

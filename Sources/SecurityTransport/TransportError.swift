@@ -1,3 +1,4 @@
+import Failures
 /// A failure below the TCG layer: the command did not complete, or the device refused it.
 public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: Hashable, Sendable {
@@ -28,4 +29,23 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { "\(device): \(message)" }
+}
+
+extension TransportError: SedlockError {
+    public var kind: FailureKind {
+        switch code {
+        case .dataProtect, .illegalRequest, .unsupportedProtocol: .failed
+        case .permissionDenied: .badRequest
+        case .unreachable, .timedOut, .ioFailure: .unreachable
+        }
+    }
+    public var reason: String { "transport.\(code)" }
+    public var summary: String { description }
+    public var fix: String {
+        switch code {
+        case .permissionDenied: "run as root, or give this account access to \(device)"
+        case .timedOut, .unreachable: "check that \(device) is present and answering"
+        default: ""
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import Failures
 /// Why a sequence of bytes from a drive (or a host) could not be understood.
 ///
 /// Every decoder in this module throws only this error, so callers can report the failure and
@@ -32,4 +33,10 @@ public struct TCGStorageError: Error, Hashable, Sendable, CustomStringConvertibl
     }
 
     public var description: String { "\(detail) (at offset \(offset))" }
+}
+
+extension TCGStorageError: SedlockError {
+    public var kind: FailureKind { .failed }
+    public var reason: String { "tcg.\(code)" }
+    public var summary: String { "malformed TCG Storage data: \(description)" }
 }

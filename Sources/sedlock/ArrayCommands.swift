@@ -545,7 +545,7 @@ func age(since date: Date, now: Date = Date()) -> String {
 func show(_ response: ControlResponse, json: Bool) throws {
     switch response {
     case .failure(let error):
-        throw CommandFailure(error.description, ExitStatus(error.code))
+        throw CommandFailure(error)
     case .array(let report):
         if json { printJSON(report) } else {
             for drive in report.drives {
@@ -637,19 +637,6 @@ func show(_ response: ControlResponse, json: Bool) throws {
 }
 
 extension ExitStatus {
-    init(_ code: ControlError.Code) {
-        switch code {
-        case .badRequest: self = .badArguments
-        case .notAuthorized: self = .notAuthorized
-        case .lockedOut: self = .lockedOut
-        case .unreachable: self = .transport
-        case .failed: self = .drive
-        case .partial: self = .partial
-        case .held: self = .held
-        case .busy: self = .busy
-        }
-    }
-
     /// The status of an array operation that did not fully succeed (nil when it did).
     init?(_ report: ArrayReport) {
         if report.allSucceeded { return nil }

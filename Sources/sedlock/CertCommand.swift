@@ -17,8 +17,6 @@ func readText(_ path: String, option: String) throws -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
-func certificateFailure(_ error: CertificateError) -> CommandFailure { CommandFailure(error.description, .badArguments) }
-
 struct CreateKeyPair: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create-keypair", abstract: "Generate a private key (written 0600).")
     @Option(help: "rsa2048, rsa3072 or ec-p256.") var type: PrivateKey.Kind = .rsa2048
@@ -29,7 +27,7 @@ struct CreateKeyPair: ParsableCommand {
                 let key = try PrivateKey.generate(type)
                 try writeNewFile(out, try key.pem(), mode: 0o600)
                 print("\(out): \(key.description) private key")
-            } catch let error as CertificateError { throw certificateFailure(error) }
+            } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
 }
@@ -52,7 +50,7 @@ struct CertCSR: ParsableCommand {
                 let privateKey = try PrivateKey(pem: try readText(key, option: "--key"))
                 try writeNewFile(out, try CertificateRequests.signingRequest(key: privateKey, subject: subject.subject), mode: 0o644)
                 print("\(out): request for CN=\(subject.cn); have the key server's CA sign it, then `sedlock cert import`")
-            } catch let error as CertificateError { throw certificateFailure(error) }
+            } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
 }
@@ -70,7 +68,7 @@ struct SelfSign: ParsableCommand {
                 let cert = try CertificateRequests.selfSigned(key: privateKey, subject: subject.subject, days: days)
                 try writeNewFile(out, cert.pem(), mode: 0o644)
                 print("\(out): \(cert.subject), SHA-256 \(cert.fingerprint)")
-            } catch let error as CertificateError { throw certificateFailure(error) }
+            } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
 }
@@ -103,7 +101,7 @@ struct CertImport: ParsableCommand {
                 try writeNewFile(dest + "/ca.pem", cas.map { $0.pem() }.joined(), mode: 0o644)
                 print("imported \(leaf.subject) (expiry: \(expiry.rawValue)) into \(dest)")
                 if !leaf.hasClientAuthUsage { print("warning: the certificate lacks EKU clientAuth; KMIP servers may refuse it") }
-            } catch let error as CertificateError { throw certificateFailure(error) }
+            } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
 }
@@ -132,7 +130,7 @@ struct CertShow: ParsableCommand {
                 for r in reports {
                     print("subject: \(r.subject)\nissuer: \(r.issuer)\nvalid: \(r.notBefore) … \(r.notAfter) (\(r.expiry))\nSHA-256: \(r.sha256Fingerprint)\n")
                 }
-            } catch let error as CertificateError { throw certificateFailure(error) }
+            } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
 }

@@ -25,7 +25,7 @@ struct DeviceOptions: ParsableArguments {
 
     func openTransport() throws -> any SecurityTransport {
         let address: DeviceAddress
-        do { address = try DeviceAddress.parse(device) } catch { throw CommandFailure(error.description, .badArguments) }
+        do { address = try DeviceAddress.parse(device) } catch { throw CommandFailure(error) }
         return try TransportFactory.withSimulator.open(address, commandTimeout: timeout)
     }
 

@@ -1,8 +1,6 @@
+import Failures
 import Foundation
 import Keys
-import KMIP
-import Opal
-import SecurityTransport
 
 /// Exit statuses, one per kind of failure, so scripts can tell them apart.
 enum ExitStatus: Int32 {
@@ -38,31 +36,26 @@ struct CommandFailure: Error {
         self.status = status
     }
 
-    init(_ error: OpalError) {
-        message = error.description
-        switch error.code {
-        case .notAuthorized: status = .notAuthorized
-        case .authorityLockedOut: status = .lockedOut
-        case .transport, .timedOut: status = .transport
-        case .spBusy, .methodFailed, .malformedResponse, .unsupportedDrive, .invalidState: status = .drive
-        case .noSuchObject, .doesNotFit: status = .badArguments
-        case .outcomeUnknown: status = .outcomeUnknown
-        }
+    /// Any module's failure, its exit status chosen by its kind alone.
+    init(_ error: any SedlockError) {
+        message = error.fullText
+        status = ExitStatus(error.kind)
     }
+}
 
-    init(_ error: KeyServerError) {
-        message = error.description
-        switch error.code {
-        case .keyServerAuthFailed, .keyServerInvalidAuth: status = .notAuthorized
-        case .keyServerUnavailable, .keyServerSslError: status = .transport
-        case .keyServerFailed, .keyServerProtocolError: status = .drive
-        case .keyServerConfigurationError: status = .badArguments
+extension ExitStatus {
+    init(_ kind: FailureKind) {
+        switch kind {
+        case .badRequest: self = .badArguments
+        case .notAuthorized: self = .notAuthorized
+        case .lockedOut: self = .lockedOut
+        case .unreachable: self = .transport
+        case .failed: self = .drive
+        case .partial: self = .partial
+        case .held: self = .held
+        case .busy: self = .busy
+        case .outcomeUnknown: self = .outcomeUnknown
         }
-    }
-
-    init(_ error: TransportError) {
-        message = error.description
-        status = error.code == .dataProtect ? .drive : .transport
     }
 }
 
@@ -83,9 +76,7 @@ func report(_ error: any Error) -> Never {
     let failure: CommandFailure
     switch error {
     case let f as CommandFailure: failure = f
-    case let e as OpalError: failure = CommandFailure(e)
-    case let e as KeyServerError: failure = CommandFailure(e)
-    case let e as TransportError: failure = CommandFailure(e)
+    case let e as any SedlockError: failure = CommandFailure(e)
     default: failure = CommandFailure("\(error)", .drive)
     }
     FileHandle.standardError.write(Data("sedlock: \(failure.message)\n".utf8))

@@ -5,7 +5,7 @@ import Platform
 /// and fetched key material.
 func writeNewFile(_ path: String, mode: mode_t, _ bytes: UnsafeRawBufferPointer) throws {
     do { try AtomicFile.createNew(bytes, at: path, mode: mode) } catch {
-        throw CommandFailure("\(path): cannot create a new file (\(error.reason))", .badArguments)
+        throw CommandFailure("\(path): cannot create a new file (\(error.cause))", .badArguments)
     }
 }
 

@@ -36,6 +36,19 @@ struct ControlSocketTests {
         }
     }
 
+    @Test("a failure crosses the socket with its kind and reason code; a reply from a sender without reason codes still decodes")
+    func failureReasonsCrossTheSocket() throws {
+        let failure = ControlError(.notAuthorized, "ks0 refused the client certificate", fix: "renew it", reason: "keyServer.KeyServerAuthFailed")
+        let reply = ControlFraming.encode(response: .failure(failure))
+        #expect(try ControlFraming.decodeResponse(Array(reply.dropLast())) == .failure(failure))
+        let older = try ControlFraming.decodeResponse(Array(#"{"version":1,"response":{"failure":{"_0":{"code":"busy","message":"held"}}}}"#.utf8))
+        #expect(older == .failure(ControlError(.busy, "held")))
+        // Any module's error keeps its kind and reason; anything else is a plain failure.
+        struct Stray: Error {}
+        #expect(ControlError(Stray()).code == .failed)
+        #expect(ControlError(failure as any Error) == failure)
+    }
+
     @Test("root changes, the reader group reads, anyone else is refused; requests that carry secrets are marked")
     func accessPolicy() {
         let policy = AccessPolicy(readerGroup: (name: "sedlock", gid: 977))

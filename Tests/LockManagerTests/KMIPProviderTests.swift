@@ -38,7 +38,9 @@ struct KMIPProviderTests {
         // A server that fails its test is not added.
         await #expect { try f.manager.keyServerAdd(KeyServerAddRequest(
             addresses: ["127.0.0.1:\(try PyKMIPServer.freePort())"], name: "nobody", certificatePath: tls.certificatePath,
-            privateKeyPath: tls.privateKeyPath, caPath: bundle)) } throws: { ($0 as? ControlError)?.code == .unreachable }
+            privateKeyPath: tls.privateKeyPath, caPath: bundle)) } throws: {
+                ($0 as? ControlError)?.code == .unreachable && ($0 as? ControlError)?.reason == Refusal.keyServerTestFailed.rawValue
+            }
 
         let setup = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1"))
         #expect(setup.allSucceeded, "\(setup)")

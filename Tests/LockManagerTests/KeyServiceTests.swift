@@ -115,7 +115,7 @@ struct KeyServiceTests {
         // A second would leave one share of the two needed: refused, nothing changed.
         #expect { try f.manager.keyServerRemove(name: "ks1") } throws: {
             let error = $0 as? ControlError
-            return error?.code == .badRequest && error?.message.contains("1 of the 2 shares") == true
+            return error?.reason == Refusal.removalStrands.rawValue && error?.message.contains("1 of the 2 shares") == true
         }
         #expect(try f.manager.keyServerShow().servers.map(\.name) == ["ks0", "ks1"])
         try f.reboot()
@@ -124,7 +124,7 @@ struct KeyServiceTests {
         #expect { try f.manager.keyServerAdd(KeyServerAddRequest(
             addresses: [kms.address(0)], name: "ks0-again", certificatePath: kms.root.appendingPathComponent("client.pem").path,
             privateKeyPath: kms.root.appendingPathComponent("client.key").path, caPath: kms.root.appendingPathComponent("ca.pem").path))
-        } throws: { ($0 as? ControlError)?.code == .badRequest && ($0 as? ControlError)?.message.contains("already has the address") == true }
+        } throws: { ($0 as? ControlError)?.reason == Refusal.duplicateAddress.rawValue }
     }
 
     @Test("with the AK kept locally, the only server holding the RDL token cannot be removed")
@@ -132,7 +132,7 @@ struct KeyServiceTests {
         let (f, _) = try await localArray(drives: 1, servers: 1)
         #expect(try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0")).allSucceeded)
         #expect { try f.manager.keyServerRemove(name: "ks0") } throws: {
-            ($0 as? ControlError)?.message.contains("would strand the Rapid Data Locking token") == true
+            ($0 as? ControlError)?.reason == Refusal.removalStrands.rawValue && "\($0)".contains("Rapid Data Locking token")
         }
     }
 
@@ -229,7 +229,7 @@ struct KeyServiceTests {
                 #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
             } else {
                 await #expect { try await f.manager.rekey(RekeyRequest()) } throws: {
-                    ($0 as? ControlError)?.code == .badRequest && ($0 as? ControlError)?.fix.contains("keys destroy") == true
+                    ($0 as? ControlError)?.reason == Refusal.generationLimit.rawValue
                 }
             }
         }

@@ -206,7 +206,7 @@ struct LockManagerTests {
         try opal.activateLockingSP(sidPIN: pin)
 
         await #expect { try await f.setUpArray() } throws: {
-            ($0 as? ControlError)?.code == .badRequest && "\($0)".contains("already owned") && "\($0)".contains("nothing was changed")
+            ($0 as? ControlError)?.reason == Refusal.drivesNotReady.rawValue && "\($0)".contains("already owned")
         }
         #expect(!f.drive(0).statusReport(index: 0).owned)
         #expect(f.driveFailures(1).consecutive == 0)
@@ -215,7 +215,7 @@ struct LockManagerTests {
         await #expect { try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local,
                                                                adoption: .init(derivation: "sedutil-sha1")),
                                                   adoptionPassword: password) } throws: {
-            "\($0)".contains("--pin-salt") && "\($0)".contains("reported, trimmed")
+            ($0 as? ControlError)?.reason == Refusal.drivesNotReady.rawValue && "\($0)".contains("reported, trimmed")
         }
         #expect(f.driveFailures(1).consecutive == 0)
         let adopted = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local,
@@ -333,6 +333,28 @@ struct LockManagerTests {
         try FileManager.default.moveItem(atPath: directory.backupPath, toPath: directory.databasePath)
         try f.reboot()
         #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
+    @Test("a failure from below the lock manager keeps its kind and reason code on the way out: a state directory others may write")
+    func failuresKeepTheirReason() async throws {
+        let f = try LockManagerFixture(drives: 1)
+        #expect(try await f.setUpArray().allSucceeded)
+        f.manager.releaseState()
+        let directory = f.configuration.stateDirectory.path
+        #expect(chmod(directory, 0o777) == 0)
+        defer { chmod(directory, 0o700) }
+        f.restartManager()
+        guard case .failure(let error) = await f.manager.respond(to: .status) else {
+            Issue.record("a state directory others may write was accepted"); return
+        }
+        #expect(error.code == .failed && error.reason == "state.unsafeLocation", "\(error)")
+        // The drive's own failures keep theirs too: an unknown drive address is the request's fault.
+        chmod(directory, 0o700)
+        f.restartManager()
+        guard case .failure(let unknown) = await f.manager.respond(to: .lock(LockRequest(drives: .some(["sim:/nowhere/0"])))) else {
+            Issue.record("an unknown drive was accepted"); return
+        }
+        #expect(unknown.code == .badRequest, "\(unknown)")
     }
 
     @Test("one drive's damaged record decides only that drive: the others unlock, it gets no attempt")

@@ -1,3 +1,4 @@
+import Failures
 import Keys
 import LockState
 
@@ -9,12 +10,32 @@ struct VerifiedPINs: Sendable {
     let admin1: Secret
     let user1: Secret
 
-    enum Failure: Error {
+    enum Failure: SedlockError {
         /// The AK does not give the PINs recorded for this drive (wrong or stale key).
         case mismatch(PINAuthority)
         /// No check value is recorded for this drive and generation.
         case missing(PINAuthority)
         case derivation(String)
+
+        /// Guard 1 stopped it: nothing was presented to the drive.
+        var kind: FailureKind { .held }
+        var reason: String {
+            switch self {
+            case .mismatch: "guard.checkValueMismatch"
+            case .missing: "guard.checkValueMissing"
+            case .derivation: "keys.derivation"
+            }
+        }
+        var summary: String {
+            switch self {
+            case .mismatch(let authority):
+                "the key does not give the \(authority.rawValue) PIN recorded for this drive (a wrong or stale key); nothing was presented"
+            case .missing(let authority):
+                "no check value of the \(authority.rawValue) PIN is recorded for this drive and key generation; nothing was presented"
+            case .derivation(let why): "the PINs could not be derived: \(why)"
+            }
+        }
+        var description: String { summary }
     }
 
     /// Derives every PIN and checks each against `store`'s check values.

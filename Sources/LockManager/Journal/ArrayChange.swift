@@ -48,7 +48,7 @@ extension LockManager {
         guard let journalID = journal.id else { throw ControlError(.failed, "the journal entry has no id") }
         let all = Dictionary(try drives(store).compactMap { drive in drive.id.map { ($0, drive) } }) { first, _ in first }
         let steps: [JournalDriveStep]
-        do { steps = try store.journalSteps(journalID: journalID) } catch { throw Self.stateFailure(error) }
+        do { steps = try store.journalSteps(journalID: journalID) } catch { throw ControlError(error) }
         return steps.compactMap { step in
             guard let drive = all[step.driveID] else { return nil }
             if step.step == .proven { return .decided(DriveOutcome(address: drive.address, result: done, detail: "already done")) }
@@ -69,7 +69,7 @@ extension LockManager {
                                                      at: time.wallTime) { drive, generationID in
                 try VerifiedPINs.checkValues(ak: material, drive: drive, generationID: generationID)
             }
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         if generation.id == nil { keytable.insert(material, keyID: generation.keyID) }
         audit(store, operation, target: target, outcome: started)
         return journal
@@ -77,6 +77,6 @@ extension LockManager {
 
     /// The state's drive records.
     func drives(_ store: any StateStore) throws(ControlError) -> [StoredDrive] {
-        do { return try store.drives() } catch { throw Self.stateFailure(error) }
+        do { return try store.drives() } catch { throw ControlError(error) }
     }
 }

@@ -175,7 +175,7 @@ public struct KMIPKeySource: KeyStore {
         }
         let pool: KeyServerPool
         // A write has no caller's wait: each answer is bounded by the timeout.
-        do { pool = try self.pool(deadline: .never) } catch { throw ControlError(.badRequest, error.description) }
+        do { pool = try self.pool(deadline: .never) } catch { throw ControlError(error) }
         // What each server keeps: the AK, or its own share.
         var materials: [String: Secret] = [:]
         if let threshold {

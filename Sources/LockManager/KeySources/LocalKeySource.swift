@@ -83,7 +83,7 @@ public struct LocalKeySource: KeyStore {
         var bytes = AuthenticationKeyFile.encode(keyID: keyID, ak: ak)
         defer { bytes.wipe() }
         do { try AtomicFile.createNew(bytes, at: path, mode: 0o400) } catch {
-            throw ControlError(.failed, "cannot write the key file \(path): \(error.reason)")
+            throw ControlError(.failed, "cannot write the key file \(path): \(error.cause)")
         }
         return [.localFile(path: path)]
     }

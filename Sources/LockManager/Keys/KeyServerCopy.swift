@@ -44,7 +44,7 @@ extension KeyService {
                                                locations: KeyLocation.parse(rdl.tokenLocations), what: "the RDL token \(tokenID)"))
             }
             return objects
-        } catch { throw LockManager.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// Copies `objects` onto `server`, from the array's `servers`: a full copy as it is; a

@@ -63,7 +63,7 @@ public final class KeyService: Sendable {
                   store: any StateStore) throws(ControlError) -> any KeyStore {
         switch provider {
         case .kmip:
-            do { return keyServers(try store.keyServers(), threshold: threshold) } catch { throw LockManager.stateFailure(error) }
+            do { return keyServers(try store.keyServers(), threshold: threshold) } catch { throw ControlError(error) }
         case .local:
             let recorded = previous?.keyLocations.compactMap(\.keyDirectory).first
             return LocalKeySource(directory: keyDirectory ?? recorded ?? configuration.keyDirectory, credentialsDirectory: nil)
@@ -87,7 +87,7 @@ public final class KeyService: Sendable {
     func load(generationIDs: Set<Int64>, drives: [StoredDrive], store: any StateStore,
               deadline: Deadline) throws(ControlError) -> Loaded {
         let generations: [StoredKeyGeneration]
-        do { generations = try store.generations() } catch { throw LockManager.stateFailure(error) }
+        do { generations = try store.generations() } catch { throw ControlError(error) }
         var loaded = Loaded()
         var waiting = generationIDs
         while true {

@@ -35,7 +35,7 @@ extension LockManager {
                 if generation.tokenID != nil { needed.insert(.kmip) }
             }
             return needed
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 
     /// Pure's `purearray test security-token`: TLS with the client certificate, authentication, a
@@ -50,7 +50,7 @@ extension LockManager {
                 settings.lastTestResult = test.ok ? "ok" : "\(test.failure ?? ""): \(test.cause ?? "")"
                 try store.saveRDL(settings)
             }
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         var report = try rdlReport(store)
         report.test = test
         return report
@@ -71,7 +71,7 @@ extension LockManager {
         do {
             generations = try store.generations()
             servers = try store.keyServers()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         if generations.contains(where: { $0.tokenID != nil && ($0.state == .active || $0.state == .pending) }) {
             throw ControlError(.badRequest, "Rapid Data Locking is enabled already, and it is permanent",
                                fix: "see `sedlock rdl status`")
@@ -91,7 +91,7 @@ extension LockManager {
         // key server was tested just above).
         let health = try await status(testingKeyServers: false)
         let pending: [JournalEntry]
-        do { pending = try store.pendingJournals() } catch { throw Self.stateFailure(error) }
+        do { pending = try store.pendingJournals() } catch { throw ControlError(error) }
         if let journal = pending.first {
             throw ControlError(.badRequest, "a \(journal.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(journal.kind.rawValue)`)")
         }
@@ -116,8 +116,8 @@ extension LockManager {
             servers = try store.keyServers()
             guard let saved = try store.rdl() else { throw ControlError(.failed, "the RDL settings are missing from the state") }
             settings = saved
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
         return try await rekeyToNewToken(settings, servers: servers, store: store, action: "rdl rotate")
     }
@@ -131,7 +131,7 @@ extension LockManager {
         var settings = settings
         settings.tokenLocations = try keys.keyServers(servers, threshold: settings.tokenThreshold)
             .store(keyID: tokenID, tag: Self.tokenTag, ak: token).map(\.description)
-        do { try store.saveRDL(settings) } catch { throw Self.stateFailure(error) }
+        do { try store.saveRDL(settings) } catch { throw ControlError(error) }
         keytable.insert(token, keyID: tokenID)
         audit(store, action, target: "all", outcome: "token \(tokenID) stored on \(servers.count) key server(s)")
         return try await rekey(RekeyRequest(), token: .new(id: tokenID, secret: token))
@@ -143,7 +143,7 @@ extension LockManager {
         let store = try openState(.write)
         _ = try enabledGeneration(store)
         let drives: [StoredDrive]
-        do { drives = try store.drives() } catch { throw Self.stateFailure(error) }
+        do { drives = try store.drives() } catch { throw ControlError(error) }
         let erased = try await erase(EraseRequest(drives: drives.map(\.address), method: .crypto), psid: nil)
         guard erased.allSucceeded else {
             return ArrayReport(operation: "rdl disable", drives: erased.drives,
@@ -151,7 +151,7 @@ extension LockManager {
         }
         let rekeyed = try await rekey(RekeyRequest(), token: .drop)
         guard rekeyed.allSucceeded else { return rekeyed }
-        do { try store.deleteRDL() } catch { throw Self.stateFailure(error) }
+        do { try store.deleteRDL() } catch { throw ControlError(error) }
         audit(store, "rdl disable", target: "all", outcome: "every drive erased; PINs from the AK alone")
         return ArrayReport(operation: "rdl disable", drives: rekeyed.drives,
                            note: "Rapid Data Locking is off; every drive was crypto-erased")
@@ -168,8 +168,8 @@ extension LockManager {
                 throw ControlError(.badRequest, "a \(pending.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(pending.kind.rawValue)`)")
             }
             return active
-        } catch let error as ControlError { throw error } catch let error as StateError { throw Self.stateFailure(error) } catch {
-            throw ControlError(.failed, "\(error)")
+        } catch {
+            throw ControlError(error)
         }
     }
 
@@ -194,7 +194,7 @@ extension LockManager {
             generations = try store.generations()
             servers = try store.keyServers()
             settings = try store.rdl()
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
         guard let tokenID = generations.last(where: { ($0.state == .active || $0.state == .pending) && $0.tokenID != nil })?.tokenID else {
             return .notEnabled
         }
@@ -221,7 +221,7 @@ extension LockManager {
 
     private func keyServer(named name: String, store: any StateStore) throws(ControlError) -> StoredKeyServer {
         let servers: [StoredKeyServer]
-        do { servers = try store.keyServers() } catch { throw Self.stateFailure(error) }
+        do { servers = try store.keyServers() } catch { throw ControlError(error) }
         guard let server = servers.first(where: { $0.name == name }) else {
             throw ControlError(.badRequest, "no key server named \(name)",
                                fix: servers.isEmpty ? "add one first (`sedlock keyserver add`)" : "one of: \(servers.map(\.name).joined(separator: ", "))")
@@ -265,6 +265,6 @@ extension LockManager {
                     : "; the token is unavailable: the drives will stay locked at the next restart"
             }
             return report
-        } catch { throw Self.stateFailure(error) }
+        } catch { throw ControlError(error) }
     }
 }
