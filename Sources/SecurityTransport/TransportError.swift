@@ -35,15 +35,14 @@ extension TransportError: SedlockError {
     public var kind: FailureKind {
         switch code {
         case .dataProtect, .illegalRequest, .unsupportedProtocol: .failed
-        case .permissionDenied: .badRequest
-        case .unreachable, .timedOut, .ioFailure: .unreachable
+        // The drive cannot be reached by this process (exit status 12, as documented).
+        case .permissionDenied, .unreachable, .timedOut, .ioFailure: .unreachable
         }
     }
     public var reason: String { "transport.\(code)" }
     public var summary: String { description }
     public var fix: String {
         switch code {
-        case .permissionDenied: "run as root, or give this account access to \(device)"
         case .timedOut, .unreachable: "check that \(device) is present and answering"
         default: ""
         }

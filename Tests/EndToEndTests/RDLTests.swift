@@ -231,6 +231,23 @@ extension RDLTests {
         #expect((sim ?? []).map { $0["totalFailedAuthentications"] as? Int ?? -1 } == [0, 0])
     }
 
+    @Test("the first of two key servers hung at boot, the per-answer timeout as long as the wait: the second is asked after a head start and the boot unlocks")
+    func hungFirstServerOfTwo() throws {
+        let f = try RDLFixture(drives: 2)
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        // A second server with the same CA and server certificate, objects of its own: it gets the token when added.
+        let second = try f.secondServer()
+        defer { second.stop() }
+        #expect(try f.admin(["--hang", "on"]))
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        try f.newBoot()
+        let start = Date()
+        let boot = try run("sedlock", ["unlock", "--all", "--boot", "--wait", "10", "--timeout", "10"] + f.state)
+        #expect(boot.status == 0, "\(boot.output) \(boot.stderr)")
+        // Asked one after the other, the hung server took the whole wait and the boot was held.
+        #expect(Date().timeIntervalSince(start) < 10, "the second server was not waited behind the first")
+    }
+
     @Test("a flood of readers (status, key server status and query, faults) with a hung key server: root's lock and unlock answer in seconds and the watchdog keeps pinging")
     func readerFloodWithHungKeyServer() throws {
         let f = try RDLFixture(drives: 2)
@@ -379,6 +396,29 @@ final class RDLFixture {
     deinit {
         server.stop()
         try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    /// A second simulated key server (`ks2`) trusting the same appliance certificate, added to the
+    /// state (so it receives copies of what the array needs); the caller stops it.
+    func secondServer() throws -> SpawnedProcess {
+        let directory = scratch + "/kmip2"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        for file in try FileManager.default.contentsOfDirectory(atPath: kmip) where file.hasSuffix(".pem") || file.hasSuffix(".key") {
+            try FileManager.default.copyItem(atPath: kmip + "/" + file, toPath: directory + "/" + file)
+        }
+        let port = self.port + 1
+        let server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
+        let client = self.client
+        guard waitFor(seconds: 20, { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)"] + client))?.status == 0 }) else {
+            server.stop()
+            throw HarnessError("the second simulated key server did not start")
+        }
+        let add = try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks2"] + client + state)
+        guard add.status == 0 else {
+            server.stop()
+            throw HarnessError("keyserver add ks2: \(add.stderr)")
+        }
+        return server
     }
 
     func newBoot() throws {

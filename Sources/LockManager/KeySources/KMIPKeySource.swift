@@ -73,56 +73,105 @@ public struct KMIPKeySource: KeyStore {
                 return (key.keyID, assembly)
             }) { a, _ in a }
         }
-        var assemblies = Dictionary(keys.map { ($0.keyID, KeyAssembly(keyID: $0.keyID)) }) { a, _ in a }
-        for server in servers {
-            let pending = keys.filter { assemblies[$0.keyID]?.key == nil }
-            guard !pending.isEmpty else { break }
-            do {
-                try pool.on(server: server.name) { (client) throws(KeyServerError) in
-                    try client.negotiateVersion()
-                    var byName = pending.filter { $0.objectID(on: server.name) == nil }
-                    let byID = pending.compactMap { key in key.objectID(on: server.name).map { (key, $0) } }
-                    if !byID.isEmpty {
-                        let answers = try client.getMany(byID.map(\.1))
-                        for (key, id) in byID {
-                            switch answers[id] {
-                            case .success(let (object, attributes))?:
-                                let names = attributes.compactMap { attribute -> String? in
-                                    if case .name(let name) = attribute { return name } else { return nil }
-                                }
-                                if !names.contains(key.keyID) {
-                                    // The identifier now means another object (a restored or rebuilt server): by name instead.
-                                    byName.append(key)
-                                } else if let refusal = Self.refusal(key, object: object, state: KMIPClient.state(in: attributes), server: client.server) {
-                                    assemblies[key.keyID]?.fail(refusal, hard: true)
-                                } else {
-                                    assemblies[key.keyID]?.add(object.material, from: server.name)
-                                }
-                            case .failure(let error)? where error.resultReason == .itemNotFound:
-                                byName.append(key)
-                            case .failure(let error)?:
-                                assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error))
-                            case nil:
-                                assemblies[key.keyID]?.fail("\(server.name): no answer about object \(id)")
-                            }
-                        }
-                    }
-                    for key in byName {
-                        do throws(KeyServerError) {
-                            switch try Self.locateAndGet(key, client: client) {
-                            case .key(let material): assemblies[key.keyID]?.add(material, from: server.name)
-                            case .refused(let why): assemblies[key.keyID]?.fail(why, hard: true)
-                            }
-                        } catch {
-                            assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error))
-                        }
-                    }
-                }
-            } catch {
-                for key in pending { assemblies[key.keyID]?.fail(error.description, hard: Self.isHard(error)) }
+        // Servers are asked with staggered starts (enough of them at once for a share set), so a
+        // hung or slow server costs at most a head start, never the whole wait.
+        let servers = self.servers
+        let meter = KMIPTraffic.meter
+        let atOnce = threshold ?? 1
+        let race = StaggeredRace<[ServerAnswer]>(stagger: Self.headStart)
+        let answers = race.run(count: servers.count, deadline: deadline, stillNeeded: { answers in
+            Self.merge(answers, keys: keys).values.map { $0.stillNeeded(ifUnknown: atOnce) }.max() ?? 0
+        }, ask: { index in
+            KMIPTraffic.$meter.withValue(meter) { Self.ask(servers[index], for: keys, pool: pool) }
+        })
+        var assemblies = Self.merge(answers, keys: keys)
+        for (index, server) in servers.enumerated() where answers[index] == nil {
+            for key in keys where assemblies[key.keyID]?.key == nil {
+                assemblies[key.keyID]?.fail("\(server.name): no answer before the wait ended")
             }
         }
         return assemblies
+    }
+
+    /// How long one server is given before the next is asked too.
+    static let headStart = 0.5
+
+    /// What one server said about one key, put together with the others' in server order.
+    enum ServerAnswer: Sendable {
+        case material(keyID: String, Secret, server: String)
+        case failed(keyID: String, String, hard: Bool)
+    }
+
+    /// The keys put together from the answers in hand, in server order.
+    static func merge(_ answers: [Int: [ServerAnswer]], keys: [WantedKey]) -> [String: KeyAssembly] {
+        var assemblies = Dictionary(keys.map { ($0.keyID, KeyAssembly(keyID: $0.keyID)) }) { a, _ in a }
+        for index in answers.keys.sorted() {
+            for answer in answers[index] ?? [] {
+                switch answer {
+                case .material(let keyID, let material, let server): assemblies[keyID]?.add(material, from: server)
+                case .failed(let keyID, let why, let hard): assemblies[keyID]?.fail(why, hard: hard)
+                }
+            }
+        }
+        return assemblies
+    }
+
+    /// One server's answers about every key in `keys`: one connection, the version negotiation and
+    /// one batched Get by recorded identifier; by name where no identifier is recorded or it now
+    /// means something else.
+    static func ask(_ server: StoredKeyServer, for keys: [WantedKey], pool: KeyServerPool) -> [ServerAnswer] {
+        var said: [ServerAnswer] = []
+        do {
+            try pool.on(server: server.name) { (client) throws(KeyServerError) in
+                try client.negotiateVersion()
+                var byName = keys.filter { $0.objectID(on: server.name) == nil }
+                let byID = keys.compactMap { key in key.objectID(on: server.name).map { (key, $0) } }
+                if !byID.isEmpty {
+                    let answers = try client.getMany(byID.map(\.1))
+                    for (key, id) in byID {
+                        switch answers[id] {
+                        case .success(let (object, attributes))?:
+                            let names = attributes.compactMap { attribute -> String? in
+                                if case .name(let name) = attribute { return name } else { return nil }
+                            }
+                            if !names.contains(key.keyID) {
+                                // The identifier now means another object (a restored or rebuilt server): by name instead.
+                                byName.append(key)
+                            } else if let refusal = Self.refusal(key, object: object, state: KMIPClient.state(in: attributes), server: client.server) {
+                                said.append(.failed(keyID: key.keyID, refusal, hard: true))
+                            } else {
+                                said.append(.material(keyID: key.keyID, object.material, server: server.name))
+                            }
+                        case .failure(let error)? where error.resultReason == .itemNotFound:
+                            byName.append(key)
+                        case .failure(let error)?:
+                            said.append(.failed(keyID: key.keyID, error.description, hard: Self.isHard(error)))
+                        case nil:
+                            said.append(.failed(keyID: key.keyID, "\(server.name): no answer about object \(id)", hard: false))
+                        }
+                    }
+                }
+                for key in byName {
+                    do throws(KeyServerError) {
+                        switch try Self.locateAndGet(key, client: client) {
+                        case .key(let material): said.append(.material(keyID: key.keyID, material, server: server.name))
+                        case .refused(let why): said.append(.failed(keyID: key.keyID, why, hard: true))
+                        }
+                    } catch {
+                        said.append(.failed(keyID: key.keyID, error.description, hard: Self.isHard(error)))
+                    }
+                }
+            }
+        } catch {
+            // What the server said before it failed stays; the keys it said nothing of fail with it.
+            let answered = Set(said.map { answer -> String in
+                switch answer { case .material(let id, _, _), .failed(let id, _, _): return id }
+            })
+            for key in keys where !answered.contains(key.keyID) {
+                said.append(.failed(keyID: key.keyID, error.description, hard: Self.isHard(error)))
+            }
+        }
+        return said
     }
 
     /// A failure no waiting mends: the server refuses this client's certificate or credentials,
@@ -279,6 +328,14 @@ struct KeyAssembly {
         do { key = try ShamirSharing.combine(shares) } catch {
             fail("the key shares do not combine: \(error)", hard: true)
         }
+    }
+
+    /// How many more servers must give their part: 0 once put together; a share set's missing
+    /// shares; `ifUnknown` while nothing says what this key is made of.
+    func stillNeeded(ifUnknown: Int) -> Int {
+        if key != nil { return 0 }
+        if let needed { return max(1, needed - shares.count) }
+        return ifUnknown
     }
 
     /// The shares the key was put together from (with their threshold), when it was shares.
