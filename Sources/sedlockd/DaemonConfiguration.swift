@@ -34,6 +34,10 @@ struct DaemonConfiguration: Sendable, Equatable {
     var bootKeyWait: Double = 300
     /// How long one request may keep the work loop before the watchdog stops vouching for it.
     var workLimit: Double = 900
+    /// How long a stop waits for the state changes already queued; then the loop is cancelled and
+    /// every request still queued is answered "sedlockd is stopping" (below the unit's TimeoutStopSec=90,
+    /// so the daemon ends on its own rather than by SIGKILL).
+    var stopWait: Double = 60
     /// Prometheus text: a node_exporter textfile kept up to date, and a loopback HTTP endpoint.
     var metricsFile: String?
     var metricsListen: MetricsAddress?
@@ -88,6 +92,7 @@ struct DaemonConfiguration: Sendable, Equatable {
             "command_timeout": { c, v, k throws(Invalid) in c.commandTimeout = try seconds(v, k, 0.1...600) },
             "boot_key_wait": { c, v, k throws(Invalid) in c.bootKeyWait = try seconds(v, k, 0...86_400) },
             "work_limit": { c, v, k throws(Invalid) in c.workLimit = try seconds(v, k, 10...86_400) },
+            "stop_wait": { c, v, k throws(Invalid) in c.stopWait = try seconds(v, k, 1...3600) },
         ],
     ]
 

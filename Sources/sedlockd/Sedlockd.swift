@@ -143,7 +143,10 @@ struct Serve: AsyncParsableCommand {
                                                 workLimit: .milliseconds(Int64(configuration.workLimit * 1000)),
                                                 serviceManager: serviceManager))
             }
-            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                               logger: logger)
+            groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(configuration.stopWait * 1000))
+            let group = ServiceGroup(configuration: groupConfiguration)
             try await group.run()
         }
     }

@@ -43,6 +43,9 @@ final class WorkLoop: Service, Sendable {
                     while let hangFile, FileManager.default.fileExists(atPath: hangFile), !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(100))
                     }
+                    // Cancelled (the stop's wait is over): no new job starts; those still queued
+                    // are told so below, so their requesters know nothing was done.
+                    if Task.isCancelled { break }
                     progress.withLock { $0.busySince = .now }
                     await job.run()
                     progress.withLock { $0.busySince = nil }

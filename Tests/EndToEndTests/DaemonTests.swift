@@ -50,6 +50,34 @@ struct DaemonTests {
         #expect(stopped.status == 12 && stopped.stderr.contains("--direct"))
     }
 
+    @Test("a stop while state changes wait behind a hung work loop ends within [deadlines] stop_wait: each waiting request is told sedlockd is stopping")
+    func stopWithQueuedChanges() throws {
+        let f = try DaemonFixture(drives: 1, configuration: "[deadlines]\nstop_wait = 2\n")
+        let hang = f.scratch + "/hang"
+        try Data().write(to: URL(fileURLWithPath: hang))
+        try f.startDaemon(extra: ["--test-hang-file", hang])
+        var clients: [(process: SpawnedProcess, output: String)] = []
+        for n in 0..<3 {
+            let output = f.scratch + "/client\(n).txt"
+            let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            defer { close(fd) }
+            clients.append((try SpawnedProcess(Binaries.url("sedlock").path, ["lock", "--all"] + f.viaSocket, stdout: fd, stderr: fd), output))
+        }
+        // Give the requests time to reach the loop (they wait there: it takes no job).
+        _ = waitFor(seconds: 1) { false }
+        #expect(clients.allSatisfy { $0.process.isRunning }, "the hung loop answered")
+        let daemon = try #require(f.daemon)
+        kill(daemon.pid, SIGTERM)
+        // Before the loop was cancelled with its queue answered, the queued requests waited forever and so did the stop.
+        #expect(waitFor(seconds: 20) { !daemon.isRunning }, "sedlockd did not stop")
+        for client in clients {
+            #expect(waitFor(seconds: 10) { !client.process.isRunning })
+            let text = (try? String(contentsOfFile: client.output, encoding: .utf8)) ?? ""
+            let status = client.process.wait()
+            #expect(status == 12 && text.contains("sedlockd is stopping"), "\(status): \(text)")
+        }
+    }
+
     @Test("peer credentials: root changes, the reader group reads, anyone else is refused")
     func peerCredentials() throws {
         // nogroup (65534) stands in for the sedlock group on a machine where it was not created.
