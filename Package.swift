@@ -52,7 +52,7 @@ let package = Package(
         // The host-facing adapter for `sim:DIR/N` addresses; only executables and tests plug it in.
         .target(name: "SimulatorTransport", dependencies: ["SecurityTransport", "SimulatorLink", "Platform"],
                 path: "Simulator/SimulatorTransport"),
-        .target(name: "Keys", dependencies: ["COpenSSL", "CShims", "Failures"], path: "Sources/Keys"),
+        .target(name: "Keys", dependencies: ["COpenSSL", "CShims", "Failures", "Platform"], path: "Sources/Keys"),
         // The KMIP wire format, pure: TTLV, tags, messages, attributes.
         .target(name: "KMIPCodec", dependencies: ["Failures"], path: "Sources/KMIPCodec"),
         .target(name: "KMIP", dependencies: ["Failures", "KMIPCodec", "Certificates", "COpenSSL", "Keys", "Platform"], path: "Sources/KMIP"),
@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "ControlSocketTests", dependencies: ["ControlSocket", "ControlAPI", "Platform",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SystemdModuleTests", dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport", "Platform"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TCGStorage", "TestSupport", "Platform", "Keys"]),
     ],
     swiftLanguageModes: [.v6]
 )

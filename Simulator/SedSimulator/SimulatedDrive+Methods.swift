@@ -1,5 +1,6 @@
 import Foundation
 import TCGStorage
+import Platform
 
 /// Method execution with Opal's access control, per SP and object.
 extension SimulatedDrive {

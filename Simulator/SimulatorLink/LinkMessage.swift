@@ -58,7 +58,11 @@ public struct LinkRequest: Hashable, Sendable {
     }
 
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = [operation.rawValue]
+        // One buffer of the exact size: the payload may carry a PIN, and an outgrown buffer would
+        // be freed with a copy of it.
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.headerSize + payload.count)
+        out.append(operation.rawValue)
         out.appendBE(drive)
         out.append(protocolID)
         out.appendBE(spSpecific)

@@ -26,6 +26,7 @@ public final class LinkSocket: Sendable {
         frame.reserveCapacity(body.count + 4)
         frame.appendBE(UInt32(body.count))
         frame.append(contentsOf: body)
+        defer { frame.wipe() }  // it may carry a PIN
         do { try socket.send(frame, deadline: deadline) } catch { throw Self.linkError(error, "send to simulator") }
     }
 

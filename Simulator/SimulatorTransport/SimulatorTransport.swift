@@ -34,7 +34,9 @@ public final class SimulatorTransport: SecurityTransport, @unchecked Sendable {
                 socket = try LinkSocket.connect(path: socketPath)
                 connection = socket
             }
-            try socket.send(request.encoded(), deadline: deadline)
+            var encoded = request.encoded()
+            defer { encoded.wipe() }  // it may carry a PIN
+            try socket.send(encoded, deadline: deadline)
             return try LinkResponse.decode(try socket.receive(deadline: deadline))
         } catch {
             connection = nil

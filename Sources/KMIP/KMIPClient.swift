@@ -280,11 +280,12 @@ public final class KMIPClient: Sendable {
                                  cause: "Get returned object \(answered.prefix(64)) wrapped (Key Wrapping Data), not the key itself",
                                  fix: "turn off key wrapping for this client on the key server; sedlock reads keys in the clear over TLS")
         }
-        guard var bytes = keyValue.child(.keyMaterial)?.bytesValue else {
+        // The decoded answer shares these bytes until it is released (the received message itself
+        // is cleared by the connection); clearing them here would only clear a fresh copy.
+        guard let bytes = keyValue.child(.keyMaterial)?.bytesValue else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "the key value has no byte material",
                                  fix: "sedlock reads raw or opaque key material")
         }
-        defer { bytes.wipe() }
         return ManagedObject(uniqueIdentifier: answered, objectType: type, material: Secret(bytes))
     }
 

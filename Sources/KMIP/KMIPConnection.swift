@@ -67,7 +67,9 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
     }
 
     private func exchange(_ request: RequestMessage, deadline: Deadline) throws(KeyServerError) -> ResponseMessage {
-        let bytes = request.encoded()
+        // A Register carries key material: the encoded request is cleared once done with.
+        var bytes = request.encoded()
+        defer { bytes.wipe() }
         // One retry, only on a reused connection the server had closed: the request could not be
         // sent, or the connection ended before any byte of an answer. Never after a timeout: the
         // server may be working on it, and a second Create or Register would make two objects.
@@ -116,10 +118,17 @@ public final class KMIPConnection: KMIPExchange, @unchecked Sendable {
         guard total <= maximumResponseSize else {
             throw protocolError("the response announces \(total) bytes, over the \(maximumResponseSize)-byte limit")
         }
-        guard case .bytes(let body) = try tls.read(total - 8, deadline: deadline) else {
+        guard case .bytes(var body) = try tls.read(total - 8, deadline: deadline) else {
             throw protocolError("the server closed the connection in the middle of a response")
         }
-        do { return try ResponseMessage(decoding: header + body, maximumSize: maximumResponseSize) } catch {
+        // A Get answer carries key material: the received bytes are cleared once decoded.
+        var message: [UInt8] = []
+        message.reserveCapacity(total)
+        message += header
+        message += body
+        body.wipe()
+        defer { message.wipe() }
+        do { return try ResponseMessage(decoding: message, maximumSize: maximumResponseSize) } catch {
             throw protocolError("malformed response: \(error)")
         }
     }

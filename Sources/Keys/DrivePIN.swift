@@ -1,4 +1,5 @@
 import COpenSSL
+import Platform
 
 /// The authorities whose PINs sedlock derives for every drive.
 public enum PINAuthority: String, Codable, Sendable, CaseIterable {
@@ -30,9 +31,12 @@ public enum DrivePIN {
     /// security token joins the AK as key material, so neither alone yields a PIN.
     public static func derive(ak: Secret, token: Secret? = nil, driveIdentity: String,
                               authority: PINAuthority) throws(KeyDerivation.Failure) -> Secret {
-        var ikm = ak.copyBytes()
+        // AK ‖ token in one buffer of the exact size, cleared after use (no outgrown copy).
+        var ikm: [UInt8] = []
+        ikm.reserveCapacity(ak.count + (token?.count ?? 0))
         defer { ikm.wipe() }
-        if let token { ikm += token.copyBytes() }
+        ak.withUnsafeBytes { ikm += $0 }
+        token?.withUnsafeBytes { ikm += $0 }
         let info = Array(driveIdentity.utf8) + [0] + Array(authority.rawValue.utf8)
         let key = Secret(ikm)
         return try KeyDerivation.hkdfSHA256(key: key, salt: salt, info: info, length: length)

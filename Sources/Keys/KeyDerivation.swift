@@ -1,5 +1,6 @@
 import COpenSSL
 import Failures
+import Platform
 
 /// Key derivation through OpenSSL (the project's crypto boundary).
 public enum KeyDerivation {

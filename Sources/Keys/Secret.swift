@@ -1,5 +1,6 @@
 import COpenSSL
 import CShims
+import Platform
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,16 +14,25 @@ public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomD
 
     /// Copies `bytes` into protected memory; the caller should clear its own copy.
     public init(_ bytes: [UInt8]) {
-        count = bytes.count
-        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
+        (storage, count) = bytes.withUnsafeBytes { Self.protectedCopy(of: $0) }
+    }
+
+    /// Copies the bytes at `bytes` into protected memory (for a buffer the caller clears).
+    public init(copying bytes: UnsafeRawBufferPointer) {
+        (storage, count) = Self.protectedCopy(of: bytes)
+    }
+
+    private static func protectedCopy(of bytes: UnsafeRawBufferPointer) -> (UnsafeMutableRawBufferPointer, Int) {
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
         if let base = storage.baseAddress {
             // Best effort: mlock can fail under RLIMIT_MEMLOCK; the secret is still zeroed on release.
             _ = mlock(base, storage.count)
             _ = sedlock_exclude_from_core_dump(base, storage.count)
         }
-        bytes.withUnsafeBytes { src in
-            if let s = src.baseAddress, let d = storage.baseAddress, !bytes.isEmpty { memcpy(d, s, bytes.count) }
+        if let source = bytes.baseAddress, let destination = storage.baseAddress, bytes.count > 0 {
+            memcpy(destination, source, bytes.count)
         }
+        return (storage, bytes.count)
     }
 
     deinit {
@@ -51,8 +61,11 @@ public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomD
 
     /// This secret followed by `other`, as a new secret (Rapid Data Locking's PIN input: AK ‖ token).
     public func appending(_ other: Secret) -> Secret {
-        var bytes = copyBytes() + other.copyBytes()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + other.count)
         defer { bytes.wipe() }
+        withUnsafeBytes { bytes += $0 }
+        other.withUnsafeBytes { bytes += $0 }
         return Secret(bytes)
     }
 
@@ -69,13 +82,6 @@ public final class Secret: @unchecked Sendable, CustomStringConvertible, CustomD
     }
 }
 
-extension Array where Element == UInt8 {
-    /// Overwrites the array's bytes with zeros before it is released.
-    public mutating func wipe() {
-        withUnsafeMutableBytes { if let b = $0.baseAddress { sedlock_secure_zero(b, $0.count) } }
-        removeAll()
-    }
-}
 
 /// Keeps the current process out of core dumps and ptrace by unprivileged peers.
 public func disableCoreDumps() {

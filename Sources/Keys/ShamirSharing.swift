@@ -1,4 +1,5 @@
 import Failures
+import Platform
 /// Shamir's secret sharing over GF(2^128), laid out as pycryptodome's `Crypto.Protocol.SecretSharing`
 /// lays it out, so that shares sedlock stores can be recombined without sedlock (disaster
 /// recovery): a 16-byte block is a big-endian 128-bit integer whose least significant bit is the

@@ -28,10 +28,12 @@ final class ComChannel {
     /// side unknown.
     func exchange(_ payload: [UInt8], tsn: UInt32, hsn: UInt32, sequence: UInt32,
                   operation: String, delivered: UnsafeMutablePointer<Bool>? = nil) throws(OpalError) -> MethodPayload {
-        let request = ComPacket(comID: comID, packets: [
+        // The request may carry a PIN: cleared once sent.
+        var request = ComPacket(comID: comID, packets: [
             Packet(tperSessionNumber: tsn, hostSessionNumber: hsn, sequenceNumber: sequence,
                    subpackets: [SubPacket(payload: payload)]),
         ]).encoded(padTo: Self.sendAlignment)
+        defer { request.wipe() }
         do {
             try transport.securityProtocolOut(protocolID: 0x01, spSpecific: comID, payload: request)
         } catch {

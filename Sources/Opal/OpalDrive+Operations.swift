@@ -1,6 +1,7 @@
 import Keys
 import SecurityTransport
 import TCGStorage
+import Platform
 
 /// Compound Opal operations, each a short list of steps as in the TCG specs and the kernel's sed-opal.
 extension OpalDrive {
@@ -39,7 +40,10 @@ extension OpalDrive {
         }
         let msid = try readMSID()
         try withSession(.adminSP, as: .sid, credential: msid, write: true) { s throws(OpalError) in
-            try s.set(.cPinSID, [(Column.CPin.pin, .bytes(newSIDPIN.copyBytes()))], operation: "set SID PIN")
+            // Cleared after the call, when the arguments sharing its buffer are gone.
+            var pin = newSIDPIN.copyBytes()
+            defer { pin.wipe() }
+            try s.set(.cPinSID, [(Column.CPin.pin, .bytes(pin))], operation: "set SID PIN")
         }
     }
 
@@ -69,7 +73,10 @@ extension OpalDrive {
         }
         try withSession(target.securityProvider, as: authorizer.uid, credential: authorizerPIN, write: true) { s throws(OpalError) in
             try beforeSending()
-            do throws(OpalError) { try s.set(target.cPin, [(Column.CPin.pin, .bytes(newPIN.copyBytes()))], operation: operation) } catch {
+            // Cleared after the call, when the arguments sharing its buffer are gone.
+            var pin = newPIN.copyBytes()
+            defer { pin.wipe() }
+            do throws(OpalError) { try s.set(target.cPin, [(Column.CPin.pin, .bytes(pin))], operation: operation) } catch {
                 guard error.code == .outcomeUnknown else { throw error }
                 // The retry an operator would make first (the old PIN) is the one most likely to burn a try.
                 throw OpalError(.outcomeUnknown, device: device, operation: operation, error.message,

@@ -26,14 +26,8 @@ public final class OpalSession {
                       write: Bool) throws(OpalError) -> OpalSession {
         let operation = "start session as \(AuthorityName.of(authority))"
         let hsn = UInt32.random(in: 1...0x7FFF_FFFF)
-        var arguments: [TCGValue] = [.unsigned(UInt64(hsn)), .uid(securityProvider), .bool(write)]
-        var challenge = credential?.copyBytes() ?? []
-        defer { challenge.wipe() }
-        if authority != .anybody {
-            arguments.append(.name(Column.StartSession.hostChallenge, .bytes(challenge)))
-            arguments.append(.name(Column.StartSession.hostSigningAuthority, .uid(authority)))
-        }
-        var encoded = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession, arguments: arguments).encoded()
+        var encoded = startSessionCall(hsn: hsn, securityProvider: securityProvider, authority: authority,
+                                       credential: credential, write: write)
         defer { encoded.wipe() }
         // SP_BUSY is answered before any credential is checked: another session (often one a
         // crashed host left open) holds the SP. Wait for the drive to time it out, within the
@@ -67,6 +61,22 @@ public final class OpalSession {
         }
         return OpalSession(channel: channel, securityProvider: securityProvider, authority: authority,
                            tsn: UInt32(tsn), hsn: hsn)
+    }
+
+    /// The encoded StartSession call. The credential's transient copy is shared by the arguments
+    /// until they are gone, so it is cleared after them, here, where its buffer is the only one left.
+    private static func startSessionCall(hsn: UInt32, securityProvider: UID, authority: UID, credential: Secret?,
+                                         write: Bool) -> [UInt8] {
+        var challenge = credential?.copyBytes() ?? []
+        defer { challenge.wipe() }
+        var arguments: [TCGValue] = [.unsigned(UInt64(hsn)), .uid(securityProvider), .bool(write)]
+        if authority != .anybody {
+            arguments.append(.name(Column.StartSession.hostChallenge, .bytes(challenge)))
+            arguments.append(.name(Column.StartSession.hostSigningAuthority, .uid(authority)))
+        }
+        let encoded = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession, arguments: arguments).encoded()
+        arguments = []
+        return encoded
     }
 
     /// A refused StartSession, with the real cause where the drive reports it: a drive that counts

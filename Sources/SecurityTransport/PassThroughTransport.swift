@@ -53,7 +53,8 @@ public final class PassThroughTransport: SecurityTransport {
             try expectGood(device.scsi(cdb, dataOut: payload, timeoutSeconds: commandTimeoutSeconds))
         case .ataPassThrough16, .ataPassThrough12:
             // ATA moves whole 512-byte blocks: pad with zeros.
-            let padded = payload + [UInt8](repeating: 0, count: (512 - payload.count % 512) % 512)
+            var padded = payload + [UInt8](repeating: 0, count: (512 - payload.count % 512) % 512)
+            defer { padded.wipe() }  // it may carry a PIN
             let build = bus == .ataPassThrough16 ? SecurityCommands.ataPassThrough16 : SecurityCommands.ataPassThrough12
             let cdb = build(.send, protocolID, spSpecific, UInt32(padded.count))
             try expectGood(device.scsi(cdb, dataOut: padded, timeoutSeconds: commandTimeoutSeconds))

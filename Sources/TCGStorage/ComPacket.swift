@@ -56,36 +56,40 @@ public struct ComPacket: Hashable, Sendable {
     }
 
     /// Encodes headers with correct lengths; pads the whole buffer to a multiple of `padTo` bytes.
+    /// Written straight into one buffer of the exact size: a request may carry a PIN, and every
+    /// intermediate or outgrown buffer would leave a copy of it in freed memory.
     public func encoded(padTo alignment: Int = 1) -> [UInt8] {
-        var body: [UInt8] = []
-        for packet in packets {
-            var packetBody: [UInt8] = []
-            for sub in packet.subpackets {
-                packetBody.appendZeros(6)
-                packetBody.appendBigEndian(sub.kind)
-                packetBody.appendBigEndian(UInt32(sub.payload.count))
-                packetBody.append(contentsOf: sub.payload)
-                packetBody.appendZeros((4 - sub.payload.count % 4) % 4)
-            }
-            body.appendBigEndian(packet.tperSessionNumber)
-            body.appendBigEndian(packet.hostSessionNumber)
-            body.appendBigEndian(packet.sequenceNumber)
-            body.appendZeros(2)
-            body.appendBigEndian(packet.ackType)
-            body.appendBigEndian(packet.acknowledgement)
-            body.appendBigEndian(UInt32(packetBody.count))
-            body.append(contentsOf: packetBody)
+        let packetLengths = packets.map { packet in
+            packet.subpackets.reduce(0) { $0 + SubPacket.headerSize + $1.payload.count + (4 - $1.payload.count % 4) % 4 }
         }
+        let bodyLength = zip(packets, packetLengths).reduce(0) { $0 + Packet.headerSize + $1.1 }
+        let unpadded = Self.headerSize + bodyLength
+        let total = alignment > 1 ? unpadded + (alignment - unpadded % alignment) % alignment : unpadded
         var out: [UInt8] = []
-        out.reserveCapacity(Self.headerSize + body.count)
+        out.reserveCapacity(total)
         out.appendZeros(4)
         out.appendBigEndian(comID)
         out.appendBigEndian(comIDExtension)
         out.appendBigEndian(outstandingData)
         out.appendBigEndian(minTransfer)
-        out.appendBigEndian(UInt32(body.count))
-        out.append(contentsOf: body)
-        if alignment > 1 { out.appendZeros((alignment - out.count % alignment) % alignment) }
+        out.appendBigEndian(UInt32(bodyLength))
+        for (packet, length) in zip(packets, packetLengths) {
+            out.appendBigEndian(packet.tperSessionNumber)
+            out.appendBigEndian(packet.hostSessionNumber)
+            out.appendBigEndian(packet.sequenceNumber)
+            out.appendZeros(2)
+            out.appendBigEndian(packet.ackType)
+            out.appendBigEndian(packet.acknowledgement)
+            out.appendBigEndian(UInt32(length))
+            for sub in packet.subpackets {
+                out.appendZeros(6)
+                out.appendBigEndian(sub.kind)
+                out.appendBigEndian(UInt32(sub.payload.count))
+                out.append(contentsOf: sub.payload)
+                out.appendZeros((4 - sub.payload.count % 4) % 4)
+            }
+        }
+        out.appendZeros(total - out.count)
         return out
     }
 

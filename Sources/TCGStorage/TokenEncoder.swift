@@ -3,11 +3,28 @@ public enum TokenEncoder {
     /// The longest byte string a long atom can carry (24-bit length).
     public static let maximumByteStringLength = 0xFF_FFFF
 
+    /// Into a buffer of the exact size: tokens may carry a PIN, and an outgrown buffer would be
+    /// freed with a copy of it.
     public static func encode(_ tokens: [Token]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(tokens.count * 2)
+        out.reserveCapacity(tokens.reduce(0) { $0 + encodedLength($1) })
         for token in tokens { encode(token, into: &out) }
         return out
+    }
+
+    /// The bytes `token` takes in its shortest form.
+    static func encodedLength(_ token: Token) -> Int {
+        switch token {
+        case .unsigned(let value):
+            return value < 0x40 ? 1 : 1 + (UInt64.bitWidth - value.leadingZeroBitCount + 7) / 8
+        case .signed:
+            return 9  // at most a header and 8 bytes; a few spare bytes cost nothing
+        case .bytes(let bytes):
+            let count = min(bytes.count, maximumByteStringLength)
+            return (count < 16 ? 1 : count < 2048 ? 2 : 4) + count
+        case .control:
+            return 1
+        }
     }
 
     public static func encode(_ token: Token, into out: inout [UInt8]) {

@@ -5,6 +5,7 @@ import Opal
 import SecurityTransport
 import SimulatorTransport
 import TCGStorage
+import Platform
 
 struct DriveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

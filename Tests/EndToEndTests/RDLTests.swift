@@ -368,7 +368,7 @@ final class RDLFixture {
     var client: [String] { ["--cert", scratch + "/client.pem", "--key", scratch + "/client.key", "--ca", scratch + "/client-ca.pem"] }
     let drives: [String]
 
-    init(drives: Int, setUp: Int? = nil, simulator extra: [String] = []) throws {
+    init(drives: Int, setUp: Int? = nil, provider: String = "local", simulator extra: [String] = []) throws {
         let array = try ServedArray(drives: drives, extra: extra)
         self.array = array
         self.drives = (0..<drives).map { array.device($0) }
@@ -389,7 +389,7 @@ final class RDLFixture {
         try newBoot()
         let add = try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks1"] + client + state)
         guard add.status == 0 else { throw HarnessError("keyserver add: \(add.stderr)") }
-        let setup = try run("sedlock", ["setup", "--drives"] + Array(self.drives.prefix(setUp ?? drives)) + state)
+        let setup = try run("sedlock", ["setup", "--drives"] + Array(self.drives.prefix(setUp ?? drives)) + ["--provider", provider] + state)
         guard setup.status == 0 else { throw HarnessError("setup: \(setup.stderr)") }
     }
 

@@ -1,4 +1,5 @@
 import Keys
+import Platform
 
 /// How one Shamir share of an AK is kept on a key server (as SecretData): a version byte (1), the
 /// threshold k, the share's index, then one 16-byte share per 16-byte block of the AK — 35 bytes.

@@ -63,7 +63,7 @@ public struct LocalKeySource: KeyStore {
         defer { bytes.wipe() }
         let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard n > 0, n < 512 else { return .refused("\(path): unreadable or too large") }
-        guard let (id, ak) = AuthenticationKeyFile.decode(Array(bytes[0..<n])) else {
+        guard let (id, ak) = AuthenticationKeyFile.decode(bytes[0..<n]) else {
             return .refused("\(path) is not a sedlock key file")
         }
         guard id == keyID else { return .notHere("\(path) holds key \(id), not \(keyID)") }
