@@ -206,6 +206,10 @@ public struct EraseRequest: Codable, Sendable, Hashable {
         case revert
         /// Revert with the PSID printed on the drive (for a drive whose PINs are lost): it leaves the array.
         case psid
+        /// Release keeping the data (`sedlock release --keep-data`): the global range unlocked,
+        /// RevertSP keeping its key, then Revert as SID; the drive leaves the array unowned, its
+        /// data readable by anyone.
+        case release
     }
     public var drives: [String]
     public var method: Method

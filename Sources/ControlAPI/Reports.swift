@@ -4,6 +4,8 @@ import Foundation
 public struct DriveOutcome: Codable, Sendable, Hashable {
     public enum Result: String, Codable, Sendable {
         case unlocked, locked, setUp, adopted, rekeyed, erased, reverted, removed
+        /// Returned to an unowned state with its data kept (`release --keep-data`).
+        case released
         /// Nothing was attempted: the lockout guard holds the drive.
         case guarded
         /// Nothing was attempted: the boot-loop guard holds the array.
@@ -29,7 +31,7 @@ public struct DriveOutcome: Codable, Sendable, Hashable {
         self.attempts = attempts
     }
 
-    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted, .rekeyed, .erased, .reverted, .removed].contains(result) }
+    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted, .rekeyed, .erased, .reverted, .removed, .released].contains(result) }
 }
 
 /// The answer to setup, unlock and lock: one outcome per drive and the array's verdict.

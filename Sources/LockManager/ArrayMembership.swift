@@ -87,7 +87,8 @@ extension LockManager {
         let lockout = lockoutGuard(store)
         let method = request.method
         let change = ArrayChange(
-            operation: "erase --\(method.rawValue)", auditTarget: request.drives.joined(separator: " "),
+            operation: method == .release ? "release --keep-data" : "erase --\(method.rawValue)",
+            auditTarget: request.drives.joined(separator: " "),
             generations: method == .psid ? [] : Set(drives.compactMap(\.generationID)),
             work: { (keys) throws(ControlError) in
                 drives.map { drive in
@@ -108,11 +109,13 @@ extension LockManager {
                 }
             },
             finish: { report in
-                // A reverted drive is in factory state: it is no longer part of the array.
-                for outcome in report.drives where outcome.result == .reverted {
+                // A reverted or released drive is in factory state: it is no longer part of the array.
+                for outcome in report.drives where outcome.result == .reverted || outcome.result == .released {
                     try? store.removeDrive(address: outcome.address)
                 }
-                return ArrayReport(operation: "erase", drives: report.drives)
+                return ArrayReport(operation: method == .release ? "release" : "erase", drives: report.drives,
+                                   note: method == .release && report.drives.contains { $0.result == .released }
+                                       ? "released drives are unowned and unlocked: their data is readable by anyone who has them" : "")
             })
         return try await run(change, store: store)
     }
@@ -130,6 +133,12 @@ extension LockManager {
                 guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
                 try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .sid, pin: pins.sid) }
                 return DriveOutcome(address: drive.address, result: .reverted, attempts: 1)
+            case .release:
+                guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
+                try lockout.attempt(drive.address) { () throws(OpalError) in
+                    try opal.revertKeepingGlobalRange(sidPIN: pins.sid, adminPIN: pins.admin1)
+                }
+                return DriveOutcome(address: drive.address, result: .released, detail: "unowned, locking off, data kept", attempts: 1)
             case .psid:
                 guard let psid else { return DriveOutcome(address: drive.address, result: .failed, detail: "no PSID") }
                 try lockout.attempt(drive.address) { () throws(OpalError) in try opal.revert(as: .psid, pin: psid) }

@@ -226,6 +226,8 @@ extension OpalDrive {
             return
         }
         try verifyPIN(.admin(1), pin: adminPIN)
+        // A locked global range cannot keep its key (Opal §5.1.3.2): open it first.
+        try setLocked(false, range: 0, as: .admin(1), pin: adminPIN)
         try revertLockingSP(adminPIN: adminPIN, keepGlobalRangeKey: true)
         do {
             try revert(as: .sid, pin: sidPIN)

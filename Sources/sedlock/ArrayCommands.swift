@@ -294,6 +294,34 @@ struct EraseCommand: AsyncParsableCommand {
     }
 }
 
+struct ReleaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Take drives out of sedlock's care keeping their data: unowned (SID = MSID), locking off, data readable.",
+        discussion: """
+            Each drive's verified PINs unlock its global range, revert its Locking SP keeping the \
+            global range's key (RevertSP, KeepGlobalRangeKey) and revert it as SID; it then leaves \
+            the array. Anyone who holds the drive can read it afterwards. To release a drive with \
+            its data erased, use `sedlock erase --revert`.
+            """)
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The drives.", completion: DeviceCompletion.kind) var drives: [String] = []
+    @Flag(help: "Keep the data (required: the release is always a keep-data release).") var keepData = false
+    @Flag(help: "Confirm: the drives' data will be readable by anyone.") var yes = false
+
+    func validate() throws {
+        guard !drives.isEmpty else { throw ValidationError("name the drives to release") }
+        guard keepData else { throw ValidationError("release keeps the data: say so with --keep-data (to erase it, use `sedlock erase --revert`)") }
+        guard yes else { throw ValidationError("released drives are unlocked and unowned, their data readable by anyone; confirm with --yes") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            try show(await options.perform(.erase(EraseRequest(drives: drives, method: .release))), json: options.json)
+        }
+    }
+}
+
 struct Faults: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open faults (guarded drives, boot-loop hold, unfinished setup or rekey, certificates near expiry, key servers failing their test) and recently cleared ones.")

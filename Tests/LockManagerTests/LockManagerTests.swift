@@ -424,6 +424,26 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive == 0 && f.driveFailures(2).consecutive == 0)
     }
 
+    @Test("release --keep-data returns a locked drive to an unowned state with its data readable after a power cycle; it leaves the array")
+    func releaseKeepingData() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        #expect(try await f.setUpArray().allSucceeded)
+        let record = Array("ledger, keep it".utf8) + [UInt8](repeating: 0, count: 497)
+        try f.drive(0).write(lba: 9, data: record)
+        try f.reboot()  // locked again: the release must open it first
+        #expect(f.isLocked(0))
+        let released = try await f.manager.erase(EraseRequest(drives: [f.addresses[0]], method: .release), psid: nil)
+        #expect(released.drives.map(\.result) == [.released] && released.drives.first?.attempts == 1, "\(released)")
+        #expect(released.note.contains("readable by anyone"))
+        let status = f.drive(0).statusReport(index: 0)
+        #expect(!status.owned && status.lockingSP != "manufactured", "\(status.lockingSP)")
+        try f.reboot()
+        let after = try f.drive(0).read(lba: 9, count: 1)
+        #expect(!f.isLocked(0) && after == record, "the data survives the release and a power cycle")
+        #expect(try await f.manager.status().drives.map(\.address) == [f.addresses[1]])
+        #expect(f.driveFailures(0).consecutive == 0)
+    }
+
     @Test("crypto-erase makes the data unreadable and keeps the drive; a PSID revert needs the right PSID")
     func cryptoEraseAndPSID() async throws {
         let f = try LockManagerFixture(drives: 2)
