@@ -56,7 +56,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// which is handed over in process only: secrets never cross the control socket.
     public var needsSecret: Bool {
         switch self {
-        case .setup(let setup): return setup.adoption != nil
+        case .setup(let setup): return setup.adoption != nil || setup.fromPassphrase == true
+        case .rekey(let rekey): return rekey.fromPassphrase == true
         case .arrayAdd(let add): return add.adoption != nil
         case .erase(let erase): return erase.method == .psid
         default: return false
@@ -118,6 +119,9 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     /// An owned drive is adopted only when this proves its current PIN (read by the CLI, passed
     /// in process; over the socket it is refused — PINs never cross it).
     public var adoption: Adoption?
+    /// The AK is made from the operator's passphrase (passed in process like an adoption
+    /// password, never over the socket) instead of random bytes.
+    public var fromPassphrase: Bool?
 
     public struct Adoption: Codable, Sendable, Hashable {
         /// How the operator's password becomes the PIN (`raw`, `sedutil-sha1`, …).
@@ -132,7 +136,8 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     }
 
     public init(drives: [String], provider: KeyProviderKind, keyTag: String? = nil, keyDirectory: String? = nil,
-                threshold: Int? = nil, adoption: Adoption? = nil) {
+                threshold: Int? = nil, adoption: Adoption? = nil, fromPassphrase: Bool = false) {
+        self.fromPassphrase = fromPassphrase ? true : nil
         self.drives = drives
         self.threshold = threshold
         self.provider = provider
@@ -181,10 +186,13 @@ public struct RekeyRequest: Codable, Sendable, Hashable {
     public var provider: KeyProviderKind?
     /// With the key servers: k-of-n shares instead of full copies (default: as now).
     public var threshold: Int?
-    public init(keyTag: String? = nil, provider: KeyProviderKind? = nil, threshold: Int? = nil) {
+    /// The new AK is made from the operator's passphrase (passed in process, never over the socket).
+    public var fromPassphrase: Bool?
+    public init(keyTag: String? = nil, provider: KeyProviderKind? = nil, threshold: Int? = nil, fromPassphrase: Bool = false) {
         self.keyTag = keyTag
         self.provider = provider
         self.threshold = threshold
+        self.fromPassphrase = fromPassphrase ? true : nil
     }
 }
 

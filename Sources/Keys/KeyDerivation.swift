@@ -36,6 +36,24 @@ public enum KeyDerivation {
         return Secret(out)
     }
 
+    /// scrypt (RFC 7914) through OpenSSL: memory-hard, for keys made from what a person types.
+    /// `n` is the cost (a power of two); it takes 128·r·n bytes of memory.
+    public static func scrypt(password: Secret, salt: [UInt8], n: UInt64, r: UInt64, p: UInt64,
+                              length: Int) throws(Failure) -> Secret {
+        guard n > 1, n & (n - 1) == 0, r > 0, p > 0, length > 0, length <= 1024 else {
+            throw Failure(description: "scrypt parameters out of range")
+        }
+        var out = [UInt8](repeating: 0, count: length)
+        defer { out.wipe() }
+        let memory = 128 * r * n * p + 1 << 20
+        let rc = password.withUnsafeBytes { pw in
+            EVP_PBE_scrypt(pw.baseAddress?.assumingMemoryBound(to: CChar.self), pw.count, salt, salt.count,
+                           n, r, p, memory, &out, length)
+        }
+        guard rc == 1 else { throw Failure(description: "scrypt failed in OpenSSL (not enough memory?)") }
+        return Secret(out)
+    }
+
     /// HKDF-SHA256 (RFC 5869), extract and expand, through OpenSSL's EVP_PKEY HKDF.
     public static func hkdfSHA256(key: Secret, salt: [UInt8], info: [UInt8], length: Int) throws(Failure) -> Secret {
         guard length > 0, length <= 255 * 32, info.count <= 1024 else { throw Failure(description: "HKDF parameters out of range") }

@@ -15,8 +15,18 @@ extension LockManager {
     /// PINs set and proven in a fresh session → all done: the new generation is active and the
     /// old one retired (kept while any drive may still use it). After a crash, the next rekey,
     /// unlock or boot rolls it forward.
-    public func rekey(_ request: RekeyRequest) async throws(ControlError) -> ArrayReport {
-        try await rekey(request, token: .keep)
+    public func rekey(_ request: RekeyRequest, passphrase: Secret? = nil) async throws(ControlError) -> ArrayReport {
+        if request.fromPassphrase == true && passphrase == nil {
+            throw ControlError(.badRequest, "a rekey from a passphrase needs the passphrase", fix: "give it with --passphrase-file (and --direct)")
+        }
+        return try await rekey(request, token: .keep, passphrase: request.fromPassphrase == true ? passphrase : nil)
+    }
+
+    /// A new generation's AK: 32 random bytes from OpenSSL, or made from the operator's passphrase.
+    func newAuthenticationKey(keyID: String, passphrase: Secret?) throws(ControlError) -> Secret {
+        if let passphrase { return try PassphraseKey.derive(passphrase, keyID: keyID) }
+        guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        return ak
     }
 
     /// What a rekey does with Rapid Data Locking's security token.
@@ -29,7 +39,7 @@ extension LockManager {
         case drop
     }
 
-    func rekey(_ request: RekeyRequest, token change: TokenChange) async throws(ControlError) -> ArrayReport {
+    func rekey(_ request: RekeyRequest, token change: TokenChange, passphrase: Secret? = nil) async throws(ControlError) -> ArrayReport {
         let store = try openState(.write)
         let pending: [JournalEntry]
         let generations: [StoredKeyGeneration]
@@ -86,10 +96,10 @@ extension LockManager {
             token = nil
         }
 
-        guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
+        let keyID = UUID().uuidString.lowercased()
+        let ak = try newAuthenticationKey(keyID: keyID, passphrase: passphrase)
         // The PIN input: the AK, followed by the security token under RDL.
         let material = token.map { ak.appending($0.secret) } ?? ak
-        let keyID = UUID().uuidString.lowercased()
         let tag = request.keyTag ?? active.tag
         let keyStore = try keys.keyStore(provider: provider, threshold: threshold, previous: active, store: store)
         if provider == .kmip {
@@ -103,7 +113,8 @@ extension LockManager {
                                                                        tokenID: token?.id),
                                        newDrives: [], material: material, store: store,
                                        started: "started (key \(active.keyID) → \(keyID), \(active.provider) → \(custody)"
-                                           + "\(token.map { ", token \($0.id)" } ?? ""))")
+                                           + "\(token.map { ", token \($0.id)" } ?? "")"
+                                           + (passphrase != nil ? ", AK from the operator's passphrase: \(PassphraseKey.parameters))" : ")"))
         return try await runRekey(journal, store: store, resuming: false)
     }
 

@@ -11,7 +11,7 @@ extension LockManager {
     /// the provider first, every drive's PINs derived from it (check values recorded before any
     /// drive is touched), each drive owned, activated, configured (global range, LockOnReset
     /// power-cycle) and its PINs proven — journaled, so a crash anywhere is finished by the next run.
-    public func setup(_ request: SetupRequest, adoptionPassword: Secret? = nil) async throws(ControlError) -> ArrayReport {
+    public func setup(_ request: SetupRequest, adoptionPassword: Secret? = nil, passphrase: Secret? = nil) async throws(ControlError) -> ArrayReport {
         let store = try openState(.write)
         let pending: [JournalEntry]
         let generations: [StoredKeyGeneration]
@@ -37,6 +37,13 @@ extension LockManager {
                                fix: "add drives with `sedlock array add`, change keys with `sedlock rekey`")
         }
         try validate(request, adoptionPassword: adoptionPassword)
+        if request.fromPassphrase == true && passphrase == nil {
+            throw ControlError(.badRequest, "setup from a passphrase needs the passphrase", fix: "give it with --passphrase-file (and --direct)")
+        }
+        if request.fromPassphrase == true && request.adoption != nil {
+            throw ControlError(.badRequest, "an adoption and a passphrase cannot go together (one secret per command)",
+                               fix: "set up adopting the drives, then `sedlock rekey --passphrase-file F`")
+        }
         if request.provider == .kmip {
             let servers: [StoredKeyServer]
             do { servers = try store.keyServers() } catch { throw ControlError(error) }
@@ -56,8 +63,8 @@ extension LockManager {
         let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption, existing: existing)
 
         // The new key, stored before anything depends on it.
-        guard let ak = Secret.random(count: 32) else { throw ControlError(.failed, "OpenSSL's random generator failed") }
         let keyID = UUID().uuidString.lowercased()
+        let ak = try newAuthenticationKey(keyID: keyID, passphrase: request.fromPassphrase == true ? passphrase : nil)
         let tag = request.keyTag ?? KeyTag.machineDefault(machineIDPath: configuration.machineIDPath)
         let keyStore = try keys.keyStore(provider: request.provider, threshold: request.threshold, previous: nil,
                                          keyDirectory: request.keyDirectory, store: store)
@@ -69,7 +76,8 @@ extension LockManager {
                                        generation: StoredKeyGeneration(keyID: keyID, tag: tag, state: .pending,
                                                                        provider: request.provider.rawValue,
                                                                        locations: locations.map { $0.description }, createdAt: time.wallTime),
-                                       newDrives: newDrives, material: ak, store: store, started: "started (key \(keyID))")
+                                       newDrives: newDrives, material: ak, store: store, started: "started (key \(keyID)"
+                                           + (request.fromPassphrase == true ? ", AK from the operator's passphrase: \(PassphraseKey.parameters))" : ")"))
         return try await runSetup(journal, store: store, request: request, adoptionPassword: adoptionPassword, resuming: false)
     }
 

@@ -78,7 +78,9 @@ public final class LockManager: Sendable {
     private func answer(_ request: ControlRequest, secret: Secret?) async -> ControlResponse {
         do {
             switch request {
-            case .setup(let setup): return .array(try await self.setup(setup, adoptionPassword: secret))
+            case .setup(let setup):
+                return .array(try await setup.fromPassphrase == true ? self.setup(setup, passphrase: secret)
+                                                                     : self.setup(setup, adoptionPassword: secret))
             case .unlock(let unlock): return .array(try await self.unlock(unlock))
             case .lock(let lock): return .array(try await self.lock(lock))
             case .status: return .status(try await status())
@@ -94,7 +96,7 @@ public final class LockManager: Sendable {
             case .keysRetire(let keyID): return .keys(try keysRetire(keyID: keyID))
             case .keysDestroy(let keyID): return .keys(try keysDestroy(keyID: keyID))
             case .recover(let recover): return .array(try await self.recover(recover))
-            case .rekey(let rekey): return .array(try await self.rekey(rekey))
+            case .rekey(let rekey): return .array(try await self.rekey(rekey, passphrase: secret))
             case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
             case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))
             case .erase(let erase): return .array(try await self.erase(erase, psid: secret))

@@ -37,7 +37,7 @@ struct ManagerOptions: ParsableArguments {
     func perform(_ request: ControlRequest, secret: Secret? = nil) async throws -> ControlResponse {
         guard direct else {
             if request.needsSecret {
-                throw CommandFailure("this command hands a secret (a drive password or PSID) to the lock manager, and secrets never cross sedlockd's socket — stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`) and run it again with --direct", .badArguments)
+                throw CommandFailure("this command hands a secret (a drive password, a passphrase or a PSID) to the lock manager, and secrets never cross sedlockd's socket — stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`) and run it again with --direct", .badArguments)
             }
             let client: ControlClient
             do { client = try ControlClient(path: controlSocket ?? ControlClient.socketPathFromEnvironment) } catch { return .failure(error) }
@@ -91,14 +91,25 @@ struct ArraySetup: AsyncParsableCommand {
     @Option(help: "For --provider kmip: store k-of-n Shamir shares (one per key server) instead of full copies.") var threshold: Int?
     @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @OptionGroup var adoptionDerivation: AdoptionDerivation
+    @Option(help: ArgumentHelp("Make the key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.",
+                               discussion: "The same passphrase and key ID give the same key again; it is then kept like any other."))
+    var passphraseFile: String?
+
+    func validate() throws {
+        if passphraseFile != nil && adoptPinFile != nil {
+            throw ValidationError("--passphrase-file and --adopt-pin-file cannot go together: adopt first, then `sedlock rekey --passphrase-file F`")
+        }
+    }
 
     func run() async throws {
         await reportingAsync {
-            let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
+            let secret = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
+                ?? passphraseFile.map { try PinFile.read($0, option: "--passphrase-file") }
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
-                                       adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption)
-            let response = try await options.perform(.setup(request), secret: password)
+                                       adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
+                                       fromPassphrase: passphraseFile != nil)
+            let response = try await options.perform(.setup(request), secret: secret)
             try show(response, json: options.json)
         }
     }
@@ -212,10 +223,14 @@ struct Rekey: AsyncParsableCommand {
     @Option(help: "Where the new key is kept: local or kmip (default: where the current one is).") var provider: KeyProviderKind?
     @Option(help: "With --provider kmip: any K of the key servers' shares rebuild the key; 1: a full copy on each (default: as now).")
     var threshold: Int?
+    @Option(help: "Make the new key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.")
+    var passphraseFile: String?
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.perform(.rekey(RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold))), json: options.json)
+            let passphrase = try passphraseFile.map { try PinFile.read($0, option: "--passphrase-file") }
+            let request = RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold, fromPassphrase: passphraseFile != nil)
+            try show(await options.perform(.rekey(request), secret: passphrase), json: options.json)
         }
     }
 }

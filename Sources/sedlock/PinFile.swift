@@ -30,6 +30,8 @@ enum PinFile {
         }
 
         var bytes: [UInt8] = []
+        // Room for the largest file at once: an outgrown buffer would be freed with the PIN in it.
+        bytes.reserveCapacity(maximumFileSize + 1024)
         defer { bytes.wipe() }
         var chunk = [UInt8](repeating: 0, count: 1024)
         defer { chunk.wipe() }

@@ -85,6 +85,15 @@ final class LockManagerFixture: Sendable {
         return keyDirectory + "/" + files[0]
     }
 
+    /// The AK kept in generation `keyID`'s key file (nil when there is none).
+    func keyFileAK(keyID: String) throws -> Secret? {
+        let path = keyDirectory + "/" + keyID + ".ak"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let field = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).last,
+              let raw = Data(base64Encoded: String(field)) else { return nil }
+        return Secret(Array(raw))
+    }
+
     func setUpArray() async throws -> ArrayReport {
         try await manager.setup(SetupRequest(drives: addresses, provider: .local, keyTag: "array-test"))
     }

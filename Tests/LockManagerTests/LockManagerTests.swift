@@ -424,6 +424,34 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive == 0 && f.driveFailures(2).consecutive == 0)
     }
 
+    @Test("setup and rekey from a passphrase: the AK is scrypt of it salted with the key ID, kept like any other; a weak one is refused with nothing changed")
+    func passphraseKeys() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        let weak = Secret(Array("abcabcabcabcabcabcabcabc".utf8))
+        await #expect { try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local, fromPassphrase: true), passphrase: weak) } throws: {
+            ($0 as? ControlError)?.code == .badRequest && "\($0)".contains("too weak")
+        }
+        let keysAfterRefusal = try f.manager.keysList().keys
+        #expect(!f.drive(0).statusReport(index: 0).owned && keysAfterRefusal.isEmpty)
+        let passphrase = Secret(Array("correct horse battery staple, twice over".utf8))
+        let setup = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local, fromPassphrase: true), passphrase: passphrase)
+        #expect(setup.allSucceeded, "\(setup)")
+        func expectDerived(_ when: String) throws {
+            let keyID = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+            let kept = try #require(try f.keyFileAK(keyID: keyID))
+            let made = try KeyDerivation.scrypt(password: passphrase, salt: Array("sedlock passphrase v1".utf8) + [0] + Array(keyID.utf8),
+                                                n: 1 << 17, r: 8, p: 1, length: 32)
+            #expect(kept == made, "\(when): the kept AK is the passphrase's")
+        }
+        try expectDerived("setup")
+        #expect(try await f.manager.rekey(RekeyRequest(fromPassphrase: true), passphrase: passphrase).allSucceeded)
+        try expectDerived("rekey")
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+        // Asked for a passphrase and given none: refused before anything.
+        await #expect { try await f.manager.rekey(RekeyRequest(fromPassphrase: true)) } throws: { ($0 as? ControlError)?.code == .badRequest }
+    }
+
     @Test("release --keep-data returns a locked drive to an unowned state with its data readable after a power cycle; it leaves the array")
     func releaseKeepingData() async throws {
         let f = try LockManagerFixture(drives: 2)
