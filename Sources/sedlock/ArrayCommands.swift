@@ -341,8 +341,33 @@ struct Faults: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open faults (guarded drives, boot-loop hold, unfinished setup or rekey, certificates near expiry, key servers failing their test) and recently cleared ones.")
     @OptionGroup var options: ManagerOptions
+    @Flag(help: ArgumentHelp("One line and a monitoring plugin's exit status: 0 healthy, 1 warnings, 2 errors or critical faults, 3 the faults could not be read.",
+                             discussion: "For Nagios, Icinga, Zabbix or a cron job: `sedlock faults --check`."))
+    var check = false
+
     func run() async throws {
-        await reportingAsync { try show(await options.perform(.faults), json: options.json) }
+        guard check else {
+            await reportingAsync { try show(await options.perform(.faults), json: options.json) }
+        }
+        let response: ControlResponse
+        do { response = try await options.perform(.faults) } catch { response = .failure(ControlError(error)) }
+        let (status, line) = Self.verdict(response)
+        print(line)
+        Foundation.exit(status)
+    }
+
+    /// The plugin convention's status and one line saying why.
+    static func verdict(_ response: ControlResponse) -> (Int32, String) {
+        guard case .faults(let report) = response else {
+            if case .failure(let error) = response { return (3, "SEDLOCK UNKNOWN - \(error.message)") }
+            return (3, "SEDLOCK UNKNOWN - unexpected answer")
+        }
+        let serious = report.open.filter { $0.severity == "error" || $0.severity == "critical" }
+        let warnings = report.open.filter { $0.severity == "warning" }
+        let named = (serious + warnings).map { "\($0.severity) \($0.name) \($0.object)" }.joined(separator: "; ")
+        if !serious.isEmpty { return (2, "SEDLOCK CRITICAL - \(serious.count + warnings.count) fault(s): \(named)") }
+        if !warnings.isEmpty { return (1, "SEDLOCK WARNING - \(warnings.count) fault(s): \(named)") }
+        return (0, "SEDLOCK OK - no open faults" + (report.open.isEmpty ? "" : " above info (\(report.open.count) informational)"))
     }
 }
 

@@ -193,6 +193,11 @@ struct Erase: ParsableCommand {
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "Range number (0 = global range).") var range: Int
     @Option(help: "File holding the Admin1 PIN.") var pinFile: String
+    @Flag(help: "Confirm: the range's data is gone for good.") var yes = false
+
+    func validate() throws {
+        guard yes else { throw ValidationError("a crypto-erase destroys the range's data for good; confirm with --yes") }
+    }
 
     func run() throws {
         reporting {
@@ -218,8 +223,13 @@ struct Revert: ParsableCommand {
     @Option(help: "File holding the SID PIN.") var sidPinFile: String?
     @Option(help: "File holding the Admin1 PIN for --keep-data (default: the SID PIN).") var adminPinFile: String?
     @Flag(help: "Keep the global range's data (RevertSP with KeepGlobalRangeKey).") var keepData = false
+    @Flag(help: "Confirm: the drive returns to factory state (and, without --keep-data, its data is gone).") var yes = false
 
     func validate() throws {
+        guard yes else {
+            throw ValidationError(keepData ? "a revert returns the drive to factory state, unowned and unlocked; confirm with --yes"
+                                           : "a revert erases the drive's data for good; confirm with --yes")
+        }
         let choices = [psid != nil, psidFile != nil, sidPinFile != nil].filter { $0 }.count
         guard choices == 1 else { throw ValidationError("give exactly one of --psid, --psid-file and --sid-pin-file") }
         if keepData && sidPinFile == nil { throw ValidationError("a PSID revert always erases data; --keep-data needs --sid-pin-file") }

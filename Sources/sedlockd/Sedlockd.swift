@@ -211,9 +211,15 @@ struct Serve: AsyncParsableCommand {
 struct CheckConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config", abstract: "Validate a configuration file: every key known, every value in range.")
-    @Argument(help: "The file (default: /etc/sedlock/sedlockd.toml).") var path: String?
+    @Argument(help: "The file (default: /etc/sedlock/sedlockd.toml).") var file: String?
+    @Option(help: "The file, as `serve --config` names it (the same as the argument).") var config: String?
+
+    func validate() throws {
+        if file != nil && config != nil { throw ValidationError("name the file once: as the argument or with --config") }
+    }
 
     func run() async throws {
+        let path = file ?? config
         await exiting {
             if path == nil && !FileManager.default.fileExists(atPath: DaemonConfiguration.defaultPath) {
                 print("no \(DaemonConfiguration.defaultPath): every default applies")

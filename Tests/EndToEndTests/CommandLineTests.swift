@@ -174,7 +174,7 @@ struct CommandLineTests {
         #expect(try run("sedlock", ["drive", "lock", dev, "--pin-file", good]).stderr.contains("erased itself for good"))
         let psid = try #require((try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout)
             as? [[String: Any]])?.first?["psid"] as? String)
-        let revert = try run("sedlock", ["drive", "revert", dev, "--psid-file", "-"], stdin: Data(psid.utf8))
+        let revert = try run("sedlock", ["drive", "revert", dev, "--psid-file", "-", "--yes"], stdin: Data(psid.utf8))
         #expect(revert.status == 11 && revert.stderr.contains("the PSID included"), "\(revert.stderr)")
     }
 
@@ -219,12 +219,12 @@ struct CommandLineTests {
         defer { for p in [good, wrong] { try? FileManager.default.removeItem(atPath: p) } }
         #expect(try run("sedlock", ["drive", "take-ownership", dev, "--new-pin-file", good]).status == 0)
         #expect(try run("sedlock", ["drive", "setup-range", dev, "--range", "0", "--pin-file", good]).status == 0)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--sid-pin-file", wrong, "--admin-pin-file", good]).status == 64)
-        let r = try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", wrong, "--admin-pin-file", good])
+        #expect(try run("sedlock", ["drive", "revert", dev, "--sid-pin-file", wrong, "--admin-pin-file", good, "--yes"]).status == 64)
+        let r = try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", wrong, "--admin-pin-file", good, "--yes"])
         #expect(r.status == 10)
         let after = try run("sedsim", ["status", array.directory])
         #expect(after.output.contains("owned: yes") && after.output.contains("Locking SP: Manufactured "))
-        #expect(try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", good]).status == 0)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--keep-data", "--sid-pin-file", good, "--yes"]).status == 0)
         #expect(try run("sedsim", ["status", array.directory]).output.contains("owned: no"))
     }
 
@@ -236,10 +236,14 @@ struct CommandLineTests {
         let status = try run("sedsim", ["status", array.directory, "--json"])
         let reports = try JSONSerialization.jsonObject(with: status.stdout) as? [[String: Any]]
         let psid = try #require(reports?.first?["psid"] as? String)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", "WRONG"]).status == 10)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--keep-data"]).status == 64)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--psid-file", "-"]).status == 64)
-        #expect(try run("sedlock", ["drive", "revert", dev, "--psid-file", "-"], stdin: Data((psid + "\n").utf8)).status == 0)
+        // Destructive drive commands refuse without --yes, before the drive is asked anything.
+        let unconfirmed = try run("sedlock", ["drive", "revert", dev, "--psid", psid])
+        #expect(unconfirmed.status == 64 && unconfirmed.stderr.contains("--yes"), "\(unconfirmed.stderr)")
+        #expect(try run("sedlock", ["drive", "erase", dev, "--range", "0", "--pin-file", "/nonexistent"]).status == 64)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", "WRONG", "--yes"]).status == 10)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--keep-data", "--yes"]).status == 64)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid", psid, "--psid-file", "-", "--yes"]).status == 64)
+        #expect(try run("sedlock", ["drive", "revert", dev, "--psid-file", "-", "--yes"], stdin: Data((psid + "\n").utf8)).status == 0)
         let after = try run("sedsim", ["status", array.directory])
         #expect(after.output.contains("owned: no") && after.output.contains("Manufactured-Inactive"))
     }

@@ -78,6 +78,21 @@ struct DaemonTests {
         }
     }
 
+    @Test("faults --check speaks a monitoring plugin's language: one line, 0 healthy, 2 with an error fault, 3 when the faults cannot be read")
+    func faultsCheck() throws {
+        let f = try DaemonFixture(drives: 1)
+        let healthy = try run("sedlock", ["faults", "--check"] + f.direct)
+        #expect(healthy.status == 0 && healthy.output.hasPrefix("SEDLOCK OK") && healthy.output.split(separator: "\n").count == 1,
+                "\(healthy.output) \(healthy.stderr)")
+        // A guarded drive (set in the state as the lockout guard would) is an error fault.
+        #expect(try run("/usr/bin/sqlite3", [f.scratch + "/state/state.sqlite", "UPDATE drive SET guardReason = 'test' WHERE id = 1"]).status == 0)
+        let guarded = try run("sedlock", ["faults", "--check"] + f.direct)
+        #expect(guarded.status == 2 && guarded.output.hasPrefix("SEDLOCK CRITICAL") && guarded.output.contains("DriveGuarded"), "\(guarded.output)")
+        // No daemon to ask: unknown, not healthy.
+        let unknown = try run("sedlock", ["faults", "--check"] + f.viaSocket)
+        #expect(unknown.status == 3 && unknown.output.hasPrefix("SEDLOCK UNKNOWN"), "\(unknown.output)")
+    }
+
     @Test("peer credentials: root changes, the reader group reads, anyone else is refused")
     func peerCredentials() throws {
         // nogroup (65534) stands in for the sedlock group on a machine where it was not created.
@@ -156,7 +171,10 @@ struct DaemonTests {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
             let checked = try run("sedlockd", ["check-config", path])
             #expect(checked.status == 78 && checked.stderr.contains(words), "\(text): \(checked.stderr)")
+            // The file named as serve names it (sedlockd(8)'s example).
+            #expect(try run("sedlockd", ["check-config", "--config", path]).status == 78)
         }
+        #expect(try run("sedlockd", ["check-config", "--config", f.configuration]).status == 0)
         let missing = try run("sedlockd", ["serve", "--config", f.scratch + "/absent.toml", "--control-socket", f.socket])
         #expect(missing.status == 78 && missing.stderr.contains("no such file"))
 

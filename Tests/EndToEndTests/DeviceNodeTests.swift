@@ -71,11 +71,11 @@ struct DeviceNodeTests {
         let readable = try step("sedsim", ["read", array.directory, "0", "--lba", "8"], preload: false)
         #expect(readable.stdout.prefix(payload.count) == payload)
 
-        try step("sedlock", ["drive", "erase", c.node, "--range", "0", "--pin-file", pinPath])
+        try step("sedlock", ["drive", "erase", c.node, "--range", "0", "--pin-file", pinPath, "--yes"])
         let erased = try step("sedsim", ["read", array.directory, "0", "--lba", "8"], preload: false)
         #expect(erased.stdout.prefix(payload.count) != payload, "data survived a crypto-erase")
 
-        try step("sedlock", ["drive", "revert", c.node, "--psid-file", "-"], stdin: Data((psid + "\n").utf8))
+        try step("sedlock", ["drive", "revert", c.node, "--psid-file", "-", "--yes"], stdin: Data((psid + "\n").utf8))
         let after = try step("sedsim", ["status", array.directory], preload: false)
         #expect(after.output.contains("owned: no") && after.output.contains("Manufactured-Inactive"))
         for text in outputs { #expect(!text.contains(pin), "a PIN leaked into output") }

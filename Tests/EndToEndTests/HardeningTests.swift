@@ -53,7 +53,7 @@ struct HardeningTests {
         #expect(image.status == 64 && image.stderr.contains("only with 'load'"))
         let clamped = try run("sedlock", ["drive", "discover", "sim:/tmp/x/65536"])
         #expect(clamped.status == 64)
-        let adminWithoutKeep = try run("sedlock", ["drive", "revert", "sim:/tmp/x/0", "--sid-pin-file", pin, "--admin-pin-file", pin])
+        let adminWithoutKeep = try run("sedlock", ["drive", "revert", "sim:/tmp/x/0", "--sid-pin-file", pin, "--admin-pin-file", pin, "--yes"])
         #expect(adminWithoutKeep.status == 64 && adminWithoutKeep.stderr.contains("only with --keep-data"))
     }
 

@@ -106,6 +106,14 @@ struct SystemdTests {
         #expect(try ns.inside(["sedlock", "lock", "--all"]).status == 0)
         #expect(try ns.inside(["sedlock", "unlock", "--all"]).status == 0)
         #expect(try ns.inside(["systemctl", "reload", "sedlockd.service"]).status == 0)
+        // A configuration that does not validate fails the reload visibly (ExecReload checks it
+        // first); the daemon runs on with the one it has.
+        let configuration = URL(fileURLWithPath: ns.work + "/etc-upper/sedlock/sedlockd.toml")
+        let kept = try Data(contentsOf: configuration)
+        try Data("[monitors]\ndrives_intervl = 5\n".utf8).write(to: configuration)
+        #expect(try ns.inside(["systemctl", "reload", "sedlockd.service"]).status != 0, "a broken configuration reloaded")
+        #expect(try ns.show("sedlockd.service", ["ActiveState"])["ActiveState"] == "active")
+        try kept.write(to: configuration)
 
         let journal = try ns.inside(["journalctl", "-o", "json", "--no-pager", "-u", "sedlockd.service"])
         let records = journal.output.split(separator: "\n").compactMap {
