@@ -115,6 +115,10 @@ extension LockManager {
                                        started: "started (key \(active.keyID) → \(keyID), \(active.provider) → \(custody)"
                                            + "\(token.map { ", token \($0.id)" } ?? "")"
                                            + (passphrase != nil ? ", AK from the operator's passphrase: \(PassphraseKey.parameters))" : ")"))
+        // Before any drive moves: a host lost from here on can still finish the rekey from the key servers.
+        if let next = (try? store.generations())?.first(where: { $0.id == journal.toGenerationID }) {
+            keys.publishRecoveryRecord(store: store, next: next)
+        }
         return try await runRekey(journal, store: store, resuming: false)
     }
 

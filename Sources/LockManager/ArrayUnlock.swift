@@ -121,6 +121,11 @@ extension LockManager {
                 continue
             }
             if let reason = drive.guardReason { change.decide(drive, .guarded, reason); continue }
+            if change.rekey?.steps.first(where: { $0.driveID == drive.id })?.step == .unknown {
+                // Recovered mid-rekey: which Admin1 PIN it holds is not known, and guessing costs tries.
+                change.decide(drive, .held, "a recovered rekey has not reached this drive yet: `sedlock rekey` finishes it, then unlock")
+                continue
+            }
             if change.held {
                 // After K failed boots: no attempt with anything unverified, and none at all on a
                 // drive that has refused sedlock before; only clean drives with verified keys go on.

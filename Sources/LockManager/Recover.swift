@@ -89,15 +89,48 @@ extension LockManager {
             }
         }
         guard !verified.isEmpty else { return ArrayReport(operation: "recover", drives: outcomes) }
+        // A rekey was under way when the record was published: its new key must be here and
+        // verified too, or the drives that had moved could never be opened.
+        if let next = record.next {
+            var nextMaterial: Secret
+            switch keys.keyServers(servers).fetch(keyID: next.keyID, deadline: deadline) {
+            case .found(let ak): nextMaterial = ak
+            case .notHere(let why), .refused(let why):
+                throw ControlError(.held, "a rekey to key \(next.keyID) was under way when the state was lost, and that key could not be fetched: \(why)",
+                                   fix: "bring the key servers back (`sedlock keyserver status`), then recover again; nothing was kept")
+            }
+            if let tokenID = next.tokenID {
+                switch keys.keyServers(servers, requireActive: true).fetch(keyID: tokenID, deadline: deadline) {
+                case .found(let token): nextMaterial = nextMaterial.appending(token)
+                case .notHere(let why), .refused(let why):
+                    throw ControlError(.held, "the Rapid Data Locking token \(tokenID) of the rekey under way could not be fetched: \(why)",
+                                       fix: "restore the appliance's trust on the key servers, then recover again; nothing was kept")
+                }
+            }
+            for (_, listed) in verified {
+                guard let values = next.checkValues[listed.identity],
+                      Self.matches(nextMaterial, drive: RecoveryRecord.Drive(identity: listed.identity, address: listed.address, bus: listed.bus,
+                                                                            model: listed.model, serial: listed.serial, tryLimit: listed.tryLimit,
+                                                                            checkValues: values)) else {
+                    throw ControlError(.held, "the key of the rekey under way (\(next.keyID)) does not give the check values the recovery record holds for \(listed.address)",
+                                       fix: "check the key servers' objects (`sedlock keyserver query`); nothing was kept")
+                }
+            }
+        }
         try rebuild(from: record, drives: verified, servers: servers, store: store)
         for (probe, _) in verified {
             outcomes.append(DriveOutcome(address: probe.address, result: .setUp,
                                          detail: "recovered: identity and key verified against the recovery record of key \(record.keyID)"))
         }
         audit(store, "recover", target: request.drives.joined(separator: " "),
-              outcome: "\(verified.count) of \(probes.count) drive(s) from the recovery record of key \(record.keyID)")
-        return ArrayReport(operation: "recover", drives: outcomes.sorted { $0.address < $1.address },
-                           note: verified.count == probes.count ? "the state is rebuilt; `sedlock unlock --all` opens the drives" : "")
+              outcome: "\(verified.count) of \(probes.count) drive(s) from the recovery record of key \(record.keyID)"
+                  + (record.next.map { ", with the rekey to key \($0.keyID) that was under way" } ?? ""))
+        var note = verified.count == probes.count ? "the state is rebuilt; `sedlock unlock --all` opens the drives" : ""
+        if let next = record.next {
+            note += (note.isEmpty ? "" : "; ") + "a rekey to key \(next.keyID) was under way: the unlock (or `sedlock rekey`) finishes it, "
+                + "and each drive that had already moved costs at most one failed authentication"
+        }
+        return ArrayReport(operation: "recover", drives: outcomes.sorted { $0.address < $1.address }, note: note)
     }
 
     /// Whether the PIN input gives every check value the record holds for the drive.
@@ -124,28 +157,12 @@ extension LockManager {
         return out
     }
 
-    /// The state of the recovered array, written in one go per record.
+    /// The state of the recovered array, written in one go per record; with the rekey that was
+    /// under way journaled again, every drive at its start (the rerun finds where each one is).
     private func rebuild(from record: RecoveryRecord, drives verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)],
                          servers: [StoredKeyServer], store: StateDatabase) throws(ControlError) {
-        // Where the servers keep the key and the token, by identifier (as a fresh store records it).
-        var keyLocations: [String] = []
-        var tokenLocations: [String] = []
-        for server in servers {
-            do throws(KeyServerError) {
-                let (keyIDs, tokenIDs) = try keys.pool(server).on(server: server.name) { (client) throws(KeyServerError) -> ([String], [String]) in
-                    try client.negotiateVersion()
-                    var tokens: [String] = []
-                    if let tokenID = record.tokenID { tokens = try client.locate([.name(tokenID)]) }
-                    return (try client.locate([.name(record.keyID)]), tokens)
-                }
-                keyLocations += keyIDs.prefix(1).map { (record.threshold == nil ? KeyLocation.keyServer(server: server.name, objectID: $0)
-                                                        : .keyServerShare(server: server.name, objectID: $0)).description }
-                tokenLocations += tokenIDs.prefix(1).map { (record.tokenThreshold == nil ? KeyLocation.keyServer(server: server.name, objectID: $0)
-                                                            : .keyServerShare(server: server.name, objectID: $0)).description }
-            } catch {
-                continue  // found by name at the next fetch
-            }
-        }
+        let keyLocations = locations(of: record.keyID, shares: record.threshold != nil, on: servers)
+        let tokenLocations = record.tokenID.map { locations(of: $0, shares: record.tokenThreshold != nil, on: servers) } ?? []
         do {
             let generation = try store.addGeneration(StoredKeyGeneration(
                 keyID: record.keyID, tag: record.tag, state: .active, provider: KeyProviderKind.kmip.rawValue, locations: keyLocations,
@@ -170,8 +187,44 @@ extension LockManager {
                 rdl.tokenLocations = tokenLocations
                 try store.saveRDL(rdl)
             }
+            if let next = record.next {
+                let nextGeneration = StoredKeyGeneration(keyID: next.keyID, tag: next.tag, state: .pending, provider: KeyProviderKind.kmip.rawValue,
+                                                         locations: locations(of: next.keyID, shares: next.threshold != nil, on: servers),
+                                                         createdAt: next.createdAt, tokenID: next.tokenID)
+                let journal = try store.beginJournaledChange(.rekey, from: generationID, generation: nextGeneration, newDrives: [],
+                                                             at: time.wallTime) { drive, nextID in
+                    (next.checkValues[drive.identity] ?? [:]).compactMap { authority, hex in
+                        drive.id.flatMap { driveID in
+                            Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: nextID, authority: authority, value: Data($0)) }
+                        }
+                    }
+                }
+                try store.setKeyShareThreshold(next.threshold)
+                // Where each drive is in that rekey is not known: the rerun tries the new PINs first.
+                if let journalID = journal.id {
+                    for step in try store.journalSteps(journalID: journalID) {
+                        var unknown = step
+                        unknown.step = .unknown
+                        try store.setJournalStep(unknown)
+                    }
+                }
+            }
         } catch {
             throw ControlError(error)
+        }
+    }
+
+    /// Where the servers keep `keyID` (its first object on each, by identifier), as a fresh store
+    /// records it; a server that cannot be asked now is found by name at the next fetch.
+    private func locations(of keyID: String, shares: Bool, on servers: [StoredKeyServer]) -> [String] {
+        servers.compactMap { server in
+            let found = try? keys.pool(server).on(server: server.name) { (client) throws(KeyServerError) -> [String] in
+                try client.negotiateVersion()
+                return try client.locate([.name(keyID)])
+            }
+            return found?.first.map {
+                (shares ? KeyLocation.keyServerShare(server: server.name, objectID: $0) : .keyServer(server: server.name, objectID: $0)).description
+            }
         }
     }
 }

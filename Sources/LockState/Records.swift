@@ -176,6 +176,9 @@ public struct JournalEntry: Codable, Sendable, Hashable, FetchableRecord, Mutabl
 /// How far one drive got in a journaled change. Each step is recorded after the drive did it.
 public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
     public enum Step: String, Codable, Sendable, Comparable {
+        /// Rekey recovered on a new host from a record published before the drives moved: which
+        /// PINs the drive holds now (old, new, or some of each) is not known.
+        case unknown
         /// Nothing done yet (or done but not recorded: recovery checks the drive).
         case pending
         /// SID holds the new SID PIN.
@@ -191,7 +194,7 @@ public struct JournalDriveStep: Codable, Sendable, Hashable, FetchableRecord, Pe
         /// A fresh session proved the new PINs.
         case proven
 
-        static let order: [Step] = [.pending, .owned, .activated, .sidSet, .admin1Set, .pinsSet, .proven]
+        static let order: [Step] = [.unknown, .pending, .owned, .activated, .sidSet, .admin1Set, .pinsSet, .proven]
         public static func < (a: Step, b: Step) -> Bool {
             (order.firstIndex(of: a) ?? 0) < (order.firstIndex(of: b) ?? 0)
         }

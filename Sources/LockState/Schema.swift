@@ -145,6 +145,25 @@ enum Schema {
                 t.add(column: "lockedOnPurpose", .boolean).notNull().defaults(to: false)
             }
         }
+        // A rekey recovered on a new host marks each drive's place as unknown: the step's CHECK
+        // takes the new value (SQLite changes a CHECK only by rebuilding the table).
+        migrator.registerMigration("v7 unknown rekey step") { db in
+            try db.create(table: "journalDriveNew") { t in
+                t.column("journalID", .integer).notNull().references("journal", onDelete: .cascade)
+                t.column("driveID", .integer).notNull().references("drive", onDelete: .cascade)
+                t.column("step", .text).notNull()
+                    .check(sql: "step IN ('unknown', 'pending', 'owned', 'activated', 'sidSet', 'admin1Set', 'pinsSet', 'proven')")
+                t.column("updatedAt", .datetime).notNull()
+                t.column("pinChangeSent", .boolean).notNull().defaults(to: false)
+                t.primaryKey(["journalID", "driveID"])
+            }
+            try db.execute(sql: """
+                INSERT INTO journalDriveNew (journalID, driveID, step, updatedAt, pinChangeSent)
+                SELECT journalID, driveID, step, updatedAt, pinChangeSent FROM journalDrive
+                """)
+            try db.drop(table: "journalDrive")
+            try db.rename(table: "journalDriveNew", to: "journalDrive")
+        }
         return migrator
     }
 }

@@ -329,6 +329,38 @@ struct KeyServiceTests {
         #expect((0..<3).allSatisfy { f.driveFailures($0).consecutive == 0 })
     }
 
+    @Test("a host lost in the middle of a rekey: the record published before any drive moved names the new key; recover verifies both and the unlock finishes the rekey, at most one failed authentication per drive")
+    func recoverMidRekey() async throws {
+        var settings = DriveSettings()
+        settings.sessionTimeoutSeconds = 1
+        let kms = try InProcessKeyServers(count: 2)
+        let f = try LockManagerFixture(drives: 3, settings: settings, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")))))
+        let old = try #require(try f.manager.keysList().keys.first?.keyID)
+        // Drive 1's answer is lost partway: drives 0 and 2 move to the new key, drive 1 is cut off.
+        var plan = FaultPlan()
+        plan.droppedResponses = 1
+        plan.dropAfterResponses = 4
+        f.drive(1).setFaults(plan)
+        let rekey = await f.manager.respond(to: .rekey(RekeyRequest()))
+        #expect(!succeeded(rekey), "the cut rekey finished: \(rekey)")
+        let new = try #require(try f.manager.keysList().keys.first { $0.state == "pending" }?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(old)") == 1, "the record of the drives' key stays, naming the rekey")
+        try await Task.sleep(nanoseconds: 1_100_000_000)  // the cut session times out on the drive
+
+        try loseState(f, kms)
+        let recovered = try await f.manager.recover(RecoverRequest(drives: f.addresses))
+        #expect(recovered.allSucceeded && recovered.note.contains("a rekey to key \(new) was under way"), "\(recovered)")
+        #expect(try f.manager.keysList().keys.map(\.state) == ["active", "pending"])
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded, "\(unlock)")
+        #expect(try f.manager.keysList().keys.map(\.keyID) == [old, new] && f.manager.keysList().keys.map(\.state) == ["retired", "active"])
+        #expect((0..<3).allSatisfy { f.driveFailures($0).consecutive == 0 && f.driveFailures($0).tries <= 1 },
+                "\((0..<3).map { f.driveFailures($0) })")
+    }
+
     @Test("recover of a threshold array; a drive no record lists is refused with nothing presented to it; a state that holds an array is not recovered over")
     func recoverThresholdArray() async throws {
         let kms = try InProcessKeyServers(count: 3)

@@ -28,7 +28,7 @@ struct DriveRekeyRun: Sendable {
     private func advance(from step: JournalDriveStep.Step, _ opal: OpalDrive,
                          attempts: inout Int) throws(Stop) -> JournalDriveStep.Step {
         switch step {
-        case .pending:
+        case .pending, .unknown:
             _ = try journaled.firstAccepted(&attempts, candidates(old: old.sid, new: new.sid, at: step)) { (pin) throws(OpalError) in
                 try opal.setPIN(of: .sid, newPIN: new.sid, authorizer: .sid, authorizerPIN: pin) { () throws(OpalError) in
                     try journaled.pinChangeGoes(at: step)
@@ -63,6 +63,9 @@ struct DriveRekeyRun: Sendable {
     /// never left), then the new one for a journal an older sedlock wrote, which did not record
     /// the sending.
     private func candidates(old: Secret, new: Secret, at step: JournalDriveStep.Step) -> [Secret] {
+        // A rekey recovered on a new host: each change may have been made; drives that moved
+        // all the way are the likelier, so the new PIN first (at most one refusal per drive).
+        if startStep == .unknown { return [new, old] }
         guard step == startStep, resuming else { return [old] }  // reached in this run: not sent yet
         return startPINChangeSent ? [new, old] : [old, new]
     }

@@ -104,7 +104,7 @@ struct DriveSetupRun: Sendable {
             return .proven
         case .proven:
             return .proven
-        case .sidSet, .admin1Set:
+        case .sidSet, .admin1Set, .unknown:
             throw .outcome(.failed, "the setup journal holds a rekey step (\(step.rawValue)); the state is inconsistent")
         }
     }

@@ -39,6 +39,19 @@ struct RecoveryRecord: Codable, Sendable {
     var rdlServer: String?
     var lockOnLoss: Bool?
     var drives: [Drive]
+    /// A rekey under way when the record was published (written before any drive moves): the
+    /// generation the drives are moving to, so that a host lost in the middle of it can finish it.
+    var next: NextKey?
+
+    struct NextKey: Codable, Sendable {
+        var keyID: String
+        var tag: String
+        var createdAt: Date
+        var threshold: Int?
+        var tokenID: String?
+        /// Drive identity → authority → check value (hex) under the new generation.
+        var checkValues: [String: [String: String]]
+    }
 
     var name: String { Self.namePrefix + keyID }
 
@@ -62,8 +75,10 @@ struct RecoveryRecord: Codable, Sendable {
 }
 
 extension KeyService {
-    /// The recovery record of `generation` as the state has it now.
-    func recoveryRecord(for generation: StoredKeyGeneration, store: any StateStore) throws(StateError) -> RecoveryRecord? {
+    /// The recovery record of `generation` as the state has it now; with `next`, the rekey to it
+    /// that is under way.
+    func recoveryRecord(for generation: StoredKeyGeneration, next: StoredKeyGeneration? = nil,
+                        store: any StateStore) throws(StateError) -> RecoveryRecord? {
         guard let id = generation.id else { return nil }
         var drives: [RecoveryRecord.Drive] = []
         for drive in try store.drives() where drive.generationID == id {
@@ -78,20 +93,42 @@ extension KeyService {
                                 serial: drive.serial, tryLimit: drive.tryLimit, checkValues: values))
         }
         let rdl = generation.tokenID == nil ? nil : try store.rdl()
-        return RecoveryRecord(keyID: generation.keyID, tag: generation.tag, createdAt: generation.createdAt,
-                              threshold: try store.keyShareThreshold(), tokenID: generation.tokenID, tokenThreshold: rdl?.tokenThreshold,
-                              rdlServer: rdl?.server, lockOnLoss: rdl?.lockOnLoss, drives: drives)
+        var record = RecoveryRecord(keyID: generation.keyID, tag: generation.tag, createdAt: generation.createdAt,
+                                    threshold: try store.keyShareThreshold(), tokenID: generation.tokenID,
+                                    tokenThreshold: rdl?.tokenThreshold, rdlServer: rdl?.server, lockOnLoss: rdl?.lockOnLoss,
+                                    drives: drives)
+        if let next, let nextID = next.id {
+            var values: [String: [String: String]] = [:]
+            for drive in try store.drives() {
+                guard let driveID = drive.id else { continue }
+                for authority in PINAuthority.allCases {
+                    if let value = try store.checkValue(driveID: driveID, generationID: nextID, authority: authority.rawValue) {
+                        values[drive.identity, default: [:]][authority.rawValue] = value.value.map { String(format: "%02x", $0) }.joined()
+                    }
+                }
+            }
+            record.next = .init(keyID: next.keyID, tag: next.tag, createdAt: next.createdAt, threshold: try store.keyShareThreshold(),
+                                tokenID: next.tokenID, checkValues: values)
+        }
+        return record
     }
 
     /// Puts the active generation's recovery record on every key server (the new one registered
     /// before the old one is destroyed); names the servers it could not reach. Nothing when the
     /// array keeps nothing on key servers.
+    /// With `next`, the rekey to it that is about to move the drives (published before any does);
+    /// without, the rekey the state has unfinished, if any, so a record never forgets one.
     @discardableResult
-    func publishRecoveryRecord(store: any StateStore) -> [String] {
+    func publishRecoveryRecord(store: any StateStore, next asked: StoredKeyGeneration? = nil) -> [String] {
+        let unfinished = (try? store.pendingJournals())?.first { $0.kind == .rekey }
+        let next = asked ?? unfinished.flatMap { journal in (try? store.generations())?.first { $0.id == journal.toGenerationID } }
+        let onServers = { (generation: StoredKeyGeneration) in
+            generation.provider == KeyProviderKind.kmip.rawValue || generation.tokenID != nil
+        }
         guard let servers = try? store.keyServers(), !servers.isEmpty,
               let active = try? store.generations().first(where: { $0.state == .active }),
-              active.provider == KeyProviderKind.kmip.rawValue || active.tokenID != nil,
-              let record = try? recoveryRecord(for: active, store: store) else { return [] }
+              onServers(active) || next.map(onServers) == true,
+              let record = try? recoveryRecord(for: active, next: next.flatMap { onServers($0) ? $0 : nil }, store: store) else { return [] }
         let bytes = record.encoded()
         let tags = Set(((try? store.generations()) ?? []).map(\.tag)).union([record.tag]).sorted()
         var failed: [String] = []
