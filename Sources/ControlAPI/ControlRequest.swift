@@ -22,7 +22,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case guardStatus(address: String?)
     case guardReset(address: String)
     case keyServerAdd(KeyServerAddRequest)
-    case keyServerRemove(name: String)
+    /// One or several servers, checked and removed together.
+    case keyServerRemove(names: [String])
     case keyServerShow
     /// Each server tested: TLS, authentication, a Locate.
     case keyServerStatus

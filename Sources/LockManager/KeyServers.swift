@@ -28,7 +28,7 @@ extension LockManager {
         let configured = (try? openState(.read).keyServers()) ?? []
         if let twin = configured.first(where: { !asked.isDisjoint(with: $0.addresses.compactMap { ServerAddress($0)?.description }) }) {
             throw ControlError(.badRequest, "\(twin.name) already has the address \(asked.intersection(twin.addresses).sorted().joined(separator: ", "))",
-                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST1 HOST2 …`)",
+                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST --cluster HOST2,HOST3`)",
                                refusal: .duplicateAddress)
         }
         let candidate = StoredKeyServer(providerID: 0, name: name, addresses: request.addresses.compactMap { ServerAddress($0)?.description },
@@ -90,47 +90,60 @@ extension LockManager {
     /// objects the removed server held for the array are then destroyed there when it can be
     /// reached, else listed for the operator.
     public func keyServerRemove(name: String) throws(ControlError) -> KeyServerReport {
+        try keyServerRemove(names: [name])
+    }
+
+    /// Several servers at once, checked as a set: refused unless every live generation and the
+    /// token can still be put together from the servers left after all of them go.
+    public func keyServerRemove(names: [String]) throws(ControlError) -> KeyServerReport {
+        guard !names.isEmpty, Set(names).count == names.count else {
+            throw ControlError(.badRequest, "name the key servers to remove, each once")
+        }
         let store = try openState(.write)
         let servers: [StoredKeyServer]
-        let held: [KeyLocation]
+        var held: [String: [KeyLocation]] = [:]
         do {
             servers = try store.keyServers()
-            guard servers.contains(where: { $0.name == name }) else {
-                throw ControlError(.badRequest, "no key server named \(name)",
+            let known = Set(servers.map(\.name))
+            if let unknown = names.first(where: { !known.contains($0) }) {
+                throw ControlError(.badRequest, "no key server named \(unknown); nothing was changed",
                                    fix: servers.isEmpty ? "none is configured" : "one of: \(servers.map(\.name).joined(separator: ", "))")
             }
-            let remaining = Set(servers.map(\.name)).subtracting([name])
+            let leaving = Set(names)
+            let remaining = known.subtracting(leaving)
             let threshold = try store.keyShareThreshold()
             let rdl = try store.rdl()
             var stranded: [String] = []
             var objects: [KeyLocation] = []
             for generation in try store.generations() where generation.state == .active || generation.state == .pending {
                 let locations = generation.keyLocations
-                objects += locations.filter { $0.server == name }
+                objects += locations.filter { $0.server.map(leaving.contains) == true }
                 if generation.provider == KeyProviderKind.kmip.rawValue,
                    let short = Self.shortfall(locations, remaining: remaining, threshold: threshold) {
                     stranded.append("key generation \(generation.keyID) (\(short))")
                 }
                 if let tokenID = generation.tokenID, let rdl {
                     let tokenLocations = KeyLocation.parse(rdl.tokenLocations)
-                    objects += tokenLocations.filter { $0.server == name && !objects.contains($0) }
+                    objects += tokenLocations.filter { $0.server.map(leaving.contains) == true && !objects.contains($0) }
                     if let short = Self.shortfall(tokenLocations, remaining: remaining, threshold: rdl.tokenThreshold) {
                         stranded.append("the Rapid Data Locking token \(tokenID) (\(short))")
                     }
                 }
             }
             guard stranded.isEmpty else {
-                throw ControlError(.badRequest, "removing \(name) would strand \(stranded.joined(separator: " and ")): nothing was changed",
+                throw ControlError(.badRequest, "removing \(names.joined(separator: " and ")) would strand \(stranded.joined(separator: " and ")): nothing was changed",
                                    fix: "add another key server first (`sedlock keyserver add`), which receives the keys, or rekey to fewer shares",
                                    refusal: .removalStrands)
             }
-            held = objects
-            try store.removeKeyServer(name: name)
+            for location in objects { if let server = location.server { held[server, default: []].append(location) } }
+            // One at a time is safe: each step leaves more than the set's removal does.
+            for name in names { try store.removeKeyServer(name: name) }
         } catch {
             throw ControlError(error)
         }
-        let note = destroyObjects(held, on: servers.first { $0.name == name })
-        audit(store, "keyserver remove", target: name, outcome: "done; \(note)")
+        let notes = names.map { name in "\(name): " + destroyObjects(held[name] ?? [], on: servers.first { $0.name == name }) }
+        let note = notes.joined(separator: "; ")
+        audit(store, "keyserver remove", target: names.joined(separator: " "), outcome: "done; \(note)")
         var report = try keyServerShow()
         report.note = note
         return report

@@ -87,7 +87,7 @@ public final class LockManager: Sendable {
             case .guardStatus(let address): return .guardState(try guardStatus(address: address))
             case .guardReset(let address): return .guardState(try guardReset(address: address))
             case .keyServerAdd(let add): return .keyServers(try keyServerAdd(add))
-            case .keyServerRemove(let name): return .keyServers(try keyServerRemove(name: name))
+            case .keyServerRemove(let names): return .keyServers(try keyServerRemove(names: names))
             case .keyServerShow: return .keyServers(try keyServerShow())
             case .keyServerStatus: return .keyServers(try keyServerStatus())
             case .keyServerQuery: return .keyServers(try keyServerQuery())

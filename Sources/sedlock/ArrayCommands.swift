@@ -405,11 +405,17 @@ func absolute(_ path: String) -> String {
 }
 
 struct KeyServerRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a key server (not the last one while keys live there).")
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove key servers, checked together: refused while a live key or the RDL token would be left without enough servers.")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "The server's name.") var name: String
+    @Argument(help: "The servers' names.") var names: [String]
+
+    func validate() throws {
+        guard !names.isEmpty else { throw ValidationError("name the key servers to remove") }
+    }
     func run() async throws {
-        await reportingAsync { try show(await options.perform(.keyServerRemove(name: name)), json: options.json) }
+        await reportingAsync { try show(await options.perform(.keyServerRemove(names: names)), json: options.json) }
     }
 }
 

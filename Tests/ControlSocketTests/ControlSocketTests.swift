@@ -12,7 +12,7 @@ struct ControlSocketTests {
     func framing() throws {
         let requests: [ControlRequest] = [.status, .lock(LockRequest(drives: .all)),
                                           .unlock(UnlockRequest(drives: .some(["sim:/a/0"]), boot: true, waitSeconds: 3)),
-                                          .guardStatus(address: nil), .keyServerRemove(name: "ks1")]
+                                          .guardStatus(address: nil), .keyServerRemove(names: ["ks1", "ks2"])]
         for request in requests {
             let line = ControlFraming.encode(request: request)
             #expect(line.last == 0x0A && line.dropLast().firstIndex(of: 0x0A) == nil)

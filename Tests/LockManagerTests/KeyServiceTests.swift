@@ -107,6 +107,11 @@ struct KeyServiceTests {
         try kms.add(to: f.manager)
         #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1", threshold: 2)).allSucceeded)
         let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        // Two of three together are checked as a set: one share would be left of the two needed.
+        #expect { try f.manager.keyServerRemove(names: ["ks1", "ks2"]) } throws: {
+            ($0 as? ControlError)?.reason == Refusal.removalStrands.rawValue
+        }
+        #expect(try f.manager.keyServerShow().servers.count == 3, "a refused removal changes nothing")
         // One server of three may go: two shares are left, K = 2. Its share is destroyed there.
         let removed = try f.manager.keyServerRemove(name: "ks2")
         #expect(removed.servers.map(\.name) == ["ks0", "ks1"])
@@ -146,8 +151,10 @@ struct KeyServiceTests {
         let added = try #require(try kms.add(to: f.manager, [2]))
         #expect(added.note?.contains("the AK of key generation \(keyID) (a copy)") == true, "\(String(describing: added.note))")
         #expect(try kms.holds(2, keyID) == 1)
-        _ = try f.manager.keyServerRemove(name: "ks0")
-        _ = try f.manager.keyServerRemove(name: "ks1")
+        // Both old servers at once: the new one keeps a copy, so the set may go; each destroys its copy.
+        let removed = try f.manager.keyServerRemove(names: ["ks0", "ks1"])
+        let left = (try kms.holds(0, keyID), try kms.holds(1, keyID))
+        #expect(removed.servers.map(\.name) == ["ks2"] && left == (0, 0), "\(String(describing: removed.note))")
         try f.reboot()
         let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
         #expect(boot.allSucceeded, "\(boot)")
