@@ -22,6 +22,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case guardStatus(address: String?)
     case guardReset(address: String)
     case keyServerAdd(KeyServerAddRequest)
+    case keyServerModify(KeyServerModifyRequest)
     /// One or several servers, checked and removed together.
     case keyServerRemove(names: [String])
     case keyServerShow
@@ -68,7 +69,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerModify, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
              .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }
@@ -92,6 +93,31 @@ public struct KeyServerAddRequest: Codable, Sendable, Hashable {
         self.privateKeyPath = privateKeyPath
         self.caPath = caPath
         self.verifyServerName = verifyServerName
+    }
+}
+
+/// What changes on a configured key server (nil: as it is): its identity files, its addresses.
+public struct KeyServerModifyRequest: Codable, Sendable, Hashable {
+    public var name: String
+    /// The server's `HOST[:PORT]` and its cluster members', in order (replacing them all).
+    public var addresses: [String]?
+    public var certificatePath: String?
+    public var privateKeyPath: String?
+    public var caPath: String?
+    public var verifyServerName: Bool?
+
+    public init(name: String, addresses: [String]? = nil, certificatePath: String? = nil, privateKeyPath: String? = nil,
+                caPath: String? = nil, verifyServerName: Bool? = nil) {
+        self.name = name
+        self.addresses = addresses
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.caPath = caPath
+        self.verifyServerName = verifyServerName
+    }
+
+    public var changesNothing: Bool {
+        addresses == nil && certificatePath == nil && privateKeyPath == nil && caPath == nil && verifyServerName == nil
     }
 }
 

@@ -12,25 +12,9 @@ extension LockManager {
     /// servers (each live generation's AK or a share of it, the RDL token), each proven by a
     /// Get, before recording it. A server that cannot take a copy is not added. At most four.
     public func keyServerAdd(_ request: KeyServerAddRequest) throws(ControlError) -> KeyServerReport {
-        guard !request.addresses.isEmpty else { throw ControlError(.badRequest, "give the server's HOST[:PORT]") }
-        for text in request.addresses where ServerAddress(text) == nil {
-            throw ControlError(.badRequest, "'\(text)' is not HOST[:PORT]")
-        }
-        for (option, path) in [("--cert", request.certificatePath), ("--key", request.privateKeyPath), ("--ca", request.caPath)]
-            where !FileManager.default.isReadableFile(atPath: path) {
-            throw ControlError(.badRequest, "\(option) \(path): cannot read the file")
-        }
+        try checkServerSettings(addresses: request.addresses, certificatePath: request.certificatePath,
+                                privateKeyPath: request.privateKeyPath, caPath: request.caPath, except: nil)
         let name = request.name ?? request.addresses[0]
-        // One server under two names would count twice against the four-server limit and could
-        // hold two shares of one key.
-        let asked = Set(request.addresses.compactMap { ServerAddress($0)?.description })
-        // No state yet (the first server of a new array): nothing to clash with.
-        let configured = (try? openState(.read).keyServers()) ?? []
-        if let twin = configured.first(where: { !asked.isDisjoint(with: $0.addresses.compactMap { ServerAddress($0)?.description }) }) {
-            throw ControlError(.badRequest, "\(twin.name) already has the address \(asked.intersection(twin.addresses).sorted().joined(separator: ", "))",
-                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST --cluster HOST2,HOST3`)",
-                               refusal: .duplicateAddress)
-        }
         let candidate = StoredKeyServer(providerID: 0, name: name, addresses: request.addresses.compactMap { ServerAddress($0)?.description },
                                         position: 0, certificatePath: request.certificatePath, privateKeyPath: request.privateKeyPath,
                                         caPath: request.caPath, verifyServerName: request.verifyServerName)
@@ -79,6 +63,92 @@ extension LockManager {
         let note = copies.isEmpty ? "nothing to copy: the array keeps no key on key servers yet"
             : "copied onto \(name), each proven by a Get: " + copies.map { "\($0.object.what) (\($0.detail))" }.joined(separator: "; ")
         audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS")); \(note)")
+        var report = try keyServerShow()
+        report.note = note
+        return report
+    }
+
+    /// The addresses and identity files a server is given, checked before it is tested: each
+    /// address HOST[:PORT], each file readable, and no address another configured server (other
+    /// than `except`) has — one server under two names would count twice against the four-server
+    /// limit and could hold two shares of one key.
+    private func checkServerSettings(addresses: [String], certificatePath: String, privateKeyPath: String, caPath: String,
+                                     except: String?) throws(ControlError) {
+        guard !addresses.isEmpty else { throw ControlError(.badRequest, "give the server's HOST[:PORT]") }
+        for text in addresses where ServerAddress(text) == nil {
+            throw ControlError(.badRequest, "'\(text)' is not HOST[:PORT]")
+        }
+        for (option, path) in [("--cert", certificatePath), ("--key", privateKeyPath), ("--ca", caPath)]
+            where !FileManager.default.isReadableFile(atPath: path) {
+            throw ControlError(.badRequest, "\(option) \(path): cannot read the file")
+        }
+        let asked = Set(addresses.compactMap { ServerAddress($0)?.description })
+        // No state yet (the first server of a new array): nothing to clash with.
+        let configured = ((try? openState(.read).keyServers()) ?? []).filter { $0.name != except }
+        if let twin = configured.first(where: { !asked.isDisjoint(with: $0.addresses.compactMap { ServerAddress($0)?.description }) }) {
+            throw ControlError(.badRequest, "\(twin.name) already has the address \(asked.intersection(twin.addresses).sorted().joined(separator: ", "))",
+                               fix: "a server is added once; give its other cluster members with it (`keyserver add HOST --cluster HOST2,HOST3`)",
+                               refusal: .duplicateAddress)
+        }
+    }
+
+    /// Changes a configured server's addresses or identity files (a renewed client certificate,
+    /// a new CA, a moved cluster): the server as it would be is tested first (TLS with the new
+    /// identity, authentication) and must still hold every object the array keeps there, found
+    /// by its recorded identifier; only then is the change kept.
+    public func keyServerModify(_ request: KeyServerModifyRequest) throws(ControlError) -> KeyServerReport {
+        guard !request.changesNothing else {
+            throw ControlError(.badRequest, "say what changes: --address/--cluster, --cert, --key, --ca or --verify-name")
+        }
+        let store = try openState(.write)
+        let current: StoredKeyServer
+        let objects: [KeyServerObject]
+        do {
+            let servers = try store.keyServers()
+            guard let found = servers.first(where: { $0.name == request.name }) else {
+                throw ControlError(.badRequest, "no key server named \(request.name)",
+                                   fix: servers.isEmpty ? "none is configured" : "one of: \(servers.map(\.name).joined(separator: ", "))")
+            }
+            current = found
+        } catch { throw ControlError(error) }
+        objects = try keys.objectsOnKeyServers(store)
+        var candidate = current
+        if let addresses = request.addresses { candidate.addresses = addresses.compactMap { ServerAddress($0)?.description } }
+        if let path = request.certificatePath { candidate.certificatePath = path }
+        if let path = request.privateKeyPath { candidate.privateKeyPath = path }
+        if let path = request.caPath { candidate.caPath = path }
+        if let verify = request.verifyServerName { candidate.verifyServerName = verify }
+        try checkServerSettings(addresses: request.addresses ?? current.addresses, certificatePath: candidate.certificatePath,
+                                privateKeyPath: candidate.privateKeyPath, caPath: candidate.caPath, except: current.name)
+        let tested = test(candidate)
+        if let error = tested.error {
+            throw ControlError(.unreachable, "\(current.name) as modified failed its test, so nothing was changed: \(error)",
+                               refusal: .keyServerTestFailed)
+        }
+        // The same server, seen through the new settings: everything it holds for the array is there.
+        guard let missing = keys.missingObjects(on: candidate, objects) else {
+            throw ControlError(.unreachable, "\(current.name) as modified could not be asked for the array's objects, so nothing was changed",
+                               refusal: .keyServerTestFailed)
+        }
+        guard missing.isEmpty else {
+            throw ControlError(.badRequest, "\(current.name) as modified does not hold \(missing.joined(separator: "; ")), so nothing was changed",
+                               fix: "check that the new addresses reach the same key server (cluster) and the new identity is the same client there",
+                               refusal: .keyServerTestFailed)
+        }
+        do { try store.updateKeyServer(candidate) } catch { throw ControlError(error) }
+        for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] where path != (role == "client" ? current.certificatePath : current.caPath) {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let records = ((try? Certificate.all(pem: text)) ?? []).map {
+                StoredCertificate(role: role, path: path, fingerprint: $0.fingerprint,
+                                  notAfter: $0.notAfter.map { Date(timeIntervalSince1970: Double($0)) })
+            }
+            try? store.recordCertificates(records, role: role, path: path)
+        }
+        let changed = [request.addresses.map { "addresses \($0.joined(separator: ", "))" }, request.certificatePath.map { "client certificate \($0)" },
+                       request.privateKeyPath.map { "private key \($0)" }, request.caPath.map { "CA \($0)" },
+                       request.verifyServerName.map { $0 ? "server name verified" : "server name not verified" }].compactMap { $0 }
+        let note = "\(current.name): \(changed.joined(separator: ", ")); tested (\(tested.tls ?? "TLS")) and holding the array's \(objects.count) object(s)"
+        audit(store, "keyserver modify", target: current.name, outcome: "done; \(note)")
         var report = try keyServerShow()
         report.note = note
         return report

@@ -375,6 +375,17 @@ public final class StateDatabase: StateStore {
         }
     }
 
+    /// Replaces a configured server's addresses and identity files (its name, position and the
+    /// objects it holds stay).
+    public func updateKeyServer(_ server: StoredKeyServer) throws(StateError) {
+        try write { db in
+            guard server.id != nil, try StoredKeyServer.filter(Column("name") == server.name).fetchCount(db) == 1 else {
+                throw StateError(.invalid, "no key server named \(server.name)")
+            }
+            try server.update(db)
+        }
+    }
+
     public func removeKeyServer(name: String) throws(StateError) {
         try write { db in
             try db.execute(sql: "DELETE FROM keyServer WHERE name = ?", arguments: [name])

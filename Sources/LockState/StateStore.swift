@@ -39,6 +39,7 @@ public protocol StateStore: Sendable {
     @discardableResult func addKeyServer(name: String, addresses: [String], certificatePath: String, privateKeyPath: String,
                                          caPath: String, verifyServerName: Bool, copies: [Int64: [String]],
                                          tokenCopies: [String]) throws(StateError) -> StoredKeyServer
+    func updateKeyServer(_ server: StoredKeyServer) throws(StateError)
     func removeKeyServer(name: String) throws(StateError)
     /// The kmip provider's threshold: k-of-n shares instead of full copies (nil: full copies).
     func keyShareThreshold() throws(StateError) -> Int?

@@ -374,7 +374,7 @@ struct Faults: AsyncParsableCommand {
 struct KeyServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyserver", abstract: "The array's KMIP key servers (at most four): add, remove, show, status, query.",
-        subcommands: [KeyServerAdd.self, KeyServerRemove.self, KeyServerShow.self, KeyServerStatus.self, KeyServerTest.self,
+        subcommands: [KeyServerAdd.self, KeyServerModify.self, KeyServerRemove.self, KeyServerShow.self, KeyServerStatus.self, KeyServerTest.self,
                       KeyServerQuery.self])
 }
 
@@ -402,6 +402,40 @@ struct KeyServerAdd: AsyncParsableCommand {
 /// Paths are kept in the state, so they are made absolute against the current directory.
 func absolute(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+struct KeyServerModify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modify",
+        abstract: "Change a key server's addresses or identity (a renewed certificate, a new CA), tested before anything is kept.",
+        discussion: """
+            The server as it would be is tested (TLS with the new identity, authentication) and must \
+            still hold every object the array keeps there; otherwise nothing changes.
+            """)
+    @OptionGroup var options: ManagerOptions
+    @Argument(help: "The server's name.") var name: String
+    @Option(help: "New HOST[:PORT] of the server (with --cluster, its whole cluster).") var address: String?
+    @Option(help: "New other members of its cluster, HOST[:PORT], comma separated (with --address).") var cluster: String?
+    @Option(help: "New client certificate (PEM).") var cert: String?
+    @Option(help: "New client private key (PEM); only its path is kept.") var key: String?
+    @Option(help: "New CA certificates that signed the server's certificate (PEM).") var ca: String?
+    @Option(help: "yes or no: check that the server's certificate names the host.") var verifyName: VerifyName?
+
+    enum VerifyName: String, ExpressibleByArgument { case yes, no }
+
+    func validate() throws {
+        if cluster != nil && address == nil { throw ValidationError("--cluster replaces the cluster with --address: give both") }
+    }
+
+    func run() async throws {
+        await reportingAsync {
+            let addresses = address.map { [$0] + (cluster.map { $0.split(separator: ",").map(String.init) } ?? []) }
+            let request = KeyServerModifyRequest(name: name, addresses: addresses, certificatePath: cert.map(absolute),
+                                                 privateKeyPath: key.map(absolute), caPath: ca.map(absolute),
+                                                 verifyServerName: verifyName.map { $0 == .yes })
+            try show(await options.perform(.keyServerModify(request)), json: options.json)
+        }
+    }
 }
 
 struct KeyServerRemove: AsyncParsableCommand {

@@ -132,6 +132,36 @@ struct KeyServiceTests {
         } throws: { ($0 as? ControlError)?.reason == Refusal.duplicateAddress.rawValue }
     }
 
+    @Test("keyserver modify keeps a change only after the server as modified passes its test and still holds the array's objects")
+    func modifyIsTestedFirst() async throws {
+        let kms = try InProcessKeyServers(count: 3)
+        let f = try LockManagerFixture(drives: 1, connector: kms)
+        try kms.add(to: f.manager, [0, 1])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")).allSucceeded)
+        // A renewed client certificate: tested, the key found there, kept.
+        let renewed = kms.root.appendingPathComponent("client-renewed.pem").path
+        try Data("renewed, not used in-process\n".utf8).write(to: URL(fileURLWithPath: renewed))
+        let modified = try f.manager.keyServerModify(KeyServerModifyRequest(name: "ks0", certificatePath: renewed))
+        #expect(modified.note?.contains("holding the array's 1 object(s)") == true, "\(String(describing: modified.note))")
+        let stored = try StateDatabase(directory: f.configuration.stateDirectory, access: .read)
+        #expect(try stored.keyServers().first { $0.name == "ks0" }?.certificatePath == renewed)
+        // Pointed at another server's address: refused as a duplicate.
+        #expect { try f.manager.keyServerModify(KeyServerModifyRequest(name: "ks0", addresses: [kms.address(1)])) } throws: {
+            ($0 as? ControlError)?.reason == Refusal.duplicateAddress.rawValue
+        }
+        // Pointed at a server that answers but lacks the array's key: refused, nothing changed.
+        #expect { try f.manager.keyServerModify(KeyServerModifyRequest(name: "ks0", addresses: [kms.address(2)])) } throws: {
+            ($0 as? ControlError)?.reason == Refusal.keyServerTestFailed.rawValue && "\($0)".contains("is missing there")
+        }
+        // Pointed at nothing: the test fails, nothing changed.
+        #expect { try f.manager.keyServerModify(KeyServerModifyRequest(name: "ks0", addresses: ["nowhere.in-process:5696"])) } throws: {
+            ($0 as? ControlError)?.code == .unreachable
+        }
+        #expect(try stored.keyServers().first { $0.name == "ks0" }?.addresses == [kms.address(0)])
+        try f.reboot()
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+    }
+
     @Test("with the AK kept locally, the only server holding the RDL token cannot be removed")
     func lastTokenHolderStays() async throws {
         let (f, _) = try await localArray(drives: 1, servers: 1)
