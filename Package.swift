@@ -82,7 +82,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/sedlock"),
         .executableTarget(name: "sedlockd", dependencies: [
-            "Failures", "ControlAPI", "ControlSocket", "LockManager", "LockState", "Systemd", "Platform", "Keys", "SecurityTransport",
+            "Failures", "CommandLineSupport", "ControlAPI", "ControlSocket", "LockManager", "LockState", "Systemd", "Platform", "Keys", "SecurityTransport",
             "SimulatorTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

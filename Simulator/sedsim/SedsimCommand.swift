@@ -11,6 +11,7 @@ struct Sedsim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sedsim",
         abstract: "Simulated Opal self-encrypting drives: create an array, serve it, power-cycle it, inspect it.",
+        version: SedlockVersion.number,
         subcommands: [Create.self, Serve.self, PowerCycle.self, HardwareReset.self, Status.self,
                       Write.self, Read.self, Fault.self, Devices.self, KMIPServerCommand.self, ApplianceCommand.self])
 

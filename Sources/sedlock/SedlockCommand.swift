@@ -13,6 +13,7 @@ struct Sedlock: AsyncParsableCommand {
         16 busy (another sedlock is changing the state), 17 outcome unknown (a change reached the drive \
         and its answer was lost).
         """,
+        version: SedlockVersion.number,
         subcommands: [ArraySetup.self, ArrayUnlock.self, ArrayLock.self, ArrayStatus.self, Rekey.self, ArrayCommand.self, EraseCommand.self, ReleaseCommand.self, Guard.self, Faults.self, KeyServerCommand.self,
                       KeysCommand.self, RecoverCommand.self, RDLCommand.self,
                       DriveCommand.self, KMIPCommand.self, CertCommand.self])

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import ControlAPI
 import ControlSocket
 import Foundation
@@ -17,6 +18,7 @@ struct Sedlockd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sedlockd",
         abstract: "The sedlock daemon: the array's lock manager behind a control socket, its monitors, and the boot unlock.",
+        version: SedlockVersion.number,
         subcommands: [Serve.self, BootUnlock.self, CheckConfig.self],
         defaultSubcommand: Serve.self)
 }

@@ -86,6 +86,16 @@ struct CommandLineTests {
         #expect(unknown.status == 64 && unknown.stderr.contains("lenient"))
     }
 
+    @Test("sedlock, sedlockd and sedsim print one version with --version")
+    func versions() throws {
+        let versions = try ["sedlock", "sedlockd", "sedsim"].map { tool -> String in
+            let result = try run(tool, ["--version"])
+            #expect(result.status == 0, "\(tool): \(result.stderr)")
+            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(Set(versions).count == 1 && versions[0].split(separator: ".").count == 3, "\(versions)")
+    }
+
     @Test("each kind of failure has its own exit status and a clear message")
     func exitStatuses() throws {
         let array = try ServedArray(extra: ["--try-limit", "2", "--lockout-status", "locked-out"])
