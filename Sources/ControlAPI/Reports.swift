@@ -323,3 +323,13 @@ public enum ControlResponse: Codable, Sendable, Hashable {
     case rdl(RDLReport)
     case failure(ControlError)
 }
+
+extension DriveOutcome.Result {
+    /// "keyUnavailable" → "key unavailable", for people (logs and the CLI; `rawValue` stays the
+    /// stable name in JSON and journal fields).
+    public var words: String {
+        rawValue.reduce(into: "") { text, c in
+            if c.isUppercase { text += " " + c.lowercased() } else { text.append(c) }
+        }
+    }
+}

@@ -246,7 +246,7 @@ extension LockManager {
         let ordered = change.drives.compactMap { change.outcomes[$0.address] }
         let allDone = !ordered.isEmpty && ordered.allSatisfy(\.succeeded)
         let audited = auditEntry(change.boot ? "unlock --boot" : operation, target: change.drives.map(\.address).joined(separator: " "),
-                                 outcome: allDone ? "done" : ordered.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+                                 outcome: allDone ? "done" : ordered.map { "\($0.address) \($0.result.words)" }.joined(separator: ", "))
         // Locked now on purpose, or unlocked: what sedlockd's drive monitor tells a relocked drive by.
         let reached: DriveOutcome.Result = locked ? .locked : .unlocked
         let marked = change.drives.filter { change.outcomes[$0.address]?.result == reached }.compactMap(\.id)
@@ -278,7 +278,7 @@ extension LockManager {
         if let bootID = change.bootID {
             let outcome: BootRecord.Outcome = report.allSucceeded ? .unlocked
                 : ordered.contains(where: { $0.result == .held }) ? .held : report.noneSucceeded ? .failed : .partial
-            let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.rawValue)" }.joined(separator: "; ")
+            let detail = ordered.filter { !$0.succeeded }.map { "\($0.address): \($0.result.words)" }.joined(separator: "; ")
             let seconds = Double(time.uptimeNanoseconds - began) / 1e9
             try? store.recordBoot(BootRecord(bootID: bootID, startedAt: time.wallTime, outcome: outcome, detail: detail, durationSeconds: seconds))
         } else if !change.locked, report.allSucceeded, let id = BootIdentity.read(configuration.bootIDPath),

@@ -758,11 +758,3 @@ extension ExitStatus {
     }
 }
 
-extension DriveOutcome.Result {
-    /// "keyUnavailable" → "key unavailable", for people.
-    var words: String {
-        rawValue.reduce(into: "") { text, c in
-            if c.isUppercase { text += " " + c.lowercased() } else { text.append(c) }
-        }
-    }
-}

@@ -126,7 +126,7 @@ struct BootVerdict {
             exitStatus = 0
         } else if unlocked > 0 {
             let others = Dictionary(grouping: report.drives.filter { $0.result != .unlocked }, by: \.result)
-                .map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
+                .map { "\($0.value.count) \($0.key.words)" }.sorted().joined(separator: ", ")
             status = "partial: unlocked \(unlocked)/\(total) drives (\(others))"
             exitStatus = 14
         } else if total > 0 && report.drives.allSatisfy({ keyless.contains($0.result) }) {

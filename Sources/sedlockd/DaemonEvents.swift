@@ -37,9 +37,9 @@ struct DaemonEvents: Sendable {
                 if let id { metadata["MESSAGE_ID"] = "\(id)" }
                 let detail = drive.detail.isEmpty ? "" : ": \(drive.detail)"
                 if drive.succeeded {
-                    logger.info("\(report.operation) \(drive.address): \(drive.result.rawValue)\(detail)", metadata: metadata)
+                    logger.info("\(report.operation) \(drive.address): \(drive.result.words)\(detail)", metadata: metadata)
                 } else {
-                    logger.error("\(report.operation) \(drive.address): \(drive.result.rawValue)\(detail)", metadata: metadata)
+                    logger.error("\(report.operation) \(drive.address): \(drive.result.words)\(detail)", metadata: metadata)
                 }
             }
             if let trips = report.keyServerRoundTrips {

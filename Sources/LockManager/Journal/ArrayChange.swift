@@ -37,7 +37,7 @@ extension LockManager {
         let report = try change.finish(ArrayReport(operation: change.operation, drives: outcomes))
         audit(store, change.operation, target: change.auditTarget ?? outcomes.map(\.address).joined(separator: " "),
               outcome: report.allSucceeded ? "done"
-                  : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.rawValue)" }.joined(separator: ", "))
+                  : "unfinished: " + outcomes.filter { !$0.succeeded }.map { "\($0.address) \($0.result.words)" }.joined(separator: ", "))
         return report
     }
 
