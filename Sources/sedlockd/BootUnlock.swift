@@ -67,6 +67,14 @@ struct BootUnlock: AsyncParsableCommand {
             }
             serviceManager.status(verdict.status)
             print(verdict.status)
+            // The summary itself, at the level its outcome deserves: a held boot leaves data unreadable.
+            let outcome = verdict.exitStatus == 0 ? "unlocked" : verdict.exitStatus == 14 ? "partial" : verdict.exitStatus == 15 ? "held" : "failed"
+            let summary: Logger.Metadata = ["MESSAGE_ID": "\(MessageID.bootSummary)", "RESULT": "\(outcome)"]
+            switch verdict.exitStatus {
+            case 0: logger.notice("boot unlock: \(verdict.status)", metadata: summary)
+            case 14, 15: logger.warning("boot unlock: \(verdict.status)", metadata: summary)
+            default: logger.error("boot unlock: \(verdict.status)", metadata: summary)
+            }
             if verdict.exitStatus != 0 { throw DaemonFailure(verdict.status, status: verdict.exitStatus) }
         }
     }

@@ -11,6 +11,10 @@ enum MessageID {
     static let faultRaised = "2de9924eb27a4dc49dfd0db495cfe24c"
     static let faultCleared = "5fa2bdf01fd84fada7f0f4a7d15d2a3c"
     static let started = "4fd27d883f64485bbb34333ed01599c9"
+    static let setUp = "9dbab587ef7e4e0dab4489765aeaabf5"
+    static let bootSummary = "4bd3632033eb46d28a6436b3bbd2a975"
+    /// Every ID, for the journal catalog (`systemd/sedlock.catalog` explains each).
+    static let all = [unlock, lock, rekey, guardTrip, faultRaised, faultCleared, started, setUp, bootSummary]
 }
 
 /// Turns answered requests and monitor findings into journal records with structured fields.
@@ -30,6 +34,7 @@ struct DaemonEvents: Sendable {
                 case .locked: MessageID.lock
                 case .rekeyed: MessageID.rekey
                 case .guarded: MessageID.guardTrip
+                case .setUp, .adopted: MessageID.setUp
                 default: nil
                 }
                 var metadata: Logger.Metadata = ["DRIVE": "\(drive.address)", "RESULT": "\(drive.result.rawValue)",

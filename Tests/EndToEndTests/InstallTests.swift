@@ -24,7 +24,8 @@ struct InstallTests {
         let manifest = try String(contentsOfFile: root + "/usr/share/sedlock/installed-files", encoding: .utf8)
             .split(separator: "\n").map(String.init)
         let expected = Self.tools.map { "/usr/bin/\($0)" } + Self.units.map { "/usr/lib/systemd/system/\($0)" }
-            + ["/usr/lib/sysusers.d/sedlock.conf", "/usr/lib/tmpfiles.d/sedlock.conf", "/usr/share/man/man8/sedlock.8",
+            + ["/usr/lib/sysusers.d/sedlock.conf", "/usr/lib/tmpfiles.d/sedlock.conf", "/usr/lib/systemd/catalog/sedlock.catalog",
+               "/usr/share/man/man8/sedlock.8",
                "/usr/share/man/man8/sedlockd.8", "/usr/share/man/man1/sedsim.1"]
             + Self.tools.map { "/usr/share/bash-completion/completions/\($0)" } + Self.tools.map { "/usr/share/zsh/vendor-completions/_\($0)" }
         #expect(Set(manifest) == Set(expected), "\(manifest)")
@@ -37,6 +38,16 @@ struct InstallTests {
         #expect(base.status == 0, "\(base.stderr)")
         let verify = try ProcessRunner.run("/usr/bin/systemd-analyze", ["verify", "--root=\(root)"] + Self.units.map { "/usr/lib/systemd/system/\($0)" })
         #expect(verify.status == 0 && verify.stderr.isEmpty && verify.output.isEmpty, "\(verify.output)\(verify.stderr)")
+
+        // The journal catalog compiles, and explains every MESSAGE_ID sedlockd logs.
+        let update = try ProcessRunner.run("/usr/bin/journalctl", ["--root=\(root)", "--update-catalog"])
+        #expect(update.status == 0, "\(update.stderr)")
+        let catalog = try ProcessRunner.run("/usr/bin/journalctl", ["--root=\(root)", "--list-catalog"])
+        let daemonSources = try String(contentsOfFile: packageRoot.appendingPathComponent("Sources/sedlockd/DaemonEvents.swift").path, encoding: .utf8)
+        let ids = daemonSources.matches(of: /static let \w+ = "([0-9a-f]{32})"/).map { String($0.1) }
+        #expect(ids.count >= 9)
+        for id in ids { #expect(catalog.output.contains(id), "the catalog lacks \(id)") }
+        try? FileManager.default.removeItem(atPath: root + "/var/lib/systemd/catalog/database")
 
         let uninstall = try script("install", ["--uninstall", "--prefix", "/usr"], environment: ["DESTDIR": root])
         #expect(uninstall.status == 0, "\(uninstall.stderr)")

@@ -73,6 +73,12 @@ struct SystemdTests {
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["ATTEMPTS"] as? String
         }
         #expect(attempts.count == 12 && attempts.allSatisfy { $0 == "0" }, "\(attempts)")
+        // One summary record, at warning (a held boot leaves the data unreadable), with its MESSAGE_ID.
+        let summaries = journal.output.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.filter { $0["MESSAGE_ID"] as? String == "4bd3632033eb46d28a6436b3bbd2a975" }
+        #expect(summaries.count == 1 && summaries.first?["PRIORITY"] as? String == "4" && summaries.first?["RESULT"] as? String == "held",
+                "\(summaries)")
         let sim = try ns.inside(["sedsim", "status", "/run/sedsim-array", "--json"])
         let drives = try JSONSerialization.jsonObject(with: sim.stdout) as? [[String: Any]]
         #expect(drives?.count == 12 && drives?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true)
