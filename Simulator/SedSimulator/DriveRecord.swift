@@ -123,6 +123,8 @@ struct DriveRecord: Codable, Sendable {
     var settings: DriveSettings
     var sid: CredentialRecord
     var psid: CredentialRecord
+    /// Whether SID's PIN differs from the MSID now (Block SID's SID Value State). The stored
+    /// name is kept for drive files written before it followed the PIN back to the MSID.
     var sidEverChanged = false
     var lockingLifeCycle: LifeCycleState = .manufacturedInactive
     /// Locking SP Admin1...AdminN then User1...UserN.

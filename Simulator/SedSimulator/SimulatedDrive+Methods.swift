@@ -238,7 +238,9 @@ extension SimulatedDrive {
         }
         guard let pin = columns[Column.CPin.pin]?.bytesValue, pin.count <= 32 else { return .fail(.invalidParameter) }
         do { try setPIN(.sid, pin: pin, lockingKey: nil) } catch { return .fail(.tperMalfunction) }
-        record.sidEverChanged = true
+        // Block SID's SID Value State and "owned" follow the PIN itself: set back to the MSID, the
+        // drive reads as unowned again (TCG Storage Feature Set: Block SID Authentication §4.1.1).
+        record.sidEverChanged = pin != Array(record.identity.msid.utf8)
         // Activate later in this session must hand Admin1 SID's *current* PIN, not the one the
         // session was opened with (often the MSID, which Anybody can read).
         session.presentedPINs[.sid] = pin

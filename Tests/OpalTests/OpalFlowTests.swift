@@ -140,6 +140,21 @@ struct OpalFlowTests {
         try fresh.takeOwnership(newSIDPIN: secret("second-owner"))
     }
 
+    @Test("Block SID's SID Value State follows the SID PIN: 1 while it differs from the MSID, 0 once it is set back")
+    func sidValueStateFollowsThePIN() throws {
+        let fixture = try ArrayFixture()
+        let opal = try OpalDrive(transport: fixture.transport(), timeout: 5)
+        let msid = try opal.readMSID()
+        try opal.takeOwnership(newSIDPIN: secret("owner-pin"))
+        #expect(try OpalDrive.readDiscovery(fixture.transport()).blockSID?.sidValueState == true)
+        #expect(fixture.array.drives[0].statusReport(index: 0).owned)
+        // Given up (TCGstorageAPI's giveupownership): SID is the MSID again.
+        try opal.setPIN(of: .sid, newPIN: msid, authorizer: .sid, authorizerPIN: secret("owner-pin"))
+        #expect(try OpalDrive.readDiscovery(fixture.transport()).blockSID?.sidValueState == false)
+        #expect(!fixture.array.drives[0].statusReport(index: 0).owned)
+        try opal.takeOwnership(newSIDPIN: secret("owner-again"))
+    }
+
     @Test("RevertSP keeps the global range's data only when it is not read- and write-locked")
     func revertSPKeepData() throws {
         let fixture = try ArrayFixture()
