@@ -17,9 +17,13 @@ enum DriveCrypto {
 
     /// The cache key of a stretch: the salt and the PIN's SHA-256 (never the PIN itself).
     static func stretchKey(pin: [UInt8], salt: [UInt8]) -> Data {
+        Data(salt + sha256(pin))
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
-        _ = pin.withUnsafeBufferPointer { SHA256($0.baseAddress, pin.count, &digest) }
-        return Data(salt + digest)
+        _ = bytes.withUnsafeBufferPointer { SHA256($0.baseAddress, bytes.count, &digest) }
+        return digest
     }
 
     /// 64 bytes: a 32-byte verifier (compared to authenticate) and a 32-byte key-encryption key.

@@ -10,6 +10,7 @@ public enum Attribute: Hashable, Sendable {
     case uniqueIdentifier(String)
     case initialDate(Int64)
     case activationDate(Int64)
+    case lastChangeDate(Int64)
     /// KMIP 1.4+: the object may not be exported in clear (a server's default is false).
     case sensitive(Bool)
     /// Anything else the server reports, kept as its 1.x name and raw value.
@@ -28,6 +29,7 @@ public enum Attribute: Hashable, Sendable {
         case .uniqueIdentifier: return "Unique Identifier"
         case .initialDate: return "Initial Date"
         case .activationDate: return "Activation Date"
+        case .lastChangeDate: return "Last Change Date"
         case .sensitive: return "Sensitive"
         case .other(let name, _): return name
         }
@@ -38,6 +40,7 @@ public enum Attribute: Hashable, Sendable {
         "Cryptographic Algorithm": .cryptographicAlgorithm, "Cryptographic Length": .cryptographicLength,
         "Cryptographic Usage Mask": .cryptographicUsageMask, "Unique Identifier": .uniqueIdentifier,
         "Initial Date": .initialDate, "Activation Date": .activationDate, "Sensitive": .sensitive,
+        "Last Change Date": .lastChangeDate, "Digest": .digest,
     ]
 
     /// The value item, tagged as 2.0 tags it (1.x wraps it in Attribute Value).
@@ -50,7 +53,7 @@ public enum Attribute: Hashable, Sendable {
         case .state(let v): return .enumeration(tag, v.rawValue)
         case .cryptographicAlgorithm(let v): return .enumeration(tag, v)
         case .cryptographicLength(let v), .cryptographicUsageMask(let v): return .integer(tag, v)
-        case .initialDate(let v), .activationDate(let v): return TTLV(tag, .dateTime(v))
+        case .initialDate(let v), .activationDate(let v), .lastChangeDate(let v): return TTLV(tag, .dateTime(v))
         case .sensitive(let v): return .boolean(tag, v)
         case .other(_, let value): return TTLV(tag, value.value)
         }
@@ -113,6 +116,8 @@ public enum Attribute: Hashable, Sendable {
             if let v = value.dateTimeValue { self = .initialDate(v); return }
         case "Activation Date":
             if let v = value.dateTimeValue { self = .activationDate(v); return }
+        case "Last Change Date":
+            if let v = value.dateTimeValue { self = .lastChangeDate(v); return }
         case "Sensitive":
             if case .boolean(let v) = value.value { self = .sensitive(v); return }
         default: break

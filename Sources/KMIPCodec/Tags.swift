@@ -18,6 +18,10 @@ extension Tag {
     public static let sensitive = Tag(0x42_0120)
     public static let keyBlock = Tag(0x42_0040)
     public static let keyFormatType = Tag(0x42_0042)
+    public static let lastChangeDate = Tag(0x42_0048)
+    public static let digest = Tag(0x42_0034)
+    public static let digestValue = Tag(0x42_0035)
+    public static let hashingAlgorithm = Tag(0x42_0038)
     public static let keyMaterial = Tag(0x42_0043)
     public static let keyValue = Tag(0x42_0045)
     public static let keyWrappingData = Tag(0x42_0046)
@@ -205,6 +209,7 @@ public enum KMIPConstant {
     public static let secretDataTypePassword: UInt32 = 1
     public static let keyFormatRaw: UInt32 = 1
     public static let keyFormatOpaque: UInt32 = 2
+    public static let hashingAlgorithmSHA256: UInt32 = 6
     public static let algorithmAES: UInt32 = 3
     public static let usageEncrypt: Int32 = 0x04
     public static let usageDecrypt: Int32 = 0x08

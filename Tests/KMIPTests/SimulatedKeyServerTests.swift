@@ -296,7 +296,10 @@ extension SimulatedKeyServerTests {
         for (field, pykmipValue) in theirs {
             let mine = ours[field]
             let value = Self.withoutOperationPolicy(field, pykmipValue)
-            if let text = value as? String, text.hasPrefix("KmipOperationFailure") {
+            if field == "attributeList", let theirs = value as? [String] {
+                // The OASIS mandatory cases expect Digest and Last Change Date, which PyKMIP's server does not keep.
+                #expect(Set(mine as? [String] ?? []) == Set(theirs).union(["Digest", "Last Change Date"]), "\(String(describing: mine))")
+            } else if let text = value as? String, text.hasPrefix("KmipOperationFailure") {
                 #expect((mine as? String)?.hasPrefix("KmipOperationFailure") == true, "\(field): \(String(describing: mine)) vs \(text)")
             } else {
                 #expect(NSDictionary(dictionary: [field: mine ?? NSNull()]) == NSDictionary(dictionary: [field: value]),

@@ -101,7 +101,7 @@ public struct KeyServerEngine: Sendable {
                     block.append(.enumeration(.secretDataType, object.secretDataType ?? KMIPConstant.secretDataTypePassword))
                 }
                 var keyBlockItems: [TTLV] = [
-                    .enumeration(.keyFormatType, object.type == ObjectType.secretData.rawValue ? KMIPConstant.keyFormatOpaque : KMIPConstant.keyFormatRaw),
+                    .enumeration(.keyFormatType, Self.keyFormat(of: object)),
                     .structure(.keyValue, [.bytes(.keyMaterial, Array(object.material))]),
                 ]
                 if object.type == ObjectType.symmetricKey.rawValue {
@@ -231,11 +231,13 @@ public struct KeyServerEngine: Sendable {
                 throw Failure(reason: .missingData, message: "Register needs the object with its key material")
             }
             object.secretDataType = body.child(.secretDataType)?.enumerationValue
+            object.keyFormatType = body.child(.keyBlock)?.child(.keyFormatType)?.enumerationValue
             object.material = Data(material)
             // A key block that names its algorithm and length counts where the attributes did not.
             if object.algorithm == nil { object.algorithm = body.child(.keyBlock)?.child(.cryptographicAlgorithm)?.enumerationValue }
             if object.length == nil, let bits = body.child(.keyBlock)?.child(.cryptographicLength)?.integerValue { object.length = bits }
         }
+        object.lastChangeDate = object.initialDate
         let id = try store.withDatabase { db -> String in
             object.id = String(db.nextID)
             db.nextID += 1
@@ -276,10 +278,17 @@ public struct KeyServerEngine: Sendable {
             }
             switch operation {
             case .addAttribute:
-                guard let new, let value = text(new) else { throw Failure(reason: .invalidField, message: "AddAttribute needs a Name or Object Group") }
+                guard let new else { throw Failure(reason: .invalidField, message: "AddAttribute needs the attribute") }
+                guard let value = text(new) else {
+                    throw Failure(reason: .permissionDenied, message: "\(new.attributeName) is set by the server and cannot be added")
+                }
                 try apply({ $0.append(value) }, to: new.attributeName)
             case .modifyAttribute:
-                guard let new, let value = text(new) else { throw Failure(reason: .invalidField, message: "ModifyAttribute needs a Name or Object Group") }
+                guard let new else { throw Failure(reason: .invalidField, message: "ModifyAttribute needs the attribute") }
+                // A read-only attribute (State, the dates, the algorithm) is refused as KMIP says: Permission Denied.
+                guard let value = text(new) else {
+                    throw Failure(reason: .permissionDenied, message: "\(new.attributeName) is read-only")
+                }
                 try apply({ list in
                     if let current, let old = text(current) {
                         guard let i = list.firstIndex(of: old) else { throw Failure(reason: .itemNotFound, message: "no such current value") }
@@ -327,6 +336,9 @@ public struct KeyServerEngine: Sendable {
             }
             guard db.objects[i].owner == identity else { throw Failure(reason: .permissionDenied, message: "Not allowed to access object \(Self.echo(id))") }
             try change(&db.objects[i])
+            // Every change moves the Last Change Date, by at least a second (its resolution).
+            let previous = db.objects[i].lastChangeDate ?? db.objects[i].initialDate
+            db.objects[i].lastChangeDate = max(Int64(Date().timeIntervalSince1970), previous + 1)
         }
         return [.text(.uniqueIdentifier, id)]
     }
@@ -342,8 +354,21 @@ public struct KeyServerEngine: Sendable {
         if let m = object.usageMask { out.append(.cryptographicUsageMask(m)) }
         out.append(.initialDate(object.initialDate))
         if let d = object.activationDate { out.append(.activationDate(d)) }
+        out.append(.lastChangeDate(object.lastChangeDate ?? object.initialDate))
+        if !object.material.isEmpty {
+            out.append(.other(name: "Digest", value: .structure(.digest, [
+                .enumeration(.hashingAlgorithm, KMIPConstant.hashingAlgorithmSHA256),
+                .bytes(.digestValue, DriveCrypto.sha256(Array(object.material))),
+                .enumeration(.keyFormatType, keyFormat(of: object)),
+            ])))
+        }
         if version >= .v1_4 { out.append(.sensitive(object.sensitive ?? false)) }
         return out
+    }
+
+    /// The Key Format Type the object is returned in: as registered, else Opaque for SecretData, Raw for keys.
+    static func keyFormat(of object: KeyServerObject) -> UInt32 {
+        object.keyFormatType ?? (object.type == ObjectType.secretData.rawValue ? KMIPConstant.keyFormatOpaque : KMIPConstant.keyFormatRaw)
     }
 
     static func matches(_ object: KeyServerObject, _ filters: [Attribute]) -> Bool {

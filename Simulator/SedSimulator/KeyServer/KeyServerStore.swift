@@ -22,6 +22,10 @@ struct KeyServerObject: Codable, Sendable {
     var activationDate: Int64?
     /// KMIP 1.4 Sensitive; nil (objects stored before it was kept) reads as false.
     var sensitive: Bool?
+    /// When any attribute or the state last changed (nil in stores written before: the Initial Date).
+    var lastChangeDate: Int64?
+    /// The Key Format Type the key was registered with (nil: Opaque for SecretData, Raw otherwise).
+    var keyFormatType: UInt32?
 }
 
 struct KeyServerDatabase: Codable, Sendable {

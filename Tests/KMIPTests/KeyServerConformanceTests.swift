@@ -1,0 +1,80 @@
+import Foundation
+import Keys
+import KMIP
+import KMIPCodec
+import KMIPTestSupport
+import Testing
+
+/// The simulated key server against the OASIS mandatory test cases' expectations (facts from the
+/// KMIP 1.4 and 2.0 specifications, written here as our own tests), through its own request path.
+@Suite("Simulated key server: KMIP conformance")
+struct KeyServerConformanceTests {
+    final class Server {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kms-conf-\(UUID().uuidString.prefix(8))")
+        init() throws { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
+        deinit { try? FileManager.default.removeItem(at: directory) }
+        var exchange: InProcessKeyServer { InProcessKeyServer(directory: directory, identity: "conformance", port: 5696) }
+        func client(_ version: ProtocolVersion) -> KMIPClient { KMIPClient(connection: exchange, version: version) }
+
+        /// One operation, answered as the server answers it (failures included).
+        func send(_ operation: KMIPCodec.Operation, _ payload: [TTLV], version: ProtocolVersion) throws -> ResponseBatchItem {
+            let response = try exchange.send(RequestMessage(version: version, items: [RequestBatchItem(operation, payload: payload)]),
+                                             deadline: .after(seconds: 5))
+            return try #require(response.items.first)
+        }
+    }
+
+    @Test("GetAttributes carries Digest (SHA-256 of the key) and a Last Change Date that moves with every change",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func digestAndLastChangeDate(version: ProtocolVersion) throws {
+        let server = try Server()
+        let client = server.client(version)
+        let material: [UInt8] = Array(repeating: 0x5A, count: 32)
+        let id = try client.registerSecret(Secret(material), attributes: [.name("conformance-key")])
+        let before = try client.getAttributes(id)
+        let digest = try #require(before.first { $0.attributeName == "Digest" })
+        guard case .other(_, let value) = digest else { Issue.record("Digest is not a structure: \(digest)"); return }
+        #expect(value.child(.hashingAlgorithm)?.enumerationValue == KMIPConstant.hashingAlgorithmSHA256)
+        #expect(value.child(.digestValue)?.bytesValue?.count == 32)
+        func lastChange(_ attributes: [Attribute]) -> Int64? {
+            attributes.compactMap { if case .lastChangeDate(let v) = $0 { return v } else { return nil } }.first
+        }
+        let first = try #require(lastChange(before))
+        try client.addAttribute(id, .objectGroup("moved"))
+        let second = try #require(lastChange(try client.getAttributes(id)))
+        try client.activate(id)
+        let third = try #require(lastChange(try client.getAttributes(id)))
+        #expect(first < second && second < third, "\(first) \(second) \(third)")
+    }
+
+    @Test("ModifyAttribute of a read-only attribute answers Permission Denied, and changes nothing", arguments: [ProtocolVersion.v1_4, .v2_0])
+    func readOnlyAttributes(version: ProtocolVersion) throws {
+        let server = try Server()
+        let client = server.client(version)
+        let id = try client.registerSecret(Secret(Array(repeating: 1, count: 32)), attributes: [.name("ro")])
+        do {
+            try client.modifyAttribute(id, current: .cryptographicUsageMask(12), new: .cryptographicUsageMask(4))
+            Issue.record("a read-only attribute was modified")
+        } catch {
+            #expect(error.resultReason == .permissionDenied, "\(error)")
+        }
+        #expect(try client.getAttributes(id, names: ["Cryptographic Usage Mask"]) == [.cryptographicUsageMask(12)])
+    }
+
+    @Test("SecretData keeps the Key Format Type it was registered with: Raw in, Raw out")
+    func secretDataKeepsItsFormat() throws {
+        let server = try Server()
+        let object: TTLV = .structure(.secretData, [
+            .enumeration(.secretDataType, KMIPConstant.secretDataTypePassword),
+            .structure(.keyBlock, [
+                .enumeration(.keyFormatType, KMIPConstant.keyFormatRaw),
+                .structure(.keyValue, [.bytes(.keyMaterial, Array(repeating: 7, count: 16))]),
+            ]),
+        ])
+        let registered = try server.send(.register, [.enumeration(.objectType, ObjectType.secretData.rawValue),
+                                                     Attribute.container([], version: .v1_4), object], version: .v1_4)
+        let id = try #require(registered.payload?.child(.uniqueIdentifier)?.textValue, "\(registered)")
+        let got = try server.send(.get, [.text(.uniqueIdentifier, id)], version: .v1_4)
+        #expect(got.payload?.child(.secretData)?.child(.keyBlock)?.child(.keyFormatType)?.enumerationValue == KMIPConstant.keyFormatRaw)
+    }
+}
