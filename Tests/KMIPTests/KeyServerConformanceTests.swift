@@ -78,3 +78,17 @@ struct KeyServerConformanceTests {
         #expect(got.payload?.child(.secretData)?.child(.keyBlock)?.child(.keyFormatType)?.enumerationValue == KMIPConstant.keyFormatRaw)
     }
 }
+
+extension KeyServerConformanceTests {
+    @Test("KMIP 2.0 GetAttributes naming an attribute the object lacks (Deactivation Date) answers the others")
+    func absentAttributeAnswersTheRest() throws {
+        let server = try Server()
+        let id = try server.client(.v2_0).registerSecret(Secret(Array(repeating: 3, count: 32)), attributes: [.name("partial")])
+        let deactivationDate: UInt32 = 0x42_002F
+        let answer = try server.send(.getAttributes, [.text(.uniqueIdentifier, id), .enumeration(.attributeReference, deactivationDate),
+                                                      Attribute.reference(named: "Name")], version: .v2_0)
+        #expect(answer.resultStatus == .success, "\(answer)")
+        let attributes = answer.payload.map { Attribute.parse(from: $0) } ?? []
+        #expect(attributes == [.name("partial")], "\(attributes)")
+    }
+}

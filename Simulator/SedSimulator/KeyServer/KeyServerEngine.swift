@@ -121,10 +121,13 @@ public struct KeyServerEngine: Sendable {
                 if let name = item.textValue { wanted.append(name) }
             }
             for reference in request.all(.attributeReference) {
-                guard let name = Attribute.name(referencedBy: reference) else {
-                    throw Failure(reason: .invalidField, message: "an Attribute Reference names no attribute this server knows")
+                if let name = Attribute.name(referencedBy: reference) {
+                    wanted.append(name)
+                } else if reference.enumerationValue == nil {
+                    throw Failure(reason: .invalidField, message: "an Attribute Reference must be a tag or carry an Attribute Name")
                 }
-                wanted.append(name)
+                // A standard attribute by a tag this server never sets (Deactivation Date before any
+                // deactivation): the object lacks it, and the others asked for are still answered.
             }
             return try withOwned(request, identity) { object in
                 var attributes = Self.attributes(of: object, version: version)
