@@ -146,7 +146,9 @@ extension LockManager {
                                      serial: probe.serial, addedAt: time.wallTime)
             if probe.owned == true, let adoption {
                 let salted = PinDerivation(rawValue: adoption.derivation)?.isSalted == true
-                record.adoptedFrom = adoption.derivation + (salted ? ", salt: \(adoption.salt ?? SerialSalt.reported.rawValue)" : "")
+                let interface = DeviceIdentity.Interface(rawValue: probe.bus) ?? .simulated
+                record.adoptedFrom = adoption.derivation
+                    + (salted ? ", salt: \(adoption.salt ?? SerialSalt.sedutilDefault(for: interface).rawValue)" : "")
             }
             return record
         }
@@ -158,7 +160,8 @@ extension LockManager {
     static func saltProblem(_ adoption: SetupRequest.Adoption, probe: SetupProbe) -> String? {
         guard PinDerivation(rawValue: adoption.derivation)?.isSalted == true,
               let interface = DeviceIdentity.Interface(rawValue: probe.bus) else { return nil }
-        let candidates = SerialSalt.distinctCandidates(serialNumberField: probe.serialField, interface: interface)
+        let candidates = SerialSalt.distinctCandidates(serialNumberField: probe.serialField, vendorIdentification: probe.vendorField,
+                                                       interface: interface)
         if let named = adoption.salt.flatMap(SerialSalt.init(rawValue:)) {
             guard SerialSalt.applicable(to: interface).contains(named) else {
                 return "no sedutil build salts with '\(named.rawValue)' on a \(interface.rawValue) drive; it can be "
@@ -166,7 +169,8 @@ extension LockManager {
             }
             return nil
         }
-        guard candidates.count > 1 else { return nil }
+        // On SAS every sedutil release in use salts with the vendor identification: taken as given.
+        guard candidates.count > 1, interface != .sas else { return nil }
         return "its serial gives \(candidates.count) different salts depending on the sedutil build ("
             + candidates.map(\.rawValue).joined(separator: ", ")
             + "); name the one with --pin-salt (nothing was tried: each wrong one would cost a try)"
@@ -179,6 +183,7 @@ extension LockManager {
         var model = ""
         var serial = ""
         var serialField: [UInt8] = []
+        var vendorField: [UInt8] = []
         var owned: Bool?
         var error: String?
     }
@@ -202,6 +207,7 @@ extension LockManager {
                             p.model = id.model
                             p.serial = id.serialNumber
                             p.serialField = id.serialNumberField
+                            p.vendorField = id.vendorIdentification ?? []
                             p.owned = try OpalDrive.readDiscovery(opal.transport).blockSID?.sidValueState
                             return p
                         }
@@ -238,9 +244,10 @@ extension LockManager {
                     return .run(drive) { opal in
                         var adoptionPIN: Secret?
                         if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
-                            let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:)) ?? .reported
+                            let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:))
+                                ?? .sedutilDefault(for: opal.identity.interface)
                             adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
-                                                              salt: salt)
+                                                              vendorIdentification: opal.identity.vendorIdentification ?? [], salt: salt)
                         }
                         let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
                         return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,

@@ -24,7 +24,8 @@ public enum PinDerivation: String, Sendable, CaseIterable, Codable {
 
     /// Derives the PIN. `serialNumberField` is the drive's serial exactly as reported; `salt`
     /// says which bytes of it the sedutil build that set the password used.
-    public func pin(from password: Secret, serialNumberField: [UInt8], salt: SerialSalt = .reported) throws(Failure) -> Secret {
+    public func pin(from password: Secret, serialNumberField: [UInt8], vendorIdentification: [UInt8] = [],
+                    salt: SerialSalt = .reported) throws(Failure) -> Secret {
         switch self {
         case .raw:
             guard password.count <= Self.maximumPinLength else {
@@ -33,7 +34,7 @@ public enum PinDerivation: String, Sendable, CaseIterable, Codable {
             guard password.count > 0 else { throw Failure(description: "the PIN is empty") }
             return password
         case .sedutilSHA1, .sedutilSHA512:
-            let salt = salt.bytes(serialNumberField: serialNumberField)
+            let salt = salt.bytes(serialNumberField: serialNumberField, vendorIdentification: vendorIdentification)
             let digest: KeyDerivation.Digest = self == .sedutilSHA1 ? .sha1 : .sha512
             let iterations = self == .sedutilSHA1 ? 75_000 : 500_000
             do {
@@ -62,18 +63,26 @@ public enum SerialSalt: String, Sendable, CaseIterable, Codable {
     /// SAS only: the serial left-aligned in 20 bytes padded with NULs (builds that took it from
     /// the INQUIRY data into a zeroed buffer).
     case nulPadded = "nul-padded"
+    /// SAS only: the INQUIRY vendor identification (8 bytes as reported) NUL-padded to 20 —
+    /// what sedutil 1.20.0 and master take for the serial on SAS, and so the default there.
+    case sasVendor = "sas-vendor"
 
     /// The variants that a sedutil build can have used on a drive of this bus.
     public static func applicable(to interface: DeviceIdentity.Interface) -> [SerialSalt] {
         switch interface {
         case .sata: return [.reported, .ataUnswapped, .trimmed]
-        case .sas: return [.reported, .trimmed, .nulPadded]
+        case .sas: return [.sasVendor, .reported, .trimmed, .nulPadded]
         case .nvme, .simulated: return [.reported, .trimmed]
         }
     }
 
-    /// The salt bytes for a serial field as reported.
-    public func bytes(serialNumberField: [UInt8]) -> [UInt8] {
+    /// What sedutil itself salts with on this bus, when nobody names a variant.
+    public static func sedutilDefault(for interface: DeviceIdentity.Interface) -> SerialSalt {
+        interface == .sas ? .sasVendor : .reported
+    }
+
+    /// The salt bytes for a serial field (and, on SAS, a vendor identification) as reported.
+    public func bytes(serialNumberField: [UInt8], vendorIdentification: [UInt8] = []) -> [UInt8] {
         var padded = Array(serialNumberField.prefix(20))
         while padded.count < 20 { padded.append(0x20) }
         let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x00 }
@@ -93,16 +102,21 @@ public enum SerialSalt: String, Sendable, CaseIterable, Codable {
             var bytes = SerialSalt.trimmed.bytes(serialNumberField: serialNumberField)
             while bytes.count < 20 { bytes.append(0x00) }
             return bytes
+        case .sasVendor:
+            var bytes = Array(vendorIdentification.prefix(8))
+            while bytes.count < 20 { bytes.append(0x00) }
+            return bytes
         }
     }
 
     /// The variants applicable to a drive that give bytes different from each other: adoption
     /// must be told which one when there is more than one.
-    public static func distinctCandidates(serialNumberField: [UInt8], interface: DeviceIdentity.Interface) -> [SerialSalt] {
+    public static func distinctCandidates(serialNumberField: [UInt8], vendorIdentification: [UInt8] = [],
+                                          interface: DeviceIdentity.Interface) -> [SerialSalt] {
         var seen: [[UInt8]] = []
         var out: [SerialSalt] = []
         for salt in applicable(to: interface) {
-            let bytes = salt.bytes(serialNumberField: serialNumberField)
+            let bytes = salt.bytes(serialNumberField: serialNumberField, vendorIdentification: vendorIdentification)
             if !seen.contains(bytes) { seen.append(bytes); out.append(salt) }
         }
         return out

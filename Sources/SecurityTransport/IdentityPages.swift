@@ -7,12 +7,14 @@ public enum IdentityPages {
         public var vendor: String
         public var product: String
         public var revision: String
+        /// The 8-byte vendor identification exactly as reported (space padded).
+        public var vendorField: [UInt8] = []
     }
 
     public static func standardInquiry(_ data: [UInt8]) -> Inquiry? {
         guard data.count >= 36 else { return nil }
         return Inquiry(peripheralDeviceType: data[0] & 0x1F, vendor: text(data[8..<16]), product: text(data[16..<32]),
-                       revision: text(data[32..<36]))
+                       revision: text(data[32..<36]), vendorField: Array(data[8..<16]))
     }
 
     /// The body of a VPD page after checking its page code and length.

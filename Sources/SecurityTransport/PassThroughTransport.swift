@@ -161,7 +161,7 @@ public final class PassThroughTransport: SecurityTransport {
         let model = [standard.vendor, standard.product].filter { !$0.isEmpty }.joined(separator: " ")
         return DeviceIdentity(interface: standard.vendor == "ATA" ? .sata : .sas, model: model, serialNumberField: serial ?? [],
                               firmware: standard.revision, wwn: wwn, blockSize: capacity?.blockSize ?? 512,
-                              blockCount: capacity?.blockCount ?? 0)
+                              blockCount: capacity?.blockCount ?? 0, vendorIdentification: standard.vendorField)
     }
 
     /// SCSI SECURITY PROTOCOL IN first (SAS, and SATA the SAT layer translates); for SATA that

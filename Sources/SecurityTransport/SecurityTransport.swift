@@ -28,9 +28,12 @@ public struct DeviceIdentity: Sendable, Hashable, Codable {
     public var wwn: UInt64?
     public var blockSize: Int
     public var blockCount: UInt64
+    /// SAS: the INQUIRY vendor identification as reported (8 bytes), which sedutil salts with there.
+    public var vendorIdentification: [UInt8]?
 
     public init(interface: Interface, model: String, serialNumberField: [UInt8], firmware: String, wwn: UInt64?,
-                blockSize: Int, blockCount: UInt64) {
+                blockSize: Int, blockCount: UInt64, vendorIdentification: [UInt8]? = nil) {
+        self.vendorIdentification = vendorIdentification
         self.interface = interface
         self.model = model
         self.serialNumberField = serialNumberField

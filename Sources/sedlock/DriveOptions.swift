@@ -38,13 +38,15 @@ struct DeviceOptions: ParsableArguments {
 struct DerivationOptions: ParsableArguments {
     @Option(help: "How a password becomes the PIN: raw, sedutil-sha1, sedutil-sha512.")
     var pinDerivation: PinDerivation = .raw
-    @Option(help: "For sedutil derivations, the serial bytes salted: reported (sedutil 1.15+), ata-unswapped, trimmed, nul-padded.")
-    var pinSalt: SerialSalt = .reported
+    @Option(help: "For sedutil derivations, the bytes salted: reported (sedutil 1.15+), ata-unswapped, trimmed, nul-padded, sas-vendor (default on SAS, as sedutil 1.20 does; reported elsewhere).")
+    var pinSalt: SerialSalt?
 
     func pin(_ path: String, option: String, for drive: OpalDrive) throws -> Secret {
         let password = try PinFile.read(path, option: option)
         do {
-            return try pinDerivation.pin(from: password, serialNumberField: drive.identity.serialNumberField, salt: pinSalt)
+            return try pinDerivation.pin(from: password, serialNumberField: drive.identity.serialNumberField,
+                                         vendorIdentification: drive.identity.vendorIdentification ?? [],
+                                         salt: pinSalt ?? .sedutilDefault(for: drive.identity.interface))
         } catch {
             throw CommandFailure("\(option): \(error.description)", .badArguments)
         }
@@ -77,9 +79,10 @@ struct AdoptionDerivation: ParsableArguments {
     @Option(help: "How the adopted password became the PIN: raw, sedutil-sha1, sedutil-sha512.")
     var pinDerivation: PinDerivation = .raw
     @Option(help: """
-        For sedutil derivations, the serial bytes the sedutil build salted with: reported (DTA sedutil 1.15+), \
-        ata-unswapped, trimmed (udev's serial), nul-padded (SAS). Needed when they differ for a drive: \
-        nothing is tried until it is known.
+        For sedutil derivations, the bytes the sedutil build salted with: reported (DTA sedutil 1.15+), \
+        ata-unswapped, trimmed (udev's serial), nul-padded (SAS), sas-vendor (SAS: the INQUIRY vendor \
+        identification, as sedutil 1.20 and master salt there, and the default on SAS). Needed when they \
+        differ for a drive elsewhere: nothing is tried until it is known.
         """)
     var pinSalt: SerialSalt?
 

@@ -242,7 +242,7 @@ struct KMIPAttributes: ParsableCommand {
                 case .state(let s): value = s.name
                 case .cryptographicAlgorithm(let v): value = "\(v)"
                 case .cryptographicLength(let v), .cryptographicUsageMask(let v): value = "\(v)"
-                case .initialDate(let v), .activationDate(let v): value = "\(Date(timeIntervalSince1970: Double(v)))"
+                case .initialDate(let v), .activationDate(let v), .lastChangeDate(let v): value = "\(Date(timeIntervalSince1970: Double(v)))"
                 case .sensitive(let v): value = v ? "true" : "false"
                 case .other: value = "(not shown)"
                 }

@@ -95,6 +95,31 @@ struct ArrayCommandTests {
         #expect(!status.output.contains("LOCKED"))
     }
 
+    @Test("a SAS drive set up by the sedutil-style host (sedutil 1.20's salt: the INQUIRY vendor identification NUL-padded): setup adopts it by default, no try wasted")
+    func adoptSedutilSASDrive() throws {
+        let array = try ServedArray(drives: 1, extra: ["--kind", "sas"])
+        let nodes = ["/dev/sdsim190"]
+        let environment = array.preloadEnvironment(nodes)
+        let password = try pinFile("sedutil sas password")
+        let scratch = "/tmp/sedlock-adopt-sas-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        defer {
+            try? FileManager.default.removeItem(atPath: scratch)
+            try? FileManager.default.removeItem(atPath: password)
+        }
+        try Data("adopt-sas-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
+        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil sas password"], node: nodes[0], environment: environment)
+        #expect(host.status == 0, "\(host.stderr)")
+        let adopted = try run("sedlock", ["setup", "--drives"] + nodes + state
+                                  + ["--adopt-pin-file", password, "--pin-derivation", "sedutil-sha1"], environment: environment)
+        #expect(adopted.status == 0 && adopted.output.contains("\(nodes[0]): adopted"), "\(adopted.stderr) \(adopted.output)")
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout)
+            as? [[String: Any]]
+        #expect(status?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true, "\(String(describing: status))")
+    }
+
     @Test("an array with a drive first set up by the sedutil-style host: setup adopts it with its password, no try wasted")
     func adoptSedutilDrive() throws {
         let array = try ServedArray(drives: 2, extra: ["--kind", "sata"])

@@ -40,7 +40,12 @@ struct PinDerivationTests {
     @Test("which salts a drive's bus admits, and when they coincide")
     func saltCandidates() {
         #expect(SerialSalt.distinctCandidates(serialNumberField: serial, interface: .sata) == [.reported, .ataUnswapped, .trimmed])
-        #expect(SerialSalt.distinctCandidates(serialNumberField: serial, interface: .sas) == [.reported, .trimmed, .nulPadded])
+        #expect(SerialSalt.distinctCandidates(serialNumberField: serial, vendorIdentification: Array("SEAGATE ".utf8), interface: .sas)
+                == [.sasVendor, .reported, .trimmed, .nulPadded])
+        // sedutil 1.20's SAS salt: the vendor identification as reported, NUL-padded to 20 bytes; the default on SAS only.
+        #expect(SerialSalt.sasVendor.bytes(serialNumberField: serial, vendorIdentification: Array("SEAGATE ".utf8))
+                == Array("SEAGATE ".utf8) + [UInt8](repeating: 0, count: 12))
+        #expect(SerialSalt.sedutilDefault(for: .sas) == .sasVendor && SerialSalt.sedutilDefault(for: .sata) == .reported)
         // A serial that fills all 20 bytes salts the same whether trimmed or not.
         #expect(SerialSalt.distinctCandidates(serialNumberField: Array("S3Z8NB0K123456789012".utf8), interface: .nvme) == [.reported])
         // Leading spaces (ATA serials are often right-aligned) are trimmed too.

@@ -13,7 +13,8 @@ struct IdentityPagesTests {
         data.replaceSubrange(16..<32, with: Array("ST4000NM0023    ".utf8))
         data.replaceSubrange(32..<36, with: Array("0004".utf8))
         let inquiry = try #require(IdentityPages.standardInquiry(data))
-        #expect(inquiry == IdentityPages.Inquiry(peripheralDeviceType: 0, vendor: "SEAGATE", product: "ST4000NM0023", revision: "0004"))
+        #expect(inquiry == IdentityPages.Inquiry(peripheralDeviceType: 0, vendor: "SEAGATE", product: "ST4000NM0023", revision: "0004",
+                                                 vendorField: Array("SEAGATE ".utf8)))
         #expect(IdentityPages.standardInquiry(Array(data.prefix(35))) == nil)
     }
 
