@@ -97,6 +97,12 @@ static FILE *(*real_fopen)(const char *, const char *);
 static DIR *(*real_opendir)(const char *);
 static struct dirent *(*real_readdir)(DIR *);
 static struct dirent64 *(*real_readdir64)(DIR *);
+typedef int (*dirent_filter)(const struct dirent *);
+typedef int (*dirent_compare)(const struct dirent **, const struct dirent **);
+typedef int (*dirent64_filter)(const struct dirent64 *);
+typedef int (*dirent64_compare)(const struct dirent64 **, const struct dirent64 **);
+static int (*real_scandirat)(int, const char *, struct dirent ***, dirent_filter, dirent_compare);
+static int (*real_scandirat64)(int, const char *, struct dirent64 ***, dirent64_filter, dirent64_compare);
 static int (*real_closedir)(DIR *);
 
 static void trace(const char *fmt, ...) {
@@ -186,6 +192,8 @@ static void initialise(void) {
     real_opendir = next_symbol("opendir");
     real_readdir = next_symbol("readdir");
     real_readdir64 = next_symbol("readdir64");
+    real_scandirat = next_symbol("scandirat");
+    real_scandirat64 = next_symbol("scandirat64");
     real_closedir = next_symbol("closedir");
     debug_enabled = getenv("SEDSIM_PRELOAD_DEBUG") != NULL && strcmp(getenv("SEDSIM_PRELOAD_DEBUG"), "0") != 0;
     const char *spec = getenv("SEDSIM_DEVICES");
@@ -1360,6 +1368,70 @@ struct dirent64 *readdir64(DIR *dir) {
     if (next_synthetic_entry(dir, &inode, &e->d_type, e->d_name, sizeof e->d_name) != 0) return NULL;
     e->d_ino = inode;
     return e;
+}
+
+/* glibc's scandir family reads the directory through its own internal opendir, which no
+ * preload library sees: the mapped /dev nodes are added here, through the caller's filter and
+ * in the caller's order. True when (dirfd, path) names /dev. */
+static int names_dev_directory(int dirfd, const char *path) {
+    char joined[PATH_MAX];
+    if (path[0] == '/' || dirfd == AT_FDCWD) {
+        snprintf(joined, sizeof joined, "%s", path);
+    } else {
+        char link[64], base[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+        ssize_t n = readlink(link, base, sizeof base - 1);
+        if (n < 0) return 0;
+        base[n] = 0;
+        snprintf(joined, sizeof joined, "%s/%s", base, path);
+    }
+    char resolved[PATH_MAX];
+    if (!realpath(joined, resolved)) return 0;
+    return strcmp(resolved, "/dev") == 0;
+}
+
+/* One scandir(at)(64): the real listing, then each mapped node that the directory lacks and
+ * the filter keeps, then the caller's sort. ENTRY is struct dirent or struct dirent64. */
+#define SEDSIM_SCANDIR(ENTRY, REAL, dirfd, path, list, filter, compare)                               \
+    do {                                                                                              \
+        ensure_initialised();                                                                         \
+        if (!REAL) { errno = ENOSYS; return -1; }                                                     \
+        int count = REAL(dirfd, path, list, filter, compare);                                          \
+        if (count < 0 || mapping_count == 0 || !names_dev_directory(dirfd, path)) return count;        \
+        for (int i = 0; i < mapping_count; i++) {                                                     \
+            const char *name = dev_entry_name(&mappings[i]);                                           \
+            struct stat st;                                                                           \
+            if (!name || real_lstat(mappings[i].path, &st) == 0 || strlen(name) >= sizeof ((ENTRY *)0)->d_name) continue; \
+            ENTRY *e = calloc(1, sizeof(ENTRY));                                                       \
+            if (!e) break;                                                                            \
+            e->d_ino = 0x5ED000 + mappings[i].minor_number;                                           \
+            e->d_reclen = sizeof(ENTRY);                                                               \
+            e->d_type = dirent_type(&mappings[i]);                                                     \
+            strcpy(e->d_name, name);                                                                   \
+            if (filter && !filter(e)) { free(e); continue; }                                           \
+            ENTRY **grown = realloc(*list, (size_t)(count + 1) * sizeof(ENTRY *));                     \
+            if (!grown) { free(e); break; }                                                            \
+            *list = grown;                                                                            \
+            (*list)[count++] = e;                                                                      \
+        }                                                                                             \
+        if (compare) qsort(*list, (size_t)count, sizeof(ENTRY *), (int (*)(const void *, const void *))compare); \
+        return count;                                                                                 \
+    } while (0)
+
+int scandirat(int dirfd, const char *path, struct dirent ***list, dirent_filter filter, dirent_compare compare) {
+    SEDSIM_SCANDIR(struct dirent, real_scandirat, dirfd, path, list, filter, compare);
+}
+
+int scandir(const char *path, struct dirent ***list, dirent_filter filter, dirent_compare compare) {
+    return scandirat(AT_FDCWD, path, list, filter, compare);
+}
+
+int scandirat64(int dirfd, const char *path, struct dirent64 ***list, dirent64_filter filter, dirent64_compare compare) {
+    SEDSIM_SCANDIR(struct dirent64, real_scandirat64, dirfd, path, list, filter, compare);
+}
+
+int scandir64(const char *path, struct dirent64 ***list, dirent64_filter filter, dirent64_compare compare) {
+    return scandirat64(AT_FDCWD, path, list, filter, compare);
 }
 
 int closedir(DIR *dir) {

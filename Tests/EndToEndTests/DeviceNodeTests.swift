@@ -196,6 +196,31 @@ struct DeviceNodeTests {
         #expect(line("sdsim190")?.hasPrefix("brw") == true && line("sdsim190")?.contains(" 8, ") == true, "SCSI disk: block 8")
         // Without the preload library the same paths do not exist.
         #expect(try run(ls, ["/dev/sg190"]).status != 0)
+
+        // scandir(3) and scandirat(3) (glibc reads those through its own opendir, as
+        // openSeaChest's --scan does): the mapped nodes are there, through the caller's filter.
+        let script = """
+            import ctypes, os
+            class Dirent(ctypes.Structure):
+                _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
+                            ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+            libc = ctypes.CDLL(None)
+            FILTER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Dirent))
+            keep_sg = FILTER(lambda e: 1 if e.contents.d_name.startswith(b"sg") else 0)
+            def names(call, *args):
+                entries = ctypes.POINTER(ctypes.POINTER(Dirent))()
+                n = call(*args[:-1], ctypes.byref(entries), args[-1], None)
+                return sorted(entries[i].contents.d_name.decode() for i in range(n))
+            everything = names(libc.scandir, b"/dev", None)
+            only_sg = names(libc.scandir, b"/dev", keep_sg)
+            fd = os.open("/", os.O_RDONLY)
+            relative = names(libc.scandirat, fd, b"dev", None)
+            print(" ".join(n for n in ["sg190", "nvme190", "nvme191n1", "sdsim190"] if n in everything),
+                  "|", " ".join(n for n in only_sg if n.endswith("190")), "|", "sdsim190" in relative)
+            """
+        let scanned = try run("/usr/bin/python3", ["-c", script], environment: env)
+        #expect(scanned.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sg190 nvme190 nvme191n1 sdsim190 | sg190 | True",
+                "\(scanned.output) \(scanned.stderr)")
     }
 
     @Test("without privilege, opening a device names the capability to grant",
