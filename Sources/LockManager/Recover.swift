@@ -54,21 +54,8 @@ extension LockManager {
         }
         // The key, and the token under RDL, from the servers.
         let deadline = Deadline.after(seconds: configuration.commandTimeout, time: time)
-        var material: Secret
-        switch keys.keyServers(servers).fetch(keyID: record.keyID, deadline: deadline) {
-        case .found(let ak): material = ak
-        case .notHere(let why), .refused(let why):
-            throw ControlError(.held, "the key of the recovery record \(record.keyID) could not be fetched: \(why)",
-                               fix: "bring the key servers back (`sedlock keyserver status`), then recover again")
-        }
-        if let tokenID = record.tokenID {
-            switch keys.keyServers(servers, requireActive: true).fetch(keyID: tokenID, deadline: deadline) {
-            case .found(let token): material = material.appending(token)
-            case .notHere(let why), .refused(let why):
-                throw ControlError(.held, "the Rapid Data Locking token \(tokenID) could not be fetched: \(why)",
-                                   fix: "the array is locked for good if the token was destroyed; otherwise restore the appliance's trust on the key servers")
-            }
-        }
+        let material = try pinMaterial(keyID: record.keyID, tokenID: record.tokenID, servers: servers, deadline: deadline,
+                                       what: "the key of the recovery record \(record.keyID)")
         var outcomes: [DriveOutcome] = []
         var verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)] = []
         for probe in probes {
@@ -92,21 +79,8 @@ extension LockManager {
         // A rekey was under way when the record was published: its new key must be here and
         // verified too, or the drives that had moved could never be opened.
         if let next = record.next {
-            var nextMaterial: Secret
-            switch keys.keyServers(servers).fetch(keyID: next.keyID, deadline: deadline) {
-            case .found(let ak): nextMaterial = ak
-            case .notHere(let why), .refused(let why):
-                throw ControlError(.held, "a rekey to key \(next.keyID) was under way when the state was lost, and that key could not be fetched: \(why)",
-                                   fix: "bring the key servers back (`sedlock keyserver status`), then recover again; nothing was kept")
-            }
-            if let tokenID = next.tokenID {
-                switch keys.keyServers(servers, requireActive: true).fetch(keyID: tokenID, deadline: deadline) {
-                case .found(let token): nextMaterial = nextMaterial.appending(token)
-                case .notHere(let why), .refused(let why):
-                    throw ControlError(.held, "the Rapid Data Locking token \(tokenID) of the rekey under way could not be fetched: \(why)",
-                                       fix: "restore the appliance's trust on the key servers, then recover again; nothing was kept")
-                }
-            }
+            let nextMaterial = try pinMaterial(keyID: next.keyID, tokenID: next.tokenID, servers: servers, deadline: deadline,
+                                               what: "the key of the rekey that was under way (\(next.keyID))")
             for (_, listed) in verified {
                 guard let values = next.checkValues[listed.identity],
                       Self.matches(nextMaterial, drive: RecoveryRecord.Drive(identity: listed.identity, address: listed.address, bus: listed.bus,
@@ -131,6 +105,28 @@ extension LockManager {
                 + "and each drive that had already moved costs at most one failed authentication"
         }
         return ArrayReport(operation: "recover", drives: outcomes.sorted { $0.address < $1.address }, note: note)
+    }
+
+    /// A generation's PIN input from the key servers: its AK, followed by the RDL token when it has
+    /// one; a missing piece holds the recovery with nothing kept.
+    private func pinMaterial(keyID: String, tokenID: String?, servers: [StoredKeyServer], deadline: Deadline,
+                             what: String) throws(ControlError) -> Secret {
+        var material: Secret
+        switch keys.keyServers(servers).fetch(keyID: keyID, deadline: deadline) {
+        case .found(let ak): material = ak
+        case .notHere(let why), .refused(let why):
+            throw ControlError(.held, "\(what) could not be fetched: \(why); nothing was kept",
+                               fix: "bring the key servers back (`sedlock keyserver status`), then recover again")
+        }
+        if let tokenID {
+            switch keys.keyServers(servers, requireActive: true).fetch(keyID: tokenID, deadline: deadline) {
+            case .found(let token): material = material.appending(token)
+            case .notHere(let why), .refused(let why):
+                throw ControlError(.held, "the Rapid Data Locking token \(tokenID) could not be fetched: \(why); nothing was kept",
+                                   fix: "the array is locked for good if the token was destroyed; otherwise restore the appliance's trust on the key servers")
+            }
+        }
+        return material
     }
 
     /// Whether the PIN input gives every check value the record holds for the drive.

@@ -101,15 +101,12 @@ struct ArrayCommandTests {
         let nodes = ["/dev/sdsim190"]
         let environment = array.preloadEnvironment(nodes)
         let password = try pinFile("sedutil sas password")
-        let scratch = "/tmp/sedlock-adopt-sas-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o700])
+        let scratch = try AdoptionScratch()
         defer {
-            try? FileManager.default.removeItem(atPath: scratch)
             try? FileManager.default.removeItem(atPath: password)
+            withExtendedLifetime(scratch) {}  // the state lives as long as the test
         }
-        try Data("adopt-sas-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
-        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        let state = scratch.state
         let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil sas password"], node: nodes[0], environment: environment)
         #expect(host.status == 0, "\(host.stderr)")
         let adopted = try run("sedlock", ["setup", "--drives"] + nodes + state
@@ -126,15 +123,12 @@ struct ArrayCommandTests {
         let nodes = ["/dev/sdsim180", "/dev/sdsim181"]
         let environment = array.preloadEnvironment(nodes)
         let password = try pinFile("sedutil password 1")
-        let scratch = "/tmp/sedlock-adopt-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o700])
+        let scratch = try AdoptionScratch()
         defer {
-            try? FileManager.default.removeItem(atPath: scratch)
             try? FileManager.default.removeItem(atPath: password)
+            withExtendedLifetime(scratch) {}  // the state lives as long as the test
         }
-        try Data("adopt-boot\n".utf8).write(to: URL(fileURLWithPath: scratch + "/boot_id"))
-        let state = ["--direct", "--state-dir", scratch + "/state", "--boot-id-file", scratch + "/boot_id"]
+        let state = scratch.state
         // sedutil's --initialsetup on drive 0, with its PBKDF2-SHA1 hashed password, salted by a
         // build that took the serial from udev (spaces trimmed).
         let host = try HostToolConventionTests.hostTool(["initialsetup", "sedutil password 1"], node: nodes[0],
@@ -164,4 +158,17 @@ struct ArrayCommandTests {
             as? [[String: Any]]
         #expect(status?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true)
     }
+}
+
+/// A state directory and boot id of its own for one adoption test (removed with it).
+final class AdoptionScratch {
+    let path = "/tmp/sedlock-adopt-\(UUID().uuidString.prefix(8))"
+    var state: [String] { ["--direct", "--state-dir", path + "/state", "--boot-id-file", path + "/boot_id"] }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try Data("adopt-boot\n".utf8).write(to: URL(fileURLWithPath: path + "/boot_id"))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
