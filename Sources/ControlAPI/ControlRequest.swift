@@ -22,6 +22,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case guardStatus(address: String?)
     case guardReset(address: String)
     case keyServerAdd(KeyServerAddRequest)
+    /// Several servers at once: all are added, or none.
+    case keyServersAdd([KeyServerAddRequest])
     case keyServerModify(KeyServerModifyRequest)
     /// One or several servers, checked and removed together.
     case keyServerRemove(names: [String])
@@ -69,7 +71,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// True for requests that change state (root only over the socket).
     public var changesState: Bool {
         switch self {
-        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServerModify, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
+        case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServersAdd, .keyServerModify, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
              .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }

@@ -68,6 +68,30 @@ extension LockManager {
         return report
     }
 
+    /// Several servers at once, all or none: each is tested and given the array's objects in
+    /// turn; when one fails, those already added are removed again (destroying what they were
+    /// given) and the failure is reported.
+    public func keyServersAdd(_ requests: [KeyServerAddRequest]) throws(ControlError) -> KeyServerReport {
+        guard !requests.isEmpty else { throw ControlError(.badRequest, "give the servers to add") }
+        let names = requests.map { $0.name ?? $0.addresses.first ?? "" }
+        guard Set(names).count == names.count else { throw ControlError(.badRequest, "each server is added once") }
+        var added: [String] = []
+        var notes: [String] = []
+        for (request, name) in zip(requests, names) {
+            do throws(ControlError) {
+                notes.append(try keyServerAdd(request).note ?? "\(name) added")
+                added.append(name)
+            } catch {
+                let undone = added.isEmpty ? "" : (try? keyServerRemove(names: added)).map { _ in "; \(added.joined(separator: ", ")) removed again" }
+                    ?? "; \(added.joined(separator: ", ")) could not be removed again: remove them with `sedlock keyserver remove`"
+                throw ControlError(error.code, "\(name): \(error.message)\(undone)", fix: error.fix, reason: error.reason)
+            }
+        }
+        var report = try keyServerShow()
+        report.note = notes.joined(separator: "; ")
+        return report
+    }
+
     /// The addresses and identity files a server is given, checked before it is tested: each
     /// address HOST[:PORT], each file readable, and no address another configured server (other
     /// than `except`) has — one server under two names would count twice against the four-server

@@ -69,7 +69,7 @@ public final class LockManager: Sendable {
     /// Requests after which the state is backed up: what changes keys, drives or key servers.
     static func changesTheArray(_ request: ControlRequest) -> Bool {
         switch request {
-        case .setup, .rekey, .arrayAdd, .arrayRemove, .erase, .keyServerAdd, .keyServerModify, .keyServerRemove, .keysRetire, .keysDestroy,
+        case .setup, .rekey, .arrayAdd, .arrayRemove, .erase, .keyServerAdd, .keyServersAdd, .keyServerModify, .keyServerRemove, .keysRetire, .keysDestroy,
              .rdlEnable, .rdlRotate, .rdlDisable, .recover: return true
         default: return false
         }
@@ -89,6 +89,7 @@ public final class LockManager: Sendable {
             case .keyServerAdd(let add): return .keyServers(try keyServerAdd(add))
             case .keyServerRemove(let names): return .keyServers(try keyServerRemove(names: names))
             case .keyServerModify(let modify): return .keyServers(try keyServerModify(modify))
+            case .keyServersAdd(let requests): return .keyServers(try keyServersAdd(requests))
             case .keyServerShow: return .keyServers(try keyServerShow())
             case .keyServerStatus: return .keyServers(try keyServerStatus())
             case .keyServerQuery: return .keyServers(try keyServerQuery())

@@ -379,9 +379,11 @@ struct KeyServerCommand: AsyncParsableCommand {
 }
 
 struct KeyServerAdd: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a key server, after testing it (TLS, authentication, a Locate).")
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add key servers, each tested first (TLS, authentication, a Locate) and given the array's keys; several: all or none.")
     @OptionGroup var options: ManagerOptions
-    @Argument(help: "HOST[:PORT] (port 5696 by default).") var server: String
+    @Argument(help: "HOST[:PORT] of each server (port 5696 by default).") var servers: [String]
     @Option(help: "Other members of the server's cluster, HOST[:PORT], comma separated.") var cluster: String?
     @Option(help: "A name for the server (default: HOST:PORT).") var name: String?
     @Option(help: "Client certificate (PEM).") var cert: String
@@ -389,12 +391,22 @@ struct KeyServerAdd: AsyncParsableCommand {
     @Option(help: "CA certificates that signed the server's certificate (PEM).") var ca: String
     @Flag(help: "Do not check that the server's certificate names the host.") var noVerifyName = false
 
+    func validate() throws {
+        guard !servers.isEmpty else { throw ValidationError("give the server's HOST[:PORT]") }
+        if servers.count > 1 && (name != nil || cluster != nil) {
+            throw ValidationError("--name and --cluster describe one server: add such a server on its own")
+        }
+    }
+
     func run() async throws {
         await reportingAsync {
-            let members = [server] + (cluster.map { $0.split(separator: ",").map(String.init) } ?? [])
-            let request = KeyServerAddRequest(addresses: members, name: name, certificatePath: absolute(cert),
-                                              privateKeyPath: absolute(key), caPath: absolute(ca), verifyServerName: !noVerifyName)
-            try show(await options.perform(.keyServerAdd(request)), json: options.json)
+            let requests = servers.map { server in
+                KeyServerAddRequest(addresses: [server] + (cluster.map { $0.split(separator: ",").map(String.init) } ?? []), name: name,
+                                    certificatePath: absolute(cert), privateKeyPath: absolute(key), caPath: absolute(ca),
+                                    verifyServerName: !noVerifyName)
+            }
+            let request: ControlRequest = requests.count == 1 ? .keyServerAdd(requests[0]) : .keyServersAdd(requests)
+            try show(await options.perform(request), json: options.json)
         }
     }
 }

@@ -132,6 +132,28 @@ struct KeyServiceTests {
         } throws: { ($0 as? ControlError)?.reason == Refusal.duplicateAddress.rawValue }
     }
 
+    @Test("keyserver add of several servers: all get the key, or (one refusing) none is kept and the copies are destroyed again")
+    func severalServersAllOrNone() async throws {
+        let kms = try InProcessKeyServers(count: 4)
+        let f = try LockManagerFixture(drives: 1, connector: kms)
+        try kms.add(to: f.manager, [0])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")).allSucceeded)
+        let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
+        func request(_ n: Int) -> KeyServerAddRequest {
+            KeyServerAddRequest(addresses: [kms.address(n)], name: "ks\(n)", certificatePath: kms.root.appendingPathComponent("client.pem").path,
+                                privateKeyPath: kms.root.appendingPathComponent("client.key").path,
+                                caPath: kms.root.appendingPathComponent("ca.pem").path)
+        }
+        try kms.set(2) { $0.refuse = true }
+        #expect { try f.manager.keyServersAdd([request(1), request(2)]) } throws: { ($0 as? ControlError)?.code == .unreachable }
+        #expect(try f.manager.keyServerShow().servers.map(\.name) == ["ks0"], "none of the set is kept")
+        #expect(try kms.holds(1, keyID) == 0, "the copy ks1 got is destroyed again")
+        try kms.set(2) { $0.refuse = false }
+        let added = try f.manager.keyServersAdd([request(1), request(2), request(3)])
+        #expect(added.servers.map(\.name) == ["ks0", "ks1", "ks2", "ks3"])
+        #expect(try (1...3).allSatisfy { try kms.holds($0, keyID) == 1 })
+    }
+
     @Test("keyserver modify keeps a change only after the server as modified passes its test and still holds the array's objects")
     func modifyIsTestedFirst() async throws {
         let kms = try InProcessKeyServers(count: 3)
