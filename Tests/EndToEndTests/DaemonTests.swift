@@ -63,8 +63,12 @@ struct DaemonTests {
             defer { close(fd) }
             clients.append((try SpawnedProcess(Binaries.url("sedlock").path, ["lock", "--all"] + f.viaSocket, stdout: fd, stderr: fd), output))
         }
-        // Give the requests time to reach the loop (they wait there: it takes no job).
-        _ = waitFor(seconds: 1) { false }
+        // Until the daemon has accepted all three (the listener and three accepted sockets carry its path).
+        #expect(waitFor(seconds: 20) {
+            ((try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? "").split(separator: "\n")
+                .filter { $0.hasSuffix(" " + f.socket) }.count >= 4
+        }, "the three requests reached sedlockd")
+        _ = waitFor(seconds: 0.5) { false }  // and their lines were read into the queue
         #expect(clients.allSatisfy { $0.process.isRunning }, "the hung loop answered")
         let daemon = try #require(f.daemon)
         kill(daemon.pid, SIGTERM)
