@@ -53,7 +53,7 @@ public struct StaggeredRace<Answer: Sendable>: Sendable {
                 continue
             }
             // Wake at the next head start (while peers are left to start), else at the deadline.
-            let end = DispatchTime.now() + deadline.remainingSeconds
+            let end = DispatchTime.now() + min(deadline.remainingSeconds, 86_400)  // `.never` stays in range
             let wake = started < count ? min(nextStart, end) : end
             if answered.wait(timeout: wake) == .timedOut && started < count && !deadline.hasPassed {
                 startNext()
