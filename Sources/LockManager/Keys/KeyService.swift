@@ -135,7 +135,9 @@ public final class KeyService: Sendable {
             }
         }
         guard let found else {
-            let why = "key \(generation.keyID) not found (\(reasons.joined(separator: "; ")))"
+            // "Not found" would be wrong for a server that could not be reached or refused this
+            // client: each source's own reason says which it was.
+            let why = "key \(generation.keyID) could not be fetched (\(reasons.joined(separator: "; ")))"
             return refused && !mayArrive ? (.refused(why), false) : (.unavailable(why), mayArrive)
         }
         var ak = found
