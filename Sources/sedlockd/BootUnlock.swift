@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlAPI
+import ControlSocket
 import Foundation
 import Keys
 import LockManager
@@ -51,13 +52,26 @@ struct BootUnlock: AsyncParsableCommand {
                 }
             }
             let executor = BlockingExecutor(threads: 4, name: "boot-unlock")
-            let response = await Task(executorPreference: executor) {
+            var response = await Task(executorPreference: executor) {
                 await LockManager.$requester.withValue("boot unlock") {
                     await manager.respond(to: .unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: waitSeconds)))
                 }
             }.value
-            extender.cancel()
             manager.releaseState()
+            // Run again while sedlockd holds the state (`systemctl restart` of this unit): the
+            // daemon does the unlock, with the same guards, rather than this unit failing "busy".
+            if case .failure(let error) = response, error.code == .busy,
+               let pid = Self.daemonHolding(manager.configuration.stateDirectory.writerLockPath) {
+                logger.notice("sedlockd (PID \(pid)) holds the state: the boot unlock is handed to it")
+                let request = ControlRequest.unlock(UnlockRequest(drives: .all, boot: true, waitSeconds: waitSeconds))
+                do {
+                    response = try ControlClient(path: configuration.controlSocket)
+                        .send(request, timeout: waitSeconds + configuration.commandTimeout * 4 + 30)
+                } catch {
+                    response = .failure(ControlError(error))
+                }
+            }
+            extender.cancel()
             DaemonEvents(logger: logger).answered(.unlock(UnlockRequest(drives: .all, boot: true)), response, requester: "boot")
 
             let verdict = BootVerdict(response)
@@ -81,6 +95,24 @@ struct BootUnlock: AsyncParsableCommand {
 }
 
 extension BootUnlock {
+    /// The PID of the sedlockd that holds the state's writer lock, or nil (free, or another program).
+    static func daemonHolding(_ lockPath: String) -> Int32? {
+        do {
+            let probe = try FileLock(path: lockPath, wait: 0)
+            probe.release()
+            return nil
+        } catch {
+            // sedlockd serving (not another boot unlock, which is sedlockd too: that one's socket
+            // may be one whose daemon waits for this unit, and asking it would wait for itself).
+            guard case .busy(_, let holder?) = error,
+                  let name = try? String(contentsOfFile: "/proc/\(holder)/comm", encoding: .utf8),
+                  name.trimmingCharacters(in: .whitespacesAndNewlines) == "sedlockd",
+                  let arguments = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(holder)/cmdline")),
+                  !arguments.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "boot-unlock" }) else { return nil }
+            return holder
+        }
+    }
+
     /// Why this unit has nothing to do, or nil when the array is its to unlock: the local unit takes
     /// arrays whose keys are all on this machine; the network unit every array that needs a key
     /// server (a KMIP-held AK, or an RDL token).

@@ -82,6 +82,18 @@ struct DaemonTests {
         }
     }
 
+    @Test("the boot unlock run again while sedlockd holds the state hands the unlock to it instead of failing busy")
+    func bootUnlockHandsOffToTheDaemon() throws {
+        let f = try DaemonFixture(drives: 2)
+        try Data("[control]\nsocket = \"\(f.socket)\"\n".utf8).write(to: URL(fileURLWithPath: f.configuration))
+        try f.startDaemon()
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        let boot = try run("sedlockd", ["boot-unlock", "--config", f.configuration, "--state-dir", f.scratch + "/state",
+                                        "--boot-id-file", f.scratch + "/boot_id"])
+        #expect(boot.status == 0 && boot.output.contains("unlocked 2/2 drives"), "\(boot.status): \(boot.output) \(boot.stderr)")
+        #expect(try run("sedsim", ["read", f.array.directory, "1", "--lba", "0"]).status == 0)
+    }
+
     @Test("faults --check speaks a monitoring plugin's language: one line, 0 healthy, 2 with an error fault, 3 when the faults cannot be read")
     func faultsCheck() throws {
         let f = try DaemonFixture(drives: 1)
