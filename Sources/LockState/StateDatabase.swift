@@ -63,6 +63,13 @@ public final class StateDatabase: StateStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            if access == .write {
+                // GRDB puts a pool's writer in WAL mode with synchronous = NORMAL after
+                // prepareDatabase has run: commits would then survive a crash but not a power
+                // loss. Each commit (a lockout count above all) must be on disk before the
+                // attempt it admits, so FULL again, now that the pool is set up.
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            }
             var info = stat()
             opened = stat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
             if !complete {
@@ -220,6 +227,11 @@ public final class StateDatabase: StateStore {
         do { return try pool.write(body) } catch let error as StateError { throw error } catch {
             throw Self.classify(error, path: directory.databasePath)
         }
+    }
+
+    /// The writer's `PRAGMA synchronous` (2: FULL), for tests of durability.
+    func writerSynchronousMode() throws(StateError) -> Int? {
+        try write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
     }
 
     // MARK: Drives

@@ -47,3 +47,19 @@ struct MigrationTests {
         #expect(try state.journalSteps(journalID: journalID).isEmpty && driveID > 0)
     }
 }
+
+@Suite("State durability")
+struct DurabilityTests {
+    @Test("the writer commits with synchronous = FULL (GRDB's pool would leave WAL at NORMAL: not durable on power loss)")
+    func writerIsFullySynchronous() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("durable-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let created = try StateDatabase(directory: StateDirectory(path: root), access: .write)
+        #expect(try created.writerSynchronousMode() == 2)
+        created.close()
+        let reopened = try StateDatabase(directory: StateDirectory(path: root), access: .write)
+        defer { reopened.close() }
+        #expect(try reopened.writerSynchronousMode() == 2)
+    }
+}
