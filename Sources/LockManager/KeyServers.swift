@@ -51,15 +51,7 @@ extension LockManager {
             keys.takeBack(copies, from: candidate)
             throw ControlError(error)
         }
-        // What the server was added with, for the record (fingerprints and expiry; never the private key).
-        for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            let records = ((try? Certificate.all(pem: text)) ?? []).map {
-                StoredCertificate(role: role, path: path, fingerprint: $0.fingerprint,
-                                  notAfter: $0.notAfter.map { Date(timeIntervalSince1970: Double($0)) })
-            }
-            try? store.recordCertificates(records, role: role, path: path)
-        }
+        recordCertificates(of: candidate, store: store)
         let note = copies.isEmpty ? "nothing to copy: the array keeps no key on key servers yet"
             : "copied onto \(name), each proven by a Get: " + copies.map { "\($0.object.what) (\($0.detail))" }.joined(separator: "; ")
         audit(store, "keyserver add", target: name, outcome: "done (\(tested.tls ?? "TLS")); \(note)")
@@ -90,6 +82,20 @@ extension LockManager {
         var report = try keyServerShow()
         report.note = notes.joined(separator: "; ")
         return report
+    }
+
+    /// What a server's certificates are, for the record (fingerprints and expiry; never the
+    /// private key); with `unless`, only the files that differ from that server's.
+    private func recordCertificates(of server: StoredKeyServer, store: StateDatabase, unless previous: StoredKeyServer? = nil) {
+        for (role, path, before) in [("client", server.certificatePath, previous?.certificatePath), ("ca", server.caPath, previous?.caPath)]
+            where path != before {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let records = ((try? Certificate.all(pem: text)) ?? []).map {
+                StoredCertificate(role: role, path: path, fingerprint: $0.fingerprint,
+                                  notAfter: $0.notAfter.map { Date(timeIntervalSince1970: Double($0)) })
+            }
+            try? store.recordCertificates(records, role: role, path: path)
+        }
     }
 
     /// The addresses and identity files a server is given, checked before it is tested: each
@@ -160,14 +166,7 @@ extension LockManager {
                                refusal: .keyServerTestFailed)
         }
         do { try store.updateKeyServer(candidate) } catch { throw ControlError(error) }
-        for (role, path) in [("client", candidate.certificatePath), ("ca", candidate.caPath)] where path != (role == "client" ? current.certificatePath : current.caPath) {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            let records = ((try? Certificate.all(pem: text)) ?? []).map {
-                StoredCertificate(role: role, path: path, fingerprint: $0.fingerprint,
-                                  notAfter: $0.notAfter.map { Date(timeIntervalSince1970: Double($0)) })
-            }
-            try? store.recordCertificates(records, role: role, path: path)
-        }
+        recordCertificates(of: candidate, store: store, unless: current)
         let changed = [request.addresses.map { "addresses \($0.joined(separator: ", "))" }, request.certificatePath.map { "client certificate \($0)" },
                        request.privateKeyPath.map { "private key \($0)" }, request.caPath.map { "CA \($0)" },
                        request.verifyServerName.map { $0 ? "server name verified" : "server name not verified" }].compactMap { $0 }

@@ -80,17 +80,13 @@ extension KeyService {
     func recoveryRecord(for generation: StoredKeyGeneration, next: StoredKeyGeneration? = nil,
                         store: any StateStore) throws(StateError) -> RecoveryRecord? {
         guard let id = generation.id else { return nil }
+        let all = try store.drives()
         var drives: [RecoveryRecord.Drive] = []
-        for drive in try store.drives() where drive.generationID == id {
+        for drive in all where drive.generationID == id {
             guard let driveID = drive.id else { continue }
-            var values: [String: String] = [:]
-            for authority in PINAuthority.allCases {
-                if let value = try store.checkValue(driveID: driveID, generationID: id, authority: authority.rawValue) {
-                    values[authority.rawValue] = value.value.map { String(format: "%02x", $0) }.joined()
-                }
-            }
             drives.append(.init(identity: drive.identity, address: drive.address, bus: drive.bus, model: drive.model,
-                                serial: drive.serial, tryLimit: drive.tryLimit, checkValues: values))
+                                serial: drive.serial, tryLimit: drive.tryLimit,
+                                checkValues: try Self.checkValues(driveID: driveID, generationID: id, store: store)))
         }
         let rdl = generation.tokenID == nil ? nil : try store.rdl()
         var record = RecoveryRecord(keyID: generation.keyID, tag: generation.tag, createdAt: generation.createdAt,
@@ -99,18 +95,26 @@ extension KeyService {
                                     drives: drives)
         if let next, let nextID = next.id {
             var values: [String: [String: String]] = [:]
-            for drive in try store.drives() {
+            for drive in all {
                 guard let driveID = drive.id else { continue }
-                for authority in PINAuthority.allCases {
-                    if let value = try store.checkValue(driveID: driveID, generationID: nextID, authority: authority.rawValue) {
-                        values[drive.identity, default: [:]][authority.rawValue] = value.value.map { String(format: "%02x", $0) }.joined()
-                    }
-                }
+                let held = try Self.checkValues(driveID: driveID, generationID: nextID, store: store)
+                if !held.isEmpty { values[drive.identity] = held }
             }
             record.next = .init(keyID: next.keyID, tag: next.tag, createdAt: next.createdAt, threshold: try store.keyShareThreshold(),
                                 tokenID: next.tokenID, checkValues: values)
         }
         return record
+    }
+
+    /// One drive's check values under one generation: authority → hex.
+    private static func checkValues(driveID: Int64, generationID: Int64, store: any StateStore) throws(StateError) -> [String: String] {
+        var values: [String: String] = [:]
+        for authority in PINAuthority.allCases {
+            if let value = try store.checkValue(driveID: driveID, generationID: generationID, authority: authority.rawValue) {
+                values[authority.rawValue] = value.value.map { String(format: "%02x", $0) }.joined()
+            }
+        }
+        return values
     }
 
     /// Puts the active generation's recovery record on every key server (the new one registered
