@@ -64,12 +64,15 @@ final class InProcessKeyServers: KeyServerConnector {
     @discardableResult
     func add(to manager: LockManager, _ which: [Int]? = nil) throws -> KeyServerReport? {
         var last: KeyServerReport?
-        for n in which ?? Array(0..<count) {
-            last = try manager.keyServerAdd(KeyServerAddRequest(
-                addresses: [address(n)], name: "ks\(n)", certificatePath: root.appendingPathComponent("client.pem").path,
-                privateKeyPath: root.appendingPathComponent("client.key").path, caPath: root.appendingPathComponent("ca.pem").path))
-        }
+        for n in which ?? Array(0..<count) { last = try manager.keyServerAdd(addRequest(n)) }
         return last
+    }
+
+    /// The request that adds server n as ksN.
+    func addRequest(_ n: Int) -> KeyServerAddRequest {
+        KeyServerAddRequest(addresses: [address(n)], name: "ks\(n)", certificatePath: root.appendingPathComponent("client.pem").path,
+                            privateKeyPath: root.appendingPathComponent("client.key").path,
+                            caPath: root.appendingPathComponent("ca.pem").path)
     }
 
     /// How many objects named `name` server n holds.

@@ -139,11 +139,7 @@ struct KeyServiceTests {
         try kms.add(to: f.manager, [0])
         #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")).allSucceeded)
         let keyID = try #require(try f.manager.keysList().keys.first?.keyID)
-        func request(_ n: Int) -> KeyServerAddRequest {
-            KeyServerAddRequest(addresses: [kms.address(n)], name: "ks\(n)", certificatePath: kms.root.appendingPathComponent("client.pem").path,
-                                privateKeyPath: kms.root.appendingPathComponent("client.key").path,
-                                caPath: kms.root.appendingPathComponent("ca.pem").path)
-        }
+        let request = kms.addRequest
         try kms.set(2) { $0.refuse = true }
         #expect { try f.manager.keyServersAdd([request(1), request(2)]) } throws: { ($0 as? ControlError)?.code == .unreachable }
         #expect(try f.manager.keyServerShow().servers.map(\.name) == ["ks0"], "none of the set is kept")
