@@ -55,6 +55,9 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case rdlRotate
     /// Leaves RDL: every drive crypto-erased first.
     case rdlDisable
+    /// sedlockd reads its configuration again and answers once it applies (or why it does not):
+    /// `systemctl reload` through `sedlockd reload`. The daemon's alone; nothing to reload in process.
+    case reload
 
     /// True for requests that need a secret beside them (an adopted drive's password, a PSID),
     /// which is handed over in process only: secrets never cross the control socket.
@@ -72,7 +75,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     public var changesState: Bool {
         switch self {
         case .setup, .unlock, .lock, .guardReset, .keyServerAdd, .keyServersAdd, .keyServerModify, .keyServerRemove, .keysRestore, .keysRetire, .keysDestroy, .recover, .rekey,
-             .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable: return true
+             .arrayAdd, .arrayRemove, .erase, .rdlTest, .rdlEnable, .rdlRotate, .rdlDisable, .reload: return true
         case .status, .guardStatus, .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .faults, .rdlStatus: return false
         }
     }

@@ -321,7 +321,21 @@ public enum ControlResponse: Codable, Sendable, Hashable {
     case keys(KeysReport)
     case faults(FaultReport)
     case rdl(RDLReport)
+    case reloaded(ReloadReport)
     case failure(ControlError)
+}
+
+/// A configuration sedlockd reloaded: what it now applies, and what waits for a restart.
+public struct ReloadReport: Codable, Sendable, Hashable {
+    /// The file read ("defaults" when there is none).
+    public var source: String
+    /// Settings that changed in the file but apply only when sedlockd restarts.
+    public var pendingRestart: [String]
+
+    public init(source: String, pendingRestart: [String]) {
+        self.source = source
+        self.pendingRestart = pendingRestart
+    }
 }
 
 extension DriveOutcome.Result {

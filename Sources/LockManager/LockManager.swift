@@ -108,6 +108,9 @@ public final class LockManager: Sendable {
             case .rdlStatus: return .rdl(try rdlStatus())
             case .rdlRotate: return .array(try await rdlRotate())
             case .rdlDisable: return .array(try await rdlDisable())
+            case .reload:
+                return .failure(ControlError(.badRequest, "only sedlockd reloads a configuration; a command in this process reads it afresh",
+                                             fix: "run `systemctl reload sedlockd.service` (or `sedlockd reload`) where sedlockd serves"))
             }
         } catch {
             return .failure(error)

@@ -728,6 +728,9 @@ func show(_ response: ControlResponse, json: Bool) throws {
         for f in report.recentlyCleared {
             print("cleared \(f.clearedAt.map { "\($0)" } ?? "")  \(f.name)  \(f.object)")
         }
+    case .reloaded(let report):
+        if json { printJSON(report); return }
+        print("reloaded \(report.source)\(report.pendingRestart.isEmpty ? "" : "; on restart only: " + report.pendingRestart.joined(separator: ", "))")
     case .rdl(let report):
         if json { printJSON(report); return }
         if let test = report.test {

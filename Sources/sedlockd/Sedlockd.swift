@@ -19,7 +19,7 @@ struct Sedlockd: AsyncParsableCommand {
         commandName: "sedlockd",
         abstract: "The sedlock daemon: the array's lock manager behind a control socket, its monitors, and the boot unlock.",
         version: SedlockVersion.number,
-        subcommands: [Serve.self, BootUnlock.self, CheckConfig.self],
+        subcommands: [Serve.self, BootUnlock.self, CheckConfig.self, Reload.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -118,10 +118,13 @@ struct Serve: AsyncParsableCommand {
             let statusLine = StatusLine()
             let settings = LiveConfiguration(configuration)
             let metrics = MetricsExporter(file: configuration.metricsFile)
+            let reloader = ConfigurationReloader(load: loadConfiguration, source: options.config ?? DaemonConfiguration.defaultPath,
+                                                 bootIDPath: options.bootIdFile, manager: manager, settings: settings,
+                                                 statusLine: statusLine, serviceManager: serviceManager, logger: logger)
             let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
                                        limits: configuration.serverLimits, logger: logger, executor: readerThreads,
                                        privilegedExecutor: rootThreads) { request, peer in
-                await Self.answer(request, peer: peer, manager: manager, loop: loop, events: events)
+                await Self.answer(request, peer: peer, manager: manager, loop: loop, reloader: reloader, events: events)
             }
 
             // The keytable, loaded beside serving (never before it): lock and unlock on demand keep
@@ -134,9 +137,7 @@ struct Serve: AsyncParsableCommand {
                                            MonitorService(manager: manager, settings: settings, statusLine: statusLine,
                                                           events: events, serviceManager: serviceManager, executor: monitorThreads,
                                                           loop: loop, metrics: metrics),
-                                           ReloadService(signals: reloadSignals, load: loadConfiguration, bootIDPath: options.bootIdFile,
-                                                         manager: manager, settings: settings, statusLine: statusLine,
-                                                         serviceManager: serviceManager, logger: logger)]
+                                           ReloadService(signals: reloadSignals, reloader: reloader)]
             if let address = configuration.metricsListen {
                 services.append(MetricsEndpoint(exporter: metrics, address: address, logger: logger))
             }
@@ -185,11 +186,19 @@ struct Serve: AsyncParsableCommand {
     /// One request: state changes through the work loop, one at a time; reads beside it. Both
     /// run on the daemon's own threads (the server's executor), never Swift's cooperative pool.
     static func answer(_ request: ControlRequest, peer: UnixSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
-                       events: DaemonEvents) async -> ControlResponse {
+                       reloader: ConfigurationReloader, events: DaemonEvents) async -> ControlResponse {
         let requester = "uid \(peer.uid) (pid \(peer.pid)) via control socket"
         if request.needsSecret {
             return .failure(ControlError(.badRequest, "this request needs a secret (a drive password or a PSID), and secrets never cross the control socket",
                                          fix: "stop sedlockd (`systemctl stop sedlockd.socket sedlockd.service`), run the command with --direct, then start it again"))
+        }
+        if case .reload = request {
+            // Beside the work loop: a reload applies to requests that start later, and must not
+            // wait behind a long rekey (systemctl reload would time out).
+            let response: ControlResponse
+            do throws(ControlError) { response = .reloaded(try reloader.reload()) } catch { response = .failure(error) }
+            events.answered(request, response, requester: requester)
+            return response
         }
         let work: @Sendable () async -> ControlResponse = {
             await LockManager.$requester.withValue(requester) { await manager.respond(to: request) }
@@ -207,6 +216,45 @@ struct Serve: AsyncParsableCommand {
             events.rekeyed(toKeyID: active.keyID)
         }
         return response
+    }
+}
+
+/// `systemctl reload` (ExecReload=): asks the serving daemon to reload and returns once it has,
+/// with its answer. A SIGHUP alone would return before the daemon read the file, and a file that
+/// does not validate would still "reload" successfully.
+struct Reload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Make the serving sedlockd read its configuration again; exit 0 once applied, 78 if it does not validate.")
+    @Option(help: "sedlockd's control socket (default: $SEDLOCK_CONTROL_SOCKET, else \(ControlClient.defaultSocketPath)).")
+    var controlSocket: String?
+    @Option(help: "Seconds to wait for the daemon's answer.") var replyTimeout: Double = 30
+
+    func validate() throws {
+        guard replyTimeout > 0 && replyTimeout <= 600 else { throw ValidationError("--reply-timeout must be between 0 and 600 seconds") }
+    }
+
+    func run() async throws {
+        await exiting {
+            let response: ControlResponse
+            do throws(ControlError) {
+                let client = try ControlClient(path: controlSocket ?? ControlClient.socketPathFromEnvironment)
+                response = try client.send(.reload, timeout: replyTimeout)
+            } catch {
+                throw DaemonFailure(error.description, status: 69)  // EX_UNAVAILABLE
+            }
+            switch response {
+            case .reloaded(let report):
+                print("sedlockd reloaded \(report.source)")
+                if !report.pendingRestart.isEmpty {
+                    print("applies on restart only: \(report.pendingRestart.joined(separator: ", "))")
+                }
+            case .failure(let error):
+                throw DaemonFailure(error.description, status: error.code == .badRequest ? 78 : 1)
+            default:
+                throw DaemonFailure("sedlockd answered the reload with something else; is it the same version?", status: 1)
+            }
+        }
     }
 }
 

@@ -172,7 +172,7 @@ struct DaemonTests {
         #expect(!f.logText.contains("Backtracing") && !f.logText.contains("Crashed"), "\(f.logText.suffix(500))")
     }
 
-    @Test("check-config: defaults, unknown keys and bad values refused; SIGHUP reloads, a bad file is kept out")
+    @Test("check-config: defaults, unknown keys and bad values refused; SIGHUP and `sedlockd reload` reload, a bad file is kept out (reload exits 78)")
     func configuration() throws {
         let good = try run("sedlockd", ["check-config", "/dev/null"])
         #expect(good.status == 0 && good.output.contains("valid"))
@@ -202,6 +202,15 @@ struct DaemonTests {
         try Data("[monitors]\ndrives_intervl = 5\n".utf8).write(to: URL(fileURLWithPath: f.configuration))
         kill(daemon.pid, SIGHUP)
         #expect(waitFor { f.logText.contains("reload failed, keeping the running configuration") && f.logText.contains("drives_intervl") })
+        // `sedlockd reload` (ExecReload=) waits for the daemon's answer: 78 with the file's problem,
+        // then 0 once the file is right again, with what changes only on restart.
+        let refused = try run("sedlockd", ["reload", "--control-socket", f.socket])
+        #expect(refused.status == 78 && refused.stderr.contains("drives_intervl"), "\(refused.status) \(refused.stderr)")
+        try Data("[monitors]\ndrives_interval = 5\n[control]\nmax_connections = 9\n".utf8).write(to: URL(fileURLWithPath: f.configuration))
+        let reloaded = try run("sedlockd", ["reload", "--control-socket", f.socket])
+        #expect(reloaded.status == 0 && reloaded.output.contains("applies on restart only: control.max_connections"),
+                "\(reloaded.status) \(reloaded.output) \(reloaded.stderr)")
+        #expect(try run("sedlock", ["status"] + f.viaSocket).status == 0)
         #expect(try run("sedlock", ["status"] + f.viaSocket).status == 0)
     }
 

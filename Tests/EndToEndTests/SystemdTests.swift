@@ -111,21 +111,28 @@ struct SystemdTests {
 
         #expect(try ns.inside(["sedlock", "lock", "--all"]).status == 0)
         #expect(try ns.inside(["sedlock", "unlock", "--all"]).status == 0)
+        // systemctl reload returns once the daemon has read the file (ExecReload asks it over the
+        // socket and waits for its answer): the journal says so at once, no waiting.
         #expect(try ns.inside(["systemctl", "reload", "sedlockd.service"]).status == 0)
-        // A configuration that does not validate fails the reload visibly (ExecReload checks it
-        // first); the daemon runs on with the one it has.
+        let journalRecords = { () throws -> [[String: Any]] in
+            try ns.inside(["journalctl", "-o", "json", "--no-pager", "-u", "sedlockd.service"]).output.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        #expect(try journalRecords().contains { $0["MESSAGE"] as? String == "configuration reloaded" })
+        // A configuration that does not validate fails the reload visibly, with the file's problem;
+        // the daemon runs on with the one it has.
         let configuration = URL(fileURLWithPath: ns.work + "/etc-upper/sedlock/sedlockd.toml")
         let kept = try Data(contentsOf: configuration)
         try Data("[monitors]\ndrives_intervl = 5\n".utf8).write(to: configuration)
         #expect(try ns.inside(["systemctl", "reload", "sedlockd.service"]).status != 0, "a broken configuration reloaded")
+        let refused = try ns.inside(["sedlockd", "reload"])
+        #expect(refused.status == 78 && refused.stderr.contains("drives_intervl"), "\(refused.status) \(refused.stderr)")
         #expect(try ns.show("sedlockd.service", ["ActiveState"])["ActiveState"] == "active")
         try kept.write(to: configuration)
 
         let journal = try ns.inside(["journalctl", "-o", "json", "--no-pager", "-u", "sedlockd.service"])
-        let records = journal.output.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-        #expect(records.contains { $0["MESSAGE"] as? String == "configuration reloaded" })
+        let records = try journalRecords()
         let locks = records.filter { $0["MESSAGE_ID"] as? String == "c35e8d150a0a4a0092b58ae23707c67d" }
         let unlocks = records.filter { $0["MESSAGE_ID"] as? String == "808a19a063f143b7b385551051e49612" }
         #expect(locks.count == 12 && unlocks.count == 12, "\(locks.count) lock and \(unlocks.count) unlock records")
