@@ -280,12 +280,13 @@ public final class KMIPClient: Sendable {
                                  cause: "Get returned object \(answered.prefix(64)) wrapped (Key Wrapping Data), not the key itself",
                                  fix: "turn off key wrapping for this client on the key server; sedlock reads keys in the clear over TLS")
         }
-        // The decoded answer shares these bytes until it is released (the received message itself
-        // is cleared by the connection); clearing them here would only clear a fresh copy.
         guard let bytes = keyValue.child(.keyMaterial)?.bytesValue else {
             throw KeyServerError(.keyServerProtocolError, server: server, cause: "the key value has no byte material",
                                  fix: "sedlock reads raw or opaque key material")
         }
+        // The received message is cleared by the connection; the decoded answer's buffers (shared
+        // by every copy of this payload) are cleared here, once the key is in protected memory.
+        defer { payload.wipeByteStrings() }
         return ManagedObject(uniqueIdentifier: answered, objectType: type, material: Secret(bytes))
     }
 
@@ -379,6 +380,17 @@ public final class KMIPClient: Sendable {
         } else {
             try perform(.deleteAttribute, [.text(.uniqueIdentifier, id), .text(.attributeName, attribute.attributeName),
                                            .integer(.attributeIndex, 0)])
+        }
+    }
+}
+
+extension TTLV {
+    /// Clears every byte string and big integer of this tree in place, in every copy of it.
+    func wipeByteStrings() {
+        switch value {
+        case .structure(let children): for child in children { child.wipeByteStrings() }
+        case .byteString(let bytes), .bigInteger(let bytes): bytes.wipeSharedBuffer()
+        default: break
         }
     }
 }

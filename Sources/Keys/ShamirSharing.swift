@@ -11,48 +11,73 @@ public enum ShamirSharing {
         public let description: String
     }
 
-    /// One participant's share: its index and one 16-byte share per 16-byte block of the secret.
-    public struct Share: Sendable, Hashable {
+    /// One participant's share: its index and one 16-byte share per 16-byte block of the secret,
+    /// in protected memory like the secret itself (k shares are as good as the key).
+    public struct Share: Sendable, Equatable {
         public let index: UInt8
-        public let blocks: [[UInt8]]
+        public let material: Secret
 
-        public init(index: UInt8, blocks: [[UInt8]]) {
+        public init(index: UInt8, material: Secret) {
             self.index = index
-            self.blocks = blocks
+            self.material = material
+        }
+
+        /// A share written out elsewhere (pycryptodome's): the blocks are copied in; clear yours.
+        public init(index: UInt8, blocks: [[UInt8]]) {
+            var joined: [UInt8] = []
+            joined.reserveCapacity(blocks.reduce(0) { $0 + $1.count })
+            defer { joined.wipe() }
+            for block in blocks { joined += block }
+            self.init(index: index, material: Secret(joined))
+        }
+
+        public var blockCount: Int { material.count / 16 }
+
+        /// The blocks as transient arrays, for handing to another tool (disaster recovery, a
+        /// test against pycryptodome); clear them after use.
+        public func exportedBlocks() -> [[UInt8]] {
+            material.withUnsafeBytes { raw in (0..<blockCount).map { Array(raw[($0 * 16)..<($0 * 16 + 16)]) } }
+        }
+
+        public static func == (a: Share, b: Share) -> Bool { a.index == b.index && a.material == b.material }
+
+        func element(_ block: Int) -> FieldElement {
+            material.withUnsafeBytes { FieldElement($0, at: block * 16) }
         }
     }
 
     /// Splits `secret` (a multiple of 16 bytes) into `n` shares, any `k` of which rebuild it.
+    /// The coefficients stay in protected memory and on the stack; each share is built in one
+    /// buffer of its final size, cleared once copied into its `Secret`.
     public static func split(_ secret: Secret, threshold k: Int, shares n: Int) throws(Failure) -> [Share] {
         guard k >= 2, n >= k, n <= 255 else { throw Failure(description: "threshold \(k) of \(n) shares is not possible") }
         guard secret.count > 0, secret.count % 16 == 0 else { throw Failure(description: "the secret must be 16-byte blocks") }
-        var bytes = secret.copyBytes()
-        defer { bytes.wipe() }
-        var perShare = [[[UInt8]]](repeating: [], count: n)
-        for start in stride(from: 0, to: bytes.count, by: 16) {
-            // Coefficients of x^(k-1) … x^1 are random; the constant term is the secret block.
-            guard let random = Secret.random(count: 16 * (k - 1)) else { throw Failure(description: "OpenSSL's random generator failed") }
-            var coefficients: [FieldElement] = random.withUnsafeBytes { raw in
-                (0..<(k - 1)).map { FieldElement(Array(raw[($0 * 16)..<($0 * 16 + 16)])) }
-            }
-            coefficients.append(FieldElement(Array(bytes[start..<(start + 16)])))
-            for i in 1...n {
-                let x = FieldElement(UInt64(i))
-                var y = FieldElement.zero
-                for c in coefficients { y = y * x + c }
-                perShare[i - 1].append(y.bytes)
+        let blocks = secret.count / 16
+        // Coefficients of x^(k-1) … x^1, for every block: random; the constant term is the secret block.
+        guard let random = Secret.random(count: 16 * (k - 1) * blocks) else { throw Failure(description: "OpenSSL's random generator failed") }
+        var perShare = [[UInt8]](repeating: [], count: n)
+        defer { for i in perShare.indices { perShare[i].wipe() } }
+        for i in perShare.indices { perShare[i].reserveCapacity(secret.count) }
+        secret.withUnsafeBytes { secretBytes in
+            random.withUnsafeBytes { randomBytes in
+                for block in 0..<blocks {
+                    let constant = FieldElement(secretBytes, at: block * 16)
+                    for i in 1...n {
+                        let x = FieldElement(UInt64(i))
+                        var y = FieldElement.zero
+                        for c in 0..<(k - 1) { y = y * x + FieldElement(randomBytes, at: ((block * (k - 1)) + c) * 16) }
+                        y = y * x + constant
+                        y.append(to: &perShare[i - 1])
+                    }
+                }
             }
         }
-        return perShare.enumerated().map { Share(index: UInt8($0.offset + 1), blocks: $0.element) }
+        return perShare.indices.map { Share(index: UInt8($0 + 1), material: Secret(perShare[$0])) }
     }
 
     /// Rebuilds the secret from `k` or more shares (Lagrange interpolation at 0).
     public static func combine(_ shares: [Share]) throws(Failure) -> Secret {
-        var blocks = try interpolate(shares, at: 0)
-        defer { for i in blocks.indices { blocks[i].wipe() } }
-        var out = blocks.flatMap { $0 }
-        defer { out.wipe() }
-        return Secret(out)
+        try interpolate(shares, at: 0)
     }
 
     /// A new share, at `index`, of the secret `shares` (at least the threshold of them) hold: the
@@ -62,21 +87,23 @@ public enum ShamirSharing {
         guard index != 0, !shares.contains(where: { $0.index == index }) else {
             throw Failure(description: "share index \(index) is zero or taken")
         }
-        return Share(index: index, blocks: try interpolate(shares, at: index))
+        return Share(index: index, material: try interpolate(shares, at: index))
     }
 
     /// The polynomial through `shares`, evaluated at `x`, block by block.
-    private static func interpolate(_ shares: [Share], at x: UInt8) throws(Failure) -> [[UInt8]] {
+    private static func interpolate(_ shares: [Share], at x: UInt8) throws(Failure) -> Secret {
         guard let first = shares.first, shares.count >= 2 else { throw Failure(description: "at least two shares are needed") }
         guard Set(shares.map(\.index)).count == shares.count, !shares.contains(where: { $0.index == 0 }) else {
             throw Failure(description: "share indices must be distinct and non-zero")
         }
-        guard shares.allSatisfy({ $0.blocks.count == first.blocks.count && $0.blocks.allSatisfy { $0.count == 16 } }) else {
+        guard first.material.count > 0, shares.allSatisfy({ $0.material.count == first.material.count && $0.material.count % 16 == 0 }) else {
             throw Failure(description: "the shares do not have the same shape")
         }
         let point = FieldElement(UInt64(x))
-        var out: [[UInt8]] = []
-        for block in 0..<first.blocks.count {
+        var out: [UInt8] = []
+        out.reserveCapacity(first.material.count)
+        defer { out.wipe() }
+        for block in 0..<first.blockCount {
             var value = FieldElement.zero
             for (j, share) in shares.enumerated() {
                 let xj = FieldElement(UInt64(share.index))
@@ -88,11 +115,11 @@ public enum ShamirSharing {
                     numerator = numerator * (point + xm)
                     denominator = denominator * (xj + xm)
                 }
-                value = value + FieldElement(share.blocks[block]) * numerator * denominator.inverse()
+                value = value + share.element(block) * numerator * denominator.inverse()
             }
-            out.append(value.bytes)
+            value.append(to: &out)
         }
-        return out
+        return Secret(out)
     }
 }
 
@@ -112,12 +139,26 @@ struct FieldElement: Equatable {
 
     init(_ small: UInt64) { self.init(high: 0, low: small) }
 
+    /// The 16 bytes at `offset`, big-endian (zeros past the end).
+    init(_ raw: UnsafeRawBufferPointer, at offset: Int) {
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<8 { h = h << 8 | UInt64(offset + i < raw.count ? raw[offset + i] : 0) }
+        for i in 8..<16 { l = l << 8 | UInt64(offset + i < raw.count ? raw[offset + i] : 0) }
+        self.init(high: h, low: l)
+    }
+
     /// 16 bytes, big-endian.
     init(_ bytes: [UInt8]) {
         var h: UInt64 = 0, l: UInt64 = 0
         for i in 0..<8 { h = h << 8 | UInt64(bytes.count > i ? bytes[i] : 0) }
         for i in 8..<16 { l = l << 8 | UInt64(bytes.count > i ? bytes[i] : 0) }
         self.init(high: h, low: l)
+    }
+
+    /// The 16 bytes appended in place (no transient array to clear).
+    func append(to out: inout [UInt8]) {
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: high >> (56 - 8 * i))) }
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: low >> (56 - 8 * i))) }
     }
 
     var bytes: [UInt8] {

@@ -8,4 +8,11 @@ extension Array where Element == UInt8 {
         withUnsafeMutableBytes { if let b = $0.baseAddress { sedlock_secure_zero(b, $0.count) } }
         removeAll()
     }
+
+    /// Overwrites with zeros, in place, the buffer this array shares with all its copies (a
+    /// decoded message read through several values): every copy reads zeros afterwards. For bytes
+    /// no one reads again that `wipe` cannot reach without making a fresh copy first.
+    public func wipeSharedBuffer() {
+        withUnsafeBytes { if let b = $0.baseAddress { sedlock_secure_zero(UnsafeMutableRawPointer(mutating: b), $0.count) } }
+    }
 }

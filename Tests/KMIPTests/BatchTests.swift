@@ -15,6 +15,8 @@ struct BatchTests {
         let inner: InProcessKeyServer
         var tamper: ((inout ResponseMessage) -> Void)?
         private(set) var messages = 0
+        /// Every answer as handed to the client (sharing its buffers with the client's copy).
+        private(set) var answers: [ResponseMessage] = []
         var server: ServerAddress { inner.server }
 
         init(directory: URL) { inner = InProcessKeyServer(directory: directory, identity: "appliance", port: 5800) }
@@ -23,6 +25,7 @@ struct BatchTests {
             messages += 1
             var response = try inner.send(request, deadline: deadline)
             tamper?(&response)
+            answers.append(response)
             return response
         }
 
@@ -67,6 +70,21 @@ struct BatchTests {
         }
         guard case .failure(let error)? = answers[s.ids[2]] else { Issue.record("a destroyed object was returned"); return }
         #expect(error.resultReason == .itemNotFound)
+    }
+
+    @Test("a Get answer's key material is cleared in the decoded message once it is in a Secret: every copy of the answer reads zeros")
+    func decodedKeyMaterialCleared() throws {
+        let s = try Server(version: .v1_4)
+        let answers = try s.client.getMany(s.ids)
+        let object = try #require(try answers[s.ids[1]]?.get().0)
+        #expect(object.material.copyBytes() == Array(repeating: 2, count: 32))
+        func byteStrings(_ item: TTLV) -> [[UInt8]] {
+            if case .byteString(let bytes) = item.value { return [bytes] }
+            return item.children.flatMap(byteStrings)
+        }
+        let received = try #require(s.exchange.answers.last).items.compactMap(\.payload).flatMap(byteStrings)
+        #expect(received.count >= 3, "the answer's key values")
+        #expect(received.allSatisfy { $0.allSatisfy { $0 == 0 } }, "key material left in the decoded answer")
     }
 
     @Test("answers that do not match the batch are refused: no IDs, an unknown ID, a second answer, one missing, another protocol version")

@@ -25,7 +25,7 @@ struct ShamirSharingTests {
     func roundTrip() throws {
         let secret = Secret((0..<32).map { UInt8($0 * 7 + 1) })
         let shares = try ShamirSharing.split(secret, threshold: 3, shares: 5)
-        #expect(shares.count == 5 && shares.allSatisfy { $0.blocks.count == 2 })
+        #expect(shares.count == 5 && shares.allSatisfy { $0.blockCount == 2 })
         for combination in [[0, 1, 2], [4, 2, 0], [1, 3, 4], [0, 1, 2, 3, 4]] {
             #expect(try ShamirSharing.combine(combination.map { shares[$0] }) == secret)
         }
@@ -50,7 +50,7 @@ struct ShamirSharingTests {
         #expect(throws: ShamirSharing.Failure.self) { try ShamirSharing.extend(shares, to: 3) }
         #expect(throws: ShamirSharing.Failure.self) { try ShamirSharing.extend(shares, to: 0) }
         func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-        let arguments = [shares[1], fifth, shares[3]].map { "\($0.index):\(hex($0.blocks[0])):\(hex($0.blocks[1]))" }
+        let arguments = [shares[1], fifth, shares[3]].map { "\($0.index):" + $0.exportedBlocks().map(hex).joined(separator: ":") }
         let combine = """
         import sys
         from Crypto.Protocol.SecretSharing import Shamir
@@ -66,7 +66,7 @@ struct ShamirSharingTests {
         let secret = Secret((0..<32).map { UInt8(255 - $0) })
         let shares = try ShamirSharing.split(secret, threshold: 2, shares: 3)
         func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-        let arguments = [shares[2], shares[0]].map { "\($0.index):\(hex($0.blocks[0])):\(hex($0.blocks[1]))" }
+        let arguments = [shares[2], shares[0]].map { "\($0.index):" + $0.exportedBlocks().map(hex).joined(separator: ":") }
         let combine = """
         import sys
         from Crypto.Protocol.SecretSharing import Shamir

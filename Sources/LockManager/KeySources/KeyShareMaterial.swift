@@ -9,16 +9,18 @@ enum KeyShareMaterial {
     static let version: UInt8 = 1
 
     static func encode(_ share: ShamirSharing.Share, threshold: Int) -> Secret {
-        var bytes = [version, UInt8(clamping: threshold), share.index] + share.blocks.flatMap { $0 }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(3 + share.material.count)
         defer { bytes.wipe() }
+        bytes += [version, UInt8(clamping: threshold), share.index]
+        share.material.withUnsafeBytes { bytes += $0 }
         return Secret(bytes)
     }
 
     static func decode(_ material: Secret) -> (threshold: Int, share: ShamirSharing.Share)? {
-        var bytes = material.copyBytes()
-        defer { bytes.wipe() }
-        guard bytes.count == 35, bytes[0] == version, bytes[1] >= 2, bytes[2] >= 1 else { return nil }
-        let blocks = [Array(bytes[3..<19]), Array(bytes[19..<35])]
-        return (Int(bytes[1]), ShamirSharing.Share(index: bytes[2], blocks: blocks))
+        material.withUnsafeBytes { bytes in
+            guard bytes.count == 35, bytes[0] == version, bytes[1] >= 2, bytes[2] >= 1 else { return nil }
+            return (Int(bytes[1]), ShamirSharing.Share(index: bytes[2], material: Secret(copying: UnsafeRawBufferPointer(rebasing: bytes[3..<35]))))
+        }
     }
 }
