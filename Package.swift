@@ -25,7 +25,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries: OpenSSL is the crypto boundary; sg3_utils and libsystemd come in later layers.
@@ -89,9 +88,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "TOMLKit", package: "TOMLKit"),
-            // Prometheus text for the metrics; FlyingFox serves it on loopback where configured.
+            // Prometheus text for the metrics (served on loopback by MetricsEndpoint where configured).
             .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "FlyingFox", package: "FlyingFox"),
         ], path: "Sources/sedlockd"),
 
         // Benchmarks live outside Sources/: they drive host and simulator together.

@@ -10,7 +10,7 @@ import Glibc
 public final class ArrayServer: Sendable {
     public let array: SimulatedArray
     public let socketPath: String
-    private let listener: UnixSocket
+    private let listener: StreamSocket
     private let activeConnections = Mutex(0)
     private let serveLock: FileLock
 
@@ -25,7 +25,7 @@ public final class ArrayServer: Sendable {
             }
         }
         // Whoever may connect can drive the array: owner only, whatever the umask.
-        do { listener = try UnixSocket.listen(path: socketPath, mode: 0o600, backlog: 64) } catch {
+        do { listener = try StreamSocket.listen(path: socketPath, mode: 0o600, backlog: 64) } catch {
             throw SimulatorError.storage("cannot listen on \(socketPath): \(error)")
         }
     }
@@ -39,7 +39,7 @@ public final class ArrayServer: Sendable {
     /// ENFILE) is reported and retried after a pause; the connections already open keep being served.
     public func run() -> Never {
         while true {
-            let client: UnixSocket?
+            let client: StreamSocket?
             do { client = try listener.accept(deadline: .never) } catch {
                 FileHandle.standardError.write(Data("sedsim: accept failed: \(error); retrying\n".utf8))
                 Thread.sleep(forTimeInterval: 0.1)

@@ -7,13 +7,13 @@ import Platform
 public final class LinkSocket: Sendable {
     /// Largest frame either side accepts: a 16 MiB media transfer plus headers.
     public static let maximumFrame = Int(SEDSIM_LINK_MAX_FRAME)
-    public let socket: UnixSocket
+    public let socket: StreamSocket
 
-    public init(_ socket: UnixSocket) { self.socket = socket }
+    public init(_ socket: StreamSocket) { self.socket = socket }
 
     /// Connects to the socket at `path`.
     public static func connect(path: String) throws(LinkError) -> LinkSocket {
-        do { return LinkSocket(try UnixSocket.connect(path: path)) } catch {
+        do { return LinkSocket(try StreamSocket.connect(path: path)) } catch {
             var permissionDenied = false
             if case .system(let cause) = error { permissionDenied = cause.errno == EACCES || cause.errno == EPERM }
             throw LinkError.cannotConnect("cannot connect to simulator socket \(path): \(error)", permissionDenied: permissionDenied)
@@ -44,7 +44,7 @@ public final class LinkSocket: Sendable {
         }
     }
 
-    private static func linkError(_ failure: UnixSocket.Failure, _ what: String) -> LinkError {
+    private static func linkError(_ failure: StreamSocket.Failure, _ what: String) -> LinkError {
         switch failure {
         case .timedOut: return .timedOut("the simulator did not answer in time")
         case .closed(let mid): return mid ? .io("simulator connection closed mid-message") : .closed

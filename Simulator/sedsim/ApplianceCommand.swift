@@ -172,7 +172,7 @@ struct ApplianceRuntime {
     func startDaemon() throws(ApplianceError) -> pid_t {
         try appliance.launch("sedlockd", tool("sedlockd"),
                              ["serve", "--config", appliance.configurationPath, "--boot-id-file", appliance.bootIDPath]) {
-            (try? UnixSocket.connect(path: appliance.controlSocket)) != nil
+            (try? StreamSocket.connect(path: appliance.controlSocket)) != nil
         }
     }
 

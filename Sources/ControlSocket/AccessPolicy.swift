@@ -52,7 +52,7 @@ public struct AccessPolicy: Sendable {
 
     /// The peer's primary and supplementary groups (SO_PEERGROUPS, Linux 4.13+; the primary
     /// group alone where the kernel lacks it).
-    public static func groups(of socket: UnixSocket, primary: UInt32) -> [UInt32] {
+    public static func groups(of socket: StreamSocket, primary: UInt32) -> [UInt32] {
         var gids = [UInt32](repeating: 0, count: 256)
         var length = socklen_t(gids.count * MemoryLayout<UInt32>.size)
         let soPeerGroups: Int32 = 59

@@ -13,13 +13,13 @@ public final class ControlClient: Sendable {
     }
 
     public let path: String
-    private let connection: UnixSocket
+    private let connection: StreamSocket
     private let reader: LineReader
 
     /// Connects, or says that sedlockd is not there and what to do.
     public init(path: String = ControlClient.defaultSocketPath) throws(ControlError) {
         self.path = path
-        do { connection = try UnixSocket.connect(path: path) } catch {
+        do { connection = try StreamSocket.connect(path: path) } catch {
             throw ControlError(.unreachable, "sedlockd is not answering at \(path) (\(error))",
                                fix: "start it (`systemctl start sedlockd.socket`), or run the command with --direct while it is stopped")
         }
@@ -30,7 +30,7 @@ public final class ControlClient: Sendable {
     public func send(_ request: ControlRequest, timeout: Double) throws(ControlError) -> ControlResponse {
         let deadline = Deadline.after(seconds: timeout)
         // A send that fails may still have a reply waiting (a refusal sent before the daemon closed).
-        let sendFailure: UnixSocket.Failure?
+        let sendFailure: StreamSocket.Failure?
         do { try connection.send(ControlFraming.encode(request: request), deadline: deadline); sendFailure = nil } catch {
             sendFailure = error
         }

@@ -31,7 +31,7 @@ public struct ControlServerLimits: Sendable {
 /// own thread (socket waits never block Swift's cooperative pool), and hands every request that
 /// the access policy allows to `handler`.
 public final class ControlServer: Sendable {
-    public typealias Handler = @Sendable (ControlRequest, UnixSocket.PeerCredentials) async -> ControlResponse
+    public typealias Handler = @Sendable (ControlRequest, StreamSocket.PeerCredentials) async -> ControlResponse
 
     private struct State {
         var stopping = false
@@ -39,12 +39,12 @@ public final class ControlServer: Sendable {
         var connections = 0
         var quota: ConnectionQuota
         /// The socket of each admitted connection, to close one that must make room.
-        var sockets: [Int: UnixSocket] = [:]
+        var sockets: [Int: StreamSocket] = [:]
         var acceptLoopRunning = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let listener: UnixSocket
+    private let listener: StreamSocket
     private let policy: AccessPolicy
     private let limits: ControlServerLimits
     private let handler: Handler
@@ -59,7 +59,7 @@ public final class ControlServer: Sendable {
 
     /// `privilegedUsers`: besides root, whose connections never compete with readers (the
     /// daemon's own user).
-    public init(listener: UnixSocket, policy: AccessPolicy, limits: ControlServerLimits, logger: Logger,
+    public init(listener: StreamSocket, policy: AccessPolicy, limits: ControlServerLimits, logger: Logger,
                 executor: any TaskExecutor, privilegedExecutor: (any TaskExecutor)? = nil,
                 privilegedUsers: Set<UInt32> = [0, geteuid()], handler: @escaping Handler) {
         state = Mutex(State(quota: ConnectionQuota(limits: limits.quota, privilegedUsers: privilegedUsers.union([0]))))
@@ -100,7 +100,7 @@ public final class ControlServer: Sendable {
 
     private func acceptLoop() {
         while !isStopping {
-            let client: UnixSocket?
+            let client: StreamSocket?
             do { client = try listener.accept(deadline: .after(seconds: 0.2)) } catch {
                 logger.error("control socket: accept failed: \(error)")
                 Thread.sleep(forTimeInterval: 0.2)
@@ -110,7 +110,7 @@ public final class ControlServer: Sendable {
             // The kernel's word on the peer decides its slot before a thread is spent on it.
             guard let peer = try? client.peerCredentials() else { continue }
             let now = DispatchTime.now().uptimeNanoseconds
-            let (admission, closing) = state.withLock { state -> (ConnectionQuota.Admission, [UnixSocket]) in
+            let (admission, closing) = state.withLock { state -> (ConnectionQuota.Admission, [StreamSocket]) in
                 let admission = state.quota.admit(uid: peer.uid, now: now)
                 guard case .admitted(let id, let closing) = admission else { return (admission, []) }
                 state.connections += 1
@@ -150,7 +150,7 @@ public final class ControlServer: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func serve(_ client: UnixSocket, id: Int, peer: UnixSocket.PeerCredentials) {
+    private func serve(_ client: StreamSocket, id: Int, peer: StreamSocket.PeerCredentials) {
         let groups = AccessPolicy.groups(of: client, primary: peer.gid)
         if policy.access(uid: peer.uid, groups: groups) == .refused {
             logger.warning("control socket: refused uid \(peer.uid) (pid \(peer.pid))")
@@ -197,7 +197,7 @@ public final class ControlServer: Sendable {
     }
 
     /// Runs the async handler from this connection's thread and waits for its answer.
-    private func wait(for request: ControlRequest, peer: UnixSocket.PeerCredentials) -> ControlResponse {
+    private func wait(for request: ControlRequest, peer: StreamSocket.PeerCredentials) -> ControlResponse {
         let answer = Mutex<ControlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         let handler = self.handler
@@ -211,7 +211,7 @@ public final class ControlServer: Sendable {
     }
 
     @discardableResult
-    private func reply(_ response: ControlResponse, to client: UnixSocket) -> Bool {
+    private func reply(_ response: ControlResponse, to client: StreamSocket) -> Bool {
         do {
             try client.send(ControlFraming.encode(response: response), deadline: .after(seconds: limits.requestTimeout))
             return true

@@ -7,7 +7,7 @@ public final class LineReader: Sendable {
     public enum Failure: Error, Sendable {
         /// The line passed the limit before its newline.
         case tooLong
-        case socket(UnixSocket.Failure)
+        case socket(StreamSocket.Failure)
     }
 
     public let limit: Int
@@ -16,7 +16,7 @@ public final class LineReader: Sendable {
     public init(limit: Int) { self.limit = limit }
 
     /// The next line (without its newline). `.socket(.closed(midMessage: false))` on a clean end.
-    public func nextLine(from socket: UnixSocket, deadline: Deadline) throws(Failure) -> [UInt8] {
+    public func nextLine(from socket: StreamSocket, deadline: Deadline) throws(Failure) -> [UInt8] {
         while true {
             if let line = takeLine() { return line }
             let buffered = pending.withLock { $0.count }

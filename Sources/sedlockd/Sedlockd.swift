@@ -164,17 +164,17 @@ struct Serve: AsyncParsableCommand {
 
     /// The control socket: handed over by systemd (socket activation), or bound here.
     private func controlListener(_ configuration: DaemonConfiguration, serviceManager: ServiceManager,
-                                 logger: Logger) throws -> (UnixSocket, String?) {
+                                 logger: Logger) throws -> (StreamSocket, String?) {
         if let fd = serviceManager.listenDescriptors().first {
             logger.info("control socket from socket activation (fd \(fd))")
-            return (UnixSocket(adopting: fd), nil)
+            return (StreamSocket(adopting: fd), nil)
         }
         let path = configuration.controlSocket
         let directory = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o755])
         do {
-            let listener = try UnixSocket.listen(path: path, mode: 0o660)
+            let listener = try StreamSocket.listen(path: path, mode: 0o660)
             // Members of the reader group may connect; the policy then decides what each may do.
             if let group = getgrnam(configuration.readerGroup) { _ = chown(path, 0, group.pointee.gr_gid) }
             return (listener, path)
@@ -185,7 +185,7 @@ struct Serve: AsyncParsableCommand {
 
     /// One request: state changes through the work loop, one at a time; reads beside it. Both
     /// run on the daemon's own threads (the server's executor), never Swift's cooperative pool.
-    static func answer(_ request: ControlRequest, peer: UnixSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
+    static func answer(_ request: ControlRequest, peer: StreamSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
                        reloader: ConfigurationReloader, events: DaemonEvents) async -> ControlResponse {
         let requester = "uid \(peer.uid) (pid \(peer.pid)) via control socket"
         if request.needsSecret {

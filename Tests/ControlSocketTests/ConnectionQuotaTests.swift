@@ -42,7 +42,7 @@ struct ConnectionQuotaTests {
                                                 attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/control.sock"
-        let listener = try UnixSocket.listen(path: path, mode: 0o666)
+        let listener = try StreamSocket.listen(path: path, mode: 0o666)
         var limits = ControlServerLimits()
         limits.requestTimeout = 5
         limits.maximumConnections = 16

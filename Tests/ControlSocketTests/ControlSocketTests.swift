@@ -68,7 +68,7 @@ struct ControlSocketTests {
     func server() async throws {
         let path = "/tmp/sedlock-ctl-\(UUID().uuidString.prefix(8)).sock"
         defer { unlink(path) }
-        let listener = try UnixSocket.listen(path: path, mode: 0o600)
+        let listener = try StreamSocket.listen(path: path, mode: 0o600)
         var limits = ControlServerLimits()
         limits.requestBytes = 1024
         limits.requestTimeout = 2
@@ -95,7 +95,7 @@ struct ControlSocketTests {
         #expect(answered.withLock { $0 } == 20)
         #expect(served.withLock { $0 } == 20)
         // A line over the limit: one error, then the connection closes.
-        let connection = try UnixSocket.connect(path: path)
+        let connection = try StreamSocket.connect(path: path)
         try connection.send([UInt8](repeating: 0x41, count: 5000) + [0x0A], deadline: .after(seconds: 5))
         let reply = try LineReader(limit: 65536).nextLine(from: connection, deadline: .after(seconds: 5))
         #expect(String(decoding: reply, as: UTF8.self).contains("longer than 1024 bytes"))
@@ -109,8 +109,8 @@ struct ControlSocketTests {
     func lineReader() throws {
         var pair: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
-        let a = UnixSocket(adopting: pair[0])
-        let b = UnixSocket(adopting: pair[1])
+        let a = StreamSocket(adopting: pair[0])
+        let b = StreamSocket(adopting: pair[1])
         let reader = LineReader(limit: 16)
         try a.send(Array("one\ntwo\nthr".utf8), deadline: .after(seconds: 1))
         #expect(try reader.nextLine(from: b, deadline: .after(seconds: 1)) == Array("one".utf8))

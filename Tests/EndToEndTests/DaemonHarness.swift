@@ -80,7 +80,7 @@ final class DaemonFixture {
     }
 
     static func raw(socket: String, _ bytes: [UInt8], timeout: Double = 15) throws -> [String] {
-        let connection = try UnixSocket.connect(path: socket)
+        let connection = try StreamSocket.connect(path: socket)
         try connection.send(bytes, deadline: .after(seconds: timeout))
         shutdown(connection.fd, Int32(SHUT_WR))
         var received: [UInt8] = []
@@ -100,7 +100,7 @@ final class NotifyListener: Sendable {
 
     init() throws {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = try UnixSocket.address(path)
+        var addr = try StreamSocket.address(path)
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }

@@ -256,7 +256,7 @@ struct DaemonTests {
         let huge = try f.raw([UInt8](repeating: 0x41, count: 200_000) + [0x0A])
         #expect(huge.count == 1 && huge[0].contains("longer than"))
         // A request that never ends its line: answered with a timeout error.
-        let connection = try UnixSocket.connect(path: f.socket)
+        let connection = try StreamSocket.connect(path: f.socket)
         try connection.send(Array(#"{"version":1,"#.utf8), deadline: .after(seconds: 5))
         let stalled = try connection.receiveSome(limit: 4096, deadline: .after(seconds: 10))
         #expect(String(decoding: stalled, as: UTF8.self).contains("no complete request"))

@@ -115,9 +115,9 @@ struct HardeningTests {
         defer { server.stop() }
         let socket = array.directory + "/sedsim.sock"
         #expect(waitFor { ServedArray.canConnect(socket) })
-        var held: [UnixSocket] = []
+        var held: [StreamSocket] = []
         for _ in 0..<100 {
-            guard let connection = try? UnixSocket.connect(path: socket) else { continue }
+            guard let connection = try? StreamSocket.connect(path: socket) else { continue }
             // A header announcing a 16 MiB frame, and then nothing.
             try? connection.send([0x01, 0x00, 0x00, 0x00], deadline: .after(seconds: 2))
             held.append(connection)

@@ -86,7 +86,7 @@ final class ServedArray {
     }
 
     static func canConnect(_ path: String) -> Bool {
-        (try? UnixSocket.connect(path: path)) != nil
+        (try? StreamSocket.connect(path: path)) != nil
     }
 }
 

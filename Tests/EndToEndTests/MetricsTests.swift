@@ -95,7 +95,7 @@ struct MetricsTests {
         #expect(other.status != 0 && other.stderr.contains("404"))
     }
 
-    @Test("with the endpoint up, SIGTERM ends sedlockd promptly; a second daemon on the same port exits 1 saying why")
+    @Test("with the endpoint up: held connections, malformed and endless requests cost a scrape nothing; SIGTERM ends sedlockd promptly; a second daemon on the same port exits 1 saying why")
     func endpointLifecycle() throws {
         let directory = "/tmp/sedlock-metrics-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -109,6 +109,34 @@ struct MetricsTests {
         let first = try daemon(1)
         defer { first.stop() }
         #expect(waitFor { Self.scrape(port) != nil })
+        // Hostile local clients: 20 connections held open (10 of them a request line cut short),
+        // a malformed request, an endless head, a POST; a scrape beside them is answered at once.
+        let hostile = """
+        import socket, sys, time
+        port = int(sys.argv[1])
+        def ask(data):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(data)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk: break
+                out += chunk
+            s.close()
+            return out.split(b"\\r\\n", 1)[0].decode()
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+        for s in held[:10]: s.sendall(b"GET /metr")
+        print(ask(b"GARBAGE\\r\\n\\r\\n"))
+        head = b"GET /metrics HTTP/1.1\\r\\nX-Filler: "
+        print(ask(head + b"a" * (8192 - len(head))))
+        print(ask(b"POST /metrics HTTP/1.1\\r\\n\\r\\n"))
+        start = time.monotonic()
+        print(ask(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"), time.monotonic() - start < 2)
+        """
+        let answers = try ProcessRunner.run("/usr/bin/python3", ["-c", hostile, "\(port)"], timeout: 30)
+        #expect(answers.output.split(separator: "\n") == ["HTTP/1.1 400 Bad Request", "HTTP/1.1 431 Request Header Fields Too Large",
+                                                          "HTTP/1.1 405 Method Not Allowed", "HTTP/1.1 200 OK True"],
+                "\(answers.output) \(answers.stderr)")
         let second = try run("sedlockd", ["serve", "--config", directory + "/c.toml", "--state-dir", directory + "/state2",
                                           "--control-socket", directory + "/c2.sock"], timeout: 20)
         #expect(second.status == 1 && second.stderr.contains("cannot serve metrics on 127.0.0.1:\(port)"), "\(second.stderr)")

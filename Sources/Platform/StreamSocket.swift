@@ -3,9 +3,10 @@ import Glibc
 #endif
 import Failures
 
-/// A Unix stream socket with deadlines on every wait: the simulator link, sedlockd's control
-/// socket and its clients all stand on it. Closed when the last reference goes.
-public final class UnixSocket: Sendable {
+/// A stream socket with deadlines on every wait: Unix sockets for the simulator link, sedlockd's
+/// control socket and its clients; TCP on loopback for the metrics endpoint. Closed when the last
+/// reference goes.
+public final class StreamSocket: Sendable {
     /// Why a socket operation did not complete.
     public enum Failure: Error, Sendable, CustomStringConvertible {
         case system(SystemError)
@@ -15,6 +16,8 @@ public final class UnixSocket: Sendable {
         case closed(midMessage: Bool)
         /// The socket path does not fit a sockaddr_un.
         case pathTooLong(String, limit: Int)
+        /// A TCP host that is not a numeric IPv4 or IPv6 address.
+        case notAnAddress(String)
 
         public var description: String {
             switch self {
@@ -23,6 +26,7 @@ public final class UnixSocket: Sendable {
             case .closed(let mid): return mid ? "the peer closed the connection mid-message" : "the peer closed the connection"
             case .pathTooLong(let path, let limit):
                 return "socket path \(path) is longer than \(limit) bytes; use a shorter directory"
+            case .notAnAddress(let host): return "\(host) is not a numeric IPv4 or IPv6 address"
             }
         }
     }
@@ -45,10 +49,10 @@ public final class UnixSocket: Sendable {
     public func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Binds and listens at `path` (replacing a stale socket file), with `mode` whatever the umask.
-    public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 128) throws(Failure) -> UnixSocket {
+    public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 128) throws(Failure) -> StreamSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(SystemError("socket")) }
-        let listener = UnixSocket(adopting: fd)
+        let listener = StreamSocket(adopting: fd)
         var addr = try address(path)
         unlink(path)
         let bound = withUnsafePointer(to: &addr) {
@@ -60,11 +64,58 @@ public final class UnixSocket: Sendable {
         return listener
     }
 
+    /// Binds and listens on a TCP address: `host` a numeric IPv4 or IPv6 address, `port` 0 for
+    /// any free port (`localPort` says which).
+    public static func listen(host: String, port: UInt16, backlog: Int32 = 64) throws(Failure) -> StreamSocket {
+        var v4 = in_addr(), v6 = in6_addr()
+        let isV6 = inet_pton(AF_INET6, host, &v6) == 1
+        guard isV6 || inet_pton(AF_INET, host, &v4) == 1 else { throw .notAnAddress(host) }
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(SystemError("socket")) }
+        let listener = StreamSocket(adopting: fd)
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let where_ = isV6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let bound: Int32
+        if isV6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = port.bigEndian
+            addr.sin6_addr = v6
+            bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            addr.sin_addr = v4
+            bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        guard bound == 0 else { throw .system(SystemError("bind", path: where_)) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw .system(SystemError("listen", path: where_)) }
+        return listener
+    }
+
+    /// The local port of a TCP socket (0 for another kind).
+    public var localPort: UInt16 {
+        var storage = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return 0 }
+        // sin_port and sin6_port sit at the same offset, right after the family.
+        return UInt16(bigEndian: storage.sin6_port)
+    }
+
     /// Connects to the socket at `path`.
-    public static func connect(path: String) throws(Failure) -> UnixSocket {
+    public static func connect(path: String) throws(Failure) -> StreamSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(SystemError("socket")) }
-        let connection = UnixSocket(adopting: fd)
+        let connection = StreamSocket(adopting: fd)
         var addr = try address(path)
         let rc = withUnsafePointer(to: &addr) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
@@ -89,7 +140,7 @@ public final class UnixSocket: Sendable {
     }
 
     /// Waits for a connection until `deadline`; nil when it passed first.
-    public func accept(deadline: Deadline) throws(Failure) -> UnixSocket? {
+    public func accept(deadline: Deadline) throws(Failure) -> StreamSocket? {
         while true {
             do { try wait(for: Int16(POLLIN), deadline: deadline) } catch {
                 if case .timedOut = error { return nil }
@@ -98,7 +149,7 @@ public final class UnixSocket: Sendable {
             let client = Glibc.accept(fd, nil, nil)
             if client >= 0 {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                return UnixSocket(adopting: client)
+                return StreamSocket(adopting: client)
             }
             // A client that gave up between poll and accept, or a signal: wait again.
             if [EINTR, EAGAIN, ECONNABORTED, EPROTO].contains(errno) { continue }
@@ -185,12 +236,12 @@ public final class UnixSocket: Sendable {
     }
 }
 
-extension UnixSocket.Failure: SedlockError {
+extension StreamSocket.Failure: SedlockError {
     public var kind: FailureKind {
         switch self {
         case .system(let error): error.kind
         case .timedOut, .closed: .unreachable
-        case .pathTooLong: .badRequest
+        case .pathTooLong, .notAnAddress: .badRequest
         }
     }
     public var reason: String {
@@ -199,6 +250,7 @@ extension UnixSocket.Failure: SedlockError {
         case .timedOut: "socket.timedOut"
         case .closed: "socket.closed"
         case .pathTooLong: "socket.pathTooLong"
+        case .notAnAddress: "socket.notAnAddress"
         }
     }
     public var summary: String { description }
