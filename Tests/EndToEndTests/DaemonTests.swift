@@ -162,6 +162,26 @@ struct DaemonTests {
                 "\(bootMessages)")
     }
 
+    @Test("a boot with the local key file gone fails at once (exit 15, the file named), not after the key wait; back in place, it unlocks")
+    func missingLocalKeyFailsAtOnce() throws {
+        let f = try DaemonFixture(drives: 2)
+        let keys = f.scratch + "/state/keys"
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: keys).first { $0.hasSuffix(".ak") })
+        try FileManager.default.moveItem(atPath: keys + "/" + file, toPath: f.scratch + "/" + file)
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        let boot = { () throws -> ProcessResult in
+            try run("sedlockd", ["boot-unlock", "--wait", "300", "--config", f.configuration, "--state-dir", f.scratch + "/state",
+                                 "--boot-id-file", f.scratch + "/boot_id"], timeout: 60)
+        }
+        let start = Date()
+        let held = try boot()
+        #expect(Date().timeIntervalSince(start) < 10, "the boot waited for a key file that cannot appear")
+        #expect(held.status == 15 && held.output.contains(keys + "/" + file), "\(held.status) \(held.output) \(held.stderr)")
+        try FileManager.default.moveItem(atPath: f.scratch + "/" + file, toPath: keys + "/" + file)
+        let unlocked = try boot()
+        #expect(unlocked.status == 0 && unlocked.output.contains("unlocked 2/2 drives"), "\(unlocked.output) \(unlocked.stderr)")
+    }
+
     @Test("a crash of sedlockd prints no backtrace (which would show memory around each register)")
     func crashPrintsNoMemory() throws {
         let f = try DaemonFixture(drives: 1)

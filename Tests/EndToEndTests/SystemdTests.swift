@@ -39,8 +39,11 @@ struct SystemdTests {
         let unlock = try ns.show("sedlock-unlock.service", ["ActiveState", "StatusText", "ExecMainStatus", "ExecMainExitTimestampMonotonic"])
         #expect(unlock["ActiveState"] == "active" && unlock["ExecMainStatus"] == "0", "\(unlock) \(ns.console.suffix(2000))")
         #expect(unlock["StatusText"] == "unlocked 12/12 drives", "\(unlock)")
-        let network = try ns.show("sedlock-unlock-network.service", ["ActiveState", "StatusText"])
+        let network = try ns.show("sedlock-unlock-network.service", ["ActiveState", "StatusText", "TimeoutStartUSec"])
         #expect(network["ActiveState"] == "active" && network["StatusText"]?.hasPrefix("nothing to do") == true, "\(network)")
+        // No start timeout that a daemon-reload could enforce on a boot waiting for keys: sedlockd bounds it.
+        let localTimeout = try ns.show("sedlock-unlock.service", ["TimeoutStartUSec"])["TimeoutStartUSec"]
+        #expect(network["TimeoutStartUSec"] == "infinity" && localTimeout == "infinity", "\(network) \(localTimeout ?? "")")
         let consumer = try ns.show("drives-consumer.service", ["ActiveState", "ExecMainStartTimestampMonotonic"])
         #expect(consumer["ActiveState"] == "active", "\(consumer)")
         let unlockEnd = UInt64(unlock["ExecMainExitTimestampMonotonic"] ?? "") ?? .max
