@@ -179,3 +179,51 @@ extension KMIPProviderTests {
         #expect(boot.allSucceeded, "\(boot)")
     }
 }
+
+extension KMIPProviderTests {
+    @Test("PyKMIP: two servers added together (all or none), setup; a renewed client certificate is taken by keyserver modify on each; one of another identity is refused with nothing changed; a boot unlocks with the renewed one")
+    func addTogetherThenRenewCertificate() async throws {
+        let (servers, tls) = try PyKMIPServer.trustingOneClient(count: 2, commonName: "array-3")
+        let f = try LockManagerFixture(drives: 1)
+        func request(_ name: String, _ address: String) -> KeyServerAddRequest {
+            KeyServerAddRequest(addresses: [address], name: name, certificatePath: tls.certificatePath,
+                                privateKeyPath: tls.privateKeyPath, caPath: tls.caPath)
+        }
+        // All or none: a second server that cannot be reached keeps the first out too.
+        let nobody = "127.0.0.1:\(try PyKMIPServer.freePort())"
+        await #expect(throws: ControlError.self) {
+            try f.manager.keyServersAdd([request("ks-a", servers[0].address.description), request("nobody", nobody)])
+        }
+        #expect(try f.manager.keyServerShow().servers.isEmpty)
+        let added = try f.manager.keyServersAdd([request("ks-a", servers[0].address.description), request("ks-b", servers[1].address.description)])
+        #expect(added.servers.map(\.name) == ["ks-a", "ks-b"])
+        #expect(try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-3")).allSucceeded)
+
+        // The client certificate renewed (same CA, same identity): each server takes it once it
+        // passes its test and still shows the array's objects to it.
+        let (renewed, renewedKey) = try servers[0].pki.issue("client-array-3-renewed", commonName: "array-3",
+                                                             extensions: "extendedKeyUsage=clientAuth")
+        for name in ["ks-a", "ks-b"] {
+            let report = try f.manager.keyServerModify(KeyServerModifyRequest(name: name, certificatePath: renewed, privateKeyPath: renewedKey))
+            #expect(report.note?.contains("holding the array's") == true, "\(String(describing: report.note))")
+        }
+        // Another identity of the same CA reaches the server, but PyKMIP shows it none of the
+        // array's objects (they belong to array-3): refused, the renewed certificate kept.
+        let (other, otherKey) = try servers[0].pki.issue("client-intruder", commonName: "intruder", extensions: "extendedKeyUsage=clientAuth")
+        do {
+            _ = try f.manager.keyServerModify(KeyServerModifyRequest(name: "ks-a", certificatePath: other, privateKeyPath: otherKey))
+            Issue.record("a certificate of another identity was taken")
+        } catch {
+            #expect(error.message.contains("nothing was changed"), "\(error.message)")
+        }
+        let shown = try f.manager.keyServerShow().servers
+        #expect(shown.allSatisfy { $0.certificatePath == renewed }, "\(shown.map(\.certificatePath))")
+
+        // The old certificate's files gone: the boot needs the renewed ones, from either server.
+        try FileManager.default.removeItem(atPath: tls.certificatePath)
+        servers[0].stop()
+        try f.reboot()
+        let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(boot.allSucceeded, "\(boot)")
+    }
+}
