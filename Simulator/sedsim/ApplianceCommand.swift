@@ -236,16 +236,27 @@ struct ApplianceReboot: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reboot", abstract: "Restart the appliance: sedlockd stops, every drive loses power, a new boot, boot unlock, sedlockd.")
     @OptionGroup var location: ApplianceDirectory
+    @Flag(help: ArgumentHelp("The appliance's head replaced: its lock manager state is gone (the drives and key servers keep theirs). The key servers are added to the new, empty state; `sedlock recover` takes the array back."))
+    var loseState = false
 
     func run() throws {
         do {
-            let runtime = try ApplianceRuntime(location.appliance)
+            var runtime = try ApplianceRuntime(location.appliance)
             guard runtime.appliance.running("drives") != nil else {
                 fail("the appliance is not running; `sedsim appliance start \(runtime.appliance.root.path)`")
             }
             runtime.appliance.stop("sedlockd")
             try runtime.powerCycle(Array(0..<runtime.manifest.drives))
             try runtime.appliance.newBootID()
+            if loseState {
+                try? FileManager.default.removeItem(atPath: runtime.appliance.stateDirectory)
+                var manifest = runtime.manifest
+                manifest.keyServersAdded = false
+                try runtime.appliance.save(manifest)
+                runtime = try ApplianceRuntime(location.appliance)
+                try runtime.addKeyServers()
+                print("the lock manager's state is lost; the key servers are added to a new one: `sedlock recover --drives …` takes the array back")
+            }
             print(try runtime.bootUnlock())
             runtime.describe(daemon: try runtime.startDaemon())
         } catch {
