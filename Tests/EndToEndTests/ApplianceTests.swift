@@ -6,7 +6,7 @@ import Testing
 /// scripts/demo tells it.
 @Suite("Simulated appliance", .serialized)
 struct ApplianceTests {
-    @Test("create, start, set up on two key servers, enable RDL; distrusted: alert, data available, then locked at reboot with 0 attempts; trusted: unlocked; token destroyed: locked for good; a stolen drive stays locked; stop ends every process")
+    @Test("create, start, set up on two key servers, enable RDL; distrusted: alert, data available, then locked at reboot with 0 attempts; trusted: unlocked; the state lost: recovered, unlocked with 0 attempts; token destroyed: locked for good; a stolen drive stays locked; stop ends every process")
     func rdlStory() throws {
         let directory = "/tmp/sedlock-app-\(UUID().uuidString.prefix(8))"
         defer {
@@ -70,6 +70,18 @@ struct ApplianceTests {
         try admin(["--trust", clientName])
         #expect(try reboot().contains("unlocked 3/3 drives"))
         #expect(try readable() == 3)
+
+        // The head replaced: the state is gone; recover takes the array (RDL included) back from
+        // the key servers' recovery records, and the unlock opens every drive with no failed attempt.
+        let trusted = try failedAuthentications()
+        let lost = try run("sedsim", ["appliance", "reboot", directory, "--lose-state"])
+        #expect(lost.status == 0 && lost.output.contains("state is lost"), "\(lost.output) \(lost.stderr)")
+        #expect(try readable() == 0)
+        let recovered = try sedlock(["recover", "--drives"] + (0..<3).map { "sim:\(directory)/drives/\($0)" })
+        #expect(recovered.status == 0, "\(recovered.output) \(recovered.stderr)")
+        #expect(try sedlock(["unlock", "--all"]).status == 0)
+        #expect(try readable() == 3)
+        #expect(try failedAuthentications() == trusted)
 
         // The token destroyed on both servers: locked for good, and status says so.
         let status = try JSONSerialization.jsonObject(with: try sedlock(["rdl", "status", "--json"]).stdout) as? [String: Any]
