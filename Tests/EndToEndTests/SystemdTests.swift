@@ -94,11 +94,14 @@ struct SystemdTests {
                 && mended["StatusText"] == "unlocked 12/12 drives (keys in 2 KMIP round trips over 1 connection)", "\(mended)")
     }
 
-    @Test("sedlockd: socket activation by the first status, READY and STATUS=, reload, journal fields without secrets, watchdog restart of a hung loop")
+    @Test("sedlockd: socket activation by the first status, READY and STATUS=, the metrics textfile at README's path, reload, journal fields without secrets, watchdog restart of a hung loop")
     func daemonUnderSystemd() throws {
-        let ns = try SystemdNamespace(drives: 12, configuration: "[monitors]\ndrives_interval = 1\n")
+        // The metrics textfile where README puts it: the unit lets sedlockd write there.
+        let metricsFile = "/var/lib/prometheus/node-exporter/sedlock.prom"
+        let ns = try SystemdNamespace(drives: 12, configuration: "[monitors]\ndrives_interval = 1\n[metrics]\nfile = \"\(metricsFile)\"\n")
         try ns.dropIn("sedlockd.service", "[Service]\nWatchdogSec=4\nEnvironment=SEDLOCKD_TEST_HANG_FILE=/run/sedlockd-hang\n")
         try ns.boot()
+        #expect(try ns.inside(["mkdir", "-p", "-m", "0755", "/var/lib/prometheus/node-exporter"]).status == 0)
         #expect(try ns.inside(["sedlock", "setup", "--drives"] + Self.drives + Self.state).status == 0)
         #expect(try ns.inside(["systemctl", "start", "sedlock-daemon-test.target"]).status == 0)
         #expect(try ns.show("sedlockd.socket", ["ActiveState"])["ActiveState"] == "active")
@@ -112,6 +115,8 @@ struct SystemdTests {
             (try? ns.show("sedlockd.service", ["StatusText"]))?["StatusText"]?.hasPrefix("12/12 drives unlocked, 0/0 key servers reachable, 0 faults") == true
         }, "\((try? ns.show("sedlockd.service", ["StatusText"])) ?? [:])")
 
+        #expect(waitFor(seconds: 15) { (try? ns.inside(["cat", metricsFile]))?.output.contains("sedlock_drives{state=\"unlocked\"} 12") == true },
+                "\((try? ns.inside(["journalctl", "--no-pager", "-n", "20", "-u", "sedlockd.service"]))?.output ?? "")")
         #expect(try ns.inside(["sedlock", "lock", "--all"]).status == 0)
         #expect(try ns.inside(["sedlock", "unlock", "--all"]).status == 0)
         // systemctl reload returns once the daemon has read the file (ExecReload asks it over the
