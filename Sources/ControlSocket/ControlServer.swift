@@ -34,14 +34,9 @@ public final class ControlServer: Sendable {
     public typealias Handler = @Sendable (ControlRequest, StreamSocket.PeerCredentials) async -> ControlResponse
 
     private struct State {
-        var stopping = false
-        /// Connection threads alive (a connection closed to make room counts until its thread ends).
-        var connections = 0
         var quota: ConnectionQuota
         /// The socket of each admitted connection, to close one that must make room.
         var sockets: [Int: StreamSocket] = [:]
-        var acceptLoopRunning = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let listener: StreamSocket
@@ -56,6 +51,8 @@ public final class ControlServer: Sendable {
     private let privilegedExecutor: any TaskExecutor
     private let privilegedUsers: Set<UInt32>
     private let state: Mutex<State>
+    /// Connection threads alive (a connection closed to make room counts until its thread ends).
+    private let threads = ServingThreads(name: "control")
 
     /// `privilegedUsers`: besides root, whose connections never compete with readers (the
     /// daemon's own user).
@@ -75,28 +72,15 @@ public final class ControlServer: Sendable {
 
     /// Starts accepting connections.
     public func start() {
-        state.withLock { $0.acceptLoopRunning = true }
-        let thread = Thread { [self] in acceptLoop() }
-        thread.name = "control-accept"
-        thread.start()
+        threads.startAcceptLoop { [self] in acceptLoop() }
     }
 
     /// Stops accepting, lets requests in flight finish, and returns once every connection ended.
-    public func stop() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state -> Bool in
-                state.stopping = true
-                if !state.acceptLoopRunning && state.connections == 0 { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
-    }
+    public func stop() async { await threads.stop() }
 
-    public var connectionCount: Int { state.withLock { $0.connections } }
+    public var connectionCount: Int { threads.connectionCount }
 
-    private var isStopping: Bool { state.withLock { $0.stopping } }
+    private var isStopping: Bool { threads.isStopping }
 
     private func acceptLoop() {
         while !isStopping {
@@ -113,7 +97,6 @@ public final class ControlServer: Sendable {
             let (admission, closing) = state.withLock { state -> (ConnectionQuota.Admission, [StreamSocket]) in
                 let admission = state.quota.admit(uid: peer.uid, now: now)
                 guard case .admitted(let id, let closing) = admission else { return (admission, []) }
-                state.connections += 1
                 state.sockets[id] = client
                 return (admission, closing.compactMap { state.sockets.removeValue(forKey: $0) })
             }
@@ -126,28 +109,14 @@ public final class ControlServer: Sendable {
                 }
                 continue
             }
-            let thread = Thread { [self] in
+            threads.serve { [self] in
                 serve(client, id: id, peer: peer)
-                finished {
+                state.withLock {
                     $0.quota.release(id)
                     $0.sockets[id] = nil
-                    $0.connections -= 1
                 }
             }
-            thread.name = "control-connection"
-            thread.start()
         }
-        finished { $0.acceptLoopRunning = false }
-    }
-
-    private func finished(_ change: (inout State) -> Void) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            change(&state)
-            guard state.stopping, !state.acceptLoopRunning, state.connections == 0 else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
     }
 
     private func serve(_ client: StreamSocket, id: Int, peer: StreamSocket.PeerCredentials) {

@@ -39,19 +39,16 @@ struct MetricsEndpoint: Service {
 /// The accept loop and its connections, each on a thread of its own.
 final class MetricsServer: Sendable {
     private struct State {
-        var stopping = false
-        var acceptLoopRunning = false
         var nextID = 0
         /// Connections still reading their request, by when they came.
         var waiting: [Int: (socket: StreamSocket, since: UInt64)] = [:]
-        var connections = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let listener: StreamSocket
     private let exporter: MetricsExporter
     private let logger: Logger
     private let state = Mutex(State())
+    private let threads = ServingThreads(name: "metrics")
 
     init(listener: StreamSocket, exporter: MetricsExporter, logger: Logger) {
         self.listener = listener
@@ -60,30 +57,19 @@ final class MetricsServer: Sendable {
     }
 
     func start() {
-        state.withLock { $0.acceptLoopRunning = true }
-        let thread = Thread { [self] in acceptLoop() }
-        thread.name = "metrics-accept"
-        thread.start()
+        threads.startAcceptLoop { [self] in acceptLoop() }
     }
 
     /// Stops accepting, closes connections still waiting for their request, and returns once
     /// every connection ended.
     func stop() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let (done, waiting) = state.withLock { state -> (Bool, [StreamSocket]) in
-                state.stopping = true
-                let waiting = state.waiting.values.map(\.socket)
-                if !state.acceptLoopRunning && state.connections == 0 { return (true, waiting) }
-                state.waiters.append(continuation)
-                return (false, waiting)
-            }
-            for socket in waiting { socket.shutdown() }
-            if done { continuation.resume() }
+        await threads.stop { [self] in
+            for socket in state.withLock({ $0.waiting.values.map(\.socket) }) { socket.shutdown() }
         }
     }
 
     private func acceptLoop() {
-        while !state.withLock({ $0.stopping }) {
+        while !threads.isStopping {
             let client: StreamSocket?
             do { client = try listener.accept(deadline: .after(seconds: 0.2)) } catch {
                 logger.error("metrics endpoint: accept failed: \(error)")
@@ -92,36 +78,19 @@ final class MetricsServer: Sendable {
             }
             guard let client else { continue }
             let now = DispatchTime.now().uptimeNanoseconds
+            let full = threads.connectionCount >= MetricsEndpoint.connectionLimit
             let (id, evicted) = state.withLock { state -> (Int, StreamSocket?) in
                 var evicted: StreamSocket?
-                if state.connections >= MetricsEndpoint.connectionLimit,
-                   let oldest = state.waiting.min(by: { $0.value.since < $1.value.since }) {
+                if full, let oldest = state.waiting.min(by: { $0.value.since < $1.value.since }) {
                     evicted = state.waiting.removeValue(forKey: oldest.key)?.socket
                 }
                 state.nextID += 1
-                state.connections += 1
                 state.waiting[state.nextID] = (client, now)
                 return (state.nextID, evicted)
             }
             evicted?.shutdown()  // its thread sees the hang-up and ends
-            let thread = Thread { [self] in
-                serve(client, id: id)
-                finished { $0.connections -= 1 }
-            }
-            thread.name = "metrics-connection"
-            thread.start()
+            threads.serve { [self] in serve(client, id: id) }
         }
-        finished { $0.acceptLoopRunning = false }
-    }
-
-    private func finished(_ change: (inout State) -> Void) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            change(&state)
-            guard state.stopping, !state.acceptLoopRunning, state.connections == 0 else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
     }
 
     private func serve(_ client: StreamSocket, id: Int) {
