@@ -153,13 +153,14 @@ extension LockManager {
         return out
     }
 
-    /// The state of the recovered array, written in one go per record; with the rekey that was
-    /// under way journaled again, every drive at its start (the rerun finds where each one is).
+    /// The state of the recovered array, in one transaction (a crash in the middle leaves the
+    /// state empty, and recover can run again); with the rekey that was under way journaled
+    /// again, every drive at its start (the rerun finds where each one is).
     private func rebuild(from record: RecoveryRecord, drives verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)],
                          servers: [StoredKeyServer], store: StateDatabase) throws(ControlError) {
         let keyLocations = locations(of: record.keyID, shares: record.threshold != nil, on: servers)
         let tokenLocations = record.tokenID.map { locations(of: $0, shares: record.tokenThreshold != nil, on: servers) } ?? []
-        do {
+        do { try store.atomically {
             let generation = try store.addGeneration(StoredKeyGeneration(
                 keyID: record.keyID, tag: record.tag, state: .active, provider: KeyProviderKind.kmip.rawValue, locations: keyLocations,
                 createdAt: record.createdAt, tokenID: record.tokenID))
@@ -205,7 +206,7 @@ extension LockManager {
                     }
                 }
             }
-        } catch {
+        } } catch {
             throw ControlError(error)
         }
     }

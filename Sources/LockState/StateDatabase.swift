@@ -224,7 +224,39 @@ public final class StateDatabase: StateStore {
         guard access == .write else {
             throw StateError(.invalid, "the state was opened for reading", fix: "this is a bug: open it for writing")
         }
-        do { return try pool.write(body) } catch let error as StateError { throw error } catch {
+        do {
+            // Inside `atomically`: part of its one transaction.
+            if let open = Self.openTransaction, open.owner == ObjectIdentifier(self) { return try body(open.db) }
+            return try pool.write(body)
+        } catch let error as StateError { throw error } catch {
+            throw Self.classify(error, path: directory.databasePath)
+        }
+    }
+
+    /// The transaction `atomically` holds open on this task, for the writes made inside it.
+    private final class OpenTransaction: @unchecked Sendable {
+        let db: Database
+        let owner: ObjectIdentifier
+        init(_ db: Database, owner: ObjectIdentifier) {
+            self.db = db
+            self.owner = owner
+        }
+    }
+    @TaskLocal private static var openTransaction: OpenTransaction?
+
+    /// Every change `body` makes through this database, committed together or not at all: a
+    /// crash in the middle, or an error thrown by `body`, leaves none of them. `body` runs
+    /// synchronously on the writer, so it must not wait for anything but the database.
+    public func atomically<T>(_ body: () throws -> T) throws -> T {
+        guard access == .write else {
+            throw StateError(.invalid, "the state was opened for reading", fix: "this is a bug: open it for writing")
+        }
+        if let open = Self.openTransaction, open.owner == ObjectIdentifier(self) { return try body() }
+        do {
+            return try pool.write { db in
+                try Self.$openTransaction.withValue(OpenTransaction(db, owner: ObjectIdentifier(self))) { try body() }
+            }
+        } catch let error as DatabaseError {
             throw Self.classify(error, path: directory.databasePath)
         }
     }

@@ -400,25 +400,31 @@ final class RDLFixture {
 
     /// A second simulated key server (`ks2`) trusting the same appliance certificate, added to the
     /// state (so it receives copies of what the array needs); the caller stops it.
-    func secondServer() throws -> SpawnedProcess {
-        let directory = scratch + "/kmip2"
+    func secondServer() throws -> SpawnedProcess { try extraServer(2).server }
+
+    /// Simulated key server `ksN` (N ≥ 2) trusting the same appliance certificate, on port + N - 1;
+    /// added to the state unless `add` is false. The caller stops it.
+    func extraServer(_ n: Int, add: Bool = true) throws -> (server: SpawnedProcess, address: String) {
+        let directory = scratch + "/kmip\(n)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         for file in try FileManager.default.contentsOfDirectory(atPath: kmip) where file.hasSuffix(".pem") || file.hasSuffix(".key") {
             try FileManager.default.copyItem(atPath: kmip + "/" + file, toPath: directory + "/" + file)
         }
-        let port = self.port + 1
+        let port = self.port + n - 1
         let server = try SpawnedProcess(Binaries.url("sedsim").path, ["kmip", "serve", "--dir", directory, "--port", "\(port)"])
         let client = self.client
         guard waitFor(seconds: 20, { (try? run("sedlock", ["kmip", "query", "--server", "127.0.0.1:\(port)"] + client))?.status == 0 }) else {
             server.stop()
-            throw HarnessError("the second simulated key server did not start")
+            throw HarnessError("simulated key server ks\(n) did not start")
         }
-        let add = try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks2"] + client + state)
-        guard add.status == 0 else {
-            server.stop()
-            throw HarnessError("keyserver add ks2: \(add.stderr)")
+        if add {
+            let added = try run("sedlock", ["keyserver", "add", "127.0.0.1:\(port)", "--name", "ks\(n)"] + client + state)
+            guard added.status == 0 else {
+                server.stop()
+                throw HarnessError("keyserver add ks\(n): \(added.stderr)")
+            }
         }
-        return server
+        return (server, "127.0.0.1:\(port)")
     }
 
     func newBoot() throws {

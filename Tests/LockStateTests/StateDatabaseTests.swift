@@ -53,6 +53,40 @@ struct StateDatabaseTests {
         }
     }
 
+    @Test("atomically: every write inside commits together; an error thrown inside (or a constraint broken) leaves none of them")
+    func atomicChanges() throws {
+        struct Abandoned: Error {}
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let writer = try StateDatabase(directory: StateDirectory(path: root + "/state"), access: .write)
+        func generation(_ n: Int) -> StoredKeyGeneration {
+            StoredKeyGeneration(keyID: "5b0c8f2e-1111-4d6e-9a3b-00000000000\(n)", tag: "t", state: .retired, provider: "local",
+                                locations: [], createdAt: now)
+        }
+        func drive(_ n: Int, identity: String) -> StoredDrive {
+            StoredDrive(address: "sim:/tmp/a/\(n)", identity: identity, bus: "simulated", model: "SEDSIM", serial: "S\(n)", addedAt: now)
+        }
+        #expect(throws: Abandoned.self) {
+            try writer.atomically {
+                _ = try writer.addGeneration(generation(1))
+                _ = try writer.addDrive(drive(0, identity: "wwn:1"))
+                throw Abandoned()
+            }
+        }
+        #expect(try writer.generations().isEmpty && writer.drives().isEmpty)
+        // The second drive breaks the unique identity: the first one is not kept either.
+        #expect { try writer.atomically {
+            _ = try writer.addDrive(drive(0, identity: "wwn:1"))
+            _ = try writer.addDrive(drive(1, identity: "wwn:1"))
+        } } throws: { ($0 as? StateError)?.code == .invalid }
+        #expect(try writer.drives().isEmpty)
+        try writer.atomically {
+            _ = try writer.addGeneration(generation(2))
+            try writer.atomically { _ = try writer.addDrive(drive(2, identity: "wwn:2")) }  // nested: the same transaction
+        }
+        #expect(try writer.generations().count == 1 && writer.drives().count == 1)
+    }
+
     @Test("a second writer is told the holder's PID; readers are not blocked")
     func oneWriter() throws {
         let root = try scratch()
