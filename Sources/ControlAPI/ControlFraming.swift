@@ -3,8 +3,9 @@ import Foundation
 /// The control socket's wire format: one JSON object per line, each carrying the protocol
 /// version, so that a CLI and a daemon of different releases say so instead of misreading.
 public enum ControlFraming {
-    /// The version this build speaks.
-    public static let version = 1
+    /// The version this build speaks. 2: each case's payload as the case key's value (1 wrapped
+    /// it in Swift's `"_0"`).
+    public static let version = 2
     /// Largest request line accepted by default (the biggest real request is a few hundred bytes).
     public static let defaultRequestLimit = 64 * 1024
     /// Largest reply a client accepts (a status of 1,000 drives is about 300 KiB).

@@ -1,7 +1,28 @@
-/// Which drives a request is about: all of the array, or some by address.
+/// Which drives a request is about: all of the array, or some by address. On the wire `"all"`
+/// or the addresses as an array.
 public enum DriveSelection: Codable, Sendable, Hashable {
     case all
     case some([String])
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let addresses = try? c.decode([String].self) {
+            self = .some(addresses)
+        } else if try c.decode(String.self) == "all" {
+            self = .all
+        } else {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: decoder.codingPath,
+                                                                    debugDescription: "drives are \"all\" or an array of addresses"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .all: try c.encode("all")
+        case .some(let addresses): try c.encode(addresses)
+        }
+    }
 }
 
 /// Where a new array's authentication key is kept.
@@ -191,6 +212,15 @@ public struct UnlockRequest: Codable, Sendable, Hashable {
         self.drives = drives
         self.boot = boot
         self.waitSeconds = waitSeconds
+    }
+
+    private enum CodingKeys: String, CodingKey { case drives, boot, waitSeconds }
+
+    /// `boot` and `waitSeconds` may be left out, as on the command line (`{"drives":"all"}`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(drives: try c.decode(DriveSelection.self, forKey: .drives), boot: try c.decodeIfPresent(Bool.self, forKey: .boot) ?? false,
+                  waitSeconds: try c.decodeIfPresent(Double.self, forKey: .waitSeconds) ?? 0)
     }
 }
 

@@ -118,16 +118,34 @@ public struct StatusReport: Codable, Sendable, Hashable {
         }
     }
 
+    /// One recorded boot, newest first in `recentBoots`.
+    public struct RecordedBoot: Codable, Sendable, Hashable {
+        public var bootID: String
+        public var startedAt: Date
+        /// started, unlocked, partial, failed or held.
+        public var outcome: String
+        public var detail: String
+        public var durationSeconds: Double?
+
+        public init(bootID: String, startedAt: Date, outcome: String, detail: String, durationSeconds: Double?) {
+            self.bootID = bootID
+            self.startedAt = startedAt
+            self.outcome = outcome
+            self.detail = detail
+            self.durationSeconds = durationSeconds
+        }
+    }
+
     public var drives: [Drive]
     public var generations: [Generation]
-    public var recentBoots: [String]
+    public var recentBoots: [RecordedBoot]
     public var lastBoot: Boot?
     /// Each key server, tested (TLS, authentication, a Locate).
     public var keyServers: [KeyServerReport.Server]
     /// Faults open in the state.
     public var faults: [FaultReport.Fault]
 
-    public init(drives: [Drive], generations: [Generation], recentBoots: [String],
+    public init(drives: [Drive], generations: [Generation], recentBoots: [RecordedBoot],
                 keyServers: [KeyServerReport.Server] = [], faults: [FaultReport.Fault] = []) {
         self.drives = drives
         self.generations = generations

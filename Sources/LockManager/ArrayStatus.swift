@@ -89,7 +89,10 @@ extension LockManager {
             generations: generations.map {
                 StatusReport.Generation(keyID: $0.keyID, tag: $0.tag, state: $0.state.rawValue, provider: $0.provider, createdAt: $0.createdAt)
             },
-            recentBoots: boots.map { "\($0.bootID): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" },
+            recentBoots: boots.map {
+                StatusReport.RecordedBoot(bootID: $0.bootID, startedAt: $0.startedAt, outcome: $0.outcome.rawValue, detail: $0.detail,
+                                          durationSeconds: $0.durationSeconds)
+            },
             keyServers: !testingKeyServers ? servers.map(Self.entry)
                 : configuration.readsFromMonitors ? servers.map { keys.health.latest(for: Self.entry($0)) } : servers.map(test),
             faults: faults.map(Self.report))

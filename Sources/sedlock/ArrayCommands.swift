@@ -695,7 +695,7 @@ func show(_ response: ControlResponse, json: Bool) throws {
             print("key server \(s.name)  \(state)\(s.checkedAt.map { "  (tested \(age(since: $0)) ago)" } ?? "")")
         }
         for f in status.faults { print("fault \(f.severity.uppercased()) \(f.name) \(f.object): \(f.detail)") }
-        for b in status.recentBoots { print("boot \(b)") }
+        for b in status.recentBoots { print("boot \(b.bootID): \(b.outcome)\(b.detail.isEmpty ? "" : " (\(b.detail))")") }
     case .keyServers(let report):
         if json { printJSON(report); return }
         for server in report.servers {

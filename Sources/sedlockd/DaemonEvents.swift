@@ -79,7 +79,6 @@ struct DaemonEvents: Sendable {
     }
 
     private func name(of request: ControlRequest) -> String {
-        // The case name alone: associated values are never logged.
-        String(describing: request).prefix { $0 != "(" }.description
+        request.name  // the case name alone: associated values are never logged
     }
 }

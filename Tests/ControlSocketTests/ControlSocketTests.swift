@@ -25,15 +25,62 @@ struct ControlSocketTests {
         #expect(reply.dropLast().firstIndex(of: 0x0A) == nil)
         #expect(try ControlFraming.decodeResponse(Array(reply.dropLast())) == .faults(report))
 
-        #expect(throws: ControlError.self) { try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"status":{}}}"#.utf8)) }
+        #expect(throws: ControlError.self) { try ControlFraming.decodeRequest(Array(#"{"version":3,"request":{"status":{}}}"#.utf8)) }
         do {
-            _ = try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"status":{}}}"#.utf8))
+            _ = try ControlFraming.decodeRequest(Array(#"{"version":1,"request":{"status":{}}}"#.utf8))
         } catch {
-            #expect(error.code == .badRequest && error.message.contains("version 2"))
+            #expect(error.code == .badRequest && error.message.contains("version 1"))
         }
-        for garbage in ["", "{", "[]", #"{"version":"1"}"#, #"{"version":1,"request":{"nonsense":{}}}"#, "\u{FF}\u{FE}"] {
+        for garbage in ["", "{", "[]", #"{"version":"1"}"#, #"{"version":2,"request":{"nonsense":{}}}"#, #"{"version":2,"request":{"status":{},"faults":{}}}"#,
+                        #"{"version":2,"request":{"lock":{"drives":"some"}}}"#, "\u{FF}\u{FE}"] {
             #expect(throws: ControlError.self) { try ControlFraming.decodeRequest(Array(garbage.utf8)) }
         }
+    }
+
+    @Test("every request and response has a stable wire shape: the case as the only key, its payload as the value, no \"_0\"; each round-trips")
+    func wireShapes() throws {
+        let requests: [ControlRequest] = [
+            .setup(SetupRequest(drives: ["sim:/a/0"], provider: .kmip)), .unlock(UnlockRequest(drives: .all, boot: true)),
+            .lock(LockRequest(drives: .some(["sim:/a/0", "sim:/a/1"]))), .status, .guardStatus(address: nil), .guardStatus(address: "sim:/a/0"),
+            .guardReset(address: "sim:/a/0"),
+            .keyServerAdd(KeyServerAddRequest(addresses: ["127.0.0.1:5696"], certificatePath: "c", privateKeyPath: "k", caPath: "ca")),
+            .keyServersAdd([KeyServerAddRequest(addresses: ["h1"], name: "a", certificatePath: "c", privateKeyPath: "k", caPath: "ca")]),
+            .keyServerModify(KeyServerModifyRequest(name: "ks1", addresses: ["h2"])), .keyServerRemove(names: ["ks1", "ks2"]),
+            .keyServerShow, .keyServerStatus, .keyServerQuery, .keysList, .keysRestore(KeysRestoreRequest(all: true)),
+            .keysRetire(keyID: "k1"), .keysDestroy(keyID: "k2"), .recover(RecoverRequest(drives: ["sim:/a/0"])),
+            .rekey(RekeyRequest(provider: .local)), .arrayAdd(ArrayAddRequest(address: "sim:/a/2")),
+            .arrayRemove(address: "sim:/a/2", revert: true), .erase(EraseRequest(drives: ["sim:/a/2"], method: .crypto)), .faults,
+            .rdlTest(server: "ks1"), .rdlEnable(RDLEnableRequest(server: "ks1")), .rdlStatus, .rdlRotate, .rdlDisable, .reload,
+        ]
+        for request in requests {
+            let line = ControlFraming.encode(request: request)
+            let text = String(decoding: line, as: UTF8.self)
+            #expect(!text.contains("_0") && text.contains(#""request":{""# + request.name + #"":"#), "\(text)")
+            #expect(try ControlFraming.decodeRequest(Array(line.dropLast())) == request, "\(text)")
+        }
+        // What a script writes by hand.
+        #expect(try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"lock":{"drives":"all"}}}"#.utf8)) == .lock(LockRequest(drives: .all)))
+        #expect(try ControlFraming.decodeRequest(Array(#"{"version":2,"request":{"unlock":{"drives":["sim:/a/1"]}}}"#.utf8))
+                == .unlock(UnlockRequest(drives: .some(["sim:/a/1"]))))
+        let responses: [ControlResponse] = [
+            .array(ArrayReport(operation: "unlock", drives: [DriveOutcome(address: "sim:/a/0", result: .unlocked, attempts: 1)])),
+            .status(StatusReport(drives: [], generations: [], recentBoots: [
+                StatusReport.RecordedBoot(bootID: "b1", startedAt: Date(timeIntervalSince1970: 1_800_000_000), outcome: "unlocked",
+                                          detail: "", durationSeconds: 0.07)])),
+            .guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: 0)), .keyServers(KeyServerReport(servers: [])),
+            .keys(KeysReport(keys: [])), .faults(FaultReport(open: [], recentlyCleared: [])),
+            .rdl(RDLReport(state: "off", server: nil, tokenID: nil, since: nil, lockOnLoss: false)),
+            .reloaded(ReloadReport(source: "/etc/sedlock/sedlockd.toml", pendingRestart: [])), .failure(ControlError(.busy, "held")),
+        ]
+        for response in responses {
+            let line = ControlFraming.encode(response: response)
+            let text = String(decoding: line, as: UTF8.self)
+            #expect(!text.contains("_0"), "\(text)")
+            #expect(try ControlFraming.decodeResponse(Array(line.dropLast())) == response, "\(text)")
+        }
+        // A boot record is an object with its date in seconds since 1970.
+        let status = String(decoding: ControlFraming.encode(response: responses[1]), as: UTF8.self)
+        #expect(status.contains(#""bootID":"b1""#) && status.contains(#""startedAt":1800000000"#), "\(status)")
     }
 
     @Test("a failure crosses the socket with its kind and reason code; a reply from a sender without reason codes still decodes")
@@ -41,7 +88,7 @@ struct ControlSocketTests {
         let failure = ControlError(.notAuthorized, "ks0 refused the client certificate", fix: "renew it", reason: "keyServer.KeyServerAuthFailed")
         let reply = ControlFraming.encode(response: .failure(failure))
         #expect(try ControlFraming.decodeResponse(Array(reply.dropLast())) == .failure(failure))
-        let older = try ControlFraming.decodeResponse(Array(#"{"version":1,"response":{"failure":{"_0":{"code":"busy","message":"held"}}}}"#.utf8))
+        let older = try ControlFraming.decodeResponse(Array(#"{"version":2,"response":{"failure":{"code":"busy","message":"held"}}}"#.utf8))
         #expect(older == .failure(ControlError(.busy, "held")))
         // Any module's error keeps its kind and reason; anything else is a plain failure.
         struct Stray: Error {}

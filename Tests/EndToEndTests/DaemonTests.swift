@@ -241,8 +241,8 @@ struct DaemonTests {
         let before = try run("sedlock", ["status", "--json"] + f.direct)
         var random = SeededRandom(seed: 0x5ED1_0CD)
         // Mutations start from a read request, so one that happens to stay valid changes nothing.
-        let valid = Array(#"{"version":1,"request":{"guardStatus":{}}}"#.utf8)
-        let lock = Array(#"{"version":1,"request":{"lock":{"_0":{"drives":{"all":{}}}}}}"#.utf8)
+        let valid = Array(#"{"version":2,"request":{"guardStatus":{}}}"#.utf8)
+        let lock = Array(#"{"version":2,"request":{"lock":{"drives":"all"}}}"#.utf8)
         var sent = 0
         var errors = 0
         while sent < 10_000 {
@@ -254,9 +254,10 @@ struct DaemonTests {
                 switch random.next() % 6 {
                 case 0: line = (0..<Int(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }.filter { $0 != 0x0A }
                 case 1: line = Array(lock.prefix(Int(random.next() % UInt64(lock.count))))
-                case 2: line = Array(#"{"version":2,"request":"status"}"#.utf8)
-                case 3: line = Array(#"{"version":1,"request":{"unlock":{"_0":{"drives":"all","boot":true}}}}"#.utf8)
-                case 4: line = Array(#"{"version":1}"#.utf8)
+                case 2: line = Array(#"{"version":3,"request":"status"}"#.utf8)
+                // Version 1's shape (and drives as an object): malformed, never an unlock.
+                case 3: line = Array(#"{"version":2,"request":{"unlock":{"_0":{"drives":{"all":{}},"boot":true}}}}"#.utf8)
+                case 4: line = Array(#"{"version":2}"#.utf8)
                 default:
                     line = valid
                     line[Int(random.next() % UInt64(line.count))] = UInt8(truncatingIfNeeded: random.next() % 255) &+ 1
@@ -277,7 +278,7 @@ struct DaemonTests {
         #expect(huge.count == 1 && huge[0].contains("longer than"))
         // A request that never ends its line: answered with a timeout error.
         let connection = try StreamSocket.connect(path: f.socket)
-        try connection.send(Array(#"{"version":1,"#.utf8), deadline: .after(seconds: 5))
+        try connection.send(Array(#"{"version":2,"#.utf8), deadline: .after(seconds: 5))
         let stalled = try connection.receiveSome(limit: 4096, deadline: .after(seconds: 10))
         #expect(String(decoding: stalled, as: UTF8.self).contains("no complete request"))
 
@@ -285,7 +286,7 @@ struct DaemonTests {
         let answered = Mutex(0)
         let socket = f.socket
         DispatchQueue.concurrentPerform(iterations: 100) { _ in
-            if let replies = try? DaemonFixture.raw(socket: socket, Array(#"{"version":1,"request":{"guardStatus":{}}}"#.utf8) + [0x0A]),
+            if let replies = try? DaemonFixture.raw(socket: socket, Array(#"{"version":2,"request":{"guardStatus":{}}}"#.utf8) + [0x0A]),
                replies.count == 1, replies[0].contains("guardState") {
                 answered.withLock { $0 += 1 }
             }
