@@ -17,16 +17,33 @@ func readText(_ path: String, option: String) throws -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+/// What a cert command wrote: its text line, or (--json) the files and what they hold.
+struct Written: Encodable {
+    var files: [String]
+    var subject: String? = nil
+    var sha256Fingerprint: String? = nil
+    var keyType: String? = nil
+    var expiry: String? = nil
+    var warning: String? = nil
+
+    func show(_ text: String, json: Bool) {
+        if json { printJSON(self); return }
+        print(text)
+        if let warning { print("warning: \(warning)") }
+    }
+}
+
 struct CreateKeyPair: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create-keypair", abstract: "Generate a private key (written 0600).")
     @Option(help: "rsa2048, rsa3072 or ec-p256.") var type: PrivateKey.Kind = .rsa2048
     @Option(help: "New file for the PEM private key.") var out: String
+    @Flag(help: "Print JSON.") var json = false
     func run() throws {
         reporting {
             do {
                 let key = try PrivateKey.generate(type)
                 try writeNewFile(out, try key.pem(), mode: 0o600)
-                print("\(out): \(key.description) private key")
+                Written(files: [out], keyType: key.description).show("\(out): \(key.description) private key", json: json)
             } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
@@ -44,12 +61,14 @@ struct CertCSR: ParsableCommand {
     @Option(help: "The PEM private key.") var key: String
     @OptionGroup var subject: SubjectOptions
     @Option(help: "New file for the PEM request.") var out: String
+    @Flag(help: "Print JSON.") var json = false
     func run() throws {
         reporting {
             do {
                 let privateKey = try PrivateKey(pem: try readText(key, option: "--key"))
                 try writeNewFile(out, try CertificateRequests.signingRequest(key: privateKey, subject: subject.subject), mode: 0o644)
-                print("\(out): request for CN=\(subject.cn); have the key server's CA sign it, then `sedlock cert import`")
+                Written(files: [out], subject: "CN=\(subject.cn)")
+                    .show("\(out): request for CN=\(subject.cn); have the key server's CA sign it, then `sedlock cert import`", json: json)
             } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
@@ -61,13 +80,15 @@ struct SelfSign: ParsableCommand {
     @OptionGroup var subject: SubjectOptions
     @Option(help: "Validity in days.") var days: Int = 365
     @Option(help: "New file for the PEM certificate.") var out: String
+    @Flag(help: "Print JSON.") var json = false
     func run() throws {
         reporting {
             do {
                 let privateKey = try PrivateKey(pem: try readText(key, option: "--key"))
                 let cert = try CertificateRequests.selfSigned(key: privateKey, subject: subject.subject, days: days)
                 try writeNewFile(out, cert.pem(), mode: 0o644)
-                print("\(out): \(cert.subject), SHA-256 \(cert.fingerprint)")
+                Written(files: [out], subject: cert.subject, sha256Fingerprint: cert.fingerprint)
+                    .show("\(out): \(cert.subject), SHA-256 \(cert.fingerprint)", json: json)
             } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }
@@ -81,6 +102,7 @@ struct CertImport: ParsableCommand {
     @Option(help: "Its private key (PEM).") var key: String
     @Option(help: "The CA certificate(s) of the key server (PEM).") var ca: String
     @Option(help: "Directory to copy the validated files into (client.pem, client.key 0600, ca.pem).") var dest: String
+    @Flag(help: "Print JSON.") var json = false
     func run() throws {
         reporting {
             do {
@@ -99,8 +121,10 @@ struct CertImport: ParsableCommand {
                 try writeNewFile(dest + "/client.pem", chain.map { $0.pem() }.joined(), mode: 0o644)
                 try writeNewFile(dest + "/client.key", keyText, mode: 0o600)
                 try writeNewFile(dest + "/ca.pem", cas.map { $0.pem() }.joined(), mode: 0o644)
-                print("imported \(leaf.subject) (expiry: \(expiry.rawValue)) into \(dest)")
-                if !leaf.hasClientAuthUsage { print("warning: the certificate lacks EKU clientAuth; KMIP servers may refuse it") }
+                Written(files: ["client.pem", "client.key", "ca.pem"].map { dest + "/" + $0 }, subject: leaf.subject,
+                        sha256Fingerprint: leaf.fingerprint, expiry: expiry.rawValue,
+                        warning: leaf.hasClientAuthUsage ? nil : "the certificate lacks EKU clientAuth; KMIP servers may refuse it")
+                    .show("imported \(leaf.subject) (expiry: \(expiry.rawValue)) into \(dest)", json: json)
             } catch let error as CertificateError { throw CommandFailure(error) }
         }
     }

@@ -40,7 +40,6 @@ struct ListDrives: ParsableCommand {
 struct Discover: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show identity and Level 0 Discovery.")
     @OptionGroup var drive: DeviceOptions
-    @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         reporting {
@@ -49,7 +48,7 @@ struct Discover: ParsableCommand {
             do { identity = try transport.identify() } catch let error as TransportError { throw CommandFailure(error) }
             let report = DiscoveryReport(device: drive.device, transport: transport, identity: identity,
                                          discovery: try OpalDrive.readDiscovery(transport))
-            if json { printJSON(report) } else { print(report.text) }
+            if drive.json { printJSON(report) } else { print(report.text) }
         }
     }
 }
@@ -70,7 +69,7 @@ struct TakeOwnership: ParsableCommand {
             try opal.exchangePropertiesIfSupported()
             try opal.takeOwnership(newSIDPIN: pin)
             if !noActivate { try opal.activateLockingSP(sidPIN: pin) }
-            print("\(drive.device): owned\(noActivate ? "" : "; Locking SP activated (Admin1 PIN = SID PIN)")")
+            drive.done("take-ownership", noActivate ? "owned" : "owned; Locking SP activated (Admin1 PIN = SID PIN)")
         }
     }
 }
@@ -107,7 +106,7 @@ struct SetupRange: ParsableCommand {
                                     writeLockEnabled: writeLockEnabled, lockOnReset: try parseResets(lockOnReset),
                                     adminPIN: pin)
             if let grant, let user = OpalAuthority(grant) { try opal.grantRangeControl(range: range, to: user, adminPIN: pin) }
-            print("\(drive.device): range \(range) configured")
+            drive.done("setup-range", "configured", range: range)
         }
     }
 }
@@ -133,7 +132,7 @@ struct LockOptions: ParsableArguments {
             let pin = try derivation.pin(pinFile, option: "--pin-file", for: opal)
             guard let who = OpalAuthority(authority) else { throw CommandFailure("bad --authority", .badArguments) }
             try opal.setLocked(locked, range: range, as: who, pin: pin)
-            print("\(drive.device): range \(range) \(locked ? "locked" : "unlocked")")
+            drive.done(locked ? "lock" : "unlock", locked ? "locked" : "unlocked", range: range)
         }
     }
 }
@@ -181,7 +180,7 @@ struct SetPin: ParsableCommand {
             let current = try derivation.pin(pinFile, option: "--pin-file", for: opal)
             let new = try derivation.pin(newPinFile, option: "--new-pin-file", for: opal)
             try opal.setPIN(of: target, newPIN: new, authorizer: who, authorizerPIN: current)
-            print("\(drive.device): \(target) PIN changed")
+            drive.done("set-pin", "PIN changed", authority: "\(target)")
         }
     }
 }
@@ -203,7 +202,7 @@ struct Erase: ParsableCommand {
         reporting {
             let opal = try drive.open()
             try opal.eraseRange(range, adminPIN: try derivation.pin(pinFile, option: "--pin-file", for: opal))
-            print("\(drive.device): range \(range) crypto-erased")
+            drive.done("erase", "crypto-erased", range: range)
         }
     }
 }
@@ -258,7 +257,7 @@ struct Revert: ParsableCommand {
                     try opal.revert(as: .sid, pin: sidPIN)
                 }
             }
-            print("\(drive.device): reverted to factory state\(keepData ? " (global range data kept)" : "")")
+            drive.done("revert", "reverted to factory state\(keepData ? " (global range data kept)" : "")")
         }
     }
 }
@@ -295,7 +294,7 @@ struct MBR: ParsableCommand {
                 }
                 try opal.loadMBR(image: Array(data), adminPIN: pin)
             }
-            print("\(drive.device): MBR \(action.rawValue)")
+            drive.done("mbr", "MBR \(action.rawValue)")
         }
     }
 }
@@ -306,7 +305,6 @@ struct Tries: ParsableCommand {
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "Read as sid or admin1.") var authority: String = "admin1"
     @Option(help: "File holding that authority's PIN.") var pinFile: String
-    @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard ["sid", "admin1"].contains(authority.lowercased()) else { throw ValidationError("--authority takes sid or admin1") }
@@ -317,7 +315,7 @@ struct Tries: ParsableCommand {
             let opal = try drive.open()
             let who = OpalAuthority(authority) ?? .admin(1)
             let tries = try opal.readTries(as: who, pin: try derivation.pin(pinFile, option: "--pin-file", for: opal))
-            if json { printJSON(tries); return }
+            if drive.json { printJSON(tries); return }
             for t in tries { print("\(t.authority): tries \(t.tries) of \(t.tryLimit == 0 ? "unlimited" : String(t.tryLimit))\(t.persistence ? " (persistent)" : "")") }
         }
     }
@@ -328,13 +326,12 @@ struct Ranges: ParsableCommand {
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "File holding the Admin1 PIN.") var pinFile: String
-    @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         reporting {
             let opal = try drive.open()
             let ranges = try opal.readRanges(adminPIN: try derivation.pin(pinFile, option: "--pin-file", for: opal))
-            if json { printJSON(ranges); return }
+            if drive.json { printJSON(ranges); return }
             for r in ranges where r.range == 0 || r.length > 0 {
                 print("range \(r.range): start \(r.start) length \(r.length) \(r.isLocked ? "LOCKED" : "unlocked") "
                       + "RLE=\(r.readLockEnabled) WLE=\(r.writeLockEnabled) RL=\(r.readLocked) WL=\(r.writeLocked) "

@@ -18,6 +18,8 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "Seconds to wait for each drive command before giving up.")
     var timeout: Double = 10
 
+    @Flag(help: "Print JSON.") var json = false
+
     func validate() throws {
         do { _ = try DeviceAddress.parse(device) } catch { throw ValidationError(error.description) }
         guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
@@ -31,6 +33,23 @@ struct DeviceOptions: ParsableArguments {
 
     func open() throws -> OpalDrive {
         try OpalDrive(transport: try openTransport(), timeout: timeout)
+    }
+
+    /// What a drive command did, as one line of text or (--json) one object:
+    /// `{"device":…,"operation":"lock","range":0,"result":"locked"}`.
+    func done(_ operation: String, _ result: String, range: Int? = nil, authority: String? = nil) {
+        struct Done: Encodable {
+            let device: String
+            let operation: String
+            let range: Int?
+            let authority: String?
+            let result: String
+        }
+        if json {
+            printJSON(Done(device: device, operation: operation, range: range, authority: authority, result: result))
+        } else {
+            print("\(device): \(range.map { "range \($0) " } ?? "")\(authority.map { "\($0) " } ?? "")\(result)")
+        }
     }
 }
 

@@ -257,7 +257,7 @@ struct KMIPActivate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "activate", abstract: "Activate an object (on the first server that holds it).")
     @OptionGroup var kmip: KMIPOptions
     @Argument(help: "Unique identifier.") var id: String
-    func run() throws { reporting { try kmip.read { c throws(KeyServerError) in try c.activate(id) }; print("\(id): activated") } }
+    func run() throws { reporting { try kmip.read { c throws(KeyServerError) in try c.activate(id) }; printOutcome(id, "activated", json: kmip.json) } }
 }
 
 extension RevocationReasonCode: ExpressibleByArgument {
@@ -279,7 +279,7 @@ struct KMIPRevoke: ParsableCommand {
     @Option(help: "key-compromise, cessation-of-operation, superseded, … ") var reason: RevocationReasonCode = .cessationOfOperation
     @Option(help: "Revocation message.") var message: String?
     func run() throws {
-        reporting { try kmip.read { c throws(KeyServerError) in try c.revoke(id, reason: reason, message: message) }; print("\(id): revoked") }
+        reporting { try kmip.read { c throws(KeyServerError) in try c.revoke(id, reason: reason, message: message) }; printOutcome(id, "revoked", json: kmip.json) }
     }
 }
 
@@ -287,10 +287,16 @@ struct KMIPDestroy: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "destroy", abstract: "Destroy an object on the first server that holds it; an Active one is refused until revoked (`sedlock kmip revoke`).")
     @OptionGroup var kmip: KMIPOptions
     @Argument(help: "Unique identifier.") var id: String
-    func run() throws { reporting { try kmip.read { c throws(KeyServerError) in try c.destroy(id) }; print("\(id): destroyed") } }
+    func run() throws { reporting { try kmip.read { c throws(KeyServerError) in try c.destroy(id) }; printOutcome(id, "destroyed", json: kmip.json) } }
 }
 
 /// Prints per-server identifiers: `SERVER ID` lines, or a JSON object server → id.
+/// One object's change: `ID: activated`, or `{"id":…,"result":"activated"}`.
+func printOutcome(_ id: String, _ result: String, json: Bool) {
+    struct Outcome: Encodable { let id: String; let result: String }
+    if json { printJSON(Outcome(id: id, result: result)) } else { print("\(id): \(result)") }
+}
+
 func printIdentifiers(_ ids: [(server: String, value: String)], json: Bool) {
     if json {
         printJSON(Dictionary(ids.map { ($0.server, $0.value) }, uniquingKeysWith: { a, _ in a }))

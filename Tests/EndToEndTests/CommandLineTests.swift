@@ -37,7 +37,11 @@ struct CommandLineTests {
         let readBack = try step("sedsim", ["read", array.directory, "0", "--lba", "64"])
         #expect(readBack.stdout.prefix(payload.count) == payload)
 
-        _ = try step("sedlock", ["drive", "lock", dev, "--pin-file", pinPath])
+        // With --json, a drive command's outcome is one object.
+        let lockedJSON = try step("sedlock", ["drive", "lock", dev, "--pin-file", pinPath, "--json"])
+        let outcome = try JSONSerialization.jsonObject(with: lockedJSON.stdout) as? [String: Any]
+        #expect(outcome?["device"] as? String == dev && outcome?["operation"] as? String == "lock"
+                && outcome?["range"] as? Int == 0 && outcome?["result"] as? String == "locked", "\(lockedJSON.output)")
         let locked = try step("sedsim", ["read", array.directory, "0", "--lba", "64"], expect: 1)
         #expect(locked.stderr.contains("data protect"))
         _ = try step("sedlock", ["drive", "unlock", dev, "--pin-file", pinPath])

@@ -68,8 +68,10 @@ extension KMIPCommandLineTests {
               -out operator/signed.pem -days 60 -copy_extensions copy 2>/dev/null
             """)
         let imported = try run(["cert", "import", "--cert", dir + "/signed.pem", "--key", dir + "/key.pem",
-                                "--ca", server.pki.caPath, "--dest", dir + "/installed"])
-        #expect(imported.0 == 0 && imported.1.contains("array-cert-flow"))
+                                "--ca", server.pki.caPath, "--dest", dir + "/installed", "--json"])
+        let written = try JSONSerialization.jsonObject(with: Data(imported.1.utf8)) as? [String: Any]
+        #expect(imported.0 == 0 && (written?["subject"] as? String)?.contains("array-cert-flow") == true
+                && written?["files"] as? [String] == ["client.pem", "client.key", "ca.pem"].map { dir + "/installed/" + $0 }, "\(imported.1)")
         let test = try run(["kmip", "test", "--server", server.address.description, "--cert", dir + "/installed/client.pem",
                             "--key", dir + "/installed/client.key", "--ca", dir + "/installed/ca.pem"])
         #expect(test.0 == 0 && test.1.hasPrefix("OK"))
