@@ -21,6 +21,22 @@ public enum ControlFraming {
         var response: ControlResponse
     }
 
+    struct ProgressLine: Codable {
+        var version: Int
+        var progress: DriveProgress
+    }
+
+    /// What a line from sedlockd carries: a drive's progress ahead of the reply, or the reply.
+    public enum Incoming: Sendable, Equatable {
+        case progress(DriveProgress)
+        case response(ControlResponse)
+    }
+
+    /// A key of the line's top-level object, to tell a progress line from the reply.
+    private struct Kind: Decodable {
+        var progress: DriveProgress?
+    }
+
     /// Only the version, read first so that a newer peer's unknown request gets a version error.
     private struct VersionOnly: Decodable {
         var version: Int
@@ -41,6 +57,17 @@ public enum ControlFraming {
             throw ControlError(.badRequest, "malformed control request: \(summary(error))",
                                fix: "send one JSON object per line: {\"version\":\(version),\"request\":{…}}")
         }
+    }
+
+    public static func encode(progress: DriveProgress) -> [UInt8] {
+        line(ProgressLine(version: version, progress: progress))
+    }
+
+    /// Parses one line from sedlockd (without its newline): progress, or the reply.
+    public static func decodeIncoming(_ line: [UInt8]) throws(ControlError) -> Incoming {
+        try checkVersion(line, what: "reply")
+        if let progress = (try? decoder.decode(Kind.self, from: Data(line)))?.progress { return .progress(progress) }
+        return .response(try decodeResponse(line))
     }
 
     /// Parses one reply line (without its newline).

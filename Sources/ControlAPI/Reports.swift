@@ -330,6 +330,27 @@ public struct RDLReport: Codable, Sendable, Hashable {
     }
 }
 
+/// One drive of a long array operation finished, while the rest still run: sent ahead of the
+/// reply (over the socket as `{"version":2,"progress":{…}}` lines) so that people and scripts see
+/// each drive as it is done.
+public struct DriveProgress: Codable, Sendable, Hashable {
+    public var operation: String
+    public var drive: DriveOutcome
+    /// Drives finished so far, this one included, of `total`.
+    public var done: Int
+    public var total: Int
+
+    public init(operation: String, drive: DriveOutcome, done: Int, total: Int) {
+        self.operation = operation
+        self.drive = drive
+        self.done = done
+        self.total = total
+    }
+
+    /// "rekey 12/24 drives" (sedlockd's STATUS= while it runs).
+    public var summary: String { "\(operation) \(done)/\(total) drives" }
+}
+
 /// Every answer a request can get.
 public enum ControlResponse: Codable, Sendable, Hashable {
     case array(ArrayReport)

@@ -26,16 +26,26 @@ public final class ControlClient: Sendable {
         reader = LineReader(limit: ControlFraming.replyLimit)
     }
 
-    /// Sends `request` and waits up to `timeout` seconds for its reply.
-    public func send(_ request: ControlRequest, timeout: Double) throws(ControlError) -> ControlResponse {
+    /// Sends `request` and waits up to `timeout` seconds for its reply; `progress` hears each
+    /// drive of a long operation as sedlockd reports it.
+    public func send(_ request: ControlRequest, timeout: Double,
+                     progress: (DriveProgress) -> Void = { _ in }) throws(ControlError) -> ControlResponse {
         let deadline = Deadline.after(seconds: timeout)
         // A send that fails may still have a reply waiting (a refusal sent before the daemon closed).
         let sendFailure: StreamSocket.Failure?
         do { try connection.send(ControlFraming.encode(request: request), deadline: deadline); sendFailure = nil } catch {
             sendFailure = error
         }
-        let line: [UInt8]
-        do { line = try reader.nextLine(from: connection, deadline: deadline) } catch {
+        while true {
+            switch try ControlFraming.decodeIncoming(try nextLine(deadline: deadline, timeout: timeout, sendFailure: sendFailure)) {
+            case .progress(let update): progress(update)
+            case .response(let response): return response
+            }
+        }
+    }
+
+    private func nextLine(deadline: Deadline, timeout: Double, sendFailure: StreamSocket.Failure?) throws(ControlError) -> [UInt8] {
+        do { return try reader.nextLine(from: connection, deadline: deadline) } catch {
             switch error {
             case .tooLong: throw ControlError(.failed, "sedlockd's reply exceeds \(ControlFraming.replyLimit) bytes")
             case .socket(.timedOut):
@@ -46,6 +56,5 @@ public final class ControlClient: Sendable {
                                    fix: "check `journalctl -u sedlockd`")
             }
         }
-        return try ControlFraming.decodeResponse(line)
     }
 }

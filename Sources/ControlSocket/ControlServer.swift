@@ -31,7 +31,9 @@ public struct ControlServerLimits: Sendable {
 /// own thread (socket waits never block Swift's cooperative pool), and hands every request that
 /// the access policy allows to `handler`.
 public final class ControlServer: Sendable {
-    public typealias Handler = @Sendable (ControlRequest, StreamSocket.PeerCredentials) async -> ControlResponse
+    /// Answers a request; `progress` sends a drive's progress to the client ahead of the reply.
+    public typealias Handler = @Sendable (ControlRequest, StreamSocket.PeerCredentials,
+                                          _ progress: @escaping @Sendable (DriveProgress) -> Void) async -> ControlResponse
 
     private struct State {
         var quota: ConnectionQuota
@@ -156,7 +158,7 @@ public final class ControlServer: Sendable {
                 } else if isStopping {
                     response = .failure(ControlError(.unreachable, "sedlockd is stopping", fix: "try again once it has restarted"))
                 } else {
-                    response = wait(for: request, peer: peer)
+                    response = wait(for: request, peer: peer, client: client)
                 }
             } catch {
                 response = .failure(error)
@@ -166,12 +168,22 @@ public final class ControlServer: Sendable {
     }
 
     /// Runs the async handler from this connection's thread and waits for its answer.
-    private func wait(for request: ControlRequest, peer: StreamSocket.PeerCredentials) -> ControlResponse {
+    private func wait(for request: ControlRequest, peer: StreamSocket.PeerCredentials, client: StreamSocket) -> ControlResponse {
         let answer = Mutex<ControlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         let handler = self.handler
+        // Progress lines go out one at a time, each within the request timeout; a client that
+        // stopped reading loses its progress, never the work or the reply's own deadline.
+        let sending = Mutex(true)
+        let timeout = limits.requestTimeout
+        let progress: @Sendable (DriveProgress) -> Void = { update in
+            sending.withLock { open in
+                guard open else { return }
+                do { try client.send(ControlFraming.encode(progress: update), deadline: .after(seconds: timeout)) } catch { open = false }
+            }
+        }
         Task(executorPreference: privilegedUsers.contains(peer.uid) ? privilegedExecutor : executor) {
-            let response = await handler(request, peer)
+            let response = await handler(request, peer, progress)
             answer.withLock { $0 = response }
             done.signal()
         }

@@ -14,6 +14,9 @@ public final class LockManager: Sendable {
     /// Who the request in hand comes from, for the audit log ("uid 0 via control socket"); the
     /// configuration's actor when unset.
     @TaskLocal public static var requester: String?
+    /// Told of each drive of a long array change (setup, rekey, array add, erase, RDL) as it
+    /// finishes, before the report: the CLI prints it, sedlockd sends it ahead of the reply.
+    @TaskLocal public static var progress: (@Sendable (DriveProgress) -> Void)?
 
     private let settings: CurrentConfiguration
     /// The configuration now; sedlockd swaps it on reload (`reconfigure`).

@@ -9,6 +9,7 @@ import LockState
 import Opal
 import SecurityTransport
 import SimulatorTransport
+import Synchronization
 
 /// Options every array command shares: where the state is, how long drive commands may take.
 struct ManagerOptions: ParsableArguments {
@@ -41,7 +42,8 @@ struct ManagerOptions: ParsableArguments {
             }
             let client: ControlClient
             do { client = try ControlClient(path: controlSocket ?? ControlClient.socketPathFromEnvironment) } catch { return .failure(error) }
-            do { return try client.send(request, timeout: replyTimeout) } catch { return .failure(error) }
+            let printer = json ? nil : ProgressPrinter.shared
+            do { return try client.send(request, timeout: replyTimeout) { printer?.print($0) } } catch { return .failure(error) }
         }
         FileHandle.standardError.write(Data("sedlock: --direct: working on the state in this process, not through sedlockd\n".utf8))
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory.resolve(explicit: stateDir))
@@ -50,8 +52,12 @@ struct ManagerOptions: ParsableArguments {
         // On threads of its own, as in sedlockd: KMIP over TLS, fsyncs and the wait for keys block,
         // and must not hold Swift's cooperative pool.
         let manager = LockManager(configuration: configuration, factory: .withSimulator)
-        let response = await Task(executorPreference: BlockingExecutor(threads: 4, name: "sedlock-direct")) {
-            await manager.respond(to: request, secret: secret)
+        let printing: @Sendable (DriveProgress) -> Void = { ProgressPrinter.shared.print($0) }
+        let progress = json ? nil : printing
+        let response: ControlResponse = await Task(executorPreference: BlockingExecutor(threads: 4, name: "sedlock-direct")) {
+            await LockManager.$progress.withValue(progress) {
+                await manager.respond(to: request, secret: secret)
+            }
         }.value
         if case .failure(let error) = response, error.code == .busy {
             return .failure(ControlError(.busy, error.message,
@@ -661,6 +667,29 @@ func age(since date: Date, now: Date = Date()) -> String {
     return "\(seconds / 3600) h"
 }
 
+/// One drive's outcome as the CLI prints it: "sim:/a/0: rekeyed (1 authentication)".
+func driveLine(_ drive: DriveOutcome) -> String {
+    let attempts = drive.attempts == 1 ? "1 authentication" : "\(drive.attempts) authentications"
+    return "\(drive.address): \(drive.result.words) (\(attempts))\(drive.detail.isEmpty ? "" : " — \(drive.detail)")"
+}
+
+/// Prints each drive of a long operation as it finishes ("… [3/12]"), and remembers which, so
+/// that the report at the end does not print them again.
+final class ProgressPrinter: Sendable {
+    static let shared = ProgressPrinter()
+    private let shown = Mutex<Set<DriveOutcome>>([])
+
+    func print(_ update: DriveProgress) {
+        shown.withLock { shown in
+            shown.insert(update.drive)
+            // Unbuffered, so that each line shows as its drive finishes (stdout may be a pipe).
+            FileHandle.standardOutput.write(Data("\(driveLine(update.drive)) [\(update.done)/\(update.total)]\n".utf8))
+        }
+    }
+
+    func printed(_ drive: DriveOutcome) -> Bool { shown.withLock { $0.contains(drive) } }
+}
+
 /// Prints a response and throws the failure that sets the exit status.
 func show(_ response: ControlResponse, json: Bool) throws {
     switch response {
@@ -668,10 +697,8 @@ func show(_ response: ControlResponse, json: Bool) throws {
         throw CommandFailure(error)
     case .array(let report):
         if json { printJSON(report) } else {
-            for drive in report.drives {
-                let attempts = drive.attempts == 1 ? "1 authentication" : "\(drive.attempts) authentications"
-                print("\(drive.address): \(drive.result.words) (\(attempts))\(drive.detail.isEmpty ? "" : " — \(drive.detail)")")
-            }
+            // Drives whose progress line was printed as they finished are not repeated.
+            for drive in report.drives where !ProgressPrinter.shared.printed(drive) { print(driveLine(drive)) }
             if !report.note.isEmpty { print(report.note) }
             if let trips = report.keyServerRoundTrips {
                 print("keys from the key servers: \(trips) round trip(s) over \(report.keyServerConnections ?? 0) connection(s)")

@@ -123,8 +123,16 @@ struct Serve: AsyncParsableCommand {
                                                  statusLine: statusLine, serviceManager: serviceManager, logger: logger)
             let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroupName: configuration.readerGroup),
                                        limits: configuration.serverLimits, logger: logger, executor: readerThreads,
-                                       privilegedExecutor: rootThreads) { request, peer in
-                await Self.answer(request, peer: peer, manager: manager, loop: loop, reloader: reloader, events: events)
+                                       privilegedExecutor: rootThreads) { request, peer, progress in
+                // Each drive as it finishes: to the client ahead of the reply, and into STATUS=.
+                let reporting: @Sendable (DriveProgress) -> Void = { update in
+                    progress(update)
+                    serviceManager.status(update.summary)
+                }
+                let response = await Self.answer(request, peer: peer, manager: manager, loop: loop, reloader: reloader, events: events,
+                                                 progress: reporting)
+                if request.changesState { serviceManager.status(statusLine.text) }
+                return response
             }
 
             // The keytable, loaded beside serving (never before it): lock and unlock on demand keep
@@ -186,7 +194,8 @@ struct Serve: AsyncParsableCommand {
     /// One request: state changes through the work loop, one at a time; reads beside it. Both
     /// run on the daemon's own threads (the server's executor), never Swift's cooperative pool.
     static func answer(_ request: ControlRequest, peer: StreamSocket.PeerCredentials, manager: LockManager, loop: WorkLoop,
-                       reloader: ConfigurationReloader, events: DaemonEvents) async -> ControlResponse {
+                       reloader: ConfigurationReloader, events: DaemonEvents,
+                       progress: @escaping @Sendable (DriveProgress) -> Void = { _ in }) async -> ControlResponse {
         let requester = "uid \(peer.uid) (pid \(peer.pid)) via control socket"
         if request.needsSecret {
             return .failure(ControlError(.badRequest, "this request needs a secret (a drive password or a PSID), and secrets never cross the control socket",
@@ -201,7 +210,9 @@ struct Serve: AsyncParsableCommand {
             return response
         }
         let work: @Sendable () async -> ControlResponse = {
-            await LockManager.$requester.withValue(requester) { await manager.respond(to: request) }
+            await LockManager.$progress.withValue(progress) {
+                await LockManager.$requester.withValue(requester) { await manager.respond(to: request) }
+            }
         }
         let response: ControlResponse
         if request.changesState {

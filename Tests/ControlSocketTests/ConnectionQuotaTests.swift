@@ -49,7 +49,7 @@ struct ConnectionQuotaTests {
         limits.readerConnections = 8
         limits.connectionsPerReader = 8
         let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroup: (name: "nogroup", gid: 65534)), limits: limits,
-                                   logger: Logger(label: "test"), executor: BlockingExecutor(threads: 2, name: "quota-handlers")) { _, _ in
+                                   logger: Logger(label: "test"), executor: BlockingExecutor(threads: 2, name: "quota-handlers")) { _, _, _ in
             .guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: 0))
         }
         server.start()

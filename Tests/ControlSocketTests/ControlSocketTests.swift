@@ -78,6 +78,13 @@ struct ControlSocketTests {
             #expect(!text.contains("_0"), "\(text)")
             #expect(try ControlFraming.decodeResponse(Array(line.dropLast())) == response, "\(text)")
         }
+        // A drive's progress ahead of the reply is told apart from the reply.
+        let update = DriveProgress(operation: "rekey", drive: DriveOutcome(address: "sim:/a/0", result: .rekeyed, attempts: 5), done: 1, total: 3)
+        let progressLine = ControlFraming.encode(progress: update)
+        #expect(String(decoding: progressLine, as: UTF8.self).contains(#""progress":{"#))
+        #expect(try ControlFraming.decodeIncoming(Array(progressLine.dropLast())) == .progress(update))
+        #expect(try ControlFraming.decodeIncoming(Array(ControlFraming.encode(response: responses[0]).dropLast())) == .response(responses[0]))
+        #expect(update.summary == "rekey 1/3 drives")
         // A boot record is an object with its date in seconds since 1970.
         let status = String(decoding: ControlFraming.encode(response: responses[1]), as: UTF8.self)
         #expect(status.contains(#""bootID":"b1""#) && status.contains(#""startedAt":1800000000"#), "\(status)")
@@ -121,7 +128,7 @@ struct ControlSocketTests {
         limits.requestTimeout = 2
         let served = Mutex(0)
         let server = ControlServer(listener: listener, policy: AccessPolicy(readerGroup: nil), limits: limits,
-                                   logger: Logger(label: "test"), executor: BlockingExecutor(threads: 2, name: "test-handlers")) { request, peer in
+                                   logger: Logger(label: "test"), executor: BlockingExecutor(threads: 2, name: "test-handlers")) { request, peer, _ in
             served.withLock { $0 += 1 }
             #expect(peer.uid == getuid())
             return .guardState(GuardReport(drives: [], bootLoopHold: false, consecutiveFailedBoots: request == .status ? 1 : 2))

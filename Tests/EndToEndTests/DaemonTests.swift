@@ -26,6 +26,16 @@ struct DaemonTests {
         #expect(unlock.status == 0 && unlock.output.contains("\"unlocked\""))
         #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
 
+        // A rekey through the socket shows each drive as it finishes, ahead of the reply, once each.
+        let rekey = try run("sedlock", ["rekey"] + f.viaSocket)
+        let rekeyLines = rekey.output.split(separator: "\n")
+        #expect(rekey.status == 0 && rekeyLines.count == 3 && (1...3).allSatisfy { n in rekeyLines.contains { $0.hasSuffix("[\(n)/3]") } }
+                && f.drives.allSatisfy { drive in rekeyLines.filter { $0.hasPrefix(drive + ": rekeyed") }.count == 1 }, "\(rekey.output)")
+        // With --json the output is the report alone.
+        let rekeyJSON = try run("sedlock", ["rekey", "--json"] + f.viaSocket)
+        #expect(rekeyJSON.status == 0 && !rekeyJSON.output.contains("[1/3]")
+                && (try? JSONSerialization.jsonObject(with: rekeyJSON.stdout)) != nil, "\(rekeyJSON.output)")
+
         // The daemon holds the writer lock: a --direct change is busy and says what to do.
         let direct = try run("sedlock", ["lock", "--all"] + f.direct)
         #expect(direct.status == 16 && direct.stderr.contains("sedlockd"), "\(direct.stderr)")
@@ -128,7 +138,7 @@ struct DaemonTests {
         #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status == 0)
     }
 
-    @Test("the notify protocol as systemd sees it: READY with STATUS once serving, WATCHDOG pings, RELOADING with MONOTONIC_USEC then READY, STOPPING; the boot unlock's STATUS and EXTEND_TIMEOUT_USEC")
+    @Test("the notify protocol as systemd sees it: READY with STATUS once serving, WATCHDOG pings, STATUS=rekey k/n during a rekey, RELOADING with MONOTONIC_USEC then READY, STOPPING; the boot unlock's STATUS and EXTEND_TIMEOUT_USEC")
     func notifyProtocol() throws {
         let f = try DaemonFixture(drives: 2)
         let notify = try NotifyListener()
@@ -145,6 +155,10 @@ struct DaemonTests {
         }
         #expect(seen.contains("WATCHDOG=1"), "\(seen)")
         #expect(seen.contains(where: isStatus), "\(seen)")
+        // A rekey through the socket: STATUS= counts its drives as they finish, then the array again.
+        #expect(try run("sedlock", ["rekey"] + f.viaSocket).status == 0)
+        let rekeying = notify.messages(seconds: 5) { $0.contains("STATUS=2/2 drives unlocked") }
+        #expect(rekeying.contains("STATUS=rekey 1/2 drives") && rekeying.contains("STATUS=rekey 2/2 drives"), "\(rekeying)")
         kill(daemon.pid, SIGHUP)
         let reload = notify.messages { $0.hasPrefix("RELOADING=1") }
         #expect(reload.last.map { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") } == true, "\(reload)")

@@ -33,7 +33,7 @@ extension LockManager {
                 throw ControlError(.held, "\(required.message): \(why)", fix: required.fix)
             }
         }
-        let outcomes = await perform(try change.work(keys))
+        let outcomes = await perform(try change.work(keys), operation: change.operation)
         let report = try change.finish(ArrayReport(operation: change.operation, drives: outcomes))
         audit(store, change.operation, target: change.auditTarget ?? outcomes.map(\.address).joined(separator: " "),
               outcome: report.allSucceeded ? "done"

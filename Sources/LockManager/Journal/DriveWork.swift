@@ -24,8 +24,10 @@ extension LockManager {
     /// be opened gets its failure as outcome; one whose identity is no longer the one its PINs
     /// were made for gets "a different drive" and its work never runs, so no PIN is ever
     /// presented to another drive. Outcomes come back in address order.
-    func perform(_ work: [DriveWork]) async -> [DriveOutcome] {
-        await withTaskGroup(of: DriveOutcome.self) { group in
+    /// With `operation`, each outcome goes to `LockManager.progress` as it comes.
+    func perform(_ work: [DriveWork], operation: String? = nil) async -> [DriveOutcome] {
+        let progress = operation.flatMap { _ in Self.progress }
+        return await withTaskGroup(of: DriveOutcome.self) { group in
             for item in work {
                 switch item {
                 case .decided(let outcome):
@@ -50,7 +52,12 @@ extension LockManager {
                 }
             }
             var out: [DriveOutcome] = []
-            for await outcome in group { out.append(outcome) }
+            for await outcome in group {
+                out.append(outcome)
+                if let progress, let operation {
+                    progress(DriveProgress(operation: operation, drive: outcome, done: out.count, total: work.count))
+                }
+            }
             return out.sorted { $0.address < $1.address }
         }
     }
