@@ -59,9 +59,20 @@ public enum Attribute: Hashable, Sendable {
         }
     }
 
+    /// A custom attribute's 1.x name ("x-Owner": client-defined, "y-…": server-defined) split as
+    /// KMIP 2.0 names it: Vendor Identification "x" and Attribute Name "Owner"; nil for others.
+    public static func customParts(of name: String) -> (vendor: String, name: String)? {
+        guard name.count > 2, name.hasPrefix("x-") || name.hasPrefix("y-") else { return nil }
+        return (String(name.prefix(1)), String(name.dropFirst(2)))
+    }
+
     /// The attribute as `version` encodes it.
     public func encoded(for version: ProtocolVersion) -> TTLV {
         if version.usesAttributesStructure {
+            if Self.tagsByName[attributeName] == nil, let custom = Self.customParts(of: attributeName) {
+                return .structure(.attribute, [.text(.vendorIdentification, custom.vendor), .text(.attributeName, custom.name),
+                                               valueItem(tag: .attributeValue)])
+            }
             return valueItem(tag: Self.tagsByName[attributeName] ?? .attributeValue)
         }
         return .structure(.attribute, [.text(.attributeName, attributeName), valueItem(tag: .attributeValue)])
@@ -77,19 +88,31 @@ public enum Attribute: Hashable, Sendable {
     /// A KMIP 2.0 Attribute Reference to the attribute `name`: a standard attribute by its tag (an
     /// Enumeration, as PyKMIP sends and expects it), any other by name (a structure).
     public static func reference(named name: String) -> TTLV {
-        tagsByName[name].map { .enumeration(.attributeReference, $0.rawValue) }
-            ?? .structure(.attributeReference, [.text(.attributeName, name)])
+        if let tag = tagsByName[name] { return .enumeration(.attributeReference, tag.rawValue) }
+        if let custom = customParts(of: name) {
+            return .structure(.attributeReference, [.text(.vendorIdentification, custom.vendor), .text(.attributeName, custom.name)])
+        }
+        return .structure(.attributeReference, [.text(.attributeName, name)])
     }
 
     /// The attribute an Attribute Reference names, in either form; nil for a tag this codec does not know.
     public static func name(referencedBy reference: TTLV) -> String? {
-        if let name = reference.child(.attributeName)?.textValue { return name }
+        if let name = reference.child(.attributeName)?.textValue {
+            if let vendor = reference.child(.vendorIdentification)?.textValue, vendor == "x" || vendor == "y" { return vendor + "-" + name }
+            return name
+        }
         guard let raw = reference.enumerationValue else { return nil }
         return tagsByName.first { $0.value.rawValue == raw }?.key
     }
 
     /// Reads a 2.0 tagged attribute.
     public init(version2 item: TTLV) {
+        // A vendor attribute: x and y name 1.x's custom attributes ("x-Owner").
+        if item.tag == .attribute, let vendor = item.child(.vendorIdentification)?.textValue,
+           let name = item.child(.attributeName)?.textValue, let value = item.child(.attributeValue) {
+            self = .other(name: vendor == "x" || vendor == "y" ? vendor + "-" + name : vendor + ":" + name, value: value)
+            return
+        }
         let name = Self.tagsByName.first { $0.value == item.tag }?.key ?? "Tag \(item.tag)"
         self.init(name: name, value: item)
     }

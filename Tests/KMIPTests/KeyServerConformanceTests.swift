@@ -92,3 +92,64 @@ extension KeyServerConformanceTests {
         #expect(attributes == [.name("partial")], "\(attributes)")
     }
 }
+
+extension KeyServerConformanceTests {
+    static let owner: Attribute = .other(name: "x-Owner", value: .text(.attributeValue, "storage-team"))
+    static let newOwner: Attribute = .other(name: "x-Owner", value: .text(.attributeValue, "security-team"))
+
+    @Test("custom attributes (x-…; 2.0's vendor attribute x): registered with the object, got, located, modified and deleted",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func customAttributes(version: ProtocolVersion) throws {
+        let server = try Server()
+        let client = server.client(version)
+        let id = try client.registerSecret(Secret(Array(repeating: 7, count: 32)), attributes: [.name("custom"), Self.owner])
+        #expect(try client.getAttributes(id).contains(Self.owner))
+        #expect(try client.locate([Self.owner]) == [id])
+        try client.modifyAttribute(id, current: Self.owner, new: Self.newOwner)
+        #expect(try client.locate([Self.owner]).isEmpty && client.locate([Self.newOwner]) == [id])
+        try client.deleteAttribute(id, Self.newOwner)
+        #expect(try !client.getAttributes(id).contains { $0.attributeName == "x-Owner" })
+        try client.addAttribute(id, Self.owner)
+        #expect(try client.locate([Self.owner]) == [id])
+        // The server's own (y-) attributes are not the client's to change.
+        #expect { try client.addAttribute(id, .other(name: "y-Audit", value: .text(.attributeValue, "x"))) } throws: {
+            ($0 as? KeyServerError)?.resultReason == .permissionDenied
+        }
+    }
+
+    @Test("1.x DeleteAttribute answers with the attribute it deleted")
+    func deleteAnswersTheAttribute() throws {
+        let server = try Server()
+        let id = try server.client(.v1_4).registerSecret(Secret(Array(repeating: 3, count: 32)), attributes: [.objectGroup("g1"), .objectGroup("g2")])
+        let answer = try server.send(.deleteAttribute, [.text(.uniqueIdentifier, id), .text(.attributeName, "Object Group"),
+                                                        .integer(.attributeIndex, 1)], version: .v1_4)
+        #expect(answer.resultStatus == .success, "\(answer)")
+        let deleted = try #require(answer.payload?.child(.attribute).flatMap(Attribute.init(version1:)))
+        #expect(deleted == .objectGroup("g2") && answer.payload?.child(.uniqueIdentifier)?.textValue == id)
+        #expect(try server.client(.v1_4).getAttributes(id, names: ["Object Group"]) == [.objectGroup("g1")])
+    }
+
+    @Test("KMIP 2.0: SetAttribute adds or replaces a single-valued attribute and refuses a multi-valued one; DeleteAttribute by Attribute Reference removes every instance")
+    func setAndDeleteByReference() throws {
+        let server = try Server()
+        let client = server.client(.v2_0)
+        let id = try client.registerSecret(Secret(Array(repeating: 9, count: 32)), attributes: [.name("set")])
+        for value in [Self.owner, Self.newOwner] {
+            let set = try server.send(.setAttribute, [.text(.uniqueIdentifier, id), .structure(.newAttribute, [value.encoded(for: .v2_0)])],
+                                      version: .v2_0)
+            #expect(set.resultStatus == .success, "\(set)")
+            #expect(try client.getAttributes(id).filter { $0.attributeName == "x-Owner" } == [value])
+        }
+        let multi = try server.send(.setAttribute, [.text(.uniqueIdentifier, id),
+                                                    .structure(.newAttribute, [Attribute.objectGroup("g").encoded(for: .v2_0)])], version: .v2_0)
+        #expect(multi.resultStatus == .operationFailed && multi.resultReason == .invalidField, "\(multi)")
+        try client.addAttribute(id, .objectGroup("a"))
+        try client.addAttribute(id, .objectGroup("b"))
+        for name in ["Object Group", "x-Owner"] {
+            let deleted = try server.send(.deleteAttribute, [.text(.uniqueIdentifier, id), Attribute.reference(named: name)], version: .v2_0)
+            #expect(deleted.resultStatus == .success, "\(name): \(deleted)")
+        }
+        let left = try client.getAttributes(id).map(\.attributeName)
+        #expect(!left.contains("Object Group") && !left.contains("x-Owner") && left.contains("Name"), "\(left)")
+    }
+}

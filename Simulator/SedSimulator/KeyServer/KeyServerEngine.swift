@@ -88,7 +88,7 @@ public struct KeyServerEngine: Sendable {
         case .query:
             let operations: [KMIPCodec.Operation] = [.create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate,
                                            .revoke, .destroy, .query, .discoverVersions, .addAttribute, .modifyAttribute,
-                                           .deleteAttribute]
+                                           .deleteAttribute, .setAttribute]
             return operations.map { .enumeration(.operation, $0.rawValue) }
                 + [ObjectType.symmetricKey, .secretData].map { .enumeration(.objectType, $0.rawValue) }
                 + [.text(.vendorIdentification, Self.vendor)]
@@ -190,7 +190,7 @@ public struct KeyServerEngine: Sendable {
                 db.objects.remove(at: i)
             }
             return [.text(.uniqueIdentifier, id)]
-        case .addAttribute, .modifyAttribute, .deleteAttribute:
+        case .addAttribute, .modifyAttribute, .deleteAttribute, .setAttribute:
             return try changeAttribute(operation, request, version: version, identity: identity)
         default:
             throw Failure(reason: .operationNotSupported, message: "\(operation) is not supported by the simulated key server")
@@ -214,8 +214,8 @@ public struct KeyServerEngine: Sendable {
             case .cryptographicLength(let l): object.length = l
             case .cryptographicUsageMask(let m): object.usageMask = m
             case .sensitive(let v): object.sensitive = v
-            case .other(let name, _) where name.hasPrefix("x-"):
-                throw Failure(reason: .invalidField, message: "The \(name) attribute is unsupported.")
+            case .other(let name, let value) where name.hasPrefix("x-"):
+                object.custom = (object.custom ?? []) + [Self.custom(name, value)]
             default: break
             }
         }
@@ -250,8 +250,9 @@ public struct KeyServerEngine: Sendable {
         return operation == .create ? [.enumeration(.objectType, rawType), .text(.uniqueIdentifier, id)] : [.text(.uniqueIdentifier, id)]
     }
 
-    /// Add/Modify/Delete of Name and Object Group, in the 1.x (Attribute, Attribute Name + Index) and
-    /// 2.0 (New Attribute, Current Attribute) forms.
+    /// Add/Modify/Delete (and 2.0's Set) of Name, Object Group and custom attributes ("x-…"), in
+    /// the 1.x (Attribute, Attribute Name + Index) and 2.0 (New and Current Attribute, Attribute
+    /// Reference) forms. A 1.x DeleteAttribute answers with the attribute it deleted.
     private func changeAttribute(_ operation: KMIPCodec.Operation, _ request: TTLV, version: ProtocolVersion,
                                  identity: String) throws -> [TTLV] {
         func attribute(in container: Tag?) -> Attribute? {
@@ -263,59 +264,89 @@ public struct KeyServerEngine: Sendable {
         }
         let new = attribute(in: .newAttribute)
         let current = version.usesAttributesStructure ? attribute(in: .currentAttribute) : nil
+        let referenced = request.child(.attributeReference).flatMap(Attribute.name(referencedBy:))
         let deleteName = request.child(.attributeName)?.textValue
         let index = Int(request.child(.attributeIndex)?.integerValue ?? 0)
-        return try mutateOwned(request, identity) { object in
-            func apply(_ change: (inout [String]) throws -> Void, to name: String) throws {
-                switch name {
-                case "Name": try change(&object.names)
-                case "Object Group": try change(&object.groups)
-                default: throw Failure(reason: .permissionDenied, message: "\(name) cannot be changed here")
-                }
-            }
-            func text(_ a: Attribute) -> String? {
-                switch a {
-                case .name(let v), .objectGroup(let v): return v
-                default: return nil
-                }
-            }
+        var deleted: Attribute?
+        var payload = try mutateOwned(request, identity) { object in
+            var instances = try Self.changeable(object, named: (new ?? current)?.attributeName ?? referenced ?? deleteName ?? "")
             switch operation {
             case .addAttribute:
                 guard let new else { throw Failure(reason: .invalidField, message: "AddAttribute needs the attribute") }
-                guard let value = text(new) else {
-                    throw Failure(reason: .permissionDenied, message: "\(new.attributeName) is set by the server and cannot be added")
-                }
-                try apply({ $0.append(value) }, to: new.attributeName)
+                instances.list.append(new)
             case .modifyAttribute:
                 guard let new else { throw Failure(reason: .invalidField, message: "ModifyAttribute needs the attribute") }
-                // A read-only attribute (State, the dates, the algorithm) is refused as KMIP says: Permission Denied.
-                guard let value = text(new) else {
-                    throw Failure(reason: .permissionDenied, message: "\(new.attributeName) is read-only")
+                if let current {
+                    guard let i = instances.list.firstIndex(of: current) else { throw Failure(reason: .itemNotFound, message: "no such current value") }
+                    instances.list[i] = new
+                } else {
+                    guard !instances.list.isEmpty else { throw Failure(reason: .itemNotFound, message: "nothing to modify") }
+                    instances.list[0] = new
                 }
-                try apply({ list in
-                    if let current, let old = text(current) {
-                        guard let i = list.firstIndex(of: old) else { throw Failure(reason: .itemNotFound, message: "no such current value") }
-                        list[i] = value
-                    } else {
-                        guard !list.isEmpty else { throw Failure(reason: .itemNotFound, message: "nothing to modify") }
-                        list[0] = value
-                    }
-                }, to: new.attributeName)
+            case .setAttribute:
+                // 2.0: added when absent, replaced when present; only for a single-valued attribute.
+                guard let new else { throw Failure(reason: .invalidField, message: "SetAttribute needs the New Attribute") }
+                guard instances.singleValued else {
+                    throw Failure(reason: .invalidField, message: "\(new.attributeName) takes several values: use AddAttribute or ModifyAttribute")
+                }
+                instances.list = [new]
             default:
-                if let current, let old = text(current) {
-                    try apply({ list in
-                        guard let i = list.firstIndex(of: old) else { throw Failure(reason: .itemNotFound, message: "no such value") }
-                        list.remove(at: i)
-                    }, to: current.attributeName)
-                } else if let deleteName {
-                    try apply({ list in
-                        guard index >= 0 && index < list.count else { throw Failure(reason: .itemNotFound, message: "no such index") }
-                        list.remove(at: index)
-                    }, to: deleteName)
+                if let current {
+                    guard let i = instances.list.firstIndex(of: current) else { throw Failure(reason: .itemNotFound, message: "no such value") }
+                    deleted = instances.list.remove(at: i)
+                } else if referenced != nil {
+                    // 2.0 by Attribute Reference: every instance.
+                    guard !instances.list.isEmpty else { throw Failure(reason: .itemNotFound, message: "the object has no such attribute") }
+                    deleted = instances.list.first
+                    instances.list = []
+                } else if deleteName != nil {
+                    guard index >= 0 && index < instances.list.count else { throw Failure(reason: .itemNotFound, message: "no such index") }
+                    deleted = instances.list.remove(at: index)
                 } else {
                     throw Failure(reason: .missingData, message: "DeleteAttribute needs the attribute to delete")
                 }
             }
+            try Self.store(instances, into: &object)
+        }
+        if operation == .deleteAttribute, !version.usesAttributesStructure, let deleted {
+            payload.append(deleted.encoded(for: version))
+        }
+        return payload
+    }
+
+    /// The instances of an attribute a client may change, and whether it takes one value.
+    private struct Instances {
+        let name: String
+        var list: [Attribute]
+        let singleValued: Bool
+    }
+
+    private static func changeable(_ object: KeyServerObject, named name: String) throws -> Instances {
+        switch name {
+        case "Name": return Instances(name: name, list: object.names.map(Attribute.name), singleValued: false)
+        case "Object Group": return Instances(name: name, list: object.groups.map(Attribute.objectGroup), singleValued: false)
+        case _ where name.hasPrefix("x-"):
+            return Instances(name: name, list: attributes(of: object).filter { $0.attributeName == name }, singleValued: true)
+        case _ where name.hasPrefix("y-"):
+            throw Failure(reason: .permissionDenied, message: "\(name) is the server's own attribute")
+        case "":
+            throw Failure(reason: .missingData, message: "the request names no attribute")
+        default:
+            // A read-only attribute (State, the dates, the algorithm) is refused as KMIP says: Permission Denied.
+            throw Failure(reason: .permissionDenied, message: "\(name) is read-only")
+        }
+    }
+
+    private static func store(_ instances: Instances, into object: inout KeyServerObject) throws {
+        for value in instances.list where value.attributeName != instances.name {
+            throw Failure(reason: .invalidField, message: "\(value.attributeName) cannot replace \(instances.name)")
+        }
+        switch instances.name {
+        case "Name": object.names = instances.list.compactMap { if case .name(let v) = $0 { v } else { nil } }
+        case "Object Group": object.groups = instances.list.compactMap { if case .objectGroup(let v) = $0 { v } else { nil } }
+        default:
+            let others = (object.custom ?? []).filter { $0.name != instances.name }
+            object.custom = others + instances.list.compactMap { if case .other(let name, let value) = $0 { custom(name, value) } else { nil } }
         }
     }
 
@@ -366,7 +397,15 @@ public struct KeyServerEngine: Sendable {
             ])))
         }
         if version >= .v1_4 { out.append(.sensitive(object.sensitive ?? false)) }
+        for custom in object.custom ?? [] {
+            if let value = try? TTLVCodec.decode(Array(custom.value)) { out.append(.other(name: custom.name, value: value)) }
+        }
         return out
+    }
+
+    /// A custom attribute's instance as it is kept: the value tagged Attribute Value, encoded.
+    static func custom(_ name: String, _ value: TTLV) -> CustomAttribute {
+        CustomAttribute(name: name, value: Data(TTLVCodec.encode(value.renamed(.attributeValue))))
     }
 
     /// The Key Format Type the object is returned in: as registered, else Opaque for SecretData, Raw for keys.

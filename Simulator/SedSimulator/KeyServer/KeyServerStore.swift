@@ -26,6 +26,15 @@ struct KeyServerObject: Codable, Sendable {
     var lastChangeDate: Int64?
     /// The Key Format Type the key was registered with (nil: Opaque for SecretData, Raw otherwise).
     var keyFormatType: UInt32?
+    /// Custom attributes ("x-Owner"; 2.0's vendor attributes x and y), in the order added (nil in
+    /// stores written before they were kept).
+    var custom: [CustomAttribute]?
+}
+
+/// One instance of a custom attribute: its 1.x name and its value's TTLV (tagged Attribute Value).
+struct CustomAttribute: Codable, Sendable, Equatable {
+    var name: String
+    var value: Data
 }
 
 struct KeyServerDatabase: Codable, Sendable {
