@@ -217,7 +217,13 @@ public final class StateDatabase: StateStore {
     }
 
     private func read<T>(_ body: (Database) throws -> T) throws(StateError) -> T {
-        do { return try pool.read(body) } catch { throw Self.classify(error, path: directory.databasePath) }
+        do {
+            // Inside `atomically` a reader connection would not see the transaction's own writes.
+            if let open = Self.openTransaction, open.owner == ObjectIdentifier(self) { return try body(open.db) }
+            return try pool.read(body)
+        } catch let error as StateError { throw error } catch {
+            throw Self.classify(error, path: directory.databasePath)
+        }
     }
 
     private func write<T>(_ body: (Database) throws -> T) throws(StateError) -> T {

@@ -83,6 +83,8 @@ struct StateDatabaseTests {
         try writer.atomically {
             _ = try writer.addGeneration(generation(2))
             try writer.atomically { _ = try writer.addDrive(drive(2, identity: "wwn:2")) }  // nested: the same transaction
+            // Reads inside see the transaction's own writes (a reader connection would not).
+            #expect(try writer.drives().map(\.identity) == ["wwn:2"] && writer.generations().count == 1)
         }
         #expect(try writer.generations().count == 1 && writer.drives().count == 1)
     }
