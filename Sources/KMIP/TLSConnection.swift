@@ -57,6 +57,10 @@ final class TLSConnection {
         }
         context = ctx
         SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
+        // OpenSSL keeps the last record it deciphered (a Get answer: a key) in its read buffer until
+        // the next one overwrites it; SSL_OP_CLEANSE_PLAINTEXT (bit 1, a macro Swift cannot import)
+        // clears it as soon as it is handed over, and when the connection is freed.
+        SSL_CTX_set_options(ctx, UInt64(1) << 1)
         guard SSL_CTX_set_cipher_list(ctx, c.tls12Ciphers) == 1 else {
             throw fail(.keyServerConfigurationError, "no usable TLS 1.2 cipher in '\(c.tls12Ciphers)'", "fix the cipher list")
         }
