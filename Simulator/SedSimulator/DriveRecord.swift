@@ -39,8 +39,21 @@ public struct DriveIdentity: Codable, Sendable, Hashable {
     public var blockCount: UInt64
 }
 
+/// The TCG security subsystem class a simulated drive implements.
+public enum SimulatedSSC: String, Codable, Sendable, CaseIterable {
+    /// Opal 2: locking and media encryption (AES-256-XTS).
+    case opal
+    /// Pyrite 2: the same locking, but the media is stored in clear — locking without encryption,
+    /// so that a test can show what anyone who takes the drive out would read.
+    case pyrite
+
+    var encryptsMedia: Bool { self == .opal }
+}
+
 /// Vendor choices a drive was built with.
 public struct DriveSettings: Codable, Sendable, Hashable {
+    /// nil (arrays made before it existed) means Opal.
+    public var ssc: SimulatedSSC?
     public var tryLimit: UInt64 = 5
     /// C_PIN Persistence of every authority: when true, Tries survive power cycles (a lockout lasts for good).
     public var triesPersistent: Bool = false

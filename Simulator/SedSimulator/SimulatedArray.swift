@@ -122,11 +122,12 @@ public final class SimulatedArray: @unchecked Sendable {
         let serial = "SIM" + (try randomString(9, alphabet: alnum))
         let padded = serial + String(repeating: " ", count: 20 - serial.count)
         let wwnLow = try DriveCrypto.randomBytes(5).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let family = spec.settings.ssc == .pyrite ? "Pyrite 2" : "Opal 2"
         let model: String
         switch spec.kind {
-        case .nvme: model = "SEDSIM NVMe Opal 2"
-        case .sas: model = "SEDSIM SAS Opal 2"
-        case .sata: model = "SEDSIM SATA Opal 2"
+        case .nvme: model = "SEDSIM NVMe " + family
+        case .sas: model = "SEDSIM SAS " + family
+        case .sata: model = "SEDSIM SATA " + family
         }
         return DriveIdentity(kind: spec.kind, model: model, serial: padded, firmware: "1.0",
                              wwn: 0x5000_0000_0000_0000 | 0x05E_D000 << 36 | wwnLow,

@@ -9,13 +9,14 @@ extension SimulatedDrive {
             return (r.readLockEnabled && r.readLocked) || (r.writeLockEnabled && r.writeLocked)
         }
         let sidDiffers = record.sidEverChanged
+        let ssc = record.settings.ssc ?? .opal
         return Level0Discovery(majorVersion: 0, minorVersion: 1, features: [
             .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
-            .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: true,
+            .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: ssc.encryptsMedia,
                                     mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
             .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
                                       alignmentGranularity: 8, lowestAlignedLBA: 0)),
-            .ssc(SSCFeature(kind: .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
+            .ssc(SSCFeature(kind: ssc == .pyrite ? .pyriteV2 : .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
             .singleUser(singleUserFeature()),

@@ -252,7 +252,8 @@ public final class SimulatedDrive: @unchecked Sendable {
             while block + n < end && rangeIndex(of: block + n) == r && !(mbrShadowActive && block + n < mbrShadowBlocks) { n += 1 }
             var data: [UInt8]
             do { data = try media.read(at: block * UInt64(bs), count: Int(n) * bs) } catch { throw .failed("\(error)") }
-            for s in 0..<Int(n) {
+            // A Pyrite drive keeps the media in clear: the lock is the only protection.
+            for s in 0..<Int(n) where record.settings.ssc?.encryptsMedia ?? true {
                 let slice = data[(s * bs)..<((s + 1) * bs)]
                 // Never-written sectors read as zeros, as deallocated blocks do on real drives.
                 if slice.allSatisfy({ $0 == 0 }) { continue }
@@ -291,7 +292,7 @@ public final class SimulatedDrive: @unchecked Sendable {
             var chunk = Array(data[offset..<(offset + Int(n) * bs)])
             guard let cipher = mediaCiphers[r] else { throw MediaError.dataProtect(range: r) }
             do {
-                try cipher.apply(encrypt: true, buffer: &chunk, sectorSize: bs, lba: block)
+                if record.settings.ssc?.encryptsMedia ?? true { try cipher.apply(encrypt: true, buffer: &chunk, sectorSize: bs, lba: block) }
                 try media.write(chunk, at: block * UInt64(bs))
             } catch { throw .failed("\(error)") }
             offset += Int(n) * bs

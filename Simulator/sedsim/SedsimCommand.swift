@@ -41,6 +41,7 @@ func parseSize(_ text: String) -> UInt64? {
 extension DriveKind: ExpressibleByArgument {}
 extension LockoutStatus: ExpressibleByArgument {}
 extension SATLayer: ExpressibleByArgument {}
+extension SimulatedSSC: ExpressibleByArgument {}
 extension DriveQuirk: ExpressibleByArgument {}
 
 struct Create: ParsableCommand {
@@ -63,6 +64,8 @@ struct Create: ParsableCommand {
             + DriveQuirk.allCases.map { "\($0.rawValue) (\($0.explanation))" }.joined(separator: "; ") + ".",
         valueName: "quirk"))
     var quirks: [DriveQuirk] = []
+    @Option(help: "The TCG security subsystem class: opal (locking and AES-256-XTS media encryption) or pyrite (the same locking, the media in clear).")
+    var ssc: SimulatedSSC = .opal
 
     func validate() throws {
         guard parseSize(size) != nil else { throw ValidationError("--size '\(size)' is not a size (e.g. 1G, 64M, 1073741824)") }
@@ -82,10 +85,11 @@ struct Create: ParsableCommand {
         settings.lockingRanges = ranges
         settings.sessionTimeoutSeconds = sessionTimeout
         settings.quirks = quirks.isEmpty ? nil : Array(Set(quirks)).sorted { $0.rawValue < $1.rawValue }
+        settings.ssc = ssc == .opal ? nil : ssc
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
                                       settings: settings)
         do { try SimulatedArray.create(at: array.url, specification: spec) } catch { fail("\(error)") }
-        print("created \(drives) \(kind.rawValue) drive(s) in \(array.url.path)")
+        print("created \(drives) \(kind.rawValue)\(ssc == .opal ? "" : " " + ssc.rawValue) drive(s) in \(array.url.path)")
     }
 }
 

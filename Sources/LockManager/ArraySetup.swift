@@ -116,7 +116,11 @@ extension LockManager {
         let known = Dictionary(existing.map { ($0.identity, $0) }) { first, _ in first }
         var problems: [String] = []
         for probe in probes {
-            if let error = probe.error { problems.append("\(probe.address): \(error)"); continue }
+            if let error = probe.error {
+                // A drive's own error names its address already.
+                problems.append(error.hasPrefix(probe.address) ? error : "\(probe.address): \(error)")
+                continue
+            }
             if probe.owned == true && adoption == nil {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
             }

@@ -24,18 +24,33 @@ public final class OpalDrive {
                             device: transport.address.description, operation: "identify", error.message)
         }
         discovery = try Self.readDiscovery(transport)
-        guard let opal = discovery.opal else {
-            let found = discovery.subsystemClasses.map(\.kind.name).joined(separator: ", ")
-            throw OpalError(.unsupportedDrive, device: transport.address.description, operation: "discovery",
-                            "the drive reports no Opal SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
-                            fix: "sedlock manages Opal 2 drives")
-        }
+        guard let opal = discovery.opal else { throw Self.unsupported(discovery, device: transport.address.description) }
         guard discovery.tper?.syncSupported ?? false else {
             throw OpalError(.unsupportedDrive, device: transport.address.description, operation: "discovery",
                             "the TPer does not support synchronous communication")
         }
         self.opal = opal
         channel = ComChannel(transport: transport, comID: opal.baseComID, timeout: timeout, time: time)
+    }
+
+    /// Why a drive without an Opal SSC is refused, in its family's terms; nothing has been sent
+    /// to it but Level 0 Discovery.
+    static func unsupported(_ discovery: Level0Discovery, device: String) -> OpalError {
+        let kinds = discovery.subsystemClasses.map(\.kind)
+        if let pyrite = kinds.first(where: { $0 == .pyriteV1 || $0 == .pyriteV2 }) {
+            return OpalError(.unsupportedDrive, device: device, operation: "discovery",
+                             "\(pyrite.name): the drive locks but does not encrypt (no media encryption), so its data would be readable by anyone who takes it out",
+                             fix: "put an Opal drive in its place; sedlock does not manage drives whose locking is their only protection")
+        }
+        if kinds.contains(.enterprise) {
+            return OpalError(.unsupportedDrive, device: device, operation: "discovery",
+                             "the drive implements the TCG Enterprise SSC (bands, BandMasters), which sedlock does not manage yet",
+                             fix: "sedlock manages Opal 2 (and Ruby) drives for now")
+        }
+        let found = kinds.map(\.name).joined(separator: ", ")
+        return OpalError(.unsupportedDrive, device: device, operation: "discovery",
+                         "the drive reports no Opal SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
+                         fix: "sedlock manages Opal 2 drives")
     }
 
     /// Level 0 Discovery (protocol 0x01, ComID 0x0001), usable on any drive.

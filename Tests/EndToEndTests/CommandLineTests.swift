@@ -90,6 +90,25 @@ struct CommandLineTests {
         #expect(unknown.status == 64 && unknown.stderr.contains("lenient"))
     }
 
+    @Test("a Pyrite drive (locking, no media encryption; its data in clear on the media) is refused by setup before anything is sent but discovery, saying why")
+    func pyriteRefused() throws {
+        let array = try ServedArray(drives: 1, extra: ["--ssc", "pyrite"])
+        #expect(try run("sedsim", ["write", array.directory, "0", "--lba", "64"], stdin: Data("pyrite record".utf8)).status == 0)
+        // What removing the drive would give: the record, in clear, in the media file.
+        let media = try Data(contentsOf: URL(fileURLWithPath: array.directory + "/drive-0/media.img"))
+        #expect(media.range(of: Data("pyrite record".utf8)) != nil)
+        let discover = try run("sedlock", ["drive", "discover", array.device(), "--json"])
+        #expect(discover.output.contains("Pyrite v2") && discover.output.contains("\"mediaEncryption\" : \"no\""), "\(discover.output)")
+        let scratch = "/tmp/sedlock-pyrite-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let state = ["--direct", "--state-dir", scratch + "/state"]
+        let setup = try run("sedlock", ["setup", "--drives", array.device()] + state)
+        #expect(setup.status == 64 && setup.stderr.contains("does not encrypt") && setup.stderr.contains("Opal drive"), "\(setup.stderr)")
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect(status?.first?["owned"] as? Bool == false && status?.first?["totalFailedAuthentications"] as? Int == 0, "\(status ?? [])")
+    }
+
     @Test("sedlock, sedlockd and sedsim print one version with --version")
     func versions() throws {
         let versions = try ["sedlock", "sedlockd", "sedsim"].map { tool -> String in
