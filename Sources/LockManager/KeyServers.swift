@@ -400,6 +400,11 @@ extension LockManager {
         guard request.all != (request.server != nil) else {
             throw ControlError(.badRequest, "restore takes --all or --server NAME")
         }
+        let configured: [StoredKeyServer]
+        do { configured = try openState(.read).keyServers() } catch { throw ControlError(error) }
+        let chosen = request.server.map { name in configured.filter { $0.name == name } } ?? configured
+        if let name = request.server, chosen.isEmpty { throw ControlError(.badRequest, "no key server named \(name)") }
+        let adopted = try adoptNewerGeneration(recordsOn: chosen, servers: configured, tag: request.keyTag)
         let store = try openState(.read)
         let servers: [StoredKeyServer]
         let generations: [StoredKeyGeneration]
@@ -411,9 +416,7 @@ extension LockManager {
             }
             drives = try store.drives()
         } catch { throw ControlError(error) }
-        let chosen = request.server.map { name in servers.filter { $0.name == name } } ?? servers
-        if let name = request.server, chosen.isEmpty { throw ControlError(.badRequest, "no key server named \(name)") }
-        let source = keys.keyServers(chosen)
+        let source = keys.keyServers(chosen.isEmpty ? servers : chosen)
         var keys: [KeysReport.Key] = []
         for generation in generations {
             guard let id = generation.id else { continue }
@@ -434,10 +437,13 @@ extension LockManager {
             case .notHere(let why), .refused(let why):
                 detail = "not on \(request.server ?? "any key server"): \(why)"
             }
+            if let adopted, adopted.keyID == generation.keyID { detail = adopted.detail + "; " + detail }
             keys.append(KeysReport.Key(keyID: generation.keyID, tag: generation.tag, state: generation.state.rawValue,
                                        provider: generation.provider, inKeytable: keytable.key(generation.keyID) != nil,
                                        detail: detail))
         }
+        // A record naming an unknown generation that was not adopted: said, with why.
+        if let adopted, !keys.contains(where: { $0.keyID == adopted.keyID }) { keys.append(adopted) }
         return KeysReport(keys: keys)
     }
 

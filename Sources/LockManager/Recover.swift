@@ -76,21 +76,7 @@ extension LockManager {
             }
         }
         guard !verified.isEmpty else { return ArrayReport(operation: "recover", drives: outcomes) }
-        // A rekey was under way when the record was published: its new key must be here and
-        // verified too, or the drives that had moved could never be opened.
-        if let next = record.next {
-            let nextMaterial = try pinMaterial(keyID: next.keyID, tokenID: next.tokenID, servers: servers, deadline: deadline,
-                                               what: "the key of the rekey that was under way (\(next.keyID))")
-            for (_, listed) in verified {
-                guard let values = next.checkValues[listed.identity],
-                      Self.matches(nextMaterial, drive: RecoveryRecord.Drive(identity: listed.identity, address: listed.address, bus: listed.bus,
-                                                                            model: listed.model, serial: listed.serial, tryLimit: listed.tryLimit,
-                                                                            checkValues: values)) else {
-                    throw ControlError(.held, "the key of the rekey under way (\(next.keyID)) does not give the check values the recovery record holds for \(listed.address)",
-                                       fix: "check the key servers' objects (`sedlock keyserver query`); nothing was kept")
-                }
-            }
-        }
+        try verifyNextKey(of: record, drives: verified.map(\.drive), servers: servers, deadline: deadline)
         try rebuild(from: record, drives: verified, servers: servers, store: store)
         for (probe, _) in verified {
             outcomes.append(DriveOutcome(address: probe.address, result: .setUp,
@@ -105,6 +91,81 @@ extension LockManager {
                 + "and each drive that had already moved costs at most one failed authentication"
         }
         return ArrayReport(operation: "recover", drives: outcomes.sorted { $0.address < $1.address }, note: note)
+    }
+
+    /// A rekey was under way when the record was published: its new key must be on the servers
+    /// and give the record's check values for every drive too, or the drives that had moved could
+    /// never be opened.
+    private func verifyNextKey(of record: RecoveryRecord, drives: [RecoveryRecord.Drive], servers: [StoredKeyServer],
+                               deadline: Deadline) throws(ControlError) {
+        guard let next = record.next else { return }
+        let nextMaterial = try pinMaterial(keyID: next.keyID, tokenID: next.tokenID, servers: servers, deadline: deadline,
+                                           what: "the key of the rekey that was under way (\(next.keyID))")
+        for listed in drives {
+            var moved = listed
+            moved.checkValues = next.checkValues[listed.identity] ?? [:]
+            guard Self.matches(nextMaterial, drive: moved) else {
+                throw ControlError(.held, "the key of the rekey under way (\(next.keyID)) does not give the check values the recovery record holds for \(listed.address)",
+                                   fix: "check the key servers' objects (`sedlock keyserver query`); nothing was kept")
+            }
+        }
+    }
+
+    /// For `keys restore`: a generation this state does not know (a state put back from a backup
+    /// older than a rekey; the `*` rows of `keyserver query`) is adopted when the newest recovery
+    /// record that lists the array's drives names it, lists every drive of the state, and its key
+    /// (with the token under RDL, and the key of a rekey under way) gives the record's check
+    /// values. The generation the state had is retired. Nothing is presented to a drive: the next
+    /// unlock authenticates with the adopted PINs. nil when no record names an unknown generation.
+    func adoptNewerGeneration(recordsOn searched: [StoredKeyServer], servers: [StoredKeyServer],
+                              tag: String?) throws(ControlError) -> KeysReport.Key? {
+        let current = try openState(.read)
+        let generations: [StoredKeyGeneration]
+        let drives: [StoredDrive]
+        let unfinished: Bool
+        do {
+            generations = try current.generations()
+            drives = try current.drives()
+            unfinished = !(try current.pendingJournals()).isEmpty
+        } catch { throw ControlError(error) }
+        let identities = Set(drives.map(\.identity))
+        guard !drives.isEmpty,
+              let record = keys.recoveryRecords(on: searched, tag: tag).first(where: { $0.drives.contains { identities.contains($0.identity) } }),
+              !generations.contains(where: { $0.keyID == record.keyID }) else { return nil }
+        func refused(_ why: String) -> KeysReport.Key {
+            KeysReport.Key(keyID: record.keyID, tag: record.tag, state: "not in the state", provider: KeyProviderKind.kmip.rawValue,
+                           inKeytable: false, detail: "not adopted: \(why); nothing was changed")
+        }
+        let unlisted = drives.filter { drive in !record.drives.contains { $0.identity == drive.identity } }.map(\.address)
+        guard unlisted.isEmpty else {
+            return refused("the newest recovery record, of this key, does not list \(unlisted.joined(separator: ", ")) of this state")
+        }
+        guard !unfinished else { return refused("a change is unfinished in this state: finish it first (`sedlock unlock` or `sedlock rekey`)") }
+        let listed = record.drives.filter { identities.contains($0.identity) }
+        let deadline = Deadline.after(seconds: configuration.commandTimeout, time: time)
+        do {
+            let material = try pinMaterial(keyID: record.keyID, tokenID: record.tokenID, servers: servers, deadline: deadline,
+                                           what: "the key of the recovery record \(record.keyID)")
+            guard listed.allSatisfy({ Self.matches(material, drive: $0) }) else {
+                return refused("its key does not give the check values the recovery record holds")
+            }
+            try verifyNextKey(of: record, drives: listed, servers: servers, deadline: deadline)
+        } catch {
+            return refused(error.message)
+        }
+        let store = try openState(.write)
+        let left = generations.filter { $0.state == .active }
+        do { try store.atomically {
+            for generation in left { if let id = generation.id { try store.setGenerationState(id: id, .retired) } }
+            try adopt(record, drives: try store.drives().compactMap { drive in listed.first { $0.identity == drive.identity }.map { (drive, $0) } },
+                      servers: servers, store: store)
+        } } catch { throw ControlError(error) }
+        let from = left.map(\.keyID).joined(separator: ", ")
+        audit(store, "keys restore", target: record.keyID,
+              outcome: "adopted from the recovery record: \(drives.count) drive(s) moved from key \(from.isEmpty ? "none" : from)")
+        return KeysReport.Key(keyID: record.keyID, tag: record.tag, state: "active", provider: KeyProviderKind.kmip.rawValue, inKeytable: false,
+                              detail: "adopted from the newest recovery record: \(drives.count) drive(s) moved from key \(from.isEmpty ? "none" : from) (retired), "
+                                  + "verified against the record's check values" + (record.next.map { "; the rekey to \($0.keyID) under way is journaled" } ?? ""))
     }
 
     /// A generation's PIN input from the key servers: its AK, followed by the RDL token when it has
@@ -154,60 +215,74 @@ extension LockManager {
     }
 
     /// The state of the recovered array, in one transaction (a crash in the middle leaves the
-    /// state empty, and recover can run again); with the rekey that was under way journaled
-    /// again, every drive at its start (the rerun finds where each one is).
+    /// state empty, and recover can run again).
     private func rebuild(from record: RecoveryRecord, drives verified: [(probe: SetupProbe, drive: RecoveryRecord.Drive)],
                          servers: [StoredKeyServer], store: StateDatabase) throws(ControlError) {
-        let keyLocations = locations(of: record.keyID, shares: record.threshold != nil, on: servers)
-        let tokenLocations = record.tokenID.map { locations(of: $0, shares: record.tokenThreshold != nil, on: servers) } ?? []
         do { try store.atomically {
-            let generation = try store.addGeneration(StoredKeyGeneration(
-                keyID: record.keyID, tag: record.tag, state: .active, provider: KeyProviderKind.kmip.rawValue, locations: keyLocations,
-                createdAt: record.createdAt, tokenID: record.tokenID))
-            guard let generationID = generation.id else { throw ControlError(.failed, "the recovered generation has no id") }
-            try store.setKeyShareThreshold(record.threshold)
+            var added: [(drive: StoredDrive, listed: RecoveryRecord.Drive)] = []
             for (probe, listed) in verified {
-                var drive = StoredDrive(address: probe.address, identity: listed.identity, bus: probe.bus.isEmpty ? listed.bus : probe.bus,
+                let drive = StoredDrive(address: probe.address, identity: listed.identity, bus: probe.bus.isEmpty ? listed.bus : probe.bus,
                                         model: probe.model.isEmpty ? listed.model : probe.model,
                                         serial: probe.serial.isEmpty ? listed.serial : probe.serial, addedAt: time.wallTime)
-                drive.generationID = generationID
-                drive.tryLimit = listed.tryLimit
-                let added = try store.addDrive(drive)
-                guard let driveID = added.id else { continue }
-                try store.setCheckValues(listed.checkValues.compactMap { authority, hex in
-                    Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: generationID, authority: authority, value: Data($0)) }
-                })
+                added.append((try store.addDrive(drive), listed))
             }
-            if record.tokenID != nil {
-                var rdl = StoredRDL(server: record.rdlServer ?? servers[0].name, lockOnLoss: record.lockOnLoss ?? false,
-                                    requestedAt: record.createdAt, tokenThreshold: record.tokenThreshold)
-                rdl.tokenLocations = tokenLocations
-                try store.saveRDL(rdl)
-            }
-            if let next = record.next {
-                let nextGeneration = StoredKeyGeneration(keyID: next.keyID, tag: next.tag, state: .pending, provider: KeyProviderKind.kmip.rawValue,
-                                                         locations: locations(of: next.keyID, shares: next.threshold != nil, on: servers),
-                                                         createdAt: next.createdAt, tokenID: next.tokenID)
-                let journal = try store.beginJournaledChange(.rekey, from: generationID, generation: nextGeneration, newDrives: [],
-                                                             at: time.wallTime) { drive, nextID in
-                    (next.checkValues[drive.identity] ?? [:]).compactMap { authority, hex in
-                        drive.id.flatMap { driveID in
-                            Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: nextID, authority: authority, value: Data($0)) }
-                        }
-                    }
-                }
-                try store.setKeyShareThreshold(next.threshold)
-                // Where each drive is in that rekey is not known: the rerun tries the new PINs first.
-                if let journalID = journal.id {
-                    for step in try store.journalSteps(journalID: journalID) {
-                        var unknown = step
-                        unknown.step = .unknown
-                        try store.setJournalStep(unknown)
-                    }
-                }
-            }
+            try adopt(record, drives: added, servers: servers, store: store)
         } } catch {
             throw ControlError(error)
+        }
+    }
+
+    /// Inside a transaction: the record's generation added as the active one, `drives` (already
+    /// in the state) moved onto it with the record's check values, its RDL settings kept, and the
+    /// rekey that was under way journaled again, every drive at its start (the rerun finds where
+    /// each one is).
+    func adopt(_ record: RecoveryRecord, drives: [(drive: StoredDrive, listed: RecoveryRecord.Drive)],
+               servers: [StoredKeyServer], store: StateDatabase) throws {
+        let generation = try store.addGeneration(StoredKeyGeneration(
+            keyID: record.keyID, tag: record.tag, state: .active, provider: KeyProviderKind.kmip.rawValue,
+            locations: locations(of: record.keyID, shares: record.threshold != nil, on: servers),
+            createdAt: record.createdAt, tokenID: record.tokenID))
+        guard let generationID = generation.id else { throw ControlError(.failed, "the adopted generation has no id") }
+        try store.setKeyShareThreshold(record.threshold)
+        for (stored, listed) in drives {
+            guard let driveID = stored.id else { continue }
+            var drive = stored
+            drive.generationID = generationID
+            drive.tryLimit = listed.tryLimit ?? stored.tryLimit
+            try store.updateDrive(drive)
+            try store.setCheckValues(listed.checkValues.compactMap { authority, hex in
+                Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: generationID, authority: authority, value: Data($0)) }
+            })
+        }
+        if record.tokenID != nil {
+            var rdl = try store.rdl() ?? StoredRDL(server: record.rdlServer ?? servers[0].name, lockOnLoss: record.lockOnLoss ?? false,
+                                                   requestedAt: record.createdAt)
+            rdl.tokenThreshold = record.tokenThreshold
+            rdl.tokenLocations = record.tokenID.map { locations(of: $0, shares: record.tokenThreshold != nil, on: servers) } ?? []
+            try store.saveRDL(rdl)
+        } else if try store.rdl() != nil {
+            try store.deleteRDL()  // the newer record's generation needs no token
+        }
+        guard let next = record.next else { return }
+        let nextGeneration = StoredKeyGeneration(keyID: next.keyID, tag: next.tag, state: .pending, provider: KeyProviderKind.kmip.rawValue,
+                                                 locations: locations(of: next.keyID, shares: next.threshold != nil, on: servers),
+                                                 createdAt: next.createdAt, tokenID: next.tokenID)
+        let journal = try store.beginJournaledChange(.rekey, from: generationID, generation: nextGeneration, newDrives: [],
+                                                     at: time.wallTime) { drive, nextID in
+            (next.checkValues[drive.identity] ?? [:]).compactMap { authority, hex in
+                drive.id.flatMap { driveID in
+                    Self.bytes(hex).map { StoredCheckValue(driveID: driveID, generationID: nextID, authority: authority, value: Data($0)) }
+                }
+            }
+        }
+        try store.setKeyShareThreshold(next.threshold)
+        // Where each drive is in that rekey is not known: the rerun tries the new PINs first.
+        if let journalID = journal.id {
+            for step in try store.journalSteps(journalID: journalID) {
+                var unknown = step
+                unknown.step = .unknown
+                try store.setJournalStep(unknown)
+            }
         }
     }
 

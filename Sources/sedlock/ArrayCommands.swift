@@ -555,7 +555,7 @@ struct KeysDestroy: AsyncParsableCommand {
 
 struct KeysRestore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "restore", abstract: "Load the keytable from the key servers: --all rebuilds it, --server adds one server's keys.")
+        commandName: "restore", abstract: "Load the keytable from the key servers: --all rebuilds it, --server adds one server's keys; a generation the state lacks is adopted from the newest recovery record when it verifies.")
     @OptionGroup var options: ManagerOptions
     @Flag(help: "Rebuild from every server, dropping keys no server holds any more.") var all = false
     @Option(help: "Add the keys one server holds.") var server: String?

@@ -416,6 +416,67 @@ struct KeyServiceTests {
                 "\((0..<3).map { f.driveFailures($0) })")
     }
 
+    @Test("keys restore on a state put back from a backup older than a rekey adopts the generation it does not know from the newest recovery record: verified, nothing presented to a drive, then the unlock has 0 failed authentications")
+    func restoreAdoptsNewerGeneration() async throws {
+        let kms = try InProcessKeyServers(count: 2)
+        let f = try LockManagerFixture(drives: 3, connector: kms)
+        try kms.add(to: f.manager)
+        #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")))))
+        let old = try #require(try f.manager.keysList().keys.first?.keyID)
+        let state = f.configuration.stateDirectory.path
+        let backup = f.root + "/backup"
+        f.manager.releaseState()
+        try FileManager.default.copyItem(atPath: state, toPath: backup)
+        #expect(succeeded(await f.manager.respond(to: .rekey(RekeyRequest()))))
+        let new = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(new != old)
+        // The host's disk comes back from the backup: the state names the key the drives left.
+        f.manager.releaseState()
+        try FileManager.default.removeItem(atPath: state)
+        try FileManager.default.copyItem(atPath: backup, toPath: state)
+        try f.reboot()
+        #expect(try f.manager.keysList().keys.map(\.keyID) == [old])
+        let before = (0..<3).map { f.driveFailures($0).tries }
+        let restored = try f.manager.keysRestore(KeysRestoreRequest(all: true))
+        let row = try #require(restored.keys.first { $0.keyID == new }, "\(restored)")
+        #expect(row.detail.contains("adopted from the newest recovery record: 3 drive(s) moved from key \(old)") && row.inKeytable, "\(row)")
+        #expect(try f.manager.keysList().keys.map(\.keyID) == [old, new] && f.manager.keysList().keys.map(\.state) == ["retired", "active"])
+        #expect((0..<3).map { f.driveFailures($0).tries } == before, "keys restore presented nothing to a drive")
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded, "\(unlock)")
+        #expect((0..<3).map { f.driveFailures($0).tries } == before, "0 failed authentications")
+        // Once adopted, the record names a generation the state knows: nothing more to adopt.
+        let again = try f.manager.keysRestore(KeysRestoreRequest(all: true))
+        #expect(!again.keys.contains { $0.detail.contains("adopted") } && again.keys.count == 2, "\(again)")
+    }
+
+    @Test("keys restore does not adopt a record that leaves out a drive of the state, saying which, with nothing changed")
+    func restoreRefusesPartialRecord() async throws {
+        let kms = try InProcessKeyServers(count: 1)
+        let f = try LockManagerFixture(drives: 3, connector: kms)
+        try kms.add(to: f.manager)
+        let two = Array(f.addresses.prefix(2))
+        #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: two, provider: .kmip, keyTag: "array-1")))))
+        let state = f.configuration.stateDirectory.path
+        f.manager.releaseState()
+        try FileManager.default.copyItem(atPath: state, toPath: f.root + "/backup")
+        // After the backup: drive 2 joins, the array rekeys, then drive 2 is taken out again.
+        #expect(succeeded(await f.manager.respond(to: .arrayAdd(ArrayAddRequest(address: f.addresses[2])))))
+        #expect(succeeded(await f.manager.respond(to: .rekey(RekeyRequest()))))
+        #expect(succeeded(await f.manager.respond(to: .arrayRemove(address: f.addresses[0], revert: false))))
+        let new = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        f.manager.releaseState()
+        try FileManager.default.removeItem(atPath: state)
+        try FileManager.default.copyItem(atPath: f.root + "/backup", toPath: state)
+        try f.reboot()
+        let listedBefore = try f.manager.keysList().keys.map(\.keyID)
+        let restored = try f.manager.keysRestore(KeysRestoreRequest(all: true))
+        let row = try #require(restored.keys.first { $0.keyID == new }, "\(restored)")
+        #expect(row.detail.contains("does not list \(f.addresses[0])") && row.detail.contains("nothing was changed") && !row.inKeytable, "\(row)")
+        #expect(try f.manager.keysList().keys.map(\.keyID) == listedBefore)
+    }
+
     @Test("recover of a threshold array; a drive no record lists is refused with nothing presented to it; a state that holds an array is not recovered over")
     func recoverThresholdArray() async throws {
         let kms = try InProcessKeyServers(count: 3)
