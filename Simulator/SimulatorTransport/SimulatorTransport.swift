@@ -98,7 +98,7 @@ public final class SimulatorTransport: SecurityTransport, @unchecked Sendable {
 
 extension TransportFactory {
     /// Device nodes and simulated drives (`sim:DIR/N`), for executables and tests.
-    public static let withSimulator = TransportFactory { directory, drive, timeout in
-        SimulatorTransport(arrayDirectory: directory, drive: drive, commandTimeout: timeout)
-    }
+    public static let withSimulator = TransportFactory(
+        simulated: { directory, drive, timeout in SimulatorTransport(arrayDirectory: directory, drive: drive, commandTimeout: timeout) },
+        simulatedDriveCount: { directory, timeout in (try? SimulatorTransport.listDrives(arrayDirectory: directory, timeout: timeout))?.count })
 }

@@ -136,7 +136,32 @@ public struct StatusReport: Codable, Sendable, Hashable {
         }
     }
 
+    /// An SED this host can reach that the array does not manage: reported, never touched.
+    public struct UnmanagedDrive: Codable, Sendable, Hashable {
+        public var address: String
+        public var model: String
+        public var serial: String
+        /// Its security subsystem classes ("Opal v2", "Pyrite v2", "Enterprise" …).
+        public var subsystems: [String]
+        /// Whether its SID differs from the MSID (someone owns it), from Level 0 Discovery.
+        public var owned: Bool?
+        public var locked: Bool?
+        public var seenAt: Date
+
+        public init(address: String, model: String, serial: String, subsystems: [String], owned: Bool?, locked: Bool?, seenAt: Date) {
+            self.address = address
+            self.model = model
+            self.serial = serial
+            self.subsystems = subsystems
+            self.owned = owned
+            self.locked = locked
+            self.seenAt = seenAt
+        }
+    }
+
     public var drives: [Drive]
+    /// SEDs in reach that are not the array's (nil from a sedlock before it looked).
+    public var unmanagedDrives: [UnmanagedDrive]?
     public var generations: [Generation]
     public var recentBoots: [RecordedBoot]
     public var lastBoot: Boot?

@@ -96,6 +96,9 @@ extension LockManager {
             keyServers: !testingKeyServers ? servers.map(Self.entry)
                 : configuration.readsFromMonitors ? servers.map { keys.health.latest(for: Self.entry($0)) } : servers.map(test),
             faults: faults.map(Self.report))
+        // sedlockd's drive monitor looks every interval; a one-shot status looks now.
+        if !configuration.readsFromMonitors { _ = try? lookForUnmanagedDrives() }
+        report.unmanagedDrives = sightings.unmanaged
         report.lastBoot = boots.first.map { StatusReport.Boot(outcome: $0.outcome.rawValue, at: $0.startedAt, durationSeconds: $0.durationSeconds) }
         return report
     }

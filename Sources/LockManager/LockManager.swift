@@ -30,6 +30,8 @@ public final class LockManager: Sendable {
     /// The state, opened for writing on first need and kept (with its writer lock) for the life of
     /// this manager, as sedlockd holds it; one-shot CLI runs release it when they exit.
     private let writer = Mutex<StateDatabase?>(nil)
+    /// The SEDs in reach that are not the array's, as the drive monitor last looked.
+    let sightings = DriveSightings()
 
     /// `connector` reaches the key servers: mutual TLS unless a test carries KMIP in-process.
     public init(configuration: LockManagerConfiguration, factory: TransportFactory, time: any TimeSource = SystemTime(),

@@ -6,10 +6,15 @@ public struct TransportFactory: Sendable {
     public typealias SimulatedOpener = @Sendable (_ arrayDirectory: String, _ drive: Int, _ commandTimeout: Double)
         -> any SecurityTransport
 
-    public let simulated: SimulatedOpener?
+    /// How many drives the simulated array in `arrayDirectory` has (nil: it does not answer).
+    public typealias SimulatedCounter = @Sendable (_ arrayDirectory: String, _ timeout: Double) -> Int?
 
-    public init(simulated: SimulatedOpener? = nil) {
+    public let simulated: SimulatedOpener?
+    public let simulatedDriveCount: SimulatedCounter?
+
+    public init(simulated: SimulatedOpener? = nil, simulatedDriveCount: SimulatedCounter? = nil) {
         self.simulated = simulated
+        self.simulatedDriveCount = simulatedDriveCount
     }
 
     public func open(_ address: DeviceAddress, commandTimeout: Double = 10) throws(TransportError) -> any SecurityTransport {

@@ -716,6 +716,10 @@ func show(_ response: ControlResponse, json: Bool) throws {
             if let reason = d.guarded { line += "  GUARDED: \(reason)" }
             print(line)
         }
+        for u in status.unmanagedDrives ?? [] {
+            print("not the array's: \(u.address)  \(u.model)  \(u.serial)  \(u.subsystems.joined(separator: ", "))"
+                  + "\(u.owned == true ? ", owned" : ", factory SID")\(u.locked == true ? ", LOCKED" : "")  (left alone; `sedlock array add` to manage it)")
+        }
         for g in status.generations { print("key \(g.keyID)  tag \(g.tag)  \(g.state)  \(g.provider)  created \(g.createdAt)") }
         for s in status.keyServers {
             let state = s.reachable.map { $0 ? "reachable" : "UNREACHABLE: \(s.error ?? "")" } ?? "not tested yet"

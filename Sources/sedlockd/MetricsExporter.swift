@@ -71,6 +71,8 @@ final class MetricsExporter: Sendable {
                                    help: "Consecutive failed authentications sedlock has on record for the drive.")
                     .set(drive.failedAuthentications)
             }
+            registry.makeGauge(name: "sedlock_unmanaged_drives", help: "SEDs in reach that are not the array's (reported, never touched).")
+                .set(status.unmanagedDrives?.count ?? 0)
             var generations: [String: Int] = [:]
             for generation in status.generations { generations[generation.state, default: 0] += 1 }
             for (state, count) in generations {

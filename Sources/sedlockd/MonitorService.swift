@@ -21,10 +21,14 @@ struct MonitorService: Service {
     let metrics: MetricsExporter
     /// When relocked drives are next tried, after failures.
     let relock = RetryBackoff()
+    /// udev's block and NVMe events since the drives were last checked: the drive check then runs
+    /// within a second instead of waiting out its interval (a drive pulled and reinserted).
+    let deviceEvents = DeviceEventTally()
 
     private enum Check: CaseIterable { case drives, keyServers, rdlToken, certificates }
 
     func run() async throws {
+        let udev = listenForDeviceEvents()
         await withTaskExecutorPreference(executor) {
             var due: [Check: ContinuousClock.Instant] = [:]
             var known: [String: FaultReport.Fault] = [:]
@@ -33,6 +37,10 @@ struct MonitorService: Service {
                 let current = settings.current
                 let intervals = [Check.drives: current.driveInterval, .keyServers: current.keyServerInterval,
                                  .rdlToken: current.tokenInterval, .certificates: current.certificateInterval]
+                if let (count, last) = deviceEvents.take() {
+                    events.logger.info("udev: \(count) device event(s), the last \(last.action) of \(last.deviceNode ?? last.subsystem): checking the drives now")
+                    due[.drives] = now
+                }
                 var ran = false
                 for check in Check.allCases where due[check].map({ $0 <= now }) ?? true {
                     await perform(check)
@@ -47,12 +55,32 @@ struct MonitorService: Service {
                 try? await Task.sleep(until: min(next, ContinuousClock.now + .seconds(1)), clock: .continuous)
             }
         }
+        await udev?.stop()
+    }
+
+    /// udev's events for block devices and NVMe controllers, where udev runs; without them the
+    /// drive interval alone finds a drive that came back.
+    private func listenForDeviceEvents() -> DeviceEvents? {
+        let tally = deviceEvents
+        do {
+            let listening = try DeviceEvents(subsystems: ["block", "nvme"]) { tally.add($0) }
+            events.logger.info("udev: listening for block and NVMe device events")
+            return listening
+        } catch {
+            events.logger.notice("udev events are not heard (\(error.description)): drives are checked every drive interval only")
+            return nil
+        }
     }
 
     private func perform(_ check: Check) async {
         do throws(ControlError) {
             switch check {
             case .drives:
+                for drive in try manager.lookForUnmanagedDrives() {
+                    let what = "a drive that is not the array's is in reach: \(drive.address) (\(drive.model) \(drive.serial), \(drive.subsystems.joined(separator: ", "))"
+                            + "\(drive.owned == true ? ", owned" : ", factory SID")); sedlock leaves it alone — `sedlock array add \(drive.address)` makes it the array's"
+                    events.logger.notice("\(what)", metadata: ["DRIVE": "\(drive.address)"])
+                }
                 let report = try await manager.checkDrives()
                 statusLine.drives(report)
                 metrics.record { $0.status = report }
@@ -148,6 +176,21 @@ final class RetryBackoff: Sendable {
             let first = Duration.milliseconds(Int64(interval * 1000))
             state.delay = state.delay == .zero ? first : min(state.delay * 2, Self.longest)
             state.next = ContinuousClock.now + state.delay
+        }
+    }
+}
+
+/// udev events counted between two drive checks, and the last of them (to log).
+final class DeviceEventTally: Sendable {
+    private let state = Mutex<(count: Int, last: DeviceEvent?)>((0, nil))
+
+    func add(_ event: DeviceEvent) { state.withLock { $0 = ($0.count + 1, event) } }
+
+    /// The events since the last take, or nil when there were none.
+    func take() -> (Int, DeviceEvent)? {
+        state.withLock { state in
+            defer { state = (0, nil) }
+            return state.last.map { (state.count, $0) }
         }
     }
 }

@@ -366,3 +366,66 @@ extension DaemonTests {
         #expect(try run("sedsim", ["read", f.array.directory, "1", "--lba", "0"]).status != 0)
     }
 }
+
+extension DaemonTests {
+    @Test("sedlockd hears udev: a device event has the drives checked at once (a relocked drive unlocked long before its hour-long interval); a drive outside the array is reported, in status and metrics, and left alone")
+    func deviceEventsAndUnmanagedDrives() throws {
+        let f = try DaemonFixture(drives: 2, configuration: "[monitors]\ndrives_interval = 3600\n")
+        // Drive 1 leaves the array keeping its PINs: in reach, owned, not the array's.
+        #expect(try run("sedlock", ["array", "remove", f.array.device(1)] + f.direct).status == 0)
+        try f.startDaemon()
+        #expect(waitFor(seconds: 10) { f.logText.contains("a drive that is not the array's is in reach: \(f.array.device(1))") },
+                "\(f.logText)")
+        let status = try run("sedlock", ["status", "--json"] + f.viaSocket)
+        let report = try #require(try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any])
+        let unmanaged = try #require(report["unmanagedDrives"] as? [[String: Any]], "\(status.output)")
+        #expect(unmanaged.map { $0["address"] as? String } == [f.array.device(1)] && unmanaged.first?["owned"] as? Bool == true)
+        #expect(try run("sedlock", ["status"] + f.viaSocket).output.contains("not the array's: \(f.array.device(1))"))
+        let sim = try #require(try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout)
+            as? [[String: Any]])
+        #expect(sim.map { $0["totalFailedAuthentications"] as? Int } == [0, 0], "nothing was presented to it")
+
+        try #require(f.logText.contains("udev: listening for block and NVMe device events"), "\(f.logText)")
+        #expect(try run("sedsim", ["power-cycle", f.array.directory, "--drive", "0"]).status == 0)
+        #expect(try run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]).status != 0)
+        try UdevBroadcast.send(action: "change", subsystem: "block", deviceNode: "/dev/sedlock-test-\(UUID().uuidString.prefix(6))")
+        #expect(waitFor(seconds: 10) { (try? run("sedsim", ["read", f.array.directory, "0", "--lba", "0"]))?.status == 0 },
+                "a device event did not have the drives checked: \(f.logText)")
+        #expect(f.logText.contains("device event(s), the last change of /dev/sedlock-test-"), "\(f.logText)")
+    }
+}
+
+/// A device event as udev broadcasts it once processed (netlink group 2, "libudev" header), for
+/// the daemon's sd-device monitor to hear; needs root (CAP_NET_ADMIN) to send.
+enum UdevBroadcast {
+    static func send(action: String, subsystem: String, deviceNode: String) throws {
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 15)  // NETLINK_KOBJECT_UEVENT
+        guard fd >= 0 else { throw HarnessError("netlink socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let name = (deviceNode as NSString).lastPathComponent
+        let fields = ["ACTION=\(action)", "DEVPATH=/devices/virtual/\(subsystem)/\(name)", "SUBSYSTEM=\(subsystem)",
+                      "DEVNAME=\(deviceNode)", "DEVTYPE=disk", "SEQNUM=\(Int.random(in: 1_000_000...9_000_000))"]
+        let properties: [UInt8] = fields.flatMap { Array($0.utf8) + [0] }
+        var message = Array("libudev".utf8) + [0]
+        message += [0xFE, 0xED, 0xCA, 0xFE]  // the magic, in network order
+        for field in [UInt32(40), 40, UInt32(properties.count), 0, 0, 0, 0] {  // sizes in host order; no filter hashes
+            message += withUnsafeBytes(of: field.littleEndian, Array.init)
+        }
+        message += properties
+        // struct sockaddr_nl: family, padding, port id 0 (the kernel), groups = 2 (udev's).
+        var address = [UInt8](repeating: 0, count: 12)
+        address.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt16(AF_NETLINK), toByteOffset: 0, as: UInt16.self)
+            raw.storeBytes(of: UInt32(2), toByteOffset: 8, as: UInt32.self)
+        }
+        let sent = message.withUnsafeBytes { bytes in
+            address.withUnsafeBytes { raw in
+                sendto(fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            }
+        }
+        // ECONNREFUSED: no listener other than ours took it; the message is still delivered.
+        guard sent == message.count || errno == ECONNREFUSED else {
+            throw HarnessError("sending the udev event: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -400,6 +400,28 @@ struct LockManagerTests {
         #expect(status.drives.allSatisfy { $0.guarded == nil && $0.failedAuthentications == 0 }, "\(cuts): \(status.drives)")
     }
 
+    @Test("a drive in reach that is not the array's is reported once (discovery only: no authentication, nothing changed), listed by status until it joins the array, and again once it leaves")
+    func unmanagedDrives() async throws {
+        let f = try LockManagerFixture(drives: 4)
+        let two = Array(f.addresses.prefix(2))
+        #expect(try await f.manager.setup(SetupRequest(drives: two, provider: .local)).allSucceeded)
+        let seen = try f.manager.lookForUnmanagedDrives()
+        #expect(seen.map(\.address) == [f.addresses[2], f.addresses[3]], "\(seen)")
+        #expect(seen.allSatisfy { $0.subsystems.contains("Opal v2") && $0.owned == false && $0.model.hasPrefix("SEDSIM") })
+        #expect(try f.manager.lookForUnmanagedDrives().isEmpty, "each is reported once")
+        #expect(try await f.manager.status().unmanagedDrives?.map(\.address) == [f.addresses[2], f.addresses[3]])
+        for n in 2...3 {
+            let report = f.drive(n).statusReport(index: n)
+            #expect(!report.owned && report.tries.allSatisfy { $0.tries == 0 } && report.consecutiveFailedAuthentications == 0)
+        }
+        #expect(try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[2])).allSucceeded)
+        #expect(try f.manager.lookForUnmanagedDrives().isEmpty)
+        #expect(try await f.manager.status().unmanagedDrives?.map(\.address) == [f.addresses[3]])
+        #expect(try await f.manager.arrayRemove(address: f.addresses[0], revert: false).drives.first?.result == .removed)
+        let back = try f.manager.lookForUnmanagedDrives()
+        #expect(back.map(\.address) == [f.addresses[0]] && back.first?.owned == true, "\(back)")
+    }
+
     @Test("array add joins a factory drive to the active key; remove forgets one; remove --revert and erase --revert return drives to factory")
     func membership() async throws {
         let f = try LockManagerFixture(drives: 4)

@@ -48,7 +48,8 @@ public final class ArrayFixture: Sendable {
     /// Opens `sim:` addresses of this fixture's array in process (the test seam for drives).
     public var factory: TransportFactory {
         let array = self.array
-        return TransportFactory { _, n, _ in InProcessTransport(array.drives[n], index: n) }
+        return TransportFactory(simulated: { _, n, _ in InProcessTransport(array.drives[n], index: n) },
+                                simulatedDriveCount: { _, _ in array.drives.count })
     }
 
     /// The `sim:` address of drive `n`.
