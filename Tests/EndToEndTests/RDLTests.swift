@@ -358,6 +358,30 @@ extension RDLTests {
 
 /// A served array, a simulated KMIP server (`kmip`) trusting the appliance's certificate, and a
 /// state with that server added as `ks1` and the drives set up with a local key.
+extension RDLTests {
+    @Test("sedlock keys restore on a state put back from a backup older than a rekey (RDL on): the key the drives hold is adopted from the recovery record, then unlock opens every drive with 0 failed authentications")
+    func keysRestoreAdoptsFromRecord() throws {
+        let f = try RDLFixture(drives: 2, provider: "kmip")
+        #expect(try run("sedlock", ["rdl", "enable", "--kmip", "ks1", "--yes"] + f.state).status == 0)
+        let backup = f.scratch + "/state-backup"
+        try FileManager.default.copyItem(atPath: f.scratch + "/state", toPath: backup)
+        let rekey = try run("sedlock", ["rekey"] + f.state)
+        #expect(rekey.status == 0, "\(rekey.stderr)")
+        try FileManager.default.removeItem(atPath: f.scratch + "/state")
+        try FileManager.default.moveItem(atPath: backup, toPath: f.scratch + "/state")
+        #expect(try run("sedsim", ["power-cycle", f.array.directory]).status == 0)
+        try f.newBoot()
+        let restore = try run("sedlock", ["keys", "restore", "--all"] + f.state)
+        #expect(restore.status == 0 && restore.output.contains("adopted from the newest recovery record: 2 drive(s) moved"),
+                "\(restore.output) \(restore.stderr)")
+        let unlock = try run("sedlock", ["unlock", "--all"] + f.state)
+        #expect(unlock.status == 0, "\(unlock.output) \(unlock.stderr)")
+        let sim = try #require(try JSONSerialization.jsonObject(with: try run("sedsim", ["status", f.array.directory, "--json"]).stdout)
+            as? [[String: Any]])
+        #expect(sim.map { $0["totalFailedAuthentications"] as? Int } == [0, 0])
+    }
+}
+
 final class RDLFixture {
     let array: ServedArray
     let scratch: String
