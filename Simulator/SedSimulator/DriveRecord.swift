@@ -46,8 +46,11 @@ public enum SimulatedSSC: String, Codable, Sendable, CaseIterable {
     /// Pyrite 2: the same locking, but the media is stored in clear — locking without encryption,
     /// so that a test can show what anyone who takes the drive out would read.
     case pyrite
+    /// Enterprise SSC: bands managed each by its BandMaster, an EraseMaster, the Locking SP
+    /// always active; media encryption as Opal's.
+    case enterprise
 
-    var encryptsMedia: Bool { self == .opal }
+    var encryptsMedia: Bool { self != .pyrite }
 }
 
 /// Vendor choices a drive was built with.

@@ -7,7 +7,7 @@ enum SecurityProvider: Sendable {
     init?(_ uid: UID) {
         switch uid {
         case .adminSP: self = .admin
-        case .lockingSP: self = .locking
+        case .lockingSP, .enterpriseLockingSP: self = .locking
         default: return nil
         }
     }

@@ -10,14 +10,26 @@ public struct ArraySpecification: Codable, Sendable {
     public var kind: DriveKind
     public var blockSize: Int
     public var settings: DriveSettings
+    /// A mixed array: drive n is of security subsystem class `subsystemClasses[n % count]`
+    /// (overriding `settings.ssc`); nil or empty, every drive as `settings` says.
+    public var subsystemClasses: [SimulatedSSC]?
 
     public init(drives: Int, sizeBytes: UInt64 = 1 << 30, kind: DriveKind = .nvme, blockSize: Int = 512,
-                settings: DriveSettings = DriveSettings()) {
+                settings: DriveSettings = DriveSettings(), subsystemClasses: [SimulatedSSC]? = nil) {
         self.drives = drives
         self.sizeBytes = sizeBytes
         self.kind = kind
         self.blockSize = blockSize
         self.settings = settings
+        self.subsystemClasses = subsystemClasses
+    }
+
+    /// The settings drive `n` is made with.
+    public func settings(ofDrive n: Int) -> DriveSettings {
+        guard let mix = subsystemClasses, !mix.isEmpty else { return settings }
+        var own = settings
+        own.ssc = mix[n % mix.count] == .opal ? nil : mix[n % mix.count]
+        return own
     }
 }
 
@@ -71,7 +83,7 @@ public final class SimulatedArray: @unchecked Sendable {
         }
         for n in 0..<spec.drives {
             let identity = try makeIdentity(index: n, spec: spec)
-            try SimulatedDrive.manufacture(in: driveDirectory(directory, n), identity: identity, settings: spec.settings)
+            try SimulatedDrive.manufacture(in: driveDirectory(directory, n), identity: identity, settings: spec.settings(ofDrive: n))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -122,7 +134,11 @@ public final class SimulatedArray: @unchecked Sendable {
         let serial = "SIM" + (try randomString(9, alphabet: alnum))
         let padded = serial + String(repeating: " ", count: 20 - serial.count)
         let wwnLow = try DriveCrypto.randomBytes(5).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let family = spec.settings.ssc == .pyrite ? "Pyrite 2" : "Opal 2"
+        let family = switch spec.settings(ofDrive: index).ssc ?? .opal {
+        case .opal: "Opal 2"
+        case .pyrite: "Pyrite 2"
+        case .enterprise: "Enterprise"
+        }
         let model: String
         switch spec.kind {
         case .nvme: model = "SEDSIM NVMe " + family

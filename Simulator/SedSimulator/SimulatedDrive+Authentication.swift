@@ -21,6 +21,7 @@ extension SimulatedDrive {
             if authority == .psid { return .psid }
             return nil
         case .locking:
+            if isEnterprise { return enterpriseSlot(authority: authority) }
             for i in record.lockingAdmins.indices where authority == UID.lockingAdmin(i + 1) { return .admin(i) }
             for i in record.lockingUsers.indices where authority == UID.user(i + 1) { return .user(i) }
             return nil

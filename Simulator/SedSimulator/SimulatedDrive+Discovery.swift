@@ -9,7 +9,22 @@ extension SimulatedDrive {
             return (r.readLockEnabled && r.readLocked) || (r.writeLockEnabled && r.writeLocked)
         }
         let sidDiffers = record.sidEverChanged
+        let lifetime = LifetimeFailureFeature(consecutiveFailures: UInt32(clamping: record.consecutiveFailedAuthentications),
+                                              limit: UInt32(clamping: record.settings.lifetimeFailureLimit),
+                                              erased: record.erasedForGood).feature
         let ssc = record.settings.ssc ?? .opal
+        // The Enterprise SSC defines TPer, Locking and its own feature; Geometry, Single User
+        // Mode, DataStore and Block SID are Opal family features its drives do not report.
+        if ssc == .enterprise {
+            return Level0Discovery(majorVersion: 0, minorVersion: 1, features: [
+                .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
+                .locking(LockingFeature(supported: true, enabled: true, locked: anyLocked, mediaEncryption: true,
+                                        mbrEnabled: false, mbrDone: false)),
+                .ssc(SSCFeature(kind: .enterprise, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count),
+                                rangeCrossing: false, lockingAdminAuthorities: 0, lockingUserAuthorities: 0, initialPIN: 0, revertedPIN: 0)),
+                lifetime,
+            ])
+        }
         return Level0Discovery(majorVersion: 0, minorVersion: 1, features: [
             .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
             .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: ssc.encryptsMedia,
@@ -23,8 +38,7 @@ extension SimulatedDrive {
             .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
             .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
                                       hardwareReset: blockSIDClearsOnHardwareReset)),
-            LifetimeFailureFeature(consecutiveFailures: UInt32(clamping: record.consecutiveFailedAuthentications),
-                                   limit: UInt32(clamping: record.settings.lifetimeFailureLimit), erased: record.erasedForGood).feature,
+            lifetime,
         ])
     }
 }

@@ -10,6 +10,7 @@ extension SimulatedDrive {
     func execute(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         // A read-only session changes nothing.
         guard session.write || !MethodID.changingState.contains(call.methodUID) else { return .fail(.notAuthorized) }
+        if isEnterprise { return executeEnterprise(call, session: &session) }
         switch call.methodUID {
         case MethodID.get: return get(call, session: session)
         case MethodID.set: return set(call, session: &session)
@@ -57,7 +58,7 @@ extension SimulatedDrive {
         }
     }
 
-    private func get(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+    func get(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
         let object = call.invokingUID
         if object == .mbrTable || object == .dataStoreTable {
             let isMBR = object == .mbrTable
@@ -95,7 +96,7 @@ extension SimulatedDrive {
 
     /// Next (Core §5.3.3.5): the row UIDs of an object table after `Where` (or from the first),
     /// at most `Count` of them.
-    private func next(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+    func next(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
         guard let rows = tableRows(call.invokingUID, sp: session.sp) else { return .fail(.notAuthorized) }
         // Next needs the right to see the rows' UIDs.
         guard let firstRow = rows.first, let uidCell = row(firstRow, session: session)?.cells[0],
@@ -136,6 +137,7 @@ extension SimulatedDrive {
     }
 
     func lockingSlot(cPin uid: UID) -> CredentialSlot? {
+        if isEnterprise { return enterpriseSlot(cPin: uid) }
         for i in record.lockingAdmins.indices where uid == UID.cPinLockingAdmin(i + 1) { return .admin(i) }
         for i in record.lockingUsers.indices where uid == UID.cPinUser(i + 1) { return .user(i) }
         return nil
@@ -224,7 +226,7 @@ extension SimulatedDrive {
         return outcome
     }
 
-    private func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: inout DriveSession) -> MethodOutcome {
+    func setInAdminSP(_ object: UID, _ columns: [UInt64: TCGValue], session: inout DriveSession) -> MethodOutcome {
         if object == .tperInfo {
             // ACE_TPerInfo_Set_ProgrammaticResetEnable: SID, that column only.
             guard Set(columns.keys) == [8] else { return .fail(.notAuthorized) }
@@ -316,7 +318,7 @@ extension SimulatedDrive {
         return out.isEmpty ? nil : out
     }
 
-    private func resetList(_ value: TCGValue) -> [ResetType]? {
+    func resetList(_ value: TCGValue) -> [ResetType]? {
         guard case .list(let items) = value else { return nil }
         var out: [ResetType] = []
         for item in items {
@@ -326,8 +328,10 @@ extension SimulatedDrive {
         return out
     }
 
-    private func setRange(_ n: Int, _ columns: [UInt64: TCGValue], session: DriveSession) -> MethodOutcome {
-        let isAdmin = session.isAuthenticated(asAnyOf: [.admins])
+    /// `bandMaster`: the caller has checked that the session is the band's Enterprise BandMaster,
+    /// who configures, bounds and locks it (BandMasterN_SetBand).
+    func setRange(_ n: Int, _ columns: [UInt64: TCGValue], session: DriveSession, bandMaster: Bool = false) -> MethodOutcome {
+        let isAdmin = bandMaster || session.isAuthenticated(asAnyOf: [.admins])
         // In Single User Mode the range's user configures it; its bounds follow the range policy.
         let owner = singleUserOwner(ofRange: n)
         let configures = owner.map { session.isAuthenticated(as: $0) } ?? isAdmin
@@ -346,7 +350,7 @@ extension SimulatedDrive {
             case Column.Locking.readLocked, Column.Locking.writeLocked:
                 let isRead = col == Column.Locking.readLocked
                 let allowed = (isRead ? range.readLockAuthorities : range.writeLockAuthorities).map(UID.init)
-                guard session.isAuthenticated(asAnyOf: allowed) else { return .fail(.notAuthorized) }
+                guard bandMaster || session.isAuthenticated(asAnyOf: allowed) else { return .fail(.notAuthorized) }
                 guard let v = value.strictBoolValue else { return .fail(.invalidParameter) }
                 if isRead { range.readLocked = v } else { range.writeLocked = v }
             case Column.Locking.lockOnReset:
@@ -465,13 +469,14 @@ extension SimulatedDrive {
         try persist()
     }
 
-    private func revert(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
+    func revert(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
         guard session.sp == .admin, call.invokingUID == .adminSP else { return .fail(.invalidParameter) }
         guard session.isAuthenticated(asAnyOf: [.sid, .psid]) else { return .fail(.notAuthorized) }
         do {
             let eraseData = record.lockingLifeCycle != .manufacturedInactive
             let msid = Array(record.identity.msid.utf8)
             try resetLockingSP(keepGlobalKey: !eraseData, keepAllKeys: !eraseData)
+            if isEnterprise { try Self.enterpriseFactoryState(&record) }
             try setPIN(.sid, pin: msid, lockingKey: nil)
             record.sidEverChanged = false
             try persist()

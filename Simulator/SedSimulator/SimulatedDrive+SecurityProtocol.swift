@@ -148,7 +148,7 @@ extension SimulatedDrive {
     }
 
     func expireIdleSessions() {
-        let now = SystemTime().uptimeNanoseconds
+        let now = clock.uptimeNanoseconds
         sessions = sessions.filter { now - $0.value.lastActivity < $0.value.timeoutNanoseconds }
     }
 }

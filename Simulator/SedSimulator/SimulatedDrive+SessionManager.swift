@@ -85,6 +85,8 @@ extension SimulatedDrive {
         var authority: UID?
         var timeoutMs: UInt64?
         for case .named(let name, let value) in args.dropFirst(3) {
+            // The Enterprise SSC names SessionTimeout by its name.
+            if name.bytesValue == Array("SessionTimeout".utf8) { timeoutMs = value.unsignedValue; continue }
             switch name.unsignedValue {
             case Column.StartSession.hostChallenge: challenge = value.bytesValue
             case Column.StartSession.hostSigningAuthority: authority = value.uidValue
@@ -92,7 +94,12 @@ extension SimulatedDrive {
             default: break
             }
         }
-        guard let sp = SecurityProvider(spUID) else { return syncSessionFailure(hsn: hsnValue, .invalidParameter) }
+        guard let sp = SecurityProvider(spUID), spUID != (isEnterprise ? .lockingSP : .enterpriseLockingSP) else {
+            return syncSessionFailure(hsn: hsnValue, .invalidParameter)
+        }
+        // Enterprise §9.2.2.2: HostSessionID, SPID and Write only (authentication is the
+        // Authenticate method's); anything else is INVALID_PARAMETER.
+        if isEnterprise && (challenge != nil || authority != nil) { return syncSessionFailure(hsn: hsnValue, .invalidParameter) }
         if sp == .locking && record.lockingLifeCycle != .manufactured {
             return syncSessionFailure(hsn: hsnValue, .invalidParameter)
         }
@@ -112,7 +119,7 @@ extension SimulatedDrive {
         }
         let timeout = milliseconds.multipliedReportingOverflow(by: 1_000_000).overflow ? UInt64.max : milliseconds * 1_000_000
         var session = DriveSession(comID: comID, tsn: nextTSN, hsn: UInt32(hsnValue), sp: sp, write: write,
-                                   lastActivity: SystemTime().uptimeNanoseconds, timeoutNanoseconds: max(timeout, 1_000_000_000))
+                                   lastActivity: clock.uptimeNanoseconds, timeoutNanoseconds: max(timeout, 1_000_000_000))
         if let authority, authority != .anybody {
             let outcome = authenticate(authority, in: sp, challenge: challenge ?? [])
             guard case .success(let lockingKey) = outcome else {
@@ -162,7 +169,7 @@ extension SimulatedDrive {
         case .result:
             return SessionReply(payload: .result([], status: .invalidParameter))
         case .call(let call, let hostStatus):
-            session.lastActivity = SystemTime().uptimeNanoseconds
+            session.lastActivity = clock.uptimeNanoseconds
             // The host aborted its own call (a non-zero status in its status list): not executed.
             guard hostStatus == .success else {
                 sessions[tsn] = endsAfterCall ? nil : session

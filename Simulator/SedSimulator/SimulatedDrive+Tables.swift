@@ -184,6 +184,8 @@ extension SimulatedDrive {
         default:
             guard sp == .locking, let slot = credentialSlot(for: uid, in: .locking) else { return nil }
             switch slot {
+            case .admin(let i) where isEnterprise: name = "BandMaster\(i)"; credentialUID = .cPinBandMaster(i)
+            case .user where isEnterprise: name = "EraseMaster"; credentialUID = .cPinEraseMaster
             case .admin(let i): name = "Admin\(i + 1)"; credentialUID = .cPinLockingAdmin(i + 1)
             case .user(let i): name = "User\(i + 1)"; credentialUID = .cPinUser(i + 1)
             default: return nil

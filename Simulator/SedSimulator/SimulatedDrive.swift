@@ -37,6 +37,9 @@ public final class SimulatedDrive: @unchecked Sendable {
     var blockSIDActive = false
     var blockSIDClearsOnHardwareReset = false
     public internal(set) var faults = FaultPlan()
+    /// The clock idle sessions expire by (SessionTimeout): the system's, or a test's manual one,
+    /// so that a test lets a timeout pass without sleeping.
+    var clock: any TimeSource = SystemTime()
 
     struct PendingResponse {
         var bytes: [UInt8]
@@ -85,7 +88,9 @@ public final class SimulatedDrive: @unchecked Sendable {
             // One user per range at least, so every range can be handed to a user in Single User Mode.
             lockingUsers: Self.factoryAuthorities(count: max(8, ranges.count), settings: settings),
             ranges: ranges)
-        try Self.save(record, to: directory.appendingPathComponent("state.json"))
+        var made = record
+        if settings.ssc == .enterprise { try Self.enterpriseFactoryState(&made) }
+        try Self.save(made, to: directory.appendingPathComponent("state.json"))
     }
 
     static func credential(pin: [UInt8], settings: DriveSettings) throws(SimulatorError) -> CredentialRecord {
@@ -204,6 +209,11 @@ public final class SimulatedDrive: @unchecked Sendable {
 
     public func setFaults(_ plan: FaultPlan) {
         lock.withLock { faults = plan }
+    }
+
+    /// Sessions time out by `clock` from now on (a test's `ManualTime`).
+    public func useClock(_ clock: any TimeSource) {
+        lock.withLock { self.clock = clock }
     }
 
     // MARK: Media

@@ -35,6 +35,8 @@ struct ApplianceCreate: ParsableCommand {
     @Option(help: "Number of drives.") var drives: Int = 24
     @Option(help: "Interface: nvme, sas or sata.") var kind: DriveKind = .nvme
     @Option(help: "Capacity per drive (suffixes K, M, G, T).") var size: String = "256M"
+    @Option(help: ArgumentHelp(SubsystemClasses.help, valueName: "class[,class…]"))
+    var ssc = SubsystemClasses([.opal])
     @Option(help: "Simulated key servers this appliance runs itself (0…4).") var keyServers: Int = 2
     @Option(help: ArgumentHelp("A simulated key server shared with other appliances, run by somebody else: its directory and port.",
                                valueName: "KMIP_DIR@PORT"))
@@ -77,7 +79,10 @@ struct ApplianceCreate: ParsableCommand {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 guard chmod(directory, 0o700) == 0 else { throw ApplianceError("cannot restrict \(directory) to its owner") }
             }
-            let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind)
+            var settings = DriveSettings()
+            settings.ssc = ssc.uniform
+            let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, settings: settings,
+                                          subsystemClasses: ssc.mix)
             try SimulatedArray.create(at: appliance.drives, specification: spec)
             var servers: [ApplianceManifest.KeyServer] = []
             for n in 0..<keyServers {
@@ -95,7 +100,7 @@ struct ApplianceCreate: ParsableCommand {
             try appliance.writeConfiguration(tokenInterval: tokenInterval, bootKeyWait: bootKeyWait)
             try appliance.newBootID()
             try appliance.save(ApplianceManifest(drives: drives, kind: kind.rawValue, clientName: clientName, keyServers: servers))
-            print("created appliance \(appliance.root.path): \(drives) \(kind.rawValue) drive(s), client certificate CN \(clientName)")
+            print("created appliance \(appliance.root.path): \(drives) \(kind.rawValue)\(ssc.summary) drive(s), client certificate CN \(clientName)")
             for server in servers {
                 print("key server \(server.name): 127.0.0.1:\(server.port), directory \(server.directory)\(server.managed ? "" : " (shared: not started here)")")
             }

@@ -41,7 +41,29 @@ func parseSize(_ text: String) -> UInt64? {
 extension DriveKind: ExpressibleByArgument {}
 extension LockoutStatus: ExpressibleByArgument {}
 extension SATLayer: ExpressibleByArgument {}
-extension SimulatedSSC: ExpressibleByArgument {}
+
+/// `--ssc opal`, or a comma list that the drives take in turn (`--ssc opal,enterprise`: a mixed array).
+struct SubsystemClasses: ExpressibleByArgument {
+    let classes: [SimulatedSSC]
+
+    init(_ classes: [SimulatedSSC]) { self.classes = classes }
+
+    init?(argument: String) {
+        let parsed = argument.split(separator: ",").map { SimulatedSSC(rawValue: String($0)) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { return nil }
+        classes = parsed.compactMap { $0 }
+    }
+
+    static let help = "The TCG security subsystem class: opal (locking and AES-256-XTS media encryption), "
+        + "enterprise (the Enterprise SSC: bands, BandMasters, an EraseMaster; encrypted as Opal) or pyrite "
+        + "(Opal's locking, the media in clear); a comma list (opal,enterprise) is taken by the drives in turn."
+
+    /// One class for every drive (nil: Opal), or the mix for the array's specification.
+    var uniform: SimulatedSSC? { classes.count == 1 && classes[0] != .opal ? classes[0] : nil }
+    var mix: [SimulatedSSC]? { classes.count > 1 ? classes : nil }
+    var defaultValueDescription: String { classes.map(\.rawValue).joined(separator: ",") }
+    var summary: String { classes == [.opal] ? "" : " " + classes.map(\.rawValue).joined(separator: "/") }
+}
 extension DriveQuirk: ExpressibleByArgument {}
 
 struct Create: ParsableCommand {
@@ -64,8 +86,8 @@ struct Create: ParsableCommand {
             + DriveQuirk.allCases.map { "\($0.rawValue) (\($0.explanation))" }.joined(separator: "; ") + ".",
         valueName: "quirk"))
     var quirks: [DriveQuirk] = []
-    @Option(help: "The TCG security subsystem class: opal (locking and AES-256-XTS media encryption) or pyrite (the same locking, the media in clear).")
-    var ssc: SimulatedSSC = .opal
+    @Option(help: ArgumentHelp(SubsystemClasses.help, valueName: "class[,class…]"))
+    var ssc = SubsystemClasses([.opal])
 
     func validate() throws {
         guard parseSize(size) != nil else { throw ValidationError("--size '\(size)' is not a size (e.g. 1G, 64M, 1073741824)") }
@@ -85,11 +107,11 @@ struct Create: ParsableCommand {
         settings.lockingRanges = ranges
         settings.sessionTimeoutSeconds = sessionTimeout
         settings.quirks = quirks.isEmpty ? nil : Array(Set(quirks)).sorted { $0.rawValue < $1.rawValue }
-        settings.ssc = ssc == .opal ? nil : ssc
+        settings.ssc = ssc.uniform
         let spec = ArraySpecification(drives: drives, sizeBytes: parseSize(size) ?? 0, kind: kind, blockSize: blockSize,
-                                      settings: settings)
+                                      settings: settings, subsystemClasses: ssc.mix)
         do { try SimulatedArray.create(at: array.url, specification: spec) } catch { fail("\(error)") }
-        print("created \(drives) \(kind.rawValue)\(ssc == .opal ? "" : " " + ssc.rawValue) drive(s) in \(array.url.path)")
+        print("created \(drives) \(kind.rawValue)\(ssc.summary) drive(s) in \(array.url.path)")
     }
 }
 

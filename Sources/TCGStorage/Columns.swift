@@ -46,6 +46,26 @@ public enum Column {
     public enum SP {
         public static let lifeCycle: UInt64 = 6
     }
+    /// The Enterprise SSC names columns by their names (Get's Cellblock, Set's and Get's row
+    /// values): each table's names in column order, from the Core specification's table layouts.
+    public enum Names {
+        public static let locking = ["UID", "Name", "CommonName", "RangeStart", "RangeLength", "ReadLockEnabled",
+                                     "WriteLockEnabled", "ReadLocked", "WriteLocked", "LockOnReset", "ActiveKey"]
+        public static let cPin = ["UID", "Name", "CommonName", "PIN", "CharSet", "TryLimit", "Tries", "Persistence"]
+        public static let authority = ["UID", "Name", "CommonName", "IsClass", "Class", "Enabled"]
+        public static let lockingInfo = ["UID", "Name", "Version", "EncryptSupport", "MaxRanges"]
+
+        /// The column names of the table `object` is a row of (by the table half of its UID).
+        public static func of(_ object: UID) -> [String]? {
+            switch object.rawValue >> 32 {
+            case 0x0000_0802: return locking
+            case 0x0000_000B: return cPin
+            case 0x0000_0009: return authority
+            case 0x0000_0801: return lockingInfo
+            default: return nil
+            }
+        }
+    }
     /// StartSession optional parameters.
     public enum StartSession {
         public static let hostChallenge: UInt64 = 0

@@ -45,6 +45,8 @@ extension UID {
     public static let lockingAdmins = UID(0x0000_0009_0001_0000)
     public static let bandMaster0 = UID(0x0000_0009_0000_8001)
     public static let eraseMaster = UID(0x0000_0009_0000_8401)
+    /// Enterprise SSC: BandMaster n manages band n (BandMaster0 the global band).
+    public static func bandMaster(_ n: Int) -> UID { UID(bandMaster0.rawValue + UInt64(n)) }
     /// Admin n of the Admin SP (not the Locking SP's Admin n).
     public static func adminSPAdmin(_ n: Int) -> UID { UID(0x0000_0009_0000_0200 + UInt64(n)) }
     /// Admin n of the Locking SP.
@@ -59,6 +61,9 @@ extension UID {
     public static func cPinAdminSPAdmin(_ n: Int) -> UID { UID(0x0000_000B_0000_0200 + UInt64(n)) }
     public static func cPinLockingAdmin(_ n: Int) -> UID { UID(0x0000_000B_0001_0000 + UInt64(n)) }
     public static func cPinUser(_ n: Int) -> UID { UID(0x0000_000B_0003_0000 + UInt64(n)) }
+    /// Enterprise SSC credentials: a BandMaster's and the EraseMaster's (the authority UID in the C_PIN table).
+    public static func cPinBandMaster(_ n: Int) -> UID { UID(0x0000_000B_0000_8001 + UInt64(n)) }
+    public static let cPinEraseMaster = UID(0x0000_000B_0000_8401)
 
     // Locking SP tables.
     public static let lockingInfo = UID(0x0000_0801_0000_0001)
@@ -68,6 +73,8 @@ extension UID {
     public static func lockingRange(_ n: Int) -> UID {
         n == 0 ? lockingGlobalRange : UID(0x0000_0802_0003_0000 + UInt64(n))
     }
+    /// Enterprise SSC band n (a row of the Locking table numbered from the global band, Band0).
+    public static func band(_ n: Int) -> UID { UID(lockingGlobalRange.rawValue + UInt64(n)) }
     public static func kAES256(range n: Int) -> UID {
         n == 0 ? UID(0x0000_0806_0000_0001) : UID(0x0000_0806_0003_0000 + UInt64(n))
     }
@@ -109,6 +116,27 @@ extension UID {
         guard rawValue & 0xFFFF_FFFF_FFFF_0000 == 0x0000_0802_0003_0000 else { return nil }
         let n = Int(rawValue & 0xFFFF)
         return n >= 1 ? n : nil
+    }
+
+    /// The band of an Enterprise SSC Locking table row UID (Band0 … Band1023), if it is one.
+    public var bandIndex: Int? {
+        let first = UID.lockingGlobalRange.rawValue
+        guard rawValue >= first, rawValue - first < 1024 else { return nil }
+        return Int(rawValue - first)
+    }
+
+    /// The band of a BandMaster authority UID, if it is one.
+    public var bandMasterIndex: Int? {
+        let first = UID.bandMaster0.rawValue
+        guard rawValue >= first, rawValue - first < 1024 else { return nil }
+        return Int(rawValue - first)
+    }
+
+    /// The band of a BandMaster's C_PIN row UID, if it is one.
+    public var cPinBandMasterIndex: Int? {
+        let first = UID.cPinBandMaster(0).rawValue
+        guard rawValue >= first, rawValue - first < 1024 else { return nil }
+        return Int(rawValue - first)
     }
 
     /// The range index of a K_AES_256 or K_AES_128 row UID, if it is one.

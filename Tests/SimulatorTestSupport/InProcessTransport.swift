@@ -37,9 +37,11 @@ public final class ArrayFixture: Sendable {
     public let directory: URL
     public let array: SimulatedArray
 
-    public init(drives: Int = 1, settings: DriveSettings = DriveSettings(), size: UInt64 = 16 << 20) throws {
+    public init(drives: Int = 1, settings: DriveSettings = DriveSettings(), size: UInt64 = 16 << 20,
+                subsystemClasses: [SimulatedSSC]? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sedlock-test-\(UUID().uuidString)")
-        try SimulatedArray.create(at: directory, specification: ArraySpecification(drives: drives, sizeBytes: size, settings: settings))
+        try SimulatedArray.create(at: directory, specification: ArraySpecification(drives: drives, sizeBytes: size, settings: settings,
+                                                                                    subsystemClasses: subsystemClasses))
         array = try SimulatedArray(directory: directory)
     }
 
