@@ -11,12 +11,16 @@ public final class OpalDrive {
     public let transport: any SecurityTransport
     public let identity: DeviceIdentity
     public let discovery: Level0Discovery
+    /// The security subsystem class feature the drive is driven by (Opal's, or Enterprise's).
     public let opal: SSCFeature
+    /// How operations written in Opal's terms reach this drive (see `DriveFamily`).
+    public let family: DriveFamily
     let channel: ComChannel
 
     public var device: String { transport.address.description }
 
-    /// Reads identity and discovery; fails with `.unsupportedDrive` when the drive has no Opal SSC.
+    /// Reads identity and discovery; fails with `.unsupportedDrive` when the drive has neither an
+    /// Opal-family nor the Enterprise SSC.
     public init(transport: any SecurityTransport, timeout: Double = 10, time: any TimeSource = SystemTime()) throws(OpalError) {
         self.transport = transport
         do { identity = try transport.identify() } catch {
@@ -24,7 +28,10 @@ public final class OpalDrive {
                             device: transport.address.description, operation: "identify", error.message)
         }
         discovery = try Self.readDiscovery(transport)
-        guard let opal = discovery.opal else { throw Self.unsupported(discovery, device: transport.address.description) }
+        guard let opal = discovery.opal ?? discovery.subsystemClasses.first(where: { $0.kind == .enterprise }) else {
+            throw Self.unsupported(discovery, device: transport.address.description)
+        }
+        family = opal.kind == .enterprise ? .enterprise : .opal
         guard discovery.tper?.syncSupported ?? false else {
             throw OpalError(.unsupportedDrive, device: transport.address.description, operation: "discovery",
                             "the TPer does not support synchronous communication")
@@ -41,11 +48,6 @@ public final class OpalDrive {
             return OpalError(.unsupportedDrive, device: device, operation: "discovery",
                              "\(pyrite.name): the drive locks but does not encrypt (no media encryption), so its data would be readable by anyone who takes it out",
                              fix: "put an Opal drive in its place; sedlock does not manage drives whose locking is their only protection")
-        }
-        if kinds.contains(.enterprise) {
-            return OpalError(.unsupportedDrive, device: device, operation: "discovery",
-                             "the drive implements the TCG Enterprise SSC (bands, BandMasters), which sedlock does not manage yet",
-                             fix: "sedlock manages Opal 2 (and Ruby) drives for now")
         }
         let found = kinds.map(\.name).joined(separator: ", ")
         return OpalError(.unsupportedDrive, device: device, operation: "discovery",
@@ -78,7 +80,7 @@ public final class OpalDrive {
     public func withSession<R>(_ sp: UID, as authority: UID = .anybody, credential: Secret? = nil, write: Bool = false,
                                _ body: (OpalSession) throws(OpalError) -> R) throws(OpalError) -> R {
         let session = try OpalSession.start(channel: channel, securityProvider: sp, authority: authority,
-                                            credential: credential, write: write)
+                                            credential: credential, write: write, family: family)
         let result: R
         do { result = try body(session) } catch {
             session.close()

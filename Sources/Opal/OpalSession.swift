@@ -8,25 +8,66 @@ public final class OpalSession {
     let channel: ComChannel
     public let securityProvider: UID
     public let authority: UID
+    /// Opal names columns by number; Enterprise by name, with its own Get and Set.
+    public let family: DriveFamily
     let tsn: UInt32
     let hsn: UInt32
     private var sequence: UInt32 = 0
     private(set) var isOpen = true
 
-    private init(channel: ComChannel, securityProvider: UID, authority: UID, tsn: UInt32, hsn: UInt32) {
+    private init(channel: ComChannel, securityProvider: UID, authority: UID, family: DriveFamily, tsn: UInt32, hsn: UInt32) {
         self.channel = channel
         self.securityProvider = securityProvider
         self.authority = authority
+        self.family = family
         self.tsn = tsn
         self.hsn = hsn
     }
 
-    /// StartSession → SyncSession. `credential` is presented as the host challenge.
+    /// StartSession → SyncSession. On Opal `credential` is presented as the host challenge; on
+    /// Enterprise, whose StartSession takes no credential, by the Authenticate method in the new
+    /// session (a refused PIN ends the session and is NOT_AUTHORIZED, as on Opal).
     static func start(channel: ComChannel, securityProvider: UID, authority: UID, credential: Secret?,
-                      write: Bool) throws(OpalError) -> OpalSession {
+                      write: Bool, family: DriveFamily = .opal) throws(OpalError) -> OpalSession {
+        let session = try startSession(channel: channel, securityProvider: securityProvider, authority: authority,
+                                       credential: family == .enterprise ? nil : credential, write: write, family: family)
+        guard family == .enterprise, authority != .anybody else { return session }
+        do { try session.authenticate(credential) } catch {
+            session.close()
+            throw error
+        }
+        return session
+    }
+
+    /// ThisSP.Authenticate [ Authority, Challenge = PIN ] (Enterprise §10.3.3.4): False is a
+    /// refused PIN, which the drive has counted as a try.
+    private func authenticate(_ credential: Secret?) throws(OpalError) {
+        let operation = "authenticate as \(AuthorityName.of(authority))"
+        var pin = credential?.copyBytes() ?? []
+        defer { pin.wipe() }
+        let values: [TCGValue]
+        do {
+            values = try call(.thisSP, MethodID.enterpriseAuthenticate,
+                              [.uid(authority), .named(.bytes(Array("Challenge".utf8)), .bytes(pin))], operation: operation)
+        } catch {
+            guard case .methodFailed(let status) = error.code, status == .authorityLockedOut else { throw error }
+            throw Self.authenticationFailure(status, channel: channel, authority: authority, operation: operation)
+        }
+        let accepted = values.first?.strictBoolValue ?? values.first?.listValue?.first?.strictBoolValue
+        guard let accepted else {
+            throw OpalError(.malformedResponse, device: channel.device, operation: operation, "Authenticate returned no Boolean")
+        }
+        guard accepted else {
+            throw Self.authenticationFailure(.notAuthorized, channel: channel, authority: authority, operation: operation)
+        }
+    }
+
+    private static func startSession(channel: ComChannel, securityProvider: UID, authority: UID, credential: Secret?,
+                                     write: Bool, family: DriveFamily) throws(OpalError) -> OpalSession {
         let operation = "start session as \(AuthorityName.of(authority))"
         let hsn = UInt32.random(in: 1...0x7FFF_FFFF)
-        var encoded = startSessionCall(hsn: hsn, securityProvider: securityProvider, authority: authority,
+        var encoded = startSessionCall(hsn: hsn, securityProvider: securityProvider,
+                                       authority: family == .enterprise ? .anybody : authority,
                                        credential: credential, write: write)
         defer { encoded.wipe() }
         // SP_BUSY is answered before any credential is checked: another session (often one a
@@ -59,7 +100,7 @@ public final class OpalSession {
             throw OpalError(.malformedResponse, device: channel.device, operation: operation,
                             "SyncSession carries wrong session numbers")
         }
-        return OpalSession(channel: channel, securityProvider: securityProvider, authority: authority,
+        return OpalSession(channel: channel, securityProvider: securityProvider, authority: authority, family: family,
                            tsn: UInt32(tsn), hsn: hsn)
     }
 
@@ -138,6 +179,7 @@ public final class OpalSession {
 
     /// Get a cell block of an object's columns.
     public func get(_ object: UID, columns: ClosedRange<UInt64>, operation: String) throws(OpalError) -> [UInt64: TCGValue] {
+        if family == .enterprise { return try enterpriseGet(object, columns: columns, operation: operation) }
         let cells: TCGValue = .list([.name(Column.CellBlock.startColumn, .unsigned(columns.lowerBound)),
                                      .name(Column.CellBlock.endColumn, .unsigned(columns.upperBound))])
         let values = try call(object, MethodID.get, [cells], operation: operation)
@@ -164,6 +206,7 @@ public final class OpalSession {
 
     /// Set columns of an object.
     public func set(_ object: UID, _ values: [(UInt64, TCGValue)], operation: String) throws(OpalError) {
+        if family == .enterprise { return try enterpriseSet(object, values, operation: operation) }
         let list = TCGValue.list(values.map { .name($0.0, $0.1) })
         try call(object, MethodID.set, [.name(Column.SetParameter.values, list)], operation: operation)
     }
@@ -192,7 +235,7 @@ public final class OpalSession {
     /// done to it: a Set on a missing range comes back NOT_AUTHORIZED, which reads like a wrong PIN.
     public func requireRange(_ range: Int, operation: String) throws(OpalError) {
         guard range != 0 else { return }
-        let info = try get(.lockingInfo, columns: Column.LockingInfo.maxRanges...Column.LockingInfo.maxRanges, operation: "read LockingInfo")
+        let info = try get(family.lockingInfo, columns: Column.LockingInfo.maxRanges...Column.LockingInfo.maxRanges, operation: "read LockingInfo")
         let maxRanges = Int(clamping: info[Column.LockingInfo.maxRanges]?.unsignedValue ?? 0)
         guard range >= 1 && range <= maxRanges else {
             throw OpalError(.noSuchObject, device: channel.device, operation: operation,
@@ -247,6 +290,8 @@ public enum AuthorityName {
         default:
             for n in 1...4 where uid == UID.lockingAdmin(n) { return "Admin\(n)" }
             for n in 1...8 where uid == UID.user(n) { return "User\(n)" }
+            if uid == .eraseMaster { return "EraseMaster" }
+            if let n = uid.bandMasterIndex { return "BandMaster\(n)" }
             return "authority \(uid)"
         }
     }

@@ -56,7 +56,9 @@ struct Discover: ParsableCommand {
 struct TakeOwnership: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "take-ownership",
-        abstract: "Set the SID PIN from the MSID and activate the Locking SP (Admin1 gets the same PIN).")
+        abstract: "Set the SID PIN from the MSID and activate the Locking SP (Admin1 gets the same PIN).",
+        discussion: "On an Enterprise SSC drive, whose Locking SP is always active, BandMaster0 and the EraseMaster "
+            + "move from the MSID to the same PIN instead.")
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "File holding the new SID PIN ('-' for stdin).") var newPinFile: String
@@ -69,7 +71,10 @@ struct TakeOwnership: ParsableCommand {
             try opal.exchangePropertiesIfSupported()
             try opal.takeOwnership(newSIDPIN: pin)
             if !noActivate { try opal.activateLockingSP(sidPIN: pin) }
-            drive.done("take-ownership", noActivate ? "owned" : "owned; Locking SP activated (Admin1 PIN = SID PIN)")
+            let heirs = [OpalAuthority.admin(1)] + (opal.userChangesOwnPIN ? [.user(1)] : [])
+            let activated = opal.family == .enterprise ? "owned" : "owned; Locking SP activated"
+            drive.done("take-ownership", noActivate ? "owned"
+                : "\(activated) (\(heirs.map { opal.family.name(of: $0) }.joined(separator: " and ")) PIN = SID PIN)")
         }
     }
 }
@@ -154,7 +159,8 @@ struct SetPin: ParsableCommand {
         commandName: "set-pin",
         abstract: "Change the PIN of SID, Admin1 or a user.",
         discussion: "--pin-file is the current PIN of the authority that authorizes the change: the target itself, "
-            + "or Admin1 when the target is a user (Admin1 also enables the user).")
+            + "or Admin1 when the target is a user (Admin1 also enables the user). On an Enterprise SSC drive "
+            + "(admin1…admin4 are BandMaster0…3, user1 the EraseMaster) every authority changes only its own PIN.")
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "Whose PIN: sid, admin1…admin4, user1…user8.") var authority: String
@@ -174,34 +180,45 @@ struct SetPin: ParsableCommand {
     func run() throws {
         reporting {
             guard let target = OpalAuthority(authority) else { throw CommandFailure("bad --authority", .badArguments) }
-            let who: OpalAuthority
-            if let authorizer, let a = OpalAuthority(authorizer) { who = a } else if case .user = target { who = .admin(1) } else { who = target }
             let opal = try drive.open()
+            let who: OpalAuthority
+            if let authorizer, let a = OpalAuthority(authorizer) {
+                who = a
+            } else if case .user = target, !opal.userChangesOwnPIN {
+                who = .admin(1)
+            } else {
+                who = target
+            }
             let current = try derivation.pin(pinFile, option: "--pin-file", for: opal)
             let new = try derivation.pin(newPinFile, option: "--new-pin-file", for: opal)
             try opal.setPIN(of: target, newPIN: new, authorizer: who, authorizerPIN: current)
-            drive.done("set-pin", "PIN changed", authority: "\(target)")
+            drive.done("set-pin", "PIN changed", authority: opal.family.name(of: target))
         }
     }
 }
 
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Crypto-erase a range: GenKey on its media key. Its data becomes unreadable for good.")
+        abstract: "Crypto-erase a range: GenKey on its media key. Its data becomes unreadable for good.",
+        discussion: "On an Enterprise SSC drive the band is erased by the EraseMaster (--erase-pin-file); Erase also "
+            + "resets the band's lock settings and its BandMaster's PIN, which are put back at once (--pin-file).")
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
-    @Option(help: "Range number (0 = global range).") var range: Int
-    @Option(help: "File holding the Admin1 PIN.") var pinFile: String
+    @Option(name: [.customLong("range"), .customLong("band")], help: "Range (band) number (0 = global range, Band0).") var range: Int
+    @Option(help: "File holding the Admin1 PIN (Enterprise: the band's BandMaster's).") var pinFile: String
+    @Option(help: "Enterprise SSC only: file holding the EraseMaster's PIN.") var erasePinFile: String?
     @Flag(help: "Confirm: the range's data is gone for good.") var yes = false
 
     func validate() throws {
         guard yes else { throw ValidationError("a crypto-erase destroys the range's data for good; confirm with --yes") }
+        if pinFile == "-" && erasePinFile == "-" { throw ValidationError("only one of --pin-file and --erase-pin-file can be stdin") }
     }
 
     func run() throws {
         reporting {
             let opal = try drive.open()
-            try opal.eraseRange(range, adminPIN: try derivation.pin(pinFile, option: "--pin-file", for: opal))
+            let erasePIN = try erasePinFile.map { (file) throws in try derivation.pin(file, option: "--erase-pin-file", for: opal) }
+            try opal.eraseRange(range, adminPIN: try derivation.pin(pinFile, option: "--pin-file", for: opal), erasePIN: erasePIN)
             drive.done("erase", "crypto-erased", range: range)
         }
     }
