@@ -127,7 +127,9 @@ extension LockManager {
             switch method {
             case .crypto:
                 guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }
-                try lockout.attempt(drive.address) { () throws(OpalError) in try opal.eraseRange(0, adminPIN: pins.admin1) }
+                try lockout.attempt(drive.address) { () throws(OpalError) in
+                    try opal.eraseRange(0, adminPIN: pins.admin1, erasePIN: pins.user1)
+                }
                 return DriveOutcome(address: drive.address, result: .erased, attempts: 1)
             case .revert:
                 guard let pins else { return DriveOutcome(address: drive.address, result: .keyMismatch) }

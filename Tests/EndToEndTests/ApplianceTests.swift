@@ -6,16 +6,18 @@ import Testing
 /// scripts/demo tells it.
 @Suite("Simulated appliance", .serialized)
 struct ApplianceTests {
-    @Test("create, start, set up on two key servers, enable RDL; distrusted: alert, data available, then locked at reboot with 0 attempts; trusted: unlocked; the state lost: recovered, unlocked with 0 attempts; token destroyed: locked for good; a stolen drive stays locked; stop ends every process")
-    func rdlStory() throws {
+    @Test("create, start, set up on two key servers, enable RDL; distrusted: alert, data available, then locked at reboot with 0 attempts; trusted: unlocked; the state lost: recovered, unlocked with 0 attempts; token destroyed: locked for good; a stolen drive stays locked; stop ends every process",
+          arguments: [["--kind", "nvme"], ["--kind", "sas", "--ssc", "enterprise,opal"]])
+    func rdlStory(drives kind: [String]) throws {
         let directory = "/tmp/sedlock-app-\(UUID().uuidString.prefix(8))"
         defer {
             _ = try? run("sedsim", ["appliance", "stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.removeItem(atPath: directory + "-thief")
         }
-        let created = try run("sedsim", ["appliance", "create", directory, "--drives", "3", "--size", "16M", "--boot-key-wait", "1"])
+        let created = try run("sedsim", ["appliance", "create", directory, "--drives", "3", "--size", "16M", "--boot-key-wait", "1"] + kind)
         #expect(created.status == 0, "\(created.stderr)")
+        #expect(created.output.contains(kind.contains("sas") ? ": 3 sas enterprise/opal drive(s)" : ": 3 nvme drive(s)"), "\(created.output)")
         let clientName = try #require(created.output.components(separatedBy: "client certificate CN ").last?
             .split(separator: "\n").first.map(String.init))
         #expect(try run("sedsim", ["appliance", "create", directory]).stderr.contains("holds an appliance already"))

@@ -386,10 +386,8 @@ struct KeyServiceTests {
 
     @Test("a host lost in the middle of a rekey: the record published before any drive moved names the new key; recover verifies both and the unlock finishes the rekey, at most one failed authentication per drive")
     func recoverMidRekey() async throws {
-        var settings = DriveSettings()
-        settings.sessionTimeoutSeconds = 1
         let kms = try InProcessKeyServers(count: 2)
-        let f = try LockManagerFixture(drives: 3, settings: settings, connector: kms)
+        let f = try LockManagerFixture(drives: 3, connector: kms)
         try kms.add(to: f.manager)
         #expect(succeeded(await f.manager.respond(to: .setup(SetupRequest(drives: f.addresses, provider: .kmip, keyTag: "array-1")))))
         let old = try #require(try f.manager.keysList().keys.first?.keyID)

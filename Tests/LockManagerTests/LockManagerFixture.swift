@@ -23,13 +23,17 @@ final class LockManagerFixture: Sendable {
     /// The lock manager of the running "process"; a reboot starts a new one (its keytable empty).
     var manager: LockManager { current.withLock { $0 } }
 
-    init(drives count: Int = 4, settings: DriveSettings = DriveSettings(), lockoutLimit: Int = 3,
-         connector: any KeyServerConnector = TLSKeyServerConnector()) throws {
-        drives = try ArrayFixture(drives: count, settings: settings)
+    init(drives count: Int = 4, settings: DriveSettings = DriveSettings(), subsystemClasses: [SimulatedSSC]? = nil,
+         lockoutLimit: Int = 3, connector: any KeyServerConnector = TLSKeyServerConnector()) throws {
+        drives = try ArrayFixture(drives: count, settings: settings, subsystemClasses: subsystemClasses)
         root = FileManager.default.temporaryDirectory.appendingPathComponent("lockmgr-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
         time = ManualTime()
+        // Host and drives share the test's clock: a session a cut left open expires when the
+        // host's wait for the lost answer (or a test's advance) passes its SessionTimeout, never
+        // because a loaded machine ran slowly.
+        for drive in drives.array.drives { drive.useClock(time) }
         var configuration = LockManagerConfiguration(stateDirectory: StateDirectory(path: root + "/state"))
         configuration.bootIDPath = root + "/boot_id"
         configuration.credentialsDirectory = nil
@@ -67,6 +71,10 @@ final class LockManagerFixture: Sendable {
     }
 
     func drive(_ n: Int) -> SimulatedDrive { drives.array.drives[n] }
+
+    /// Lets the drives' SessionTimeout (30 s) pass on the shared clock: a session a cut left open
+    /// ends, as it would on a real drive a while later.
+    func letDriveSessionsExpire() { time.advance(nanoseconds: 31_000_000_000) }
 
     /// Failed authentications the drive itself has counted (every authority), and its lifetime count.
     func driveFailures(_ n: Int) -> (tries: UInt64, consecutive: Int) {

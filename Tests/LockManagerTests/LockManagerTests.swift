@@ -11,9 +11,10 @@ import Testing
 
 @Suite("Lock manager: setup, unlock, lock, guards")
 struct LockManagerTests {
-    @Test("setup owns and configures every drive; a power cycle locks them; unlock opens them with one attempt each")
-    func setupUnlockLock() async throws {
-        let f = try LockManagerFixture(drives: 4)
+    @Test("setup owns and configures every drive; a power cycle locks them; unlock opens them with one attempt each",
+          arguments: ArrayMix.allCases)
+    func setupUnlockLock(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 4, subsystemClasses: mix.subsystemClasses)
         let setup = try await f.setUpArray()
         #expect(setup.allSucceeded, "\(setup)")
         for n in 0..<4 {
@@ -50,9 +51,10 @@ struct LockManagerTests {
         #expect(database.range(of: akBytes) == nil)
     }
 
-    @Test("with the key missing or wrong, unlock presents nothing: 0 failed authentications on every drive")
-    func keysFirst() async throws {
-        let f = try LockManagerFixture(drives: 3)
+    @Test("with the key missing or wrong, unlock presents nothing: 0 failed authentications on every drive",
+          arguments: ArrayMix.allCases)
+    func keysFirst(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: mix.subsystemClasses)
         #expect(try await f.setUpArray().allSucceeded)
         let keyFile = try f.keyFile()
         let original = try Data(contentsOf: URL(fileURLWithPath: keyFile))
@@ -229,11 +231,9 @@ struct LockManagerTests {
     }
 
     @Test("a setup cut off at any of its drive exchanges is finished by the next run, with at most one failed authentication",
-          arguments: [0, 2, 4, 7, 10, 13, 16, 19, 22, 25, 28])
-    func setupResumes(cutAfter: Int) async throws {
-        var settings = DriveSettings()
-        settings.sessionTimeoutSeconds = 1  // a session the cut left open expires instead of answering SP_BUSY for 30 s
-        let f = try LockManagerFixture(drives: 2, settings: settings)
+          arguments: ArrayMix.cuts(opal: [0, 2, 4, 7, 10, 13, 16, 19, 22, 25, 28], enterprise: Array(0...38)))
+    func setupResumes(mix: ArrayMix, cutAfter: Int) async throws {
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: mix.subsystemClasses)
         var plan = FaultPlan()
         plan.droppedResponses = 1
         plan.dropAfterResponses = cutAfter
@@ -242,7 +242,7 @@ struct LockManagerTests {
         #expect(first.drives.first { $0.address == f.addresses[0] }?.result == .setUp)
         if !first.allSucceeded {
             #expect(try await f.manager.status().generations.first?.state == "pending")
-            try await Task.sleep(nanoseconds: 1_100_000_000)
+            f.letDriveSessionsExpire()  // the session the cut left open would answer SP_BUSY
             let second = try await f.manager.setup(SetupRequest(drives: [], provider: .local))
             #expect(second.allSucceeded, "cut after \(cutAfter): \(second)")
         }
@@ -253,9 +253,10 @@ struct LockManagerTests {
         #expect(unlock.allSucceeded, "cut after \(cutAfter): \(unlock)")
     }
 
-    @Test("rekey moves every drive to a new key; the old one is retired and kept; unlock uses the new one")
-    func rekey() async throws {
-        let f = try LockManagerFixture(drives: 3)
+    @Test("rekey moves every drive to a new key; the old one is retired and kept; unlock uses the new one",
+          arguments: ArrayMix.allCases)
+    func rekey(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: mix.subsystemClasses)
         #expect(try await f.setUpArray().allSucceeded)
         let oldKey = try f.keyFile()
         let report = try await f.manager.rekey(RekeyRequest())
@@ -274,11 +275,9 @@ struct LockManagerTests {
     }
 
     @Test("a rekey cut off at any of a drive's exchanges is rolled forward by the next unlock, with at most one failed authentication",
-          arguments: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
-    func rekeyRollsForward(cutAfter: Int) async throws {
-        var settings = DriveSettings()
-        settings.sessionTimeoutSeconds = 1
-        let f = try LockManagerFixture(drives: 2, settings: settings)
+          arguments: ArrayMix.cuts(opal: Array(0...12), enterprise: Array(0...17)))
+    func rekeyRollsForward(mix: ArrayMix, cutAfter: Int) async throws {
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: mix.subsystemClasses)
         #expect(try await f.setUpArray().allSucceeded)
         var plan = FaultPlan()
         plan.droppedResponses = 1
@@ -287,7 +286,6 @@ struct LockManagerTests {
         let first = try await f.manager.rekey(RekeyRequest())
         if !first.allSucceeded {
             #expect(try f.manager.keysList().keys.map(\.state) == ["active", "pending"])
-            try await Task.sleep(nanoseconds: 1_100_000_000)
         }
         try f.reboot()
         let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
@@ -378,9 +376,7 @@ struct LockManagerTests {
     @Test("a rekey cut off twice in a row (the rerun cut too) costs at most one failed authentication and guards no drive",
           .serialized, arguments: [2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3])
     func rekeyCutTwice(firstCut: Int, secondCut: Int) async throws {
-        var settings = DriveSettings()
-        settings.sessionTimeoutSeconds = 1
-        let f = try LockManagerFixture(drives: 2, settings: settings)
+        let f = try LockManagerFixture(drives: 2)
         #expect(try await f.setUpArray().allSucceeded)
         for cut in [firstCut, secondCut] {
             var plan = FaultPlan()
@@ -388,6 +384,7 @@ struct LockManagerTests {
             plan.dropAfterResponses = cut
             f.drive(1).setFaults(plan)
             _ = try? await f.manager.rekey(RekeyRequest())
+            f.letDriveSessionsExpire()
         }
         f.drive(1).setFaults(FaultPlan())
         try f.reboot()
@@ -422,9 +419,10 @@ struct LockManagerTests {
         #expect(back.map(\.address) == [f.addresses[0]] && back.first?.owned == true, "\(back)")
     }
 
-    @Test("array add joins a factory drive to the active key; remove forgets one; remove --revert and erase --revert return drives to factory")
-    func membership() async throws {
-        let f = try LockManagerFixture(drives: 4)
+    @Test("array add joins a factory drive to the active key; remove forgets one; remove --revert and erase --revert return drives to factory",
+          arguments: ArrayMix.allCases)
+    func membership(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 4, subsystemClasses: mix.subsystemClasses)
         let three = Array(f.addresses.prefix(3))
         #expect(try await f.manager.setup(SetupRequest(drives: three, provider: .local)).allSucceeded)
         let added = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[3]))
@@ -494,9 +492,10 @@ struct LockManagerTests {
         #expect(f.driveFailures(0).consecutive == 0)
     }
 
-    @Test("crypto-erase makes the data unreadable and keeps the drive; a PSID revert needs the right PSID")
-    func cryptoEraseAndPSID() async throws {
-        let f = try LockManagerFixture(drives: 2)
+    @Test("crypto-erase makes the data unreadable and keeps the drive; a PSID revert needs the right PSID",
+          arguments: ArrayMix.allCases)
+    func cryptoEraseAndPSID(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: mix.subsystemClasses)
         #expect(try await f.setUpArray().allSucceeded)
         let record = Array("payroll, do not lose".utf8) + [UInt8](repeating: 0, count: 492)
         try f.drive(0).write(lba: 7, data: record)
@@ -577,5 +576,23 @@ struct LockManagerTests {
         let ak = Secret(Array(try #require(Data(base64Encoded: fields[3].trimmingCharacters(in: .whitespacesAndNewlines)))))
         let id = f.drive(n).identity
         return try DrivePIN.derive(ak: ak, driveIdentity: DrivePIN.driveIdentity(wwn: id.wwn, serial: id.serial), authority: authority)
+    }
+}
+
+@Suite("Lock manager: what only Opal drives have")
+struct OpalOnlyOperationsTests {
+    @Test("release --keep-data on an Enterprise SSC drive (no RevertSP there) is refused before anything is sent: still owned, still the array's, data intact, no try spent")
+    func releaseRefusedOnEnterprise() async throws {
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: ArrayMix.mixed.subsystemClasses)
+        #expect(try await f.setUpArray().allSucceeded)
+        let record = Array("keep me".utf8) + [UInt8](repeating: 0, count: 505)
+        try f.drive(1).write(lba: 3, data: record)
+        let before = f.drive(1).statusReport(index: 1).totalFailedAuthentications
+        let released = try await f.manager.erase(EraseRequest(drives: [f.addresses[1]], method: .release), psid: nil)
+        let outcome = try #require(released.drives.first)
+        #expect(outcome.result != .released && outcome.detail.contains("Enterprise SSC"), "\(released)")
+        #expect(f.drive(1).statusReport(index: 1).owned && f.drive(1).statusReport(index: 1).totalFailedAuthentications == before)
+        #expect(try f.drive(1).read(lba: 3, count: 1) == record)
+        #expect(try await f.manager.status().drives.map(\.address) == f.addresses)
     }
 }

@@ -4,7 +4,7 @@ import LockState
 import Opal
 
 /// One drive's part of a journaled rekey: SID, then Admin1, then User1 move to the new
-/// generation's PINs, then a fresh session proves them. Once the authorizer is authenticated and
+/// generation's PINs (User1's set by Admin1 on Opal, by itself on Enterprise), then a fresh session proves them. Once the authorizer is authenticated and
 /// before each PIN change is sent, the journal records that it goes; a rerun after a crash at
 /// that very step tries the new PIN first and the old one first otherwise, so two crashes in a
 /// row still cost at most one failed authentication.
@@ -43,8 +43,17 @@ struct DriveRekeyRun: Sendable {
             }
             return .admin1Set
         case .admin1Set:
-            try journaled.attempt(&attempts) { () throws(OpalError) in
-                try opal.setPIN(of: .user(1), newPIN: new.user1, authorizer: .admin(1), authorizerPIN: new.admin1)
+            guard opal.userChangesOwnPIN else {
+                try journaled.attempt(&attempts) { () throws(OpalError) in
+                    try opal.setPIN(of: .user(1), newPIN: new.user1, authorizer: .admin(1), authorizerPIN: new.admin1)
+                }
+                return .pinsSet
+            }
+            // User1 authorizes its own change (Enterprise's EraseMaster): journaled as SID's and Admin1's are.
+            _ = try journaled.firstAccepted(&attempts, candidates(old: old.user1, new: new.user1, at: step)) { (pin) throws(OpalError) in
+                try opal.setPIN(of: .user(1), newPIN: new.user1, authorizer: .user(1), authorizerPIN: pin) { () throws(OpalError) in
+                    try journaled.pinChangeGoes(at: step)
+                }
             }
             return .pinsSet
         case .pinsSet:

@@ -51,6 +51,11 @@ struct DriveSetupRun: Sendable {
                 try attempt(&attempts) { () throws(OpalError) in try opal.takeOwnership(newSIDPIN: pins.sid) }
                 return .owned
             }
+            if owned == nil && resuming {
+                // No Block SID feature (Enterprise drives have none): a run cut off before its
+                // ownership change took leaves the factory MSID, after it the new PIN.
+                do { candidates.append(try opal.readMSID()) } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
+            }
             guard !candidates.isEmpty else {
                 throw .outcome(.failed, "the drive is owned by someone else; adopt it with --adopt-pin-file, or revert it")
             }
@@ -69,9 +74,14 @@ struct DriveSetupRun: Sendable {
             }
             return .activated
         case .activated:
-            // Admin1 holds the SID PIN right after activation; an adopted drive that was already
-            // active holds its old password; after a crash past this step, its new PIN.
-            var candidates: [Secret] = resuming ? [pins.admin1, pins.sid] : [pins.sid]
+            // Admin1 holds the SID PIN right after Opal's activation (an Enterprise BandMaster0
+            // its factory MSID); an adopted drive that was already active holds its old password;
+            // after a crash past this step, its new PIN.
+            let afterActivation: Secret
+            do { afterActivation = try opal.lockingAdminPINAfterActivation(sidPIN: pins.sid) } catch {
+                throw .outcome(JournaledRun.result(of: error), error.description)
+            }
+            var candidates: [Secret] = resuming ? [pins.admin1, afterActivation] : [afterActivation]
             if let adoptionPIN { candidates.insert(adoptionPIN, at: resuming ? 2 : 0) }
             let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in
                 try opal.verifyPIN(.admin(1), pin: pin)
@@ -85,9 +95,7 @@ struct DriveSetupRun: Sendable {
                 try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
                                         lockOnReset: [.powerCycle], adminPIN: pins.admin1)
             }
-            try attempt(&attempts) { () throws(OpalError) in
-                try opal.setPIN(of: .user(1), newPIN: pins.user1, authorizer: .admin(1), authorizerPIN: pins.admin1)
-            }
+            try setUser1PIN(opal, attempts: &attempts)
             try attempt(&attempts) { () throws(OpalError) in
                 try opal.grantRangeControl(range: 0, to: .user(1), adminPIN: pins.admin1)
             }
@@ -96,7 +104,7 @@ struct DriveSetupRun: Sendable {
             // Prove the new PINs in fresh sessions, and learn the TryLimit the lockout guard keeps clear of.
             try attempt(&attempts) { () throws(OpalError) in try opal.verifyPIN(.sid, pin: pins.sid) }
             let tries = try attempt(&attempts) { () throws(OpalError) in try opal.readTries(as: .admin(1), pin: pins.admin1) }
-            if let admin = tries.first(where: { $0.authority == "Admin1" }), admin.tryLimit > 0,
+            if let admin = tries.first(where: { $0.authority == opal.family.name(of: .admin(1)) }), admin.tryLimit > 0,
                var updated = try? journaled.store.drive(address: journaled.drive.address) {
                 updated.tryLimit = Int(clamping: admin.tryLimit)
                 try? journaled.store.updateDrive(updated)
@@ -106,6 +114,29 @@ struct DriveSetupRun: Sendable {
             return .proven
         case .sidSet, .admin1Set, .unknown:
             throw .outcome(.failed, "the setup journal holds a rekey step (\(step.rawValue)); the state is inconsistent")
+        }
+    }
+
+    /// User1's PIN: Opal's Admin1 sets it (and enables User1); a family whose User1 changes its
+    /// own PIN (Enterprise's EraseMaster) authenticates with its factory PIN, or after a crash
+    /// past this change with the new one.
+    private func setUser1PIN(_ opal: OpalDrive, attempts: inout Int) throws(Stop) {
+        guard opal.userChangesOwnPIN else {
+            try attempt(&attempts) { () throws(OpalError) in
+                try opal.setPIN(of: .user(1), newPIN: pins.user1, authorizer: .admin(1), authorizerPIN: pins.admin1)
+            }
+            return
+        }
+        let factory: Secret?
+        do { factory = try opal.userPINBeforeSetup() } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
+        var candidates: [Secret] = resuming ? [pins.user1] : []
+        if let factory { candidates.append(factory) }
+        if let adoptionPIN { candidates.insert(adoptionPIN, at: resuming ? 1 : 0) }
+        let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in try opal.verifyPIN(.user(1), pin: pin) }
+        if !(current == pins.user1) {
+            try attempt(&attempts) { () throws(OpalError) in
+                try opal.setPIN(of: .user(1), newPIN: pins.user1, authorizer: .user(1), authorizerPIN: current)
+            }
         }
     }
 }
