@@ -71,6 +71,9 @@ public struct StatusReport: Codable, Sendable, Hashable {
         /// Locked by an operator (or RDL's lock on loss), so left locked; a drive locked without
         /// it has relocked and sedlockd unlocks it again.
         public var lockedOnPurpose: Bool?
+        /// The security subsystem class the drive is driven as ("Opal v2", "Enterprise"), from
+        /// Level 0 Discovery (nil when the drive did not answer).
+        public var family: String?
 
         /// Locked without anyone asking (pulled, power-cycled alone, a held boot): to unlock again.
         public var relocked: Bool { locked == true && lockedOnPurpose != true && guarded == nil && generation != nil }

@@ -124,7 +124,8 @@ extension LockManager {
             if probe.owned == true && adoption == nil {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
             }
-            if probe.owned == true, let adoption, let problem = Self.saltProblem(adoption, probe: probe) {
+            // A drive without Block SID (owned unknown) may be the one to adopt as well.
+            if probe.owned != false, let adoption, let problem = Self.saltProblem(adoption, probe: probe) {
                 problems.append("\(probe.address): \(problem)")
             }
             if let identity = probe.identity, let known = known[identity] {
@@ -148,7 +149,7 @@ extension LockManager {
             guard let identity = probe.identity else { return nil }
             var record = StoredDrive(address: probe.address, identity: identity, bus: probe.bus, model: probe.model,
                                      serial: probe.serial, addedAt: time.wallTime)
-            if probe.owned == true, let adoption {
+            if probe.owned != false, let adoption {
                 let salted = PinDerivation(rawValue: adoption.derivation)?.isSalted == true
                 let interface = DeviceIdentity.Interface(rawValue: probe.bus) ?? .simulated
                 record.adoptedFrom = adoption.derivation

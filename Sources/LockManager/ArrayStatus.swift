@@ -49,7 +49,9 @@ extension LockManager {
             servers = try store.keyServers()
             faults = try store.openFaults()
         } catch { throw ControlError(error) }
-        let locked: [String: Result<Bool?, ControlError>] = await withTaskGroup(of: (String, Result<Bool?, ControlError>).self) { group in
+        // Each drive's lock state and security subsystem class, from Level 0 Discovery.
+        typealias Seen = (locked: Bool?, family: String?)
+        let locked: [String: Result<Seen, ControlError>] = await withTaskGroup(of: (String, Result<Seen, ControlError>).self) { group in
             for drive in drives {
                 let owner: DriveOwner
                 do throws(ControlError) { owner = try self.owner(for: drive.address) } catch {
@@ -58,8 +60,8 @@ extension LockManager {
                 }
                 group.addTask {
                     do {
-                        let state = try await owner.withDrive { (opal) throws(OpalError) -> Bool? in
-                            try OpalDrive.readDiscovery(opal.transport).locking?.locked
+                        let state = try await owner.withDrive { (opal) throws(OpalError) -> Seen in
+                            (try OpalDrive.readDiscovery(opal.transport).locking?.locked, opal.opal.kind.name)
                         }
                         return (drive.address, .success(state))
                     } catch {
@@ -67,7 +69,7 @@ extension LockManager {
                     }
                 }
             }
-            var out: [String: Result<Bool?, ControlError>] = [:]
+            var out: [String: Result<Seen, ControlError>] = [:]
             for await (address, result) in group { out[address] = result }
             return out
         }
@@ -80,7 +82,9 @@ extension LockManager {
                                                guarded: drive.guardReason, error: nil)
                 entry.lockedOnPurpose = drive.lockedOnPurpose
                 switch locked[drive.address] {
-                case .success(let state)?: entry.locked = state
+                case .success(let seen)?:
+                    entry.locked = seen.locked
+                    entry.family = seen.family
                 case .failure(let error)?: entry.error = error.message
                 case nil: break
                 }

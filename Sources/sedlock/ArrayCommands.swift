@@ -713,6 +713,7 @@ func show(_ response: ControlResponse, json: Bool) throws {
             let state = d.error.map { "unreachable (\($0))" } ?? (d.locked.map { $0 ? "LOCKED" : "unlocked" } ?? "unknown")
             var line = "\(d.address)  \(d.model)  \(d.serial)  \(state)  key \(d.generation ?? "none (setup unfinished)")"
             line += "  failed auth \(d.failedAuthentications)\(d.tryLimit.map { " (drive TryLimit \($0))" } ?? "")"
+            if let family = d.family { line += "  \(family)" }
             if let reason = d.guarded { line += "  GUARDED: \(reason)" }
             print(line)
         }

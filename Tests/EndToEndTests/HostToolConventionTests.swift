@@ -140,4 +140,57 @@ struct HostToolConventionTests {
         let wrongUser = try Self.hostTool(["setlockingrange_sum", "1", "LK", "not the user"], node: c.node, environment: env)
         #expect(wrongUser.status == 1)
     }
+
+    @Test("sedutil's Enterprise SSC sequences on a SAS Enterprise drive: query, initial setup, lock on power cycle, a wrong password answered False, one band listed, sedlock locking the band set up by sedutil, Erase by the EraseMaster, PSID revert")
+    func enterpriseSequences() throws {
+        let node = "/dev/sdsim173"
+        let array = try ServedArray(drives: 1, extra: ["--kind", "sas", "--ssc", "enterprise"])
+        let env = array.preloadEnvironment([node])
+        func host(_ args: [String], expect status: Int32 = 0) throws -> [String: Any] {
+            let r = try Self.hostTool(args, node: node, options: ["--sas-inc512=0"], environment: env)
+            #expect(r.status == status, "host \(args.first ?? ""): \(r.stderr)")
+            guard status == 0 else { return ["stderr": r.stderr] }
+            let object = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
+            #expect(object?["transport"] as? String == "sas" && object?["enterprise"] as? Bool == true)
+            return object ?? [:]
+        }
+        func sim(_ args: [String], stdin: Data? = nil) throws -> CommandResult { try run("sedsim", args, stdin: stdin) }
+        let status = try #require(try JSONSerialization.jsonObject(with: sim(["status", array.directory, "--json"]).stdout)
+                                  as? [[String: Any]])
+        let psid = try #require(status.first?["psid"] as? String)
+
+        let query = try host(["query"])
+        let features = query["features"] as? [Int] ?? []
+        #expect(features.contains(0x0100) && !features.contains(0x0203) && !features.contains(0x0402), "\(features)")
+        #expect(query["lockingEnabled"] as? Bool == true, "the Enterprise Locking SP is always enabled")
+
+        _ = try host(["initialsetup", password])
+        #expect(try sim(["write", array.directory, "0", "--lba", "4096"], stdin: payload).status == 0)
+        #expect(try sim(["power-cycle", array.directory]).status == 0)
+        #expect(try host(["query"])["locked"] as? Bool == true)
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stderr.contains("data protect"))
+
+        let wrong = try host(["setlockingrange", "0", "RW", "not-the-password"], expect: 1)
+        #expect((wrong["stderr"] as? String)?.contains("response = false") == true, "\(wrong)")
+        let band = try #require((try host(["listlockingranges", "0", password])["ranges"] as? [[String: Any]])?.first)
+        #expect(band["name"] as? String == "Band0" && band["readLockEnabled"] as? Bool == true && band["readLocked"] as? Bool == true
+                && band["lockOnReset"] as? Bool == true, "\(band)")
+        _ = try host(["setlockingrange", "0", "RW", password])
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stdout.prefix(payload.count) == payload)
+
+        // sedlock drives the band sedutil set up, with sedutil's password (salted as sedutil salts a SAS drive: its vendor field).
+        let pinPath = try pinFile(password)
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+        let locked = try run("sedlock", ["drive", "lock", node, "--pin-file", pinPath, "--pin-derivation", "sedutil-sha1",
+                                         ], environment: env)
+        #expect(locked.status == 0, "\(locked.stderr)")
+        #expect(try sim(["read", array.directory, "0", "--lba", "4096"]).stderr.contains("data protect"))
+        _ = try host(["setlockingrange", "0", "RW", password])
+
+        _ = try host(["eraselockingrange", "0", password])
+        let erased = try sim(["read", array.directory, "0", "--lba", "4096"])
+        #expect(erased.status == 0 && erased.stdout.prefix(payload.count) != payload, "Erase left the data readable")
+        _ = try host(["reverttper", psid, "--psid"])
+        #expect(try sim(["status", array.directory]).output.contains("owned: no"))
+    }
 }

@@ -19,6 +19,13 @@ its documented behaviour, what sedutil puts on the wire and what it reads back:
   = tokens 3 and 4, range columns at 4, 8, 12 …), so a reply shaped differently fails here.
 * StartSession uses HostSessionID 105 and Write = 1 even for an Anybody session; Revert ends
   without an EndSession because the TPer has ended the session itself.
+* Enterprise SSC drives (Level 0 feature 0x0100 and no Opal feature) get sedutil's
+  DtaDevEnterprise sequences: StartSession without credentials but with SessionTimeout = 60000
+  named by its name, then ThisSP.Authenticate [ authority, "Challenge" = PIN ] (a False answer is
+  "Session Authenticate failed (response = false)"); Get and Set (the Enterprise methods, 06 and
+  07) name columns by their names ("startColumn" = "PIN" …) and values are read by token index
+  (MSID and MaxRanges = token 5, a band's columns at 5, 9, 13 …); BandMaster N for band N, the
+  EraseMaster for Erase; the Locking SP is 0000020500010001 and never activated.
 
 Commands print one JSON object on standard output and exit 0, or print the failure on standard
 error and exit 1. Only the standard library is used: ctypes for the ioctl structures.
@@ -190,10 +197,16 @@ C_PIN_SID = bytes.fromhex("0000000B00000001")
 LOCKING_INFO = bytes.fromhex("0000080100000001")
 MBR_CONTROL = bytes.fromhex("0000080300000001")
 THIS_SP = bytes.fromhex("0000000000000001")
+ENTERPRISE_LOCKING_SP = bytes.fromhex("0000020500010001")
+ENTERPRISE_LOCKING_INFO = bytes.fromhex("0000080100000000")
+BANDMASTER0 = 0x0000000900008001
+ERASEMASTER = bytes.fromhex("0000000900008401")
+C_PIN_ERASEMASTER = bytes.fromhex("0000000B00008401")
 METHOD = {name: bytes.fromhex(uid) for name, uid in [
     ("Properties", "000000000000FF01"), ("StartSession", "000000000000FF02"), ("Get", "0000000600000016"),
     ("Set", "0000000600000017"), ("Activate", "0000000600000203"), ("Revert", "0000000600000202"),
-    ("RevertSP", "0000000600000011"), ("GenKey", "0000000600000010"), ("Erase", "0000000600000803")]}
+    ("RevertSP", "0000000600000011"), ("GenKey", "0000000600000010"), ("Erase", "0000000600000803"),
+    ("EGet", "0000000600000006"), ("ESet", "0000000600000007"), ("EAuthenticate", "000000060000000C")]}
 
 
 def uint(value):
@@ -262,9 +275,11 @@ class Host:
         self.hsn = 0
         self.features = self.discovery0()
         opal = self.features.get(0x0203) or self.features.get(0x0200)
-        if opal is None:
-            raise HostFailure("no Opal SSC feature in Level 0 Discovery")
-        self.comid = struct.unpack(">H", opal[0:2])[0]
+        enterprise = self.features.get(0x0100)
+        self.enterprise = opal is None and enterprise is not None
+        if opal is None and enterprise is None:
+            raise HostFailure("no Opal or Enterprise SSC feature in Level 0 Discovery")
+        self.comid = struct.unpack(">H", (opal or enterprise)[0:2])[0]
 
     def discovery0(self):
         data = self.device.if_recv(1, 1)
@@ -317,12 +332,31 @@ class Host:
     def start_session(self, sp, challenge=None, authority=None):
         self.tsn = self.hsn = 0
         params = uint(105) + atom(sp) + uint(1)
-        if challenge is not None:
+        if challenge is not None and not self.enterprise:
             params += name(uint(0), pin_token(challenge)) + name(uint(3), atom(authority))
+        if self.enterprise:
+            params += name(atom(b"SessionTimeout"), uint(60000))
         tokens = self.exchange(method_call(SMUID, "StartSession", params))
         if len(tokens) < 6 or tokens[0] != ("ctl", CALL) or method_status(tokens) != 0:
             raise HostFailure("Session start failed rc = %s" % method_status(tokens))
         self.hsn, self.tsn = tokens[4], tokens[5]
+        if challenge is not None and self.enterprise:
+            self.authenticate(authority, challenge)
+
+    def authenticate(self, authority, challenge):
+        params = atom(authority) + (name(atom(b"Challenge"), pin_token(challenge)) if challenge else b"")
+        tokens = self.call(THIS_SP, "EAuthenticate", params)
+        # sedutil reads the answer as token 1: [ F0 <bool> F1 ... ]
+        if len(tokens) < 2 or tokens[1] == 0:
+            raise HostFailure("Session Authenticate failed (response = false)")
+
+    def eget(self, table, start, end):
+        cells = name(atom(b"startColumn"), atom(start.encode())) + name(atom(b"endColumn"), atom(end.encode()))
+        return self.call(table, "EGet", bytes([STARTLIST]) + cells + bytes([ENDLIST]))
+
+    def eset(self, table, columns):
+        values = b"".join(name(atom(c.encode()), v) for c, v in columns)
+        self.call(table, "ESet", bytes([STARTLIST, ENDLIST, STARTLIST, STARTLIST]) + values + bytes([ENDLIST, ENDLIST]))
 
     def end_session(self, expect_abort=False):
         if not expect_abort:
@@ -520,11 +554,104 @@ def cmd_reverttper(host, device, args):
     return {"revertTPer": "complete"}
 
 
+# ---- Enterprise SSC commands (sedutil's DtaDevEnterprise sequences) -------------------------
+
+def band_uid(n):
+    return (0x0000080200000001 + n).to_bytes(8, "big")
+
+
+def bandmaster(n):
+    return (BANDMASTER0 + n).to_bytes(8, "big")
+
+
+def cpin_of(authority):
+    return authority[:3] + b"\x0b" + authority[4:]
+
+
+def enterprise_msid(host):
+    host.start_session(ADMIN_SP)
+    tokens = host.eget(C_PIN_MSID, "PIN", "PIN")
+    host.end_session()
+    if len(tokens) < 6 or not isinstance(tokens[5], bytes):
+        raise HostFailure("unable to retrieve MSID")
+    return tokens[5]
+
+
+def enterprise_set_as(host, authority, pin, table, columns):
+    host.start_session(ENTERPRISE_LOCKING_SP, pin, authority)
+    host.eset(table, columns)
+    host.end_session()
+
+
+def enterprise_max_ranges(host):
+    host.start_session(ENTERPRISE_LOCKING_SP)
+    tokens = host.eget(ENTERPRISE_LOCKING_INFO, "MaxRanges", "MaxRanges")
+    host.end_session()
+    return tokens[5]
+
+
+def cmd_e_initialsetup(host, device, args):
+    """--initialSetup: takeOwnership (SID from the MSID, then initLSPUsers: BandMaster0 and the
+    EraseMaster from the MSID), setLockingRange(0, RW), configureLockingRange(0, RLE|WLE)."""
+    password = hashed(args[0], device, "-n" in args)
+    msid = enterprise_msid(host)
+    host.start_session(ADMIN_SP, msid, SID)
+    host.eset(C_PIN_SID, [("PIN", pin_token(password))])
+    host.end_session()
+    for authority in (bandmaster(0), ERASEMASTER):
+        enterprise_set_as(host, authority, msid, cpin_of(authority), [("PIN", pin_token(password))])
+    enterprise_set_as(host, bandmaster(0), password, band_uid(0), [("WriteLocked", uint(0)), ("ReadLocked", uint(0))])
+    enterprise_set_as(host, bandmaster(0), password, band_uid(0),
+                      [("ReadLockEnabled", uint(1)), ("WriteLockEnabled", uint(1)),
+                       ("LockOnReset", bytes([STARTLIST, 0, ENDLIST]))])
+    return {"initialsetup": "complete"}
+
+
+def cmd_e_setlockingrange(host, device, args):
+    rng, state, password = int(args[0]), args[1].upper(), hashed(args[2], device, "-n" in args)
+    if state == "RO":
+        raise HostFailure("Read Only locking state is unsupported in Enterprise SSC")
+    if rng > enterprise_max_ranges(host):
+        raise HostFailure("Requested locking range %d greater than MaxRanges" % rng)
+    locked = uint(1 if state == "LK" else 0)
+    enterprise_set_as(host, bandmaster(rng), password, band_uid(rng), [("WriteLocked", locked), ("ReadLocked", locked)])
+    return {"range": rng, "state": state}
+
+
+def cmd_e_listlockingranges(host, device, args):
+    """--listLockingRange BAND PASSWORD (one band, as BandMaster BAND: sedutil's list of every
+    band would authenticate to BandMaster1… with the same password and spend their tries)."""
+    rng, password = int(args[0]), hashed(args[1], device, "-n" in args)
+    host.start_session(ENTERPRISE_LOCKING_SP, password, bandmaster(rng))
+    t = host.eget(band_uid(rng), "Name", "LockOnReset")
+    host.end_session()
+    names = [t[4 + 4 * k] for k in range(8)]
+    expected = [b"Name", b"CommonName", b"RangeStart", b"RangeLength", b"ReadLockEnabled", b"WriteLockEnabled",
+                b"ReadLocked", b"WriteLocked"]
+    if names != expected:
+        raise HostFailure("band %d columns are not where sedutil reads them: %r" % (rng, t[:40]))
+    return {"ranges": [{"range": rng, "name": t[5].decode("ascii", "replace"), "start": t[13], "length": t[17],
+                        "readLockEnabled": bool(t[21]), "writeLockEnabled": bool(t[25]), "readLocked": bool(t[29]),
+                        "writeLocked": bool(t[33]), "lockOnReset": t[37] == ("ctl", STARTLIST) and isinstance(t[38], int)}]}
+
+
+def cmd_e_eraselockingrange(host, device, args):
+    rng, password = int(args[0]), hashed(args[1], device, "-n" in args)
+    host.start_session(ENTERPRISE_LOCKING_SP, password, ERASEMASTER)
+    host.call(band_uid(rng), "Erase")
+    host.end_session()
+    return {"range": rng, "erased": True}
+
+
+ENTERPRISE_COMMANDS = {"initialsetup": cmd_e_initialsetup, "setlockingrange": cmd_e_setlockingrange,
+                       "listlockingranges": cmd_e_listlockingranges, "eraselockingrange": cmd_e_eraselockingrange}
+
+
 COMMANDS = {"query": cmd_query, "initialsetup": cmd_initialsetup, "setup_sum": cmd_setup_sum, "enablelockingrange": cmd_enablelockingrange,
             "setlockingrange": cmd_setlockingrange, "setlockingrange_sum": cmd_setlockingrange_sum,
             "setmbrdone": cmd_setmbrdone,
             "listlockingranges": cmd_listlockingranges, "revertnoerase": cmd_revertnoerase,
-            "reverttper": cmd_reverttper}
+            "reverttper": cmd_reverttper, "eraselockingrange": None}
 
 
 def main(argv):
@@ -542,7 +669,11 @@ def main(argv):
     try:
         device = Device(positional[-1], sas_inc512)
         host = Host(device)
-        result = COMMANDS[argv[1]](host, device, positional[:-1] + options)
+        command = (ENTERPRISE_COMMANDS if host.enterprise else {}).get(argv[1]) or COMMANDS[argv[1]]
+        if command is None:
+            raise HostFailure("%s is an Enterprise SSC command" % argv[1])
+        result = command(host, device, positional[:-1] + options)
+        result["enterprise"] = host.enterprise
         result["transport"] = device.kind
         print(json.dumps(result))
         return 0

@@ -41,6 +41,7 @@ struct LockManagerTests {
 
         let status = try await f.manager.status()
         #expect(status.drives.map(\.locked) == [false, true, false, false])
+        #expect(status.drives.map(\.family) == (0..<4).map { mix.subsystemClasses[$0 % mix.subsystemClasses.count] == .opal ? "Opal v2" : "Enterprise" })
         #expect(status.generations.map(\.state) == ["active"] && status.generations.first?.tag == "array-test")
         #expect(status.drives.allSatisfy { $0.tryLimit != nil && $0.failedAuthentications == 0 })
 
@@ -228,6 +229,26 @@ struct LockManagerTests {
         try f.reboot()
         #expect(try await f.manager.unlock(UnlockRequest(drives: .all)).allSucceeded)
         #expect(f.driveFailures(1).consecutive == 0)
+    }
+
+    @Test("a sedutil-set-up Enterprise SSC drive (SID, BandMaster0 and EraseMaster on one password) beside an Opal one: adopted with 0 failed authentications; a factory Enterprise drive adopted by mistake costs one")
+    func enterpriseAdoption() async throws {
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: [.opal, .enterprise, .enterprise])
+        let password = Secret(Array("sedutil password".utf8))
+        let opal = try OpalDrive(transport: f.drives.transport(1), timeout: 5)
+        let pin = try PinDerivation.sedutilSHA1.pin(from: password, serialNumberField: opal.identity.serialNumberField)
+        try opal.takeOwnership(newSIDPIN: pin)
+        try opal.activateLockingSP(sidPIN: pin)
+        // Drive 2 is a factory Enterprise drive: without Block SID nothing tells it from an owned one.
+        let adopted = try await f.manager.setup(SetupRequest(drives: f.addresses, provider: .local, keyTag: "array-test",
+                                                             adoption: .init(derivation: "sedutil-sha1", salt: "reported")),
+                                                adoptionPassword: password)
+        #expect(adopted.allSucceeded && adopted.drives.map(\.result) == [.setUp, .adopted, .setUp], "\(adopted)")
+        #expect(f.drive(1).statusReport(index: 1).totalFailedAuthentications == 0)
+        #expect(f.drive(2).statusReport(index: 2).totalFailedAuthentications == 1, "only SID tried the password, once")
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded && unlock.drives.allSatisfy { $0.attempts == 1 }, "\(unlock)")
     }
 
     @Test("a setup cut off at any of its drive exchanges is finished by the next run, with at most one failed authentication",

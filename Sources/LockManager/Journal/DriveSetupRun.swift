@@ -17,9 +17,13 @@ struct DriveSetupRun: Sendable {
     typealias Stop = JournaledRun.Stop
 
     func run(_ opal: OpalDrive) -> DriveOutcome {
-        journaled.run(from: startStep, done: adoptionPIN == nil ? .setUp : .adopted) { (step, attempts) throws(Stop) in
-            try advance(from: step, opal, attempts: &attempts)
+        var factory = false
+        let outcome = journaled.run(from: startStep, done: adoptionPIN == nil ? .setUp : .adopted) { (step, attempts) throws(Stop) in
+            try advance(from: step, opal, attempts: &attempts, factory: &factory)
         }
+        guard factory, outcome.result == .adopted else { return outcome }
+        return DriveOutcome(address: outcome.address, result: .setUp,
+                            detail: "the drive still held its factory MSID (nothing to adopt): set up", attempts: outcome.attempts)
     }
 
     private func attempt<R>(_ attempts: inout Int, _ body: () throws(OpalError) -> R) throws(Stop) -> R {
@@ -31,8 +35,11 @@ struct DriveSetupRun: Sendable {
         try journaled.firstAccepted(&attempts, candidates, body)
     }
 
+    /// `factory` becomes true when the drive's SID turns out to hold the MSID although it was to
+    /// be adopted (a drive without Block SID): its other authorities are not tried with the
+    /// adopted password either.
     private func advance(from step: JournalDriveStep.Step, _ opal: OpalDrive,
-                         attempts: inout Int) throws(Stop) -> JournalDriveStep.Step {
+                         attempts: inout Int, factory: inout Bool) throws(Stop) -> JournalDriveStep.Step {
         switch step {
         case .pending:
             let owned: Bool?
@@ -51,15 +58,19 @@ struct DriveSetupRun: Sendable {
                 try attempt(&attempts) { () throws(OpalError) in try opal.takeOwnership(newSIDPIN: pins.sid) }
                 return .owned
             }
-            if owned == nil && resuming {
-                // No Block SID feature (Enterprise drives have none): a run cut off before its
-                // ownership change took leaves the factory MSID, after it the new PIN.
-                do { candidates.append(try opal.readMSID()) } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
+            var msid: Secret?
+            if owned == nil && (resuming || adoptionPIN != nil) {
+                // No Block SID feature (Enterprise drives have none) to tell an owned drive from
+                // a factory one: a run cut off before its ownership change took, or a drive the
+                // operator believed owned, still holds the MSID.
+                do { msid = try opal.readMSID() } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
+                if let msid { candidates.append(msid) }
             }
             guard !candidates.isEmpty else {
                 throw .outcome(.failed, "the drive is owned by someone else; adopt it with --adopt-pin-file, or revert it")
             }
             let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in try opal.verifyPIN(.sid, pin: pin) }
+            if let msid, current == msid, !resuming { factory = true }
             if !(current == pins.sid) {
                 try attempt(&attempts) { () throws(OpalError) in
                     try opal.setPIN(of: .sid, newPIN: pins.sid, authorizer: .sid, authorizerPIN: current)
@@ -82,7 +93,7 @@ struct DriveSetupRun: Sendable {
                 throw .outcome(JournaledRun.result(of: error), error.description)
             }
             var candidates: [Secret] = resuming ? [pins.admin1, afterActivation] : [afterActivation]
-            if let adoptionPIN { candidates.insert(adoptionPIN, at: resuming ? 2 : 0) }
+            if let adoptionPIN, !factory { candidates.insert(adoptionPIN, at: resuming ? 2 : 0) }
             let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in
                 try opal.verifyPIN(.admin(1), pin: pin)
             }
@@ -95,7 +106,7 @@ struct DriveSetupRun: Sendable {
                 try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
                                         lockOnReset: [.powerCycle], adminPIN: pins.admin1)
             }
-            try setUser1PIN(opal, attempts: &attempts)
+            try setUser1PIN(opal, attempts: &attempts, factory: factory)
             try attempt(&attempts) { () throws(OpalError) in
                 try opal.grantRangeControl(range: 0, to: .user(1), adminPIN: pins.admin1)
             }
@@ -120,7 +131,7 @@ struct DriveSetupRun: Sendable {
     /// User1's PIN: Opal's Admin1 sets it (and enables User1); a family whose User1 changes its
     /// own PIN (Enterprise's EraseMaster) authenticates with its factory PIN, or after a crash
     /// past this change with the new one.
-    private func setUser1PIN(_ opal: OpalDrive, attempts: inout Int) throws(Stop) {
+    private func setUser1PIN(_ opal: OpalDrive, attempts: inout Int, factory foundFactory: Bool) throws(Stop) {
         guard opal.userChangesOwnPIN else {
             try attempt(&attempts) { () throws(OpalError) in
                 try opal.setPIN(of: .user(1), newPIN: pins.user1, authorizer: .admin(1), authorizerPIN: pins.admin1)
@@ -131,7 +142,7 @@ struct DriveSetupRun: Sendable {
         do { factory = try opal.userPINBeforeSetup() } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
         var candidates: [Secret] = resuming ? [pins.user1] : []
         if let factory { candidates.append(factory) }
-        if let adoptionPIN { candidates.insert(adoptionPIN, at: resuming ? 1 : 0) }
+        if let adoptionPIN, !foundFactory { candidates.insert(adoptionPIN, at: resuming ? 1 : 0) }
         let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in try opal.verifyPIN(.user(1), pin: pin) }
         if !(current == pins.user1) {
             try attempt(&attempts) { () throws(OpalError) in
