@@ -53,7 +53,7 @@ extension SimulatedDrive {
     }
 
     /// The methods an Enterprise drive has (Enterprise Get, Set and Authenticate, Erase, Next,
-    /// Random, Admin SP Revert); Opal's method UIDs are not among them.
+    /// Random, Admin SP Revert and the Admin SP's own RevertSP); Opal's method UIDs are not among them.
     func executeEnterprise(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         switch call.methodUID {
         case MethodID.enterpriseGet: return enterpriseGet(call, session: session)
@@ -61,6 +61,10 @@ extension SimulatedDrive {
         case MethodID.enterpriseAuthenticate: return enterpriseAuthenticate(call, session: &session)
         case MethodID.erase: return eraseBand(call, session: session)
         case MethodID.revert: return revert(call, session: session)
+        case MethodID.revertSP:
+            // ThisSP.RevertSP reverts the SP it is invoked in; in the Admin SP, the whole TPer.
+            guard session.sp == .admin, call.invokingUID == .thisSP, call.arguments.isEmpty else { return .fail(.invalidParameter) }
+            return revertTPer(session: session)
         case MethodID.next: return next(call, session: session)
         case MethodID.random:
             guard call.invokingUID == .thisSP, call.arguments.count == 1, let count = call.arguments[0].unsignedValue,

@@ -471,6 +471,13 @@ extension SimulatedDrive {
 
     func revert(_ call: MethodCall, session: DriveSession) -> MethodOutcome {
         guard session.sp == .admin, call.invokingUID == .adminSP else { return .fail(.invalidParameter) }
+        return revertTPer(session: session)
+    }
+
+    /// The whole TPer back to factory state, by SID or PSID: Admin SP.Revert, or on an
+    /// Enterprise drive also ThisSP.RevertSP in an Admin SP session (what sedutil's
+    /// --revertTPer and --PSIDrevert send to Enterprise drives).
+    func revertTPer(session: DriveSession) -> MethodOutcome {
         guard session.isAuthenticated(asAnyOf: [.sid, .psid]) else { return .fail(.notAuthorized) }
         do {
             let eraseData = record.lockingLifeCycle != .manufacturedInactive

@@ -29,8 +29,10 @@ extension SimulatedDrive {
     /// features this TPer lacks (ContinuedTokens, SequenceNumbers, AckNak, Asynchronous) off.
     private func properties(_ call: MethodCall) -> MethodPayload {
         var offered: [(String, UInt64)] = []
+        // HostProperties: parameter 0 on Opal; named by its name on Enterprise (§9.2.1 there).
+        let hostPropertiesName: TCGValue = isEnterprise ? .bytes(Array("HostProperties".utf8)) : .unsigned(0)
         for argument in call.arguments {
-            guard case .named(let name, let list) = argument, name.unsignedValue == 0, case .list(let items) = list else {
+            guard case .named(let name, let list) = argument, name == hostPropertiesName, case .list(let items) = list else {
                 return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: []),
                              status: .invalidParameter)
             }
@@ -53,7 +55,7 @@ extension SimulatedDrive {
             TCGValue.list(properties.map { .named(.bytes(Array($0.0.utf8)), .unsigned($0.1)) })
         }
         var results = [encode(Self.tperProperties)]
-        if !offered.isEmpty { results.append(.named(.unsigned(0), encode(accepted))) }
+        if !offered.isEmpty { results.append(.named(hostPropertiesName, encode(accepted))) }
         return .call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: results), status: .success)
     }
 

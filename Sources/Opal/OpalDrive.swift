@@ -109,8 +109,10 @@ public final class OpalDrive {
             .named(.bytes(Array("MaxPacketSize".utf8)), .unsigned(UInt64(ComChannel.initialTransferLength - 20))),
             .named(.bytes(Array("MaxIndTokenSize".utf8)), .unsigned(UInt64(ComChannel.initialTransferLength - 76))),
         ])
+        // Enterprise SSC names the parameter by its name; Opal by its number (0).
+        let parameter: TCGValue = family == .enterprise ? .bytes(Array("HostProperties".utf8)) : .unsigned(0)
         let call = MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties,
-                              arguments: [.name(0, hostProperties)])
+                              arguments: [.named(parameter, hostProperties)])
         let reply = try channel.exchange(call.encoded(), tsn: 0, hsn: 0, sequence: 0, operation: "properties")
         guard case .call(let answer, let status) = reply, answer.methodUID == MethodID.properties else {
             throw OpalError(.malformedResponse, device: device, operation: "properties", "unexpected Properties answer")

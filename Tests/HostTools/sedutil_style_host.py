@@ -25,7 +25,8 @@ its documented behaviour, what sedutil puts on the wire and what it reads back:
   "Session Authenticate failed (response = false)"); Get and Set (the Enterprise methods, 06 and
   07) name columns by their names ("startColumn" = "PIN" …) and values are read by token index
   (MSID and MaxRanges = token 5, a band's columns at 5, 9, 13 …); BandMaster N for band N, the
-  EraseMaster for Erase; the Locking SP is 0000020500010001 and never activated.
+  EraseMaster for Erase; the Locking SP is 0000020500010001 and never activated; a TPer revert
+  (SID or PSID) is ThisSP.RevertSP in an Admin SP session.
 
 Commands print one JSON object on standard output and exit 0, or print the failure on standard
 error and exit 1. Only the standard library is used: ctypes for the ioctl structures.
@@ -322,7 +323,9 @@ class Host:
         host = b"".join(name(atom(k.encode()), uint(v)) for k, v in [
             ("MaxComPacketSize", 2048), ("MaxPacketSize", 2028), ("MaxIndTokenSize", 1992), ("MaxPackets", 1),
             ("MaxSubpackets", 1), ("MaxMethods", 1)])
-        tokens = self.call(SMUID, "Properties", name(uint(0), bytes([STARTLIST]) + host + bytes([ENDLIST])))
+        # DtaDevEnterprise names the parameter "HostProperties"; DtaDevOpal numbers it 0.
+        key = atom(b"HostProperties") if self.enterprise else uint(0)
+        tokens = self.call(SMUID, "Properties", name(key, bytes([STARTLIST]) + host + bytes([ENDLIST])))
         props = {}
         for i in range(len(tokens) - 2):
             if tokens[i] == ("ctl", STARTNAME) and isinstance(tokens[i + 1], bytes) and isinstance(tokens[i + 2], int):
@@ -643,7 +646,18 @@ def cmd_e_eraselockingrange(host, device, args):
     return {"range": rng, "erased": True}
 
 
-ENTERPRISE_COMMANDS = {"initialsetup": cmd_e_initialsetup, "setlockingrange": cmd_e_setlockingrange,
+def cmd_e_reverttper(host, device, args):
+    """--revertTPer / --PSIDrevert on an Enterprise drive: ThisSP.RevertSP in an Admin SP session."""
+    password, authority = hashed(args[0], device, "-n" in args), SID
+    if "--psid" in args:
+        password, authority = args[0].encode(), PSID
+    host.start_session(ADMIN_SP, password, authority)
+    host.call(THIS_SP, "RevertSP")
+    host.end_session(expect_abort=True)
+    return {"revertTPer": "complete"}
+
+
+ENTERPRISE_COMMANDS = {"reverttper": cmd_e_reverttper, "initialsetup": cmd_e_initialsetup, "setlockingrange": cmd_e_setlockingrange,
                        "listlockingranges": cmd_e_listlockingranges, "eraselockingrange": cmd_e_eraselockingrange}
 
 

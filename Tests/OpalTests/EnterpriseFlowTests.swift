@@ -27,6 +27,8 @@ struct EnterpriseFlowTests {
         let drive = try OpalDrive(transport: fixture.transport(), timeout: 5)
         #expect(drive.family == .enterprise)
         #expect(try drive.lockingSPLifeCycle() == .manufactured)
+        // Properties with HostProperties named by its name, as the Enterprise SSC has it.
+        #expect(try drive.exchangeProperties()["MaxComPacketSize"] == 65536)
         let msid = try drive.readMSID()
         try drive.verifyPIN(.admin(1), pin: msid)
         try drive.verifyPIN(.user(1), pin: msid)

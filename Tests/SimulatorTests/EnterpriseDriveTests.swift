@@ -48,6 +48,30 @@ struct EnterpriseDriveTests {
         #expect(try t.host.startSession(sp: .enterpriseLockingSP, write: true).0 == .success)
     }
 
+    @Test("Properties: HostProperties is named by its name (Opal's parameter number is INVALID_PARAMETER); a TPer revert may be ThisSP.RevertSP in an Admin SP session, as sedutil sends it")
+    func propertiesAndRevertSP() throws {
+        let t = try Self.drive()
+        let host: TCGValue = .list([Self.name("MaxComPacketSize", .unsigned(4096))])
+        let byName = try t.host.call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties,
+                                                arguments: [Self.name("HostProperties", host)]))
+        guard case .call(let answer, .success) = byName else { Issue.record("\(byName)"); return }
+        #expect(answer.arguments.last == Self.name("HostProperties", .list([Self.name("MaxComPacketSize", .unsigned(4096))])))
+        let byNumber = try t.host.call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties,
+                                                  arguments: [.name(0, host)]))
+        guard case .call(_, let status) = byNumber else { Issue.record("\(byNumber)"); return }
+        #expect(status == .invalidParameter)
+
+        let msid = try Self.msid(t)
+        let psid = Array(t.drive.statusReport(index: 0).psid.utf8)
+        let (_, tsn) = try t.host.startSession(sp: .adminSP, write: true)
+        #expect(try t.host.call(Self.authenticate(.psid, psid), tsn: tsn, hsn: 77) == .result([.bool(true)], status: .success))
+        try t.host.send(MethodCall(invokingUID: .thisSP, methodUID: MethodID.revertSP).encoded(), tsn: tsn, hsn: 77)
+        _ = try t.host.receive()
+        #expect(!t.drive.statusReport(index: 0).owned)
+        let after = try Self.msid(t)
+        #expect(after == msid)
+    }
+
     @Test("Authenticate: the MSID is True for BandMaster0 as manufactured; a wrong PIN is SUCCESS with False and a try spent; TryLimit wrong ones lock the master out")
     func authenticateAndTries() throws {
         let t = try Self.drive()
