@@ -175,6 +175,8 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     /// The AK is made from the operator's passphrase (passed in process like an adoption
     /// password, never over the socket) instead of random bytes.
     public var fromPassphrase: Bool?
+    /// Manage drives that lock but do not encrypt (Pyrite): their locking only; refused without it.
+    public var allowUnencrypted: Bool?
 
     public struct Adoption: Codable, Sendable, Hashable {
         /// How the operator's password becomes the PIN (`raw`, `sedutil-sha1`, …).
@@ -189,8 +191,9 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     }
 
     public init(drives: [String], provider: KeyProviderKind, keyTag: String? = nil, keyDirectory: String? = nil,
-                threshold: Int? = nil, adoption: Adoption? = nil, fromPassphrase: Bool = false) {
+                threshold: Int? = nil, adoption: Adoption? = nil, fromPassphrase: Bool = false, allowUnencrypted: Bool = false) {
         self.fromPassphrase = fromPassphrase ? true : nil
+        self.allowUnencrypted = allowUnencrypted ? true : nil
         self.drives = drives
         self.threshold = threshold
         self.provider = provider
@@ -262,9 +265,12 @@ public struct ArrayAddRequest: Codable, Sendable, Hashable {
     public var address: String
     /// An owned drive is adopted only with its current password (passed in process, never over the socket).
     public var adoption: SetupRequest.Adoption?
-    public init(address: String, adoption: SetupRequest.Adoption? = nil) {
+    /// As SetupRequest's: a drive that does not encrypt is added only with it.
+    public var allowUnencrypted: Bool?
+    public init(address: String, adoption: SetupRequest.Adoption? = nil, allowUnencrypted: Bool = false) {
         self.address = address
         self.adoption = adoption
+        self.allowUnencrypted = allowUnencrypted ? true : nil
     }
 }
 

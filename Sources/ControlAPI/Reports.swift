@@ -74,6 +74,8 @@ public struct StatusReport: Codable, Sendable, Hashable {
         /// The security subsystem class the drive is driven as ("Opal v2", "Enterprise"), from
         /// Level 0 Discovery (nil when the drive did not answer).
         public var family: String?
+        /// False for a drive managed for its locking only (Pyrite): its data is in clear on the media.
+        public var mediaEncryption: Bool?
 
         /// Locked without anyone asking (pulled, power-cycled alone, a held boot): to unlock again.
         public var relocked: Bool { locked == true && lockedOnPurpose != true && guarded == nil && generation != nil }

@@ -28,7 +28,8 @@ extension LockManager {
             throw ControlError(.badRequest, "\(request.address) is already a drive of the array")
         }
         try Self.validate(request.adoption, password: adoptionPassword)
-        let newDrives = try await newDriveRecords([request.address], adoption: request.adoption, existing: drives)
+        let newDrives = try await newDriveRecords([request.address], adoption: request.adoption,
+                                                  allowUnencrypted: request.allowUnencrypted == true, existing: drives)
         // Keys first: the active key must be in hand and proven before the drive is touched.
         let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
         guard case .ready(let ak)? = keys[activeID] else {

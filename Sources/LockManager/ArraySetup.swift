@@ -60,7 +60,8 @@ extension LockManager {
         }
         let existing: [StoredDrive]
         do { existing = try store.drives() } catch { throw ControlError(error) }
-        let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption, existing: existing)
+        let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption,
+                                                  allowUnencrypted: request.allowUnencrypted == true, existing: existing)
 
         // The new key, stored before anything depends on it.
         let keyID = UUID().uuidString.lowercased()
@@ -110,7 +111,7 @@ extension LockManager {
     /// changing nothing and naming every problem: a drive that cannot be probed, an owned drive
     /// without adoption, one drive behind two addresses (or already in the array), a state
     /// directory on one of them.
-    func newDriveRecords(_ addresses: [String], adoption: SetupRequest.Adoption?,
+    func newDriveRecords(_ addresses: [String], adoption: SetupRequest.Adoption?, allowUnencrypted: Bool = false,
                          existing: [StoredDrive]) async throws(ControlError) -> [StoredDrive] {
         let probes = await probeForSetup(addresses)
         let known = Dictionary(existing.map { ($0.identity, $0) }) { first, _ in first }
@@ -120,6 +121,9 @@ extension LockManager {
                 // A drive's own error names its address already.
                 problems.append(error.hasPrefix(probe.address) ? error : "\(probe.address): \(error)")
                 continue
+            }
+            if let reason = probe.unencrypted, !allowUnencrypted {
+                problems.append("\(probe.address): \(reason); put an Opal or Enterprise drive in its place, or manage its locking only with --allow-unencrypted")
             }
             if probe.owned == true && adoption == nil {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
@@ -190,6 +194,8 @@ extension LockManager {
         var serialField: [UInt8] = []
         var vendorField: [UInt8] = []
         var owned: Bool?
+        /// Why the drive's data is not protected by encryption (nil: it encrypts).
+        var unencrypted: String?
         var error: String?
     }
 
@@ -214,6 +220,7 @@ extension LockManager {
                             p.serialField = id.serialNumberField
                             p.vendorField = id.vendorIdentification ?? []
                             p.owned = try OpalDrive.readDiscovery(opal.transport).blockSID?.sidValueState
+                            p.unencrypted = opal.encryptsMedia ? nil : opal.unencryptedReason
                             return p
                         }
                         return (n, probe)

@@ -50,7 +50,7 @@ extension LockManager {
             faults = try store.openFaults()
         } catch { throw ControlError(error) }
         // Each drive's lock state and security subsystem class, from Level 0 Discovery.
-        typealias Seen = (locked: Bool?, family: String?)
+        typealias Seen = (locked: Bool?, family: String?, encrypts: Bool)
         let locked: [String: Result<Seen, ControlError>] = await withTaskGroup(of: (String, Result<Seen, ControlError>).self) { group in
             for drive in drives {
                 let owner: DriveOwner
@@ -61,7 +61,7 @@ extension LockManager {
                 group.addTask {
                     do {
                         let state = try await owner.withDrive { (opal) throws(OpalError) -> Seen in
-                            (try OpalDrive.readDiscovery(opal.transport).locking?.locked, opal.opal.kind.name)
+                            (try OpalDrive.readDiscovery(opal.transport).locking?.locked, opal.opal.kind.name, opal.encryptsMedia)
                         }
                         return (drive.address, .success(state))
                     } catch {
@@ -85,6 +85,7 @@ extension LockManager {
                 case .success(let seen)?:
                     entry.locked = seen.locked
                     entry.family = seen.family
+                    entry.mediaEncryption = seen.encrypts
                 case .failure(let error)?: entry.error = error.message
                 case nil: break
                 }

@@ -203,6 +203,11 @@ extension OpalDrive {
     /// before, as Opal's GenKey leaves a range.
     public func eraseRange(_ range: Int, adminPIN: Secret, erasePIN: Secret? = nil) throws(OpalError) {
         let operation = "erase range \(range)"
+        guard encryptsMedia else {
+            throw OpalError(.unsupportedDrive, device: device, operation: operation,
+                            "\(opal.kind.name): the drive does not encrypt its media, so there is no key whose loss would erase the data",
+                            fix: "overwrite the data, or destroy the drive")
+        }
         if family == .enterprise {
             guard let erasePIN else {
                 throw OpalError(.invalidState, device: device, operation: operation,

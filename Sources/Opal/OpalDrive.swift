@@ -28,7 +28,10 @@ public final class OpalDrive {
                             device: transport.address.description, operation: "identify", error.message)
         }
         discovery = try Self.readDiscovery(transport)
-        guard let opal = discovery.opal ?? discovery.subsystemClasses.first(where: { $0.kind == .enterprise }) else {
+        // Pyrite drives are driven as Opal ones (its tables and methods, without media keys);
+        // whether to manage a drive that does not encrypt is the caller's decision (`encryptsMedia`).
+        guard let opal = discovery.opal ?? discovery.subsystemClasses.first(where: { $0.kind == .enterprise })
+            ?? discovery.subsystemClasses.first(where: { $0.kind == .pyriteV2 || $0.kind == .pyriteV1 }) else {
             throw Self.unsupported(discovery, device: transport.address.description)
         }
         family = opal.kind == .enterprise ? .enterprise : .opal
@@ -40,15 +43,20 @@ public final class OpalDrive {
         channel = ComChannel(transport: transport, comID: opal.baseComID, timeout: timeout, time: time)
     }
 
-    /// Why a drive without an Opal SSC is refused, in its family's terms; nothing has been sent
-    /// to it but Level 0 Discovery.
+    /// Whether the drive encrypts its media (Level 0 Discovery's Locking feature): false for
+    /// Pyrite, whose locking is the data's only protection.
+    public var encryptsMedia: Bool { discovery.locking?.mediaEncryption ?? false }
+
+    /// Why a drive that does not encrypt is not managed unless asked (nothing has been sent to it
+    /// but Level 0 Discovery).
+    public var unencryptedReason: String {
+        "\(opal.kind.name): the drive locks but does not encrypt (no media encryption), so its data would be readable by anyone who takes it out"
+    }
+
+    /// Why a drive without an Opal-family or Enterprise SSC is refused; nothing has been sent to
+    /// it but Level 0 Discovery.
     static func unsupported(_ discovery: Level0Discovery, device: String) -> OpalError {
         let kinds = discovery.subsystemClasses.map(\.kind)
-        if let pyrite = kinds.first(where: { $0 == .pyriteV1 || $0 == .pyriteV2 }) {
-            return OpalError(.unsupportedDrive, device: device, operation: "discovery",
-                             "\(pyrite.name): the drive locks but does not encrypt (no media encryption), so its data would be readable by anyone who takes it out",
-                             fix: "put an Opal drive in its place; sedlock does not manage drives whose locking is their only protection")
-        }
         let found = kinds.map(\.name).joined(separator: ", ")
         return OpalError(.unsupportedDrive, device: device, operation: "discovery",
                          "the drive reports no Opal SSC" + (found.isEmpty ? "" : " (it reports \(found))"),

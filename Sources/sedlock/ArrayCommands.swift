@@ -100,6 +100,8 @@ struct ArraySetup: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Make the key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.",
                                discussion: "The same passphrase and key ID give the same key again; it is then kept like any other."))
     var passphraseFile: String?
+    @Flag(help: "Also manage drives that lock but do not encrypt (Pyrite): their locking only, their data readable off the media.")
+    var allowUnencrypted = false
 
     func validate() throws {
         if passphraseFile != nil && adoptPinFile != nil {
@@ -114,7 +116,7 @@ struct ArraySetup: AsyncParsableCommand {
             let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
-                                       fromPassphrase: passphraseFile != nil)
+                                       fromPassphrase: passphraseFile != nil, allowUnencrypted: allowUnencrypted)
             let response = try await options.perform(.setup(request), secret: secret)
             try show(response, json: options.json)
         }
@@ -253,11 +255,13 @@ struct ArrayAdd: AsyncParsableCommand {
     @Argument(help: "The drive (device node or sim:DIR/N).", completion: DeviceCompletion.kind) var drive: String
     @Option(help: "Adopt an owned drive whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @OptionGroup var adoptionDerivation: AdoptionDerivation
+    @Flag(help: "Also take a drive that locks but does not encrypt (Pyrite): its locking only.") var allowUnencrypted = false
 
     func run() async throws {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
-            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption)
+            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
+                                          allowUnencrypted: allowUnencrypted)
             try show(await options.perform(.arrayAdd(request), secret: password), json: options.json)
         }
     }
@@ -714,6 +718,7 @@ func show(_ response: ControlResponse, json: Bool) throws {
             var line = "\(d.address)  \(d.model)  \(d.serial)  \(state)  key \(d.generation ?? "none (setup unfinished)")"
             line += "  failed auth \(d.failedAuthentications)\(d.tryLimit.map { " (drive TryLimit \($0))" } ?? "")"
             if let family = d.family { line += "  \(family)" }
+            if d.mediaEncryption == false { line += "  LOCK ONLY: no media encryption" }
             if let reason = d.guarded { line += "  GUARDED: \(reason)" }
             print(line)
         }

@@ -73,6 +73,9 @@ final class MetricsExporter: Sendable {
             }
             registry.makeGauge(name: "sedlock_unmanaged_drives", help: "SEDs in reach that are not the array's (reported, never touched).")
                 .set(status.unmanagedDrives?.count ?? 0)
+            registry.makeGauge(name: "sedlock_unencrypted_drives",
+                               help: "Drives of the array managed for their locking only (no media encryption: Pyrite).")
+                .set(status.drives.filter { $0.mediaEncryption == false }.count)
             var generations: [String: Int] = [:]
             for generation in status.generations { generations[generation.state, default: 0] += 1 }
             for (state, count) in generations {

@@ -104,9 +104,17 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let state = ["--direct", "--state-dir", scratch + "/state"]
         let setup = try run("sedlock", ["setup", "--drives", array.device()] + state)
-        #expect(setup.status == 64 && setup.stderr.contains("does not encrypt") && setup.stderr.contains("Opal drive"), "\(setup.stderr)")
+        #expect(setup.status == 64 && setup.stderr.contains("does not encrypt") && setup.stderr.contains("--allow-unencrypted"), "\(setup.stderr)")
         let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
         #expect(status?.first?["owned"] as? Bool == false && status?.first?["totalFailedAuthentications"] as? Int == 0, "\(status ?? [])")
+
+        // Asked for explicitly: its locking managed, and said so wherever the array is shown.
+        let lockOnly = try run("sedlock", ["setup", "--drives", array.device(), "--allow-unencrypted"] + state)
+        #expect(lockOnly.status == 0, "\(lockOnly.stderr)")
+        let shown = try run("sedlock", ["status"] + state)
+        #expect(shown.output.contains("Pyrite v2  LOCK ONLY: no media encryption"), "\(shown.output)")
+        let erase = try run("sedlock", ["erase", array.device(), "--crypto", "--yes"] + state)
+        #expect(erase.status != 0 && erase.output.contains("does not encrypt"), "\(erase.output) \(erase.stderr)")
     }
 
     @Test("sedlock, sedlockd and sedsim print one version with --version")

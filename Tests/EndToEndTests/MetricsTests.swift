@@ -64,6 +64,7 @@ struct MetricsTests {
         #expect((samples["sedlock_boot_unlock_duration_seconds{}"] ?? 0) > 0 && samples["sedlock_boot_unlock_outcome{outcome=unlocked}"] == 1)
         #expect(samples["sedlock_rekey_in_progress{}"] == 0 && samples["sedlock_faults_open{}"] == 0)
         #expect(samples["sedlock_unmanaged_drives{}"] == 0, "every drive of the simulated array is the array's")
+        #expect(samples["sedlock_unencrypted_drives{}"] == 0, "every drive of the array encrypts")
 
         // The key server refuses connections: KmipServerFault, server down; then back.
         #expect(try f.admin(["--refuse", "on"]))

@@ -617,3 +617,43 @@ struct OpalOnlyOperationsTests {
         #expect(try await f.manager.status().drives.map(\.address) == f.addresses)
     }
 }
+
+@Suite("Lock manager: drives that lock but do not encrypt (Pyrite)")
+struct LockOnlyDriveTests {
+    @Test("refused by setup and array add before anything but discovery is sent; with allowUnencrypted managed for its locking only: set up, locked by a power cycle, unlocked at boot, shown as such; crypto-erase and RDL refused, nothing sent")
+    func pyriteLockOnly() async throws {
+        let kms = try InProcessKeyServers(count: 1)
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: [.opal, .pyrite, .opal], connector: kms)
+        try kms.add(to: f.manager)
+        await #expect { try await f.setUpArray() } throws: {
+            ($0 as? ControlError)?.reason == Refusal.drivesNotReady.rawValue && "\($0)".contains("Pyrite v2: the drive locks but does not encrypt")
+                && "\($0)".contains("--allow-unencrypted")
+        }
+        #expect((0..<3).allSatisfy { !f.drive($0).statusReport(index: $0).owned && f.drive($0).statusReport(index: $0).totalFailedAuthentications == 0 })
+
+        #expect(try await f.manager.setup(SetupRequest(drives: [f.addresses[0], f.addresses[2]], provider: .local)).allSucceeded)
+        await #expect { try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[1])) } throws: {
+            "\($0)".contains("does not encrypt") && ($0 as? ControlError)?.reason == Refusal.drivesNotReady.rawValue
+        }
+        #expect(!f.drive(1).statusReport(index: 1).owned)
+        let added = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[1], allowUnencrypted: true))
+        #expect(added.allSucceeded, "\(added)")
+        let status = try await f.manager.status()
+        #expect(status.drives.map(\.mediaEncryption) == [true, true, false], "\(status.drives)")
+        #expect(status.drives.map(\.family) == ["Opal v2", "Opal v2", "Pyrite v2"])
+
+        try f.reboot()
+        #expect(f.isLocked(1))
+        #expect(try await f.manager.unlock(UnlockRequest(drives: .all, boot: true)).allSucceeded)
+        #expect(!f.isLocked(1))
+
+        let before = f.drive(1).statusReport(index: 1).totalFailedAuthentications
+        let erase = try await f.manager.erase(EraseRequest(drives: [f.addresses[1]], method: .crypto), psid: nil)
+        #expect(erase.drives.first?.result != .erased && erase.drives.first?.detail.contains("does not encrypt") == true, "\(erase)")
+        await #expect { try await f.manager.rdlEnable(RDLEnableRequest(server: "ks0")) } throws: {
+            "\($0)".contains("does not encrypt its media") && "\($0)".contains("Rapid Data Locking")
+        }
+        #expect(f.drive(1).statusReport(index: 1).totalFailedAuthentications == before)
+        #expect(try f.manager.rdlStatus().tokenID == nil)
+    }
+}

@@ -95,6 +95,11 @@ extension LockManager {
         if let journal = pending.first {
             throw ControlError(.badRequest, "a \(journal.kind.rawValue) is unfinished", fix: "finish it first (`sedlock \(journal.kind.rawValue)`)")
         }
+        if let clear = health.drives.first(where: { $0.mediaEncryption == false }) {
+            // RDL's promise — the token gone, the data gone — is a cryptographic one.
+            throw ControlError(.badRequest, "\(clear.address) does not encrypt its media (\(clear.family ?? "lock only")): without the token its data would still be readable off the media, so Rapid Data Locking would promise what it cannot keep",
+                               fix: "replace or remove the drives that do not encrypt (`sedlock array remove`), then enable it")
+        }
         if let sick = health.drives.first(where: { $0.error != nil || $0.locked != false || $0.guarded != nil }) {
             let why = sick.error.map { "unreachable (\($0))" } ?? (sick.guarded.map { "guarded (\($0))" } ?? "locked")
             throw ControlError(.badRequest, "\(sick.address) is \(why); Rapid Data Locking is enabled only on a healthy, unlocked array",
