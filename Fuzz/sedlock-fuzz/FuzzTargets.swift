@@ -44,10 +44,10 @@ enum FuzzTarget: String, CaseIterable {
             _ = IdentityPages.ataIdentify(bytes)
             _ = IdentityPages.ataIdentifyFromInformationPage(bytes)
         case .simulator:
-            // A drive of a scratch array: first byte picks the protocol (and with its top bit the
-            // drive that has every quirk), the rest is the payload.
-            let quirky = (bytes.first ?? 0) & 0x80 != 0
-            guard let drive = quirky ? Self.quirkyDrive : Self.drive else { return }
+            // A drive of a scratch array: first byte picks the protocol (and with its top bits the
+            // drive that has every quirk, 10, or the Enterprise SSC drive, 11), the rest is the payload.
+            let selector = (bytes.first ?? 0) >> 6
+            guard let drive = selector == 3 ? Self.enterpriseDrive : selector == 2 ? Self.quirkyDrive : Self.drive else { return }
             if let request = try? LinkRequest.decode(bytes) { _ = Self.array?.handle(request) }
             let protocolID: UInt8 = bytes.first.map { ($0 & 0x7F) % 3 } ?? 1
             let comID: UInt16 = protocolID == 1 ? 0x1000 : (bytes.count > 1 && bytes[1] & 1 == 1 ? 0x1000 : 0x0004)
@@ -81,8 +81,21 @@ enum FuzzTarget: String, CaseIterable {
 
     static var quirkyDrive: SimulatedDrive? { try? quirkyArray?.drive(0) }
 
+    /// A third scratch array: one Enterprise SSC drive (its Get/Set by names, Authenticate, Erase).
+    nonisolated(unsafe) static var enterpriseArray: SimulatedArray? = {
+        let directory = scratchDirectories[2]
+        try? FileManager.default.removeItem(at: directory)
+        var settings = DriveSettings()
+        settings.lifetimeFailureLimit = 1_000_000
+        settings.ssc = .enterprise
+        try? SimulatedArray.create(at: directory, specification: ArraySpecification(drives: 1, sizeBytes: 1 << 20, settings: settings))
+        return try? SimulatedArray(directory: directory)
+    }()
+
+    static var enterpriseDrive: SimulatedDrive? { try? enterpriseArray?.drive(0) }
+
     /// Where this process keeps its scratch arrays; removed when it exits.
-    static let scratchDirectories = ["sedlock-fuzz-\(getpid())", "sedlock-fuzz-quirks-\(getpid())"]
+    static let scratchDirectories = ["sedlock-fuzz-\(getpid())", "sedlock-fuzz-quirks-\(getpid())", "sedlock-fuzz-enterprise-\(getpid())"]
         .map { FileManager.default.temporaryDirectory.appendingPathComponent($0) }
 
     static func removeScratchArrays() {

@@ -74,7 +74,21 @@ enum Seeds {
                     // The same on the drive with every quirk (top bit of the first byte).
                     [0x81] + frame(anybody.encoded(), hsn: 3).dropFirst(),
                     [0x81] + frame(MethodCall(invokingUID: .cPinMSID, methodUID: MethodID.get, arguments: [.list([])]).encoded() + [0xFA],
-                                   tsn: 0x100, hsn: 1).dropFirst()]
+                                   tsn: 0x100, hsn: 1).dropFirst(),
+                    // The Enterprise SSC drive (top bits 11): a session, Authenticate, Get and Set by names, Erase.
+                    [0xC1] + frame(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.startSession,
+                                              arguments: [.unsigned(1), .uid(.enterpriseLockingSP), .bool(true),
+                                                          .named(.bytes(Array("SessionTimeout".utf8)), .unsigned(60000))]).encoded()).dropFirst(),
+                    [0xC1] + inSession(MethodCall(invokingUID: .thisSP, methodUID: MethodID.enterpriseAuthenticate,
+                                                  arguments: [.uid(.bandMaster0), .named(.bytes(Array("Challenge".utf8)), .bytes([0x41]))])).dropFirst(),
+                    [0xC1] + inSession(MethodCall(invokingUID: .band(0), methodUID: MethodID.enterpriseGet, arguments: [.list([
+                        .named(.bytes(Array("startColumn".utf8)), .bytes(Array("Name".utf8))),
+                        .named(.bytes(Array("endColumn".utf8)), .bytes(Array("LockOnReset".utf8))),
+                    ])])).dropFirst(),
+                    [0xC1] + inSession(MethodCall(invokingUID: .band(1), methodUID: MethodID.enterpriseSet, arguments: [
+                        .list([]), .list([.list([.named(.bytes(Array("ReadLockEnabled".utf8)), .bool(true))])]),
+                    ])).dropFirst(),
+                    [0xC1] + inSession(MethodCall(invokingUID: .band(0), methodUID: MethodID.erase)).dropFirst()]
         }
     }
 

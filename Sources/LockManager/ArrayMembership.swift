@@ -29,7 +29,7 @@ extension LockManager {
         }
         try Self.validate(request.adoption, password: adoptionPassword)
         let newDrives = try await newDriveRecords([request.address], adoption: request.adoption,
-                                                  allowUnencrypted: request.allowUnencrypted == true, existing: drives)
+                                                  allowUnencrypted: request.allowUnencrypted == true, existing: drives, store: store)
         // Keys first: the active key must be in hand and proven before the drive is touched.
         let keys = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
         guard case .ready(let ak)? = keys[activeID] else {
@@ -64,12 +64,12 @@ extension LockManager {
             let report = try await erase(EraseRequest(drives: [address], method: .revert), psid: nil)
             return ArrayReport(operation: "array remove", drives: report.drives, note: report.note)
         }
-        do { try store.removeDrive(address: address) } catch { throw ControlError(error) }
+        do { try store.removeDrive(address: address, keepingPINs: true, at: time.wallTime) } catch { throw ControlError(error) }
         let keyID = (try? store.generations())?.first { $0.id == drive.generationID }?.keyID ?? "none"
         audit(store, "array remove", target: address, outcome: "removed, PINs kept (key \(keyID))")
         return ArrayReport(operation: "array remove", drives: [
             DriveOutcome(address: address, result: .removed,
-                         detail: "the drive keeps its PINs from key \(keyID); keep that key while the drive may be needed"),
+                         detail: "the drive keeps its PINs from key \(keyID); `sedlock array add` takes it back with them while that key is kept"),
         ])
     }
 
@@ -112,7 +112,7 @@ extension LockManager {
             finish: { report in
                 // A reverted or released drive is in factory state: it is no longer part of the array.
                 for outcome in report.drives where outcome.result == .reverted || outcome.result == .released {
-                    try? store.removeDrive(address: outcome.address)
+                    try? store.removeDrive(address: outcome.address, keepingPINs: false, at: self.time.wallTime)
                 }
                 return ArrayReport(operation: method == .release ? "release" : "erase", drives: report.drives,
                                    note: method == .release && report.drives.contains { $0.result == .released }

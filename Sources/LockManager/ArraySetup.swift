@@ -61,7 +61,7 @@ extension LockManager {
         let existing: [StoredDrive]
         do { existing = try store.drives() } catch { throw ControlError(error) }
         let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption,
-                                                  allowUnencrypted: request.allowUnencrypted == true, existing: existing)
+                                                  allowUnencrypted: request.allowUnencrypted == true, existing: existing, store: store)
 
         // The new key, stored before anything depends on it.
         let keyID = UUID().uuidString.lowercased()
@@ -112,9 +112,11 @@ extension LockManager {
     /// without adoption, one drive behind two addresses (or already in the array), a state
     /// directory on one of them.
     func newDriveRecords(_ addresses: [String], adoption: SetupRequest.Adoption?, allowUnencrypted: Bool = false,
-                         existing: [StoredDrive]) async throws(ControlError) -> [StoredDrive] {
+                         existing: [StoredDrive], store: any StateStore) async throws(ControlError) -> [StoredDrive] {
         let probes = await probeForSetup(addresses)
         let known = Dictionary(existing.map { ($0.identity, $0) }) { first, _ in first }
+        // Drives that left the array with their PINs kept (and a live key to prove them by).
+        let departed = try Self.departedIdentities(probes.compactMap(\.identity), store: store)
         var problems: [String] = []
         for probe in probes {
             if let error = probe.error {
@@ -125,7 +127,7 @@ extension LockManager {
             if let reason = probe.unencrypted, !allowUnencrypted {
                 problems.append("\(probe.address): \(reason); put an Opal or Enterprise drive in its place, or manage its locking only with --allow-unencrypted")
             }
-            if probe.owned == true && adoption == nil {
+            if probe.owned == true && adoption == nil && !departed.contains(probe.identity ?? "") {
                 problems.append("\(probe.address) is already owned (SID is not the MSID): adopt it with --adopt-pin-file, or revert it")
             }
             // A drive without Block SID (owned unknown) may be the one to adopt as well.
@@ -235,6 +237,18 @@ extension LockManager {
         }
     }
 
+    /// Of `identities`, those of drives that left the array keeping their PINs, whose key is still live.
+    static func departedIdentities(_ identities: [String], store: any StateStore) throws(ControlError) -> Set<String> {
+        do {
+            let live = Set(try store.generations().filter { $0.state != .destroyed }.compactMap(\.id))
+            var out: Set<String> = []
+            for identity in identities where try store.departedCheckValues(identity: identity).contains(where: { live.contains($0.generationID) }) {
+                out.insert(identity)
+            }
+            return out
+        } catch { throw ControlError(error) }
+    }
+
     /// Runs (or resumes) the journaled setup: keys first, then every drive's remaining steps in parallel.
     func runSetup(_ journal: JournalEntry, store: StateDatabase, request: SetupRequest,
                   adoptionPassword: Secret?, resuming: Bool) async throws(ControlError) -> ArrayReport {
@@ -242,8 +256,10 @@ extension LockManager {
         let derivation = request.adoption.flatMap { PinDerivation(rawValue: $0.derivation) }
         let lockout = lockoutGuard(store)
         let time = self.time
+        // Drives taken back after an `array remove` that kept their PINs: the generation they hold.
+        let takenBack = try self.takenBack(journal, store: store)
         let change = ArrayChange(
-            operation: "setup", generations: [generationID],
+            operation: "setup", generations: Swift.Set<Int64>(takenBack.values).union([generationID]),
             requireKeys: ("the setup's key cannot be used, so no drive was touched",
                           "make the key available again (the key file or credential), then rerun `sedlock setup`"),
             work: { (keys) throws(ControlError) in
@@ -253,16 +269,28 @@ extension LockManager {
                     do { pins = try VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store) } catch {
                         return .decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)"))
                     }
-                    return .run(drive) { opal in
-                        var adoptionPIN: Secret?
-                        if drive.adoptedFrom != nil, let derivation, let adoptionPassword {
+                    var held: VerifiedPINs?
+                    if let driveID = drive.id, let oldID = takenBack[driveID] {
+                        guard case .ready(let oldAK)? = keys[oldID] else {
+                            return .decided(DriveOutcome(address: drive.address, result: .keyUnavailable,
+                                                         detail: "the key whose PINs the drive kept is not available"))
+                        }
+                        do { held = try VerifiedPINs.verify(ak: oldAK, drive: drive, generationID: oldID, store: store) } catch {
+                            return .decided(DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)"))
+                        }
+                    }
+                    return .run(drive) { [held] opal in
+                        var adoption = held
+                        if adoption == nil, drive.adoptedFrom != nil, let derivation, let adoptionPassword {
                             let salt = request.adoption?.salt.flatMap(SerialSalt.init(rawValue:))
                                 ?? .sedutilDefault(for: opal.identity.interface)
-                            adoptionPIN = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
-                                                              vendorIdentification: opal.identity.vendorIdentification ?? [], salt: salt)
+                            if let pin = try? derivation.pin(from: adoptionPassword, serialNumberField: opal.identity.serialNumberField,
+                                                             vendorIdentification: opal.identity.vendorIdentification ?? [], salt: salt) {
+                                adoption = VerifiedPINs(sid: pin, admin1: pin, user1: pin)
+                            }
                         }
                         let journaled = JournaledRun(drive: drive, journalID: journalID, store: store, lockout: lockout, time: time)
-                        return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoptionPIN: adoptionPIN,
+                        return DriveSetupRun(journaled: journaled, startStep: step.step, pins: pins, adoption: adoption,
                                              resuming: resuming).run(opal)
                     }
                 }
@@ -276,9 +304,29 @@ extension LockManager {
                     }
                     try store.setGenerationState(id: generationID, .active)
                     try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
+                    for drive in try store.drives() where takenBack[drive.id ?? -1] != nil {
+                        try store.forgetDeparted(identity: drive.identity)
+                    }
                 } catch { throw ControlError(error) }
                 return report
             })
         return try await run(change, store: store)
+    }
+
+    /// The drives of a setup journal that were in the array before and left it with their PINs,
+    /// by drive id, with the generation whose PINs they kept (a live one: not destroyed).
+    func takenBack(_ journal: JournalEntry, store: StateDatabase) throws(ControlError) -> [Int64: Int64] {
+        guard let journalID = journal.id else { return [:] }
+        do {
+            let live = Set(try store.generations().filter { $0.state != .destroyed }.compactMap(\.id))
+            let inJournal = Set(try store.journalSteps(journalID: journalID).map(\.driveID))
+            var out: [Int64: Int64] = [:]
+            for drive in try store.drives() {
+                guard let id = drive.id, inJournal.contains(id),
+                      let kept = try store.departedCheckValues(identity: drive.identity).first, live.contains(kept.generationID) else { continue }
+                out[id] = kept.generationID
+            }
+            return out
+        } catch { throw ControlError(error) }
     }
 }

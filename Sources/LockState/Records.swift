@@ -102,6 +102,31 @@ public struct StoredCheckValue: Codable, Sendable, Hashable, FetchableRecord, Pe
     }
 }
 
+/// A check value kept for a drive that left the array with its PINs (`array remove` without
+/// revert), by the drive's identity: what `array add` verifies the drive's PINs by when it
+/// comes back.
+public struct StoredDepartedCheckValue: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
+    public static let databaseTableName = "departedCheckValue"
+    public var identity: String
+    public var generationID: Int64
+    public var authority: String
+    public var value: Data
+    public var removedAt: Date
+
+    public init(identity: String, generationID: Int64, authority: String, value: Data, removedAt: Date) {
+        self.identity = identity
+        self.generationID = generationID
+        self.authority = authority
+        self.value = value
+        self.removedAt = removedAt
+    }
+
+    /// As a check value of the drive record `driveID` (the drive back in the array).
+    public func restored(driveID: Int64) -> StoredCheckValue {
+        StoredCheckValue(driveID: driveID, generationID: generationID, authority: authority, value: value)
+    }
+}
+
 /// One boot's unlock attempt, keyed by the kernel's boot_id.
 public struct BootRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord, StateRecord {
     public enum Outcome: String, Codable, Sendable {

@@ -164,6 +164,18 @@ enum Schema {
             try db.drop(table: "journalDrive")
             try db.rename(table: "journalDriveNew", to: "journalDrive")
         }
+        // The check values of a drive taken out of the array with its PINs kept, by its identity:
+        // `array add` takes it back with them, verified, never guessed.
+        migrator.registerMigration("v8 departed drives") { db in
+            try db.create(table: "departedCheckValue") { t in
+                t.column("identity", .text).notNull()
+                t.column("generationID", .integer).notNull().references("keyGeneration", onDelete: .cascade)
+                t.column("authority", .text).notNull()
+                t.column("value", .blob).notNull()
+                t.column("removedAt", .datetime).notNull()
+                t.primaryKey(["identity", "generationID", "authority"])
+            }
+        }
         return migrator
     }
 }

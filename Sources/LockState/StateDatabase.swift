@@ -295,11 +295,29 @@ public final class StateDatabase: StateStore {
         try write { db in try drive.update(db) }
     }
 
-    public func removeDrive(address: String) throws(StateError) {
+    public func removeDrive(address: String, keepingPINs: Bool, at: Date) throws(StateError) {
         try write { db in
-            try db.execute(sql: "DELETE FROM drive WHERE address = ?", arguments: [address])
-            guard db.changesCount == 1 else { throw StateError(.invalid, "\(address) is not a drive of the array") }
+            guard let drive = try StoredDrive.filter(Column("address") == address).fetchOne(db), let driveID = drive.id else {
+                throw StateError(.invalid, "\(address) is not a drive of the array")
+            }
+            try db.execute(sql: "DELETE FROM departedCheckValue WHERE identity = ?", arguments: [drive.identity])
+            if keepingPINs, let generationID = drive.generationID {
+                let values = try StoredCheckValue.filter(Column("driveID") == driveID && Column("generationID") == generationID).fetchAll(db)
+                for value in values {
+                    try StoredDepartedCheckValue(identity: drive.identity, generationID: generationID, authority: value.authority,
+                                                 value: value.value, removedAt: at).insert(db)
+                }
+            }
+            try db.execute(sql: "DELETE FROM drive WHERE id = ?", arguments: [driveID])
         }
+    }
+
+    public func departedCheckValues(identity: String) throws(StateError) -> [StoredDepartedCheckValue] {
+        try read { try StoredDepartedCheckValue.filter(Column("identity") == identity).order(Column("authority")).fetchAll($0) }
+    }
+
+    public func forgetDeparted(identity: String) throws(StateError) {
+        try write { db in try db.execute(sql: "DELETE FROM departedCheckValue WHERE identity = ?", arguments: [identity]) }
     }
 
     // MARK: Lockout guard

@@ -8,8 +8,14 @@ public protocol StateStore: Sendable {
     func drive(address: String) throws(StateError) -> StoredDrive?
     @discardableResult func addDrive(_ drive: StoredDrive) throws(StateError) -> StoredDrive
     func updateDrive(_ drive: StoredDrive) throws(StateError)
-    /// Forgets a drive (its check values and journal steps go with it).
-    func removeDrive(address: String) throws(StateError)
+    /// Forgets a drive (its check values and journal steps go with it). With `keepingPINs`, the
+    /// check values of the generation it holds are kept by its identity, so that it can be taken
+    /// back (`departedCheckValues`).
+    func removeDrive(address: String, keepingPINs: Bool, at: Date) throws(StateError)
+    /// The check values kept for a drive that left with its PINs, by its identity (empty: none).
+    func departedCheckValues(identity: String) throws(StateError) -> [StoredDepartedCheckValue]
+    /// Forgets them, once the drive is back (or reverted).
+    func forgetDeparted(identity: String) throws(StateError)
 
     // Lockout guard
     /// Counts an authentication attempt on each drive as failed, durably, *before* it is made (a

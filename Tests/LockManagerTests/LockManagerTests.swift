@@ -465,6 +465,31 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive == 0 && f.driveFailures(2).consecutive == 0)
     }
 
+    @Test("a drive taken out with array remove (PINs kept) comes back with array add and no PSID revert: its PINs proven by the check values kept at removal, moved to the active key, 0 failed authentications; after a rekey in between too",
+          arguments: ArrayMix.allCases)
+    func takenBack(mix: ArrayMix) async throws {
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: mix.subsystemClasses)
+        #expect(try await f.setUpArray().allSucceeded)
+        let removed = try await f.manager.arrayRemove(address: f.addresses[1], revert: false)
+        #expect(removed.drives.first?.detail.contains("array add") == true, "\(removed)")
+        let back = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[1]))
+        #expect(back.allSucceeded && back.drives.first?.result == .adopted, "\(back)")
+
+        // Out again, and the array rekeyed while it is out: it comes back holding the retired key's PINs.
+        #expect(try await f.manager.arrayRemove(address: f.addresses[2], revert: false).drives.first?.result == .removed)
+        #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+        let again = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[2]))
+        #expect(again.allSucceeded && again.drives.first?.result == .adopted, "\(again)")
+        #expect((0..<3).allSatisfy { f.drive($0).statusReport(index: $0).totalFailedAuthentications == 0 })
+        let active = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(try await f.manager.status().drives.allSatisfy { $0.generation == active })
+        try f.reboot()
+        let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
+        #expect(unlock.allSucceeded && unlock.drives.allSatisfy { $0.attempts == 1 }, "\(unlock)")
+        // Taken back once: a second add of the same drive is the array's own drive, refused.
+        await #expect { try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[2])) } throws: { ($0 as? ControlError)?.code == .badRequest }
+    }
+
     @Test("setup and rekey from a passphrase: the AK is scrypt of it salted with the key ID, kept like any other; a weak one is refused with nothing changed")
     func passphraseKeys() async throws {
         let f = try LockManagerFixture(drives: 2)

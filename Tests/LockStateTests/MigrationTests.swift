@@ -43,7 +43,7 @@ struct MigrationTests {
         try state.setJournalStep(unknown)
         #expect(try state.journalSteps(journalID: journalID).first?.step == .unknown)
         // The foreign keys still hold: removing the drive removes its step.
-        try state.removeDrive(address: "sim:/a/0")
+        try state.removeDrive(address: "sim:/a/0", keepingPINs: true, at: Date())
         #expect(try state.journalSteps(journalID: journalID).isEmpty && driveID > 0)
     }
 }

@@ -65,9 +65,14 @@ extension LockManager {
                       store: any StateStore, started: String) throws(ControlError) -> JournalEntry {
         let journal: JournalEntry
         do {
+            // A drive coming back keeps the check values of the PINs it left with, to be proven by.
+            var kept: [String: [StoredDepartedCheckValue]] = [:]
+            for drive in newDrives { kept[drive.identity] = try store.departedCheckValues(identity: drive.identity) }
             journal = try store.beginJournaledChange(kind, from: from, generation: generation, newDrives: newDrives,
                                                      at: time.wallTime) { drive, generationID in
-                try VerifiedPINs.checkValues(ak: material, drive: drive, generationID: generationID)
+                let restored = drive.id.map { id in (kept[drive.identity] ?? []).map { $0.restored(driveID: id) } } ?? []
+                return restored.filter { $0.generationID != generationID }
+                    + (try VerifiedPINs.checkValues(ak: material, drive: drive, generationID: generationID))
             }
         } catch { throw ControlError(error) }
         if generation.id == nil { keytable.insert(material, keyID: generation.keyID) }

@@ -9,8 +9,9 @@ struct DriveSetupRun: Sendable {
     let journaled: JournaledRun
     let startStep: JournalDriveStep.Step
     let pins: VerifiedPINs
-    /// The drive's current PIN when it is being adopted (proven by the operator's PIN file).
-    let adoptionPIN: Secret?
+    /// The drive's current PINs when it is being adopted: the operator's password for every
+    /// authority (sedutil's way), or the PINs of the generation a drive taken back still holds.
+    let adoption: VerifiedPINs?
     /// True when an earlier run may have changed the drive without recording it.
     let resuming: Bool
 
@@ -18,7 +19,7 @@ struct DriveSetupRun: Sendable {
 
     func run(_ opal: OpalDrive) -> DriveOutcome {
         var factory = false
-        let outcome = journaled.run(from: startStep, done: adoptionPIN == nil ? .setUp : .adopted) { (step, attempts) throws(Stop) in
+        let outcome = journaled.run(from: startStep, done: adoption == nil ? .setUp : .adopted) { (step, attempts) throws(Stop) in
             try advance(from: step, opal, attempts: &attempts, factory: &factory)
         }
         guard factory, outcome.result == .adopted else { return outcome }
@@ -52,14 +53,14 @@ struct DriveSetupRun: Sendable {
             }
             // Owned already: by an earlier run of this setup (resuming), or by the tool being adopted from.
             var candidates: [Secret] = resuming ? [pins.sid] : []
-            if let adoptionPIN { candidates.append(adoptionPIN) }
-            if owned == nil && !resuming && adoptionPIN == nil {
+            if let adoption { candidates.append(adoption.sid) }
+            if owned == nil && !resuming && adoption == nil {
                 // No Block SID feature to tell: the MSID is the only PIN a factory drive can have.
                 try attempt(&attempts) { () throws(OpalError) in try opal.takeOwnership(newSIDPIN: pins.sid) }
                 return .owned
             }
             var msid: Secret?
-            if owned == nil && (resuming || adoptionPIN != nil) {
+            if owned == nil && (resuming || adoption != nil) {
                 // No Block SID feature (Enterprise drives have none) to tell an owned drive from
                 // a factory one: a run cut off before its ownership change took, or a drive the
                 // operator believed owned, still holds the MSID.
@@ -93,7 +94,7 @@ struct DriveSetupRun: Sendable {
                 throw .outcome(JournaledRun.result(of: error), error.description)
             }
             var candidates: [Secret] = resuming ? [pins.admin1, afterActivation] : [afterActivation]
-            if let adoptionPIN, !factory { candidates.insert(adoptionPIN, at: resuming ? 2 : 0) }
+            if let adoption, !factory { candidates.insert(adoption.admin1, at: resuming ? 2 : 0) }
             let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in
                 try opal.verifyPIN(.admin(1), pin: pin)
             }
@@ -142,7 +143,7 @@ struct DriveSetupRun: Sendable {
         do { factory = try opal.userPINBeforeSetup() } catch { throw .outcome(JournaledRun.result(of: error), error.description) }
         var candidates: [Secret] = resuming ? [pins.user1] : []
         if let factory { candidates.append(factory) }
-        if let adoptionPIN, !foundFactory { candidates.insert(adoptionPIN, at: resuming ? 1 : 0) }
+        if let adoption, !foundFactory { candidates.insert(adoption.user1, at: resuming ? 1 : 0) }
         let current = try firstAccepted(&attempts, candidates) { (pin) throws(OpalError) in try opal.verifyPIN(.user(1), pin: pin) }
         if !(current == pins.user1) {
             try attempt(&attempts) { () throws(OpalError) in
