@@ -339,7 +339,7 @@ struct Tries: ParsableCommand {
 }
 
 struct Ranges: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show locking ranges (as Admin1).")
+    static let configuration = CommandConfiguration(abstract: "Show locking ranges (as Admin1; an Enterprise drive's bands, as BandMaster0).")
     @OptionGroup var drive: DeviceOptions
     @OptionGroup var derivation: DerivationOptions
     @Option(help: "File holding the Admin1 PIN.") var pinFile: String
@@ -349,8 +349,9 @@ struct Ranges: ParsableCommand {
             let opal = try drive.open()
             let ranges = try opal.readRanges(adminPIN: try derivation.pin(pinFile, option: "--pin-file", for: opal))
             if drive.json { printJSON(ranges); return }
+            let noun = opal.family == .enterprise ? "band" : "range"
             for r in ranges where r.range == 0 || r.length > 0 {
-                print("range \(r.range): start \(r.start) length \(r.length) \(r.isLocked ? "LOCKED" : "unlocked") "
+                print("\(noun) \(r.range): start \(r.start) length \(r.length) \(r.isLocked ? "LOCKED" : "unlocked") "
                       + "RLE=\(r.readLockEnabled) WLE=\(r.writeLockEnabled) RL=\(r.readLocked) WL=\(r.writeLocked) "
                       + "lock-on-reset=\(r.lockOnReset.joined(separator: ","))")
             }
