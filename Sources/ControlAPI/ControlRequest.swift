@@ -177,6 +177,8 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     public var fromPassphrase: Bool?
     /// Manage drives that lock but do not encrypt (Pyrite): their locking only; refused without it.
     public var allowUnencrypted: Bool?
+    /// Check everything and say what would be done to each drive; change nothing, present nothing.
+    public var dryRun: Bool?
 
     public struct Adoption: Codable, Sendable, Hashable {
         /// How the operator's password becomes the PIN (`raw`, `sedutil-sha1`, …).
@@ -253,6 +255,8 @@ public struct RekeyRequest: Codable, Sendable, Hashable {
     public var threshold: Int?
     /// The new AK is made from the operator's passphrase (passed in process, never over the socket).
     public var fromPassphrase: Bool?
+    /// The current key fetched and verified against every drive; no new key, nothing presented.
+    public var dryRun: Bool?
     public init(keyTag: String? = nil, provider: KeyProviderKind? = nil, threshold: Int? = nil, fromPassphrase: Bool = false) {
         self.keyTag = keyTag
         self.provider = provider
@@ -267,6 +271,8 @@ public struct ArrayAddRequest: Codable, Sendable, Hashable {
     public var adoption: SetupRequest.Adoption?
     /// As SetupRequest's: a drive that does not encrypt is added only with it.
     public var allowUnencrypted: Bool?
+    /// As SetupRequest's: the key fetched and verified, the drive probed, nothing changed.
+    public var dryRun: Bool?
     public init(address: String, adoption: SetupRequest.Adoption? = nil, allowUnencrypted: Bool = false) {
         self.address = address
         self.adoption = adoption

@@ -15,6 +15,8 @@ public struct DriveOutcome: Codable, Sendable, Hashable {
         /// Nothing was attempted: the fetched key does not match the drive's check values.
         case keyMismatch
         case notAuthorized, lockedOut, unreachable, failed
+        /// A dry run: this is what would be done to the drive; nothing was presented to it.
+        case wouldChange
     }
 
     public var address: String
@@ -31,7 +33,9 @@ public struct DriveOutcome: Codable, Sendable, Hashable {
         self.attempts = attempts
     }
 
-    public var succeeded: Bool { [.unlocked, .locked, .setUp, .adopted, .rekeyed, .erased, .reverted, .removed, .released].contains(result) }
+    public var succeeded: Bool {
+        [.unlocked, .locked, .setUp, .adopted, .rekeyed, .erased, .reverted, .removed, .released, .wouldChange].contains(result)
+    }
 }
 
 /// The answer to setup, unlock and lock: one outcome per drive and the array's verdict.

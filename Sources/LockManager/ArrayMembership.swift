@@ -36,6 +36,10 @@ extension LockManager {
             throw ControlError(.held, "the array's key is not available, so the drive was not touched: \(keys[activeID]?.reason ?? "no key")",
                                fix: "check `sedlock keyserver status` (or the key file), then add it again")
         }
+        if request.dryRun == true {
+            return try plan("array add", newDrives, joining: "key \(active.keyID)", store: store,
+                            note: "dry run: the array's key was fetched and proven; nothing was changed and nothing presented to the drive")
+        }
         let journal = try beginJournal(.setup, operation: "array add", target: request.address, from: nil, generation: active,
                                        newDrives: newDrives, material: ak, store: store, started: "started")
         let provider = KeyProviderKind(rawValue: active.provider) ?? .local

@@ -50,6 +50,10 @@ extension LockManager {
             drives = try store.drives()
         } catch { throw ControlError(error) }
         if let journal = pending.first(where: { $0.kind == .rekey }) {
+            if request.dryRun == true {
+                return ArrayReport(operation: "rekey --dry-run", drives: [],
+                                   note: "dry run: an unfinished rekey is in the state; `sedlock rekey` would finish it first. Nothing was changed")
+            }
             return try await runRekey(journal, store: store, resuming: true)
         }
         if let busy = pending.first {
@@ -77,9 +81,23 @@ extension LockManager {
         let (provider, threshold) = try custody(of: request, active: active, store: store)
         // Keys first: the current key must be in hand and proven before anything changes.
         let current = try loadKeys(generationIDs: [activeID], drives: drives, store: store)
-        guard case .ready? = current[activeID] else {
+        guard case .ready(let currentAK)? = current[activeID] else {
             throw ControlError(.held, "the current key is not available, so nothing was changed: \(current[activeID]?.reason ?? "no key")",
                                fix: "check `sedlock keyserver status` (or the key file), then rekey again")
+        }
+        if request.dryRun == true {
+            // Each drive's PINs derived from the key just fetched and checked against its check values.
+            let outcomes = drives.map { drive in
+                do throws(VerifiedPINs.Failure) {
+                    _ = try VerifiedPINs.verify(ak: currentAK, drive: drive, generationID: activeID, store: store)
+                    return DriveOutcome(address: drive.address, result: .wouldChange,
+                                        detail: "would move from key \(active.keyID) to a new key (\(provider.rawValue)\(threshold.map { ", \($0)-of-n" } ?? ""))")
+                } catch {
+                    return DriveOutcome(address: drive.address, result: .keyMismatch, detail: "\(error)")
+                }
+            }
+            return ArrayReport(operation: "rekey --dry-run", drives: outcomes,
+                               note: "dry run: the current key was fetched and every drive's PINs checked; no key was made, nothing presented to a drive")
         }
 
         let token: (id: String, secret: Secret)?

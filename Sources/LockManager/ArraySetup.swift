@@ -20,6 +20,10 @@ extension LockManager {
             generations = try store.generations()
         } catch { throw ControlError(error) }
         if let journal = pending.first(where: { $0.kind == .setup }) {
+            if request.dryRun == true {
+                return ArrayReport(operation: "setup --dry-run", drives: [],
+                                   note: "dry run: an unfinished setup is in the state; `sedlock setup` would finish it first. Nothing was changed")
+            }
             let drives: [StoredDrive]
             do { drives = try store.drives() } catch { throw ControlError(error) }
             let listed = Set(request.drives)
@@ -62,6 +66,12 @@ extension LockManager {
         do { existing = try store.drives() } catch { throw ControlError(error) }
         let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption,
                                                   allowUnencrypted: request.allowUnencrypted == true, existing: existing, store: store)
+        if request.dryRun == true {
+            let custody = request.provider == .kmip ? "on the key servers" + (request.threshold.map { " as \($0)-of-n shares" } ?? "")
+                : "in a local key file"
+            return try plan("setup", newDrives, joining: "a new key", store: store,
+                            note: "dry run: nothing was changed and nothing presented to a drive; the new key would be kept \(custody)")
+        }
 
         // The new key, stored before anything depends on it.
         let keyID = UUID().uuidString.lowercased()
@@ -235,6 +245,19 @@ extension LockManager {
             for await (n, probe) in group { out[n] = probe }
             return out.compactMap { $0 }
         }
+    }
+
+    /// A dry run's report: what setup or `array add` would do to each drive, said from what the
+    /// probe found (nothing but discovery and identity was asked of the drives).
+    func plan(_ operation: String, _ drives: [StoredDrive], joining key: String, store: any StateStore,
+              note: String) throws(ControlError) -> ArrayReport {
+        let back = try Self.departedIdentities(drives.map(\.identity), store: store)
+        let outcomes = drives.map { drive in
+            let how = back.contains(drive.identity) ? "taken back with the PINs it kept (proven by their check values)"
+                : drive.adoptedFrom.map { "adopted (its PINs now: \($0))" } ?? "taken from factory state, the global range set to lock on power loss"
+            return DriveOutcome(address: drive.address, result: .wouldChange, detail: "would be \(how), then given \(key)'s PINs")
+        }
+        return ArrayReport(operation: operation + " --dry-run", drives: outcomes, note: note)
     }
 
     /// Of `identities`, those of drives that left the array keeping their PINs, whose key is still live.

@@ -102,6 +102,8 @@ struct ArraySetup: AsyncParsableCommand {
     var passphraseFile: String?
     @Flag(help: "Also manage drives that lock but do not encrypt (Pyrite): their locking only, their data readable off the media.")
     var allowUnencrypted = false
+    @Flag(help: "Check everything (drives probed, keys fetched and verified) and print what would be done to each drive; change nothing.")
+    var dryRun = false
 
     func validate() throws {
         if passphraseFile != nil && adoptPinFile != nil {
@@ -113,10 +115,11 @@ struct ArraySetup: AsyncParsableCommand {
         await reportingAsync {
             let secret = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
                 ?? passphraseFile.map { try PinFile.read($0, option: "--passphrase-file") }
-            let request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
+            var request = SetupRequest(drives: drives, provider: provider, keyTag: keyTag, keyDirectory: keyDir,
                                        threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
                                        fromPassphrase: passphraseFile != nil, allowUnencrypted: allowUnencrypted)
+            request.dryRun = dryRun ? true : nil
             let response = try await options.perform(.setup(request), secret: secret)
             try show(response, json: options.json)
         }
@@ -233,11 +236,14 @@ struct Rekey: AsyncParsableCommand {
     var threshold: Int?
     @Option(help: "Make the new key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.")
     var passphraseFile: String?
+    @Flag(help: "Check everything (drives probed, keys fetched and verified) and print what would be done to each drive; change nothing.")
+    var dryRun = false
 
     func run() async throws {
         await reportingAsync {
             let passphrase = try passphraseFile.map { try PinFile.read($0, option: "--passphrase-file") }
-            let request = RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold, fromPassphrase: passphraseFile != nil)
+            var request = RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold, fromPassphrase: passphraseFile != nil)
+            request.dryRun = dryRun ? true : nil
             try show(await options.perform(.rekey(request), secret: passphrase), json: options.json)
         }
     }
@@ -256,12 +262,15 @@ struct ArrayAdd: AsyncParsableCommand {
     @Option(help: "Adopt an owned drive whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @OptionGroup var adoptionDerivation: AdoptionDerivation
     @Flag(help: "Also take a drive that locks but does not encrypt (Pyrite): its locking only.") var allowUnencrypted = false
+    @Flag(help: "Check everything (drives probed, keys fetched and verified) and print what would be done to each drive; change nothing.")
+    var dryRun = false
 
     func run() async throws {
         await reportingAsync {
             let password = try adoptPinFile.map { try PinFile.read($0, option: "--adopt-pin-file") }
-            let request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
+            var request = ArrayAddRequest(address: drive, adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
                                           allowUnencrypted: allowUnencrypted)
+            request.dryRun = dryRun ? true : nil
             try show(await options.perform(.arrayAdd(request), secret: password), json: options.json)
         }
     }

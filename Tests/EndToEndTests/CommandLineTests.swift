@@ -117,6 +117,21 @@ struct CommandLineTests {
         #expect(erase.status != 0 && erase.output.contains("does not encrypt"), "\(erase.output) \(erase.stderr)")
     }
 
+    @Test("setup --dry-run through the CLI: each drive's plan printed, exit 0, nothing changed on the drives or in the state")
+    func setupDryRun() throws {
+        let array = try ServedArray(drives: 2, extra: ["--ssc", "opal,enterprise"])
+        let scratch = "/tmp/sedlock-dry-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let state = ["--direct", "--state-dir", scratch + "/state"]
+        let dry = try run("sedlock", ["setup", "--drives", array.device(0), array.device(1), "--dry-run"] + state)
+        #expect(dry.status == 0 && dry.output.components(separatedBy: "would change").count == 3 && dry.output.contains("dry run: nothing was changed"),
+                "\(dry.output) \(dry.stderr)")
+        let status = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect(status?.allSatisfy { $0["owned"] as? Bool == false && $0["totalFailedAuthentications"] as? Int == 0 } == true)
+        #expect(try run("sedlock", ["keys", "list"] + state).output.contains("active") == false)
+    }
+
     @Test("sedlock, sedlockd and sedsim print one version with --version")
     func versions() throws {
         let versions = try ["sedlock", "sedlockd", "sedsim"].map { tool -> String in

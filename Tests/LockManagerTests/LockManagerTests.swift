@@ -682,3 +682,43 @@ struct LockOnlyDriveTests {
         #expect(try f.manager.rdlStatus().tokenID == nil)
     }
 }
+
+@Suite("Lock manager: dry runs")
+struct DryRunTests {
+    @Test("setup, array add and rekey --dry-run: every check made (drives probed, keys fetched and proven), each drive's plan said, nothing changed and nothing presented to a drive")
+    func dryRuns() async throws {
+        let f = try LockManagerFixture(drives: 3, subsystemClasses: [.opal, .enterprise])
+        let two = Array(f.addresses.prefix(2))
+        let planned = try await f.manager.setup(SetupRequest(drives: two, provider: .local).dryRun())
+        #expect(planned.operation == "setup --dry-run" && planned.drives.map(\.result) == [.wouldChange, .wouldChange], "\(planned)")
+        #expect(planned.drives.allSatisfy { $0.detail.contains("factory state") && $0.attempts == 0 } && planned.note.contains("nothing was changed"))
+        #expect(try f.manager.keysList().keys.isEmpty && (0..<3).allSatisfy { !f.drive($0).statusReport(index: $0).owned })
+        // A dry run still refuses what the real run would.
+        await #expect { try await f.manager.setup(SetupRequest(drives: [f.addresses[0], f.addresses[0]], provider: .local).dryRun()) } throws: { _ in true }
+
+        #expect(try await f.manager.setup(SetupRequest(drives: two, provider: .local)).allSucceeded)
+        let keys = try f.manager.keysList().keys
+        let add = try await f.manager.arrayAdd(ArrayAddRequest(address: f.addresses[2]).dryRun())
+        #expect(add.drives.map(\.result) == [.wouldChange] && add.drives.first?.detail.contains("key \(keys[0].keyID)") == true, "\(add)")
+        let arrayDrives = try await f.manager.status().drives.count
+        #expect(!f.drive(2).statusReport(index: 2).owned && arrayDrives == 2)
+
+        let rekey = try await f.manager.rekey(RekeyRequest().dryRun())
+        #expect(rekey.drives.map(\.result) == [.wouldChange, .wouldChange] && rekey.drives.allSatisfy { $0.detail.contains("from key \(keys[0].keyID)") },
+                "\(rekey)")
+        #expect(try f.manager.keysList().keys == keys, "no key was made")
+        #expect((0..<3).allSatisfy { f.drive($0).statusReport(index: $0).totalFailedAuthentications == 0 })
+    }
+}
+
+extension SetupRequest {
+    func dryRun() -> SetupRequest { var copy = self; copy.dryRun = true; return copy }
+}
+
+extension ArrayAddRequest {
+    func dryRun() -> ArrayAddRequest { var copy = self; copy.dryRun = true; return copy }
+}
+
+extension RekeyRequest {
+    func dryRun() -> RekeyRequest { var copy = self; copy.dryRun = true; return copy }
+}
