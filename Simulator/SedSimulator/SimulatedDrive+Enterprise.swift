@@ -78,9 +78,8 @@ extension SimulatedDrive {
 
     // MARK: Authenticate
 
-    /// ThisSP.Authenticate [ Authority, Challenge = PIN ] → [ Boolean ] (§10.3.3.4): a wrong
-    /// PIN is SUCCESS with False and counts a try; a locked-out authority may be refused with
-    /// AUTHORITY_LOCKED_OUT (the drive's lockout setting says which).
+    /// ThisSP.Authenticate [ Authority, Challenge = PIN ] → [ Boolean ] (§10.3.3.4): the
+    /// Challenge named by its name; an authority this SP does not have is INVALID_PARAMETER.
     private func enterpriseAuthenticate(_ call: MethodCall, session: inout DriveSession) -> MethodOutcome {
         guard call.invokingUID == .thisSP, let authority = call.arguments.first?.uidValue, call.arguments.count <= 2 else {
             return .fail(.invalidParameter)
@@ -91,18 +90,8 @@ extension SimulatedDrive {
                   let pin = value.bytesValue else { return .fail(.invalidParameter) }
             challenge = pin
         }
-        if authority == .anybody { return MethodOutcome(values: [.bool(true)]) }
-        guard credentialSlot(for: authority, in: session.sp) != nil else { return .fail(.invalidParameter) }
-        switch authenticate(authority, in: session.sp, challenge: challenge) {
-        case .success(let lockingKey):
-            session.authorities.insert(authority)
-            session.presentedPINs[authority] = challenge
-            if let lockingKey { session.lockingKey = lockingKey }
-            return MethodOutcome(values: [.bool(true)])
-        case .failure(let status):
-            if status == .authorityLockedOut { return .fail(status) }
-            return MethodOutcome(values: [.bool(false)])
-        }
+        guard authority == .anybody || credentialSlot(for: authority, in: session.sp) != nil else { return .fail(.invalidParameter) }
+        return authenticated(authority, challenge: challenge, session: &session)
     }
 
     // MARK: Get

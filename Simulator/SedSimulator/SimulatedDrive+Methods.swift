@@ -405,6 +405,13 @@ extension SimulatedDrive {
         for case .named(let name, let value) in call.arguments.dropFirst() where name.unsignedValue == 0 {
             challenge = value.bytesValue ?? []
         }
+        return authenticated(authority, challenge: challenge, session: &session)
+    }
+
+    /// The Authenticate method's answer (Opal's and Enterprise's alike): True and the authority
+    /// added to the session, or False for a wrong PIN (a try spent); a locked-out authority may
+    /// be refused with AUTHORITY_LOCKED_OUT (the drive's lockout setting says which).
+    func authenticated(_ authority: UID, challenge: [UInt8], session: inout DriveSession) -> MethodOutcome {
         if authority == .anybody { return MethodOutcome(values: [.bool(true)]) }
         switch authenticate(authority, in: session.sp, challenge: challenge) {
         case .success(let lockingKey):

@@ -552,7 +552,11 @@ def cmd_reverttper(host, device, args):
     if "--psid" in args:
         password, authority = args[0].encode(), PSID
     host.start_session(ADMIN_SP, password, authority)
-    host.call(ADMIN_SP, "Revert")
+    # DtaDevOpal: AdminSP.Revert; DtaDevEnterprise: ThisSP.RevertSP in the Admin SP session.
+    if host.enterprise:
+        host.call(THIS_SP, "RevertSP")
+    else:
+        host.call(ADMIN_SP, "Revert")
     host.end_session(expect_abort=True)
     return {"revertTPer": "complete"}
 
@@ -646,18 +650,7 @@ def cmd_e_eraselockingrange(host, device, args):
     return {"range": rng, "erased": True}
 
 
-def cmd_e_reverttper(host, device, args):
-    """--revertTPer / --PSIDrevert on an Enterprise drive: ThisSP.RevertSP in an Admin SP session."""
-    password, authority = hashed(args[0], device, "-n" in args), SID
-    if "--psid" in args:
-        password, authority = args[0].encode(), PSID
-    host.start_session(ADMIN_SP, password, authority)
-    host.call(THIS_SP, "RevertSP")
-    host.end_session(expect_abort=True)
-    return {"revertTPer": "complete"}
-
-
-ENTERPRISE_COMMANDS = {"reverttper": cmd_e_reverttper, "initialsetup": cmd_e_initialsetup, "setlockingrange": cmd_e_setlockingrange,
+ENTERPRISE_COMMANDS = {"initialsetup": cmd_e_initialsetup, "setlockingrange": cmd_e_setlockingrange,
                        "listlockingranges": cmd_e_listlockingranges, "eraselockingrange": cmd_e_eraselockingrange}
 
 

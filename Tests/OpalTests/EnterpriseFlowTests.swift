@@ -18,6 +18,17 @@ struct EnterpriseFlowTests {
         return try ArrayFixture(drives: drives, settings: settings)
     }
 
+    /// A drive owned with `pin` (SID, BandMaster0 and the EraseMaster) and Band0 locking on power loss.
+    static func ownedWithBand0Locking(pin: Secret) throws -> (ArrayFixture, OpalDrive) {
+        let fixture = try enterpriseArray()
+        let opal = try OpalDrive(transport: fixture.transport(), timeout: 5)
+        try opal.takeOwnership(newSIDPIN: pin)
+        try opal.activateLockingSP(sidPIN: pin)
+        try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
+                                lockOnReset: [.powerCycle], adminPIN: pin)
+        return (fixture, opal)
+    }
+
     @Test("factory state: the Enterprise feature, the Locking SP always active, every master holding the MSID")
     func factoryState() throws {
         let fixture = try Self.enterpriseArray()
@@ -37,13 +48,8 @@ struct EnterpriseFlowTests {
 
     @Test("take ownership, configure and lock Band0 as BandMaster0, power cycle: locked; unlock: the data back, ciphertext on the media")
     func lockCycle() throws {
-        let fixture = try Self.enterpriseArray()
         let pin = secret("enterprise-pin")
-        let opal = try OpalDrive(transport: fixture.transport(), timeout: 5)
-        try opal.takeOwnership(newSIDPIN: pin)
-        try opal.activateLockingSP(sidPIN: pin)
-        try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
-                                lockOnReset: [.powerCycle], adminPIN: pin)
+        let (fixture, opal) = try Self.ownedWithBand0Locking(pin: pin)
         let drive = fixture.array.drives[0]
         try drive.write(lba: 10, data: sample)
         try drive.powerCycle()
@@ -84,13 +90,8 @@ struct EnterpriseFlowTests {
 
     @Test("Erase by the EraseMaster: the band's data gone, its lock configuration and BandMaster0's PIN put back; PSID revert: factory state with the MSID")
     func eraseAndRevert() throws {
-        let fixture = try Self.enterpriseArray()
         let pin = secret("enterprise-pin")
-        let opal = try OpalDrive(transport: fixture.transport(), timeout: 5)
-        try opal.takeOwnership(newSIDPIN: pin)
-        try opal.activateLockingSP(sidPIN: pin)
-        try opal.configureRange(0, start: nil, length: nil, readLockEnabled: true, writeLockEnabled: true,
-                                lockOnReset: [.powerCycle], adminPIN: pin)
+        let (fixture, opal) = try Self.ownedWithBand0Locking(pin: pin)
         let drive = fixture.array.drives[0]
         try drive.write(lba: 3, data: sample)
         #expect { try opal.eraseRange(0, adminPIN: pin) } throws: { ($0 as? OpalError)?.message.contains("EraseMaster") == true }
