@@ -262,13 +262,18 @@ extension LockManager {
 
     /// Of `identities`, those of drives that left the array keeping their PINs, whose key is still live.
     static func departedIdentities(_ identities: [String], store: any StateStore) throws(ControlError) -> Set<String> {
+        var out: Set<String> = []
+        for identity in identities where try keptGeneration(of: identity, store: store) != nil { out.insert(identity) }
+        return out
+    }
+
+    /// The generation whose PINs a drive that left the array kept, when that generation is live
+    /// (not destroyed): nil for a drive that never left, or left in factory state.
+    static func keptGeneration(of identity: String, store: any StateStore) throws(ControlError) -> Int64? {
         do {
-            let live = Set(try store.generations().filter { $0.state != .destroyed }.compactMap(\.id))
-            var out: Set<String> = []
-            for identity in identities where try store.departedCheckValues(identity: identity).contains(where: { live.contains($0.generationID) }) {
-                out.insert(identity)
-            }
-            return out
+            guard let kept = try store.departedCheckValues(identity: identity).first else { return nil }
+            let generation = try store.generations().first { $0.id == kept.generationID }
+            return generation.map { $0.state != .destroyed } == true ? kept.generationID : nil
         } catch { throw ControlError(error) }
     }
 
@@ -340,16 +345,17 @@ extension LockManager {
     /// by drive id, with the generation whose PINs they kept (a live one: not destroyed).
     func takenBack(_ journal: JournalEntry, store: StateDatabase) throws(ControlError) -> [Int64: Int64] {
         guard let journalID = journal.id else { return [:] }
+        let inJournal: Swift.Set<Int64>
+        let drives: [StoredDrive]
         do {
-            let live = Set(try store.generations().filter { $0.state != .destroyed }.compactMap(\.id))
-            let inJournal = Set(try store.journalSteps(journalID: journalID).map(\.driveID))
-            var out: [Int64: Int64] = [:]
-            for drive in try store.drives() {
-                guard let id = drive.id, inJournal.contains(id),
-                      let kept = try store.departedCheckValues(identity: drive.identity).first, live.contains(kept.generationID) else { continue }
-                out[id] = kept.generationID
-            }
-            return out
+            inJournal = Swift.Set(try store.journalSteps(journalID: journalID).map(\.driveID))
+            drives = try store.drives()
         } catch { throw ControlError(error) }
+        var out: [Int64: Int64] = [:]
+        for drive in drives {
+            guard let id = drive.id, inJournal.contains(id), let kept = try Self.keptGeneration(of: drive.identity, store: store) else { continue }
+            out[id] = kept
+        }
+        return out
     }
 }
