@@ -76,7 +76,7 @@ extension OpalDrive {
             return
         }
         guard try lockingSPLifeCycle() == .manufacturedInactive else { return }
-        try withSession(.adminSP, as: .sid, credential: sidPIN, write: true) { s throws(OpalError) in
+        _ = try withSession(.adminSP, as: .sid, credential: sidPIN, write: true) { s throws(OpalError) in
             try s.call(.lockingSP, MethodID.activate, operation: "activate Locking SP")
         }
         guard try lockingSPLifeCycle() == .manufactured else {

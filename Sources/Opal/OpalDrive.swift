@@ -59,8 +59,8 @@ public final class OpalDrive {
         let kinds = discovery.subsystemClasses.map(\.kind)
         let found = kinds.map(\.name).joined(separator: ", ")
         return OpalError(.unsupportedDrive, device: device, operation: "discovery",
-                         "the drive reports no Opal SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
-                         fix: "sedlock manages Opal 2 drives")
+                         "the drive reports no Opal-family, Enterprise or Pyrite SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
+                         fix: "sedlock manages Opal 1 and 2, Ruby and Enterprise SSC drives (Pyrite ones for their locking only)")
     }
 
     /// Level 0 Discovery (protocol 0x01, ComID 0x0001), usable on any drive.
