@@ -295,6 +295,8 @@ public struct EraseRequest: Codable, Sendable, Hashable {
     }
     public var drives: [String]
     public var method: Method
+    /// Keys fetched and each drive's PINs proven; what would be done said, nothing done.
+    public var dryRun: Bool?
     public init(drives: [String], method: Method) {
         self.drives = drives
         self.method = method
@@ -309,6 +311,8 @@ public struct RDLEnableRequest: Codable, Sendable, Hashable {
     public var lockOnLoss: Bool
     /// Store the token as k-of-n Shamir shares, one per key server (nil: a full copy on each).
     public var threshold: Int?
+    /// Every check made (the key server tested, every drive healthy and encrypting); nothing changed.
+    public var dryRun: Bool?
 
     public init(server: String, lockOnLoss: Bool = false, threshold: Int? = nil) {
         self.server = server

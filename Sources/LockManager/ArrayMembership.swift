@@ -91,6 +91,7 @@ extension LockManager {
         let drives = try select(.some(request.drives), from: try self.drives(store))
         let lockout = lockoutGuard(store)
         let method = request.method
+        if request.dryRun == true { return try eraseDryRun(drives, method: method, store: store) }
         let change = ArrayChange(
             operation: method == .release ? "release --keep-data" : "erase --\(method.rawValue)",
             auditTarget: request.drives.joined(separator: " "),
@@ -123,6 +124,30 @@ extension LockManager {
                                        ? "released drives are unowned and unlocked: their data is readable by anyone who has them" : "")
             })
         return try await run(change, store: store)
+    }
+
+    /// What an erase would do to each drive: its key fetched and its PINs proven (a PSID is not
+    /// tried: that would spend one of its tries); nothing presented to a drive.
+    private func eraseDryRun(_ drives: [StoredDrive], method: EraseRequest.Method, store: any StateStore) throws(ControlError) -> ArrayReport {
+        let keys = method == .psid ? [:] : try loadKeys(generationIDs: Set(drives.compactMap(\.generationID)), drives: drives, store: store)
+        let what = switch method {
+        case .crypto: "would get a new media key for its global range: its data gone for good, the drive kept in the array"
+        case .revert: "would be reverted as SID to factory state: all its data gone, the drive out of the array"
+        case .psid: "would be reverted with the PSID to factory state: all its data gone, the drive out of the array (the PSID itself is not tried)"
+        case .release: "would be returned to an unowned state with its data, readable by anyone who has it, and leave the array"
+        }
+        let outcomes = drives.map { drive in
+            guard method != .psid else { return DriveOutcome(address: drive.address, result: .wouldChange, detail: what) }
+            guard let generationID = drive.generationID, case .ready(let ak)? = keys[generationID] else {
+                return DriveOutcome(address: drive.address, result: .keyUnavailable, detail: "no verified key for this drive")
+            }
+            guard (try? VerifiedPINs.verify(ak: ak, drive: drive, generationID: generationID, store: store)) != nil else {
+                return DriveOutcome(address: drive.address, result: .keyMismatch, detail: "the key does not match the drive")
+            }
+            return DriveOutcome(address: drive.address, result: .wouldChange, detail: what)
+        }
+        return ArrayReport(operation: (method == .release ? "release" : "erase --\(method.rawValue)") + " --dry-run", drives: outcomes,
+                           note: "dry run: nothing was changed and nothing presented to a drive")
     }
 
     /// One drive's erase, under the lockout guard.

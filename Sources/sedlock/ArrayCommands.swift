@@ -308,6 +308,8 @@ struct EraseCommand: AsyncParsableCommand {
     @Flag(help: "Revert as SID: factory state, data gone, the drive leaves the array.") var revert = false
     @Option(help: "Revert with the PSID from the drive's label, read from this file (one drive).") var psidFile: String?
     @Flag(help: "Confirm: no data survives.") var yes = false
+    @Flag(help: "Check everything (keys fetched, each drive's PINs proven) and print what would be done to each drive; change nothing (no --yes needed).")
+    var dryRun = false
 
     func validate() throws {
         guard !drives.isEmpty else { throw ValidationError("name the drives to erase") }
@@ -315,15 +317,16 @@ struct EraseCommand: AsyncParsableCommand {
             throw ValidationError("give exactly one of --crypto, --revert and --psid-file")
         }
         if psidFile != nil && drives.count != 1 { throw ValidationError("--psid-file reverts one drive") }
-        guard yes else { throw ValidationError("erasing destroys the data for good; confirm with --yes") }
+        guard yes || dryRun else { throw ValidationError("erasing destroys the data for good; confirm with --yes") }
     }
 
     func run() async throws {
         await reportingAsync {
             let method: EraseRequest.Method = crypto ? .crypto : revert ? .revert : .psid
             let psid = try psidFile.map { try PinFile.read($0, option: "--psid-file") }
-            try show(await options.perform(.erase(EraseRequest(drives: drives, method: method)), secret: psid),
-                     json: options.json)
+            var request = EraseRequest(drives: drives, method: method)
+            request.dryRun = dryRun ? true : nil
+            try show(await options.perform(.erase(request), secret: psid), json: options.json)
         }
     }
 }
@@ -342,16 +345,20 @@ struct ReleaseCommand: AsyncParsableCommand {
     @Argument(help: "The drives.", completion: DeviceCompletion.kind) var drives: [String] = []
     @Flag(help: "Keep the data (required: the release is always a keep-data release).") var keepData = false
     @Flag(help: "Confirm: the drives' data will be readable by anyone.") var yes = false
+    @Flag(help: "Check everything (keys fetched, each drive's PINs proven) and print what would be done to each drive; change nothing (no --yes needed).")
+    var dryRun = false
 
     func validate() throws {
         guard !drives.isEmpty else { throw ValidationError("name the drives to release") }
         guard keepData else { throw ValidationError("release keeps the data: say so with --keep-data (to erase it, use `sedlock erase --revert`)") }
-        guard yes else { throw ValidationError("released drives are unlocked and unowned, their data readable by anyone; confirm with --yes") }
+        guard yes || dryRun else { throw ValidationError("released drives are unlocked and unowned, their data readable by anyone; confirm with --yes") }
     }
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.perform(.erase(EraseRequest(drives: drives, method: .release))), json: options.json)
+            var request = EraseRequest(drives: drives, method: .release)
+            request.dryRun = dryRun ? true : nil
+            try show(await options.perform(.erase(request)), json: options.json)
         }
     }
 }
@@ -619,15 +626,19 @@ struct RDLEnable: AsyncParsableCommand {
     @Option(help: "Keep the token as k-of-n Shamir shares, one per key server: any k servers unlock, fewer cannot (default: a full copy on each).")
     var threshold: Int?
     @Flag(help: "Confirm: RDL cannot be turned off without erasing every drive.") var yes = false
+    @Flag(help: "Make every check enable makes (the key server tested, every drive healthy and encrypting) and say what it would do; change nothing (no --yes needed).")
+    var dryRun = false
 
     func validate() throws {
-        guard yes else { throw ValidationError("RDL is permanent (leaving it erases every drive); confirm with --yes") }
+        guard yes || dryRun else { throw ValidationError("RDL is permanent (leaving it erases every drive); confirm with --yes") }
         if let threshold, threshold < 2 { throw ValidationError("--threshold must be at least 2 (leave it out for full copies)") }
     }
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.perform(.rdlEnable(RDLEnableRequest(server: kmip, lockOnLoss: lockOnLoss, threshold: threshold))), json: options.json)
+            var request = RDLEnableRequest(server: kmip, lockOnLoss: lockOnLoss, threshold: threshold)
+            request.dryRun = dryRun ? true : nil
+            try show(await options.perform(.rdlEnable(request)), json: options.json)
         }
     }
 }

@@ -711,6 +711,33 @@ struct DryRunTests {
     }
 }
 
+extension DryRunTests {
+    @Test("erase (crypto, revert, PSID), release and rdl enable --dry-run: keys fetched and PINs proven, the key server tested, each drive's fate said; no data erased, no token made, no try spent")
+    func destructiveDryRuns() async throws {
+        let kms = try InProcessKeyServers(count: 1)
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: [.opal, .enterprise], connector: kms)
+        try kms.add(to: f.manager)
+        #expect(try await f.setUpArray().allSucceeded)
+        let record = Array("still here".utf8) + [UInt8](repeating: 0, count: 502)
+        try f.drive(0).write(lba: 8, data: record)
+        for method in EraseRequest.Method.allCases {
+            var request = EraseRequest(drives: method == .psid ? [f.addresses[0]] : f.addresses, method: method)
+            request.dryRun = true
+            let report = try await f.manager.erase(request, psid: method == .psid ? Secret(Array("WRONG".utf8)) : nil)
+            #expect(report.allSucceeded && report.drives.allSatisfy { $0.result == .wouldChange && $0.attempts == 0 }
+                    && report.operation.hasSuffix("--dry-run"), "\(method): \(report)")
+        }
+        var enable = RDLEnableRequest(server: "ks0")
+        enable.dryRun = true
+        let rdl = try await f.manager.rdlEnable(enable)
+        #expect(rdl.drives.map(\.result) == [.wouldChange, .wouldChange] && rdl.note.contains("ks0 passed its test"), "\(rdl)")
+        #expect(try f.manager.rdlStatus().tokenID == nil)
+        #expect(try f.drive(0).read(lba: 8, count: 1) == record)
+        #expect(try await f.manager.status().drives.count == 2)
+        #expect((0..<2).allSatisfy { f.drive($0).statusReport(index: $0).totalFailedAuthentications == 0 })
+    }
+}
+
 extension SetupRequest {
     func dryRun() -> SetupRequest { var copy = self; copy.dryRun = true; return copy }
 }

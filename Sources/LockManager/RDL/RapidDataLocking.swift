@@ -105,6 +105,15 @@ extension LockManager {
             throw ControlError(.badRequest, "\(sick.address) is \(why); Rapid Data Locking is enabled only on a healthy, unlocked array",
                                fix: "unlock the array and clear its faults first")
         }
+        if request.dryRun == true {
+            let custody = request.threshold.map { "as \($0)-of-\(servers.count) shares" } ?? "on each of the \(servers.count) key server(s)"
+            return ArrayReport(operation: "rdl enable --dry-run",
+                               drives: health.drives.map {
+                                   DriveOutcome(address: $0.address, result: .wouldChange,
+                                                detail: "would be rekeyed to PINs that need the security token, kept \(custody)")
+                               },
+                               note: "dry run: \(server.name) passed its test and every drive is healthy; nothing was changed — enabling is permanent")
+        }
         return try await rekeyToNewToken(StoredRDL(server: server.name, lockOnLoss: request.lockOnLoss, requestedAt: time.wallTime,
                                                    tokenThreshold: request.threshold),
                                          servers: servers, store: store, action: "rdl enable")
