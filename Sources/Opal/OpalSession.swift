@@ -28,7 +28,7 @@ public final class OpalSession {
     /// Enterprise, whose StartSession takes no credential, by the Authenticate method in the new
     /// session (a refused PIN ends the session and is NOT_AUTHORIZED, as on Opal).
     static func start(channel: ComChannel, securityProvider: UID, authority: UID, credential: Secret?,
-                      write: Bool, family: DriveFamily = .opal) throws(OpalError) -> OpalSession {
+                      write: Bool, family: DriveFamily) throws(OpalError) -> OpalSession {
         let session = try startSession(channel: channel, securityProvider: securityProvider, authority: authority,
                                        credential: family == .enterprise ? nil : credential, write: write, family: family)
         guard family == .enterprise, authority != .anybody else { return session }
