@@ -155,7 +155,8 @@ struct StateDatabaseTests {
         try FileManager.default.createDirectory(atPath: corrupt.path, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        try garbage.write(to: URL(fileURLWithPath: corrupt.databasePath))
+        // Owner-only whatever the umask: another test in this process may have it at 0 just now.
+        #expect(FileManager.default.createFile(atPath: corrupt.databasePath, contents: garbage, attributes: [.posixPermissions: 0o600]))
         for access in [StateDatabase.Access.write, .read] {
             #expect { try StateDatabase(directory: corrupt, access: access) } throws: { ($0 as? StateError)?.code == .corrupt }
         }
