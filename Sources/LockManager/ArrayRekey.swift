@@ -179,10 +179,6 @@ extension LockManager {
                     try store.finishJournal(id: journalID, state: .done, at: time.wallTime)
                 } catch { throw ControlError(error) }
                 self.applyRetentionPolicy(store: store)
-                // A rekey cut off before it published its record (and finished by an unlock, which
-                // publishes nothing) would leave the servers naming a key a new host cannot use
-                // (a local one, after a conversion to the key servers): publish it here.
-                if resuming { self.keys.publishRecoveryRecord(store: store) }
                 return report
             })
         return try await run(change, store: store)
