@@ -394,6 +394,27 @@ struct LockManagerTests {
         #expect(f.isLocked(0) && !f.isLocked(1) && !f.isLocked(2))
     }
 
+    @Test("SP_BUSY (another session holds the drive, as one a killed host left open does) counts no failed authentication: unlocks meeting it many times in a row guard nothing, and the next one that gets through needs one attempt")
+    func busyDriveCountsNothing() async throws {
+        let f = try LockManagerFixture(drives: 2)
+        #expect(try await f.setUpArray().allSucceeded)
+        try f.reboot()
+        var plan = FaultPlan()
+        plan.busySessions = 10_000
+        f.drive(1).setFaults(plan)
+        for _ in 0..<5 {
+            let report = try await f.manager.unlock(UnlockRequest(drives: .all))
+            let busy = try #require(report.drives.first { $0.address == f.addresses[1] })
+            #expect(busy.result == .failed && busy.detail.contains("SP_BUSY"), "\(busy)")
+        }
+        let status = try await f.manager.status()
+        #expect(status.drives.allSatisfy { $0.guarded == nil && $0.failedAuthentications == 0 }, "\(status.drives)")
+        f.drive(1).setFaults(FaultPlan())
+        let unlocked = try await f.manager.unlock(UnlockRequest(drives: .some([f.addresses[1]])))
+        #expect(unlocked.allSucceeded && unlocked.drives.first?.attempts == 1, "\(unlocked)")
+        #expect(f.driveFailures(1).consecutive == 0)
+    }
+
     @Test("a rekey cut off twice in a row (the rerun cut too) costs at most one failed authentication and guards no drive",
           .serialized, arguments: [2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3])
     func rekeyCutTwice(firstCut: Int, secondCut: Int) async throws {

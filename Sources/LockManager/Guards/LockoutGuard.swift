@@ -48,7 +48,7 @@ struct LockoutGuard: Sendable {
             case .failure(let error): try settle([(id: id, admission: admission, error: error)])
             }
         } catch { throw .state(error) }
-        // A failure other than NOT_AUTHORIZED leaves the count standing: the drive may have counted the attempt.
+        // A failure other than NOT_AUTHORIZED (or SP_BUSY) leaves the count standing: the drive may have counted the attempt.
         switch outcome {
         case .success(let value): return value
         case .failure(let error): throw .drive(error)
@@ -100,6 +100,9 @@ extension LockoutGuard {
                 audit: AuditEntry? = nil, lockedOnPurpose: (Bool, [Int64])? = nil) throws(StateError) {
         var succeeded: [Int64] = []
         var guarded: [Int64: String] = [:]
+        // SP_BUSY is answered to StartSession before any credential is looked at (another
+        // session holds the SP, often one a killed host left open): no authentication was made.
+        let notAttempted = notAttempted.union(results.filter { $0.error?.code == .spBusy }.map(\.id))
         for result in results where !notAttempted.contains(result.id) {
             guard case .admitted(let count, let limit) = result.admission else { continue }
             guard let error = result.error else { succeeded.append(result.id); continue }
