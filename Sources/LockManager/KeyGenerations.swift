@@ -28,6 +28,13 @@ extension LockManager {
     public func keysDestroy(keyID: String) throws(ControlError) -> KeysReport {
         let store = try openState(.write)
         let generation = try unneededGeneration(keyID, store: store, destroying: true)
+        // The servers' recovery record must name the active generation before an older key goes:
+        // one left behind by a cut-off change would name a key that is about to be gone.
+        let behind = keys.publishRecoveryRecord(store: store, onlyIfStale: true)
+        guard behind.isEmpty else {
+            throw ControlError(.unreachable, "the recovery record on \(behind.joined(separator: ", ")) could not be brought up to date, so key generation \(generation.keyID) was not destroyed",
+                               fix: "bring the key servers back (`sedlock keyserver status`), then destroy it again; nothing else changed")
+        }
         let left = destroyEverywhere(generation, store: store)
         guard left.isEmpty else {
             audit(store, "keys destroy", target: generation.keyID, outcome: "unfinished: \(left.joined(separator: "; "))")
@@ -47,7 +54,7 @@ extension LockManager {
     func applyRetentionPolicy(store: any StateStore) {
         guard let keep = configuration.keepRetiredGenerations,
               let retired = try? store.generations().filter({ $0.state == .retired }).sorted(by: { $0.createdAt > $1.createdAt }),
-              retired.count > keep else { return }
+              retired.count > keep, keys.publishRecoveryRecord(store: store, onlyIfStale: true).isEmpty else { return }
         for generation in retired.dropFirst(keep) {
             guard (try? unneededGeneration(generation.keyID, store: store, destroying: true)) != nil,
                   destroyEverywhere(generation, store: store).isEmpty, let id = generation.id else { continue }

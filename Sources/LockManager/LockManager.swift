@@ -67,6 +67,10 @@ public final class LockManager: Sendable {
             backUpState()
             // Beside the keys, what a new host needs to take the array over (nothing secret).
             if let store = try? openState(.write) { keys.publishRecoveryRecord(store: store) }
+        } else if Self.finishesCutOffChanges(request), let store = try? openState(.write) {
+            // A change killed before it published (or a rekey this unlock rolled forward) left
+            // the servers' record behind the state: sent again only when it differs.
+            keys.publishRecoveryRecord(store: store, onlyIfStale: true)
         }
         return response
     }
@@ -78,6 +82,13 @@ public final class LockManager: Sendable {
              .rdlEnable, .rdlRotate, .rdlDisable, .recover: return true
         default: return false
         }
+    }
+
+    /// Requests after which the recovery record is compared with the state and sent when it
+    /// differs: the unlocks every boot makes, which also roll an unfinished rekey forward.
+    static func finishesCutOffChanges(_ request: ControlRequest) -> Bool {
+        if case .unlock = request { return true }
+        return false
     }
 
     private func answer(_ request: ControlRequest, secret: Secret?) async -> ControlResponse {

@@ -176,6 +176,12 @@ enum Schema {
                 t.primaryKey(["identity", "generationID", "authority"])
             }
         }
+        // What was last put on every key server as the recovery record (nothing secret): a
+        // record a crash kept from going out, or one a server missed, is published by the next
+        // command that compares.
+        migrator.registerMigration("v9 published recovery record") { db in
+            try db.alter(table: "keyProvider") { t in t.add(column: "publishedRecord", .text) }
+        }
         return migrator
     }
 }

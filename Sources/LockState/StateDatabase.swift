@@ -465,6 +465,16 @@ public final class StateDatabase: StateStore {
         try read { try Int.fetchOne($0, sql: "SELECT threshold FROM keyProvider WHERE kind = 'kmip'") }
     }
 
+    public func publishedRecoveryRecord() throws(StateError) -> String? {
+        try read { try String.fetchOne($0, sql: "SELECT publishedRecord FROM keyProvider WHERE kind = 'kmip'") }
+    }
+
+    public func setPublishedRecoveryRecord(_ content: String?) throws(StateError) {
+        try write { db in
+            try db.execute(sql: "UPDATE keyProvider SET publishedRecord = ? WHERE kind = 'kmip'", arguments: [content])
+        }
+    }
+
     public func setKeyShareThreshold(_ threshold: Int?) throws(StateError) {
         try write { db in
             try db.execute(sql: "UPDATE keyProvider SET threshold = ? WHERE kind = 'kmip'", arguments: [threshold])

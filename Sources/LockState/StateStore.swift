@@ -54,6 +54,10 @@ public protocol StateStore: Sendable {
     func saveRDL(_ rdl: StoredRDL) throws(StateError)
     func deleteRDL() throws(StateError)
     func setKeyShareThreshold(_ threshold: Int?) throws(StateError)
+    /// What was last published as the recovery record on every key server (nil: nothing known
+    /// to be there), to compare with the record the state gives now.
+    func publishedRecoveryRecord() throws(StateError) -> String?
+    func setPublishedRecoveryRecord(_ content: String?) throws(StateError)
 
     // Certificates
     /// Records the certificates a file holds (a CA bundle may hold several), replacing what was

@@ -6,6 +6,7 @@ import LockManager
 import LockState
 import Platform
 import SedSimulator
+import Synchronization
 
 /// Simulated key servers for the lock manager's tests, reached through its connector seam: each
 /// server's own request path (`KeyServerFrontDoor`) in this process, with its faults and
@@ -15,6 +16,9 @@ final class InProcessKeyServers: KeyServerConnector {
     let count: Int
     /// The client certificate CN the appliance presents.
     let identity: String
+    private let opened = Atomic<Int>(0)
+    /// Connections the lock manager opened to any of the servers so far.
+    var connections: Int { opened.load(ordering: .relaxed) }
 
     init(count: Int, identity: String = "array-1") throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("inproc-kms-\(UUID().uuidString.prefix(8))")
@@ -37,6 +41,7 @@ final class InProcessKeyServers: KeyServerConnector {
 
     /// The carrier for `address`; an address of no server here refuses every connection.
     func exchange(_ address: ServerAddress) -> InProcessKeyServer {
+        opened.add(1, ordering: .relaxed)
         let n = (0..<count).first { self.address($0) == address.description }
         let directory = n.map(self.directory) ?? root.appendingPathComponent("nobody")
         if n == nil {

@@ -414,6 +414,53 @@ struct KeyServiceTests {
                 "\((0..<3).map { f.driveFailures($0) })")
     }
 
+    @Test("changes that ended before publishing the recovery record (a process killed after its last state write) leave the servers behind: the next unlock publishes it, and keys destroy brings it up to date before a key goes, so recover still finds the drives' key")
+    func staleRecoveryRecordIsRepublished() async throws {
+        let (f, kms) = try await kmipArray(drives: 2)
+        // Setup through the manager itself, as a process killed right after it would leave it: no record.
+        let first = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(first)") == 0)
+        _ = await f.manager.respond(to: .unlock(UnlockRequest(drives: .all)))
+        #expect(try kms.holds(0, "sedlock-recovery:\(first)") == 1 && kms.holds(1, "sedlock-recovery:\(first)") == 1)
+        // Current: another unlock leaves the very same object in place.
+        let object = try kms.client(0).locate([.name("sedlock-recovery:\(first)")])
+        _ = await f.manager.respond(to: .unlock(UnlockRequest(drives: .all)))
+        #expect(try kms.client(0).locate([.name("sedlock-recovery:\(first)")]) == object, "a current record is not sent again")
+
+        // A rekey that finished without its closing publish: the servers still name the old key (with the rekey under way).
+        #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+        let second = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(first)") == 1 && kms.holds(0, "sedlock-recovery:\(second)") == 0)
+        _ = try f.manager.keysRetire(keyID: first)
+        _ = try f.manager.keysDestroy(keyID: first)
+        for n in 0..<2 {
+            #expect(try kms.holds(n, "sedlock-recovery:\(second)") == 1 && kms.holds(n, "sedlock-recovery:\(first)") == 0 && kms.holds(n, first) == 0)
+        }
+        // And a rekey finished by nothing but the unlock after it.
+        #expect(try await f.manager.rekey(RekeyRequest()).allSucceeded)
+        let third = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        _ = await f.manager.respond(to: .unlock(UnlockRequest(drives: .all)))
+        #expect(try kms.holds(0, "sedlock-recovery:\(third)") == 1 && kms.holds(0, "sedlock-recovery:\(second)") == 0)
+
+        try loseState(f, kms)
+        let recovered = try await f.manager.recover(RecoverRequest(drives: f.addresses))
+        #expect(recovered.allSucceeded && recovered.drives.allSatisfy { $0.detail.contains(third) }, "\(recovered)")
+    }
+
+    @Test("an array whose key is local still has a record on the key servers it uses (for the RDL token or none): it says the key is local, so recover on a new host says why it cannot, instead of taking an older record of a key the drives left")
+    func localKeyRecordStopsRecover() async throws {
+        let (f, kms) = try await kmipArray(drives: 2)
+        let kept = try #require(try f.manager.keysList().keys.first?.keyID)
+        #expect(succeeded(await f.manager.respond(to: .rekey(RekeyRequest(provider: .local)))))
+        let local = try #require(try f.manager.keysList().keys.first { $0.state == "active" }?.keyID)
+        #expect(try kms.holds(0, "sedlock-recovery:\(local)") == 1 && kms.holds(0, "sedlock-recovery:\(kept)") == 0)
+        try loseState(f, kms)
+        await #expect { try await f.manager.recover(RecoverRequest(drives: f.addresses)) } throws: { error in
+            guard let error = error as? ControlError else { return false }
+            return error.code == .held && error.message.contains("local key file") && error.message.contains(local)
+        }
+    }
+
     @Test("keys restore on a state put back from a backup older than a rekey adopts the generation it does not know from the newest recovery record: verified, nothing presented to a drive, then the unlock has 0 failed authentications")
     func restoreAdoptsNewerGeneration() async throws {
         let kms = try InProcessKeyServers(count: 2)

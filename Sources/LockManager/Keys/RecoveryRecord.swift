@@ -31,6 +31,10 @@ struct RecoveryRecord: Codable, Sendable {
     var keyID: String
     var tag: String
     var createdAt: Date
+    /// Where the generation's AK is kept: "kmip" (on the servers, as a key or as shares) or
+    /// "local" (a key file on the host: the servers cannot give it, and a recover says so).
+    /// Absent in records of older versions, which were all "kmip".
+    var provider: String?
     /// The key servers' k of n, when the AK is kept as shares.
     var threshold: Int?
     /// The RDL security token the PINs also need, when under RDL, and its settings.
@@ -90,7 +94,7 @@ extension KeyService {
         }
         let rdl = generation.tokenID == nil ? nil : try store.rdl()
         var record = RecoveryRecord(keyID: generation.keyID, tag: generation.tag, createdAt: generation.createdAt,
-                                    threshold: try store.keyShareThreshold(), tokenID: generation.tokenID,
+                                    provider: generation.provider, threshold: try store.keyShareThreshold(), tokenID: generation.tokenID,
                                     tokenThreshold: rdl?.tokenThreshold, rdlServer: rdl?.server, lockOnLoss: rdl?.lockOnLoss,
                                     drives: drives)
         if let next, let nextID = next.id {
@@ -118,12 +122,16 @@ extension KeyService {
     }
 
     /// Puts the active generation's recovery record on every key server (the new one registered
-    /// before the old one is destroyed); names the servers it could not reach. Nothing when the
-    /// array keeps nothing on key servers.
+    /// before the old one is destroyed); names the servers it could not reach. Also when the
+    /// active key is local: the record then says so, and no older record is left to name a
+    /// generation the drives have left.
     /// With `next`, the rekey to it that is about to move the drives (published before any does);
     /// without, the rekey the state has unfinished, if any, so a record never forgets one.
+    /// With `onlyIfStale`, nothing goes out when this very record already went to these very
+    /// servers (the state remembers what it last published everywhere): for commands that change
+    /// nothing themselves but follow one a crash may have cut off before it published.
     @discardableResult
-    func publishRecoveryRecord(store: any StateStore, next asked: StoredKeyGeneration? = nil) -> [String] {
+    func publishRecoveryRecord(store: any StateStore, next asked: StoredKeyGeneration? = nil, onlyIfStale: Bool = false) -> [String] {
         let unfinished = (try? store.pendingJournals())?.first { $0.kind == .rekey }
         let next = asked ?? unfinished.flatMap { journal in (try? store.generations())?.first { $0.id == journal.toGenerationID } }
         let onServers = { (generation: StoredKeyGeneration) in
@@ -131,8 +139,9 @@ extension KeyService {
         }
         guard let servers = try? store.keyServers(), !servers.isEmpty,
               let active = try? store.generations().first(where: { $0.state == .active }),
-              onServers(active) || next.map(onServers) == true,
               let record = try? recoveryRecord(for: active, next: next.flatMap { onServers($0) ? $0 : nil }, store: store) else { return [] }
+        let content = Self.publishedContent(record, servers: servers)
+        if onlyIfStale, let published = try? store.publishedRecoveryRecord(), published == content { return [] }
         let bytes = record.encoded()
         let tags = Set(((try? store.generations()) ?? []).map(\.tag)).union([record.tag]).sorted()
         var failed: [String] = []
@@ -162,7 +171,18 @@ extension KeyService {
                 failed.append(server.name)
             }
         }
+        // Remembered only once on every server; else the next command that compares sends it again.
+        try? store.setPublishedRecoveryRecord(failed.isEmpty ? content : nil)
         return failed
+    }
+
+    /// What a published record is compared by: its content without the moment of publishing,
+    /// and the servers it went to.
+    private static func publishedContent(_ record: RecoveryRecord, servers: [StoredKeyServer]) -> String {
+        var timeless = record
+        timeless.publishedAt = Date(timeIntervalSince1970: 0)
+        let names = servers.map { "\($0.name)=\($0.addresses.joined(separator: ","))" }.sorted()
+        return String(decoding: timeless.encoded(), as: UTF8.self) + "\n" + names.joined(separator: "\n")
     }
 
     /// Every recovery record the servers hold in `tag` (or any tag), newest first.
