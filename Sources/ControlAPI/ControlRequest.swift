@@ -1,3 +1,5 @@
+import Foundation
+
 /// Which drives a request is about: all of the array, or some by address. On the wire `"all"`
 /// or the addresses as an array.
 public enum DriveSelection: Codable, Sendable, Hashable {
@@ -31,6 +33,35 @@ public enum KeyProviderKind: String, Codable, Sendable, CaseIterable {
     case kmip
     /// In a systemd credential or a root-only file on this machine.
     case local
+    /// Sealed by clevis (tang servers, a TPM2, or an sss threshold of them) in a root-only
+    /// file on this machine; opened with `clevis decrypt` at boot.
+    case clevis
+}
+
+/// How clevis seals a new AK: the pin (`tang`, `sss`, `tpm2`) and its JSON configuration, as
+/// `clevis encrypt PIN CONFIG` takes them (`{"url":"http://tang.example"}`,
+/// `{"t":2,"pins":{"tang":[{"url":…},{"url":…}]}}`).
+public struct ClevisPolicy: Codable, Sendable, Hashable {
+    public var pin: String
+    public var config: String
+
+    public init(pin: String, config: String) {
+        self.pin = pin
+        self.config = config
+    }
+
+    /// Why this policy cannot be given to clevis, or nil: a pin name of lower-case letters and
+    /// digits, and a configuration that is one JSON object (at most 64 KiB).
+    public var problem: String? {
+        guard !pin.isEmpty, pin.count <= 32, pin.allSatisfy({ ($0.isASCII && $0.isLowercase) || $0.isNumber }) else {
+            return "a clevis pin is a name such as tang, sss or tpm2 (lower-case letters and digits)"
+        }
+        guard config.utf8.count <= 65_536, let data = config.data(using: .utf8),
+              (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            return "the clevis configuration must be one JSON object, such as {\"url\":\"http://tang.example\"}"
+        }
+        return nil
+    }
 }
 
 /// Every operation the lock manager offers, as one value that the CLI hands to the manager in
@@ -169,6 +200,8 @@ public struct SetupRequest: Codable, Sendable, Hashable {
     public var keyDirectory: String?
     /// For `kmip`: store k-of-n Shamir shares, one per key server, instead of full copies.
     public var threshold: Int?
+    /// For `clevis`: how the AK is sealed.
+    public var clevis: ClevisPolicy?
     /// An owned drive is adopted only when this proves its current PIN (read by the CLI, passed
     /// in process; over the socket it is refused — PINs never cross it).
     public var adoption: Adoption?
@@ -253,6 +286,8 @@ public struct RekeyRequest: Codable, Sendable, Hashable {
     public var provider: KeyProviderKind?
     /// With the key servers: k-of-n shares instead of full copies (default: as now).
     public var threshold: Int?
+    /// With clevis: how the new AK is sealed (default: as the current one is, when it is clevis's).
+    public var clevis: ClevisPolicy?
     /// The new AK is made from the operator's passphrase (passed in process, never over the socket).
     public var fromPassphrase: Bool?
     /// The current key fetched and verified against every drive; no new key, nothing presented.

@@ -119,7 +119,7 @@ extension LockManager {
         // The PIN input: the AK, followed by the security token under RDL.
         let material = token.map { ak.appending($0.secret) } ?? ak
         let tag = request.keyTag ?? active.tag
-        let keyStore = try keys.keyStore(provider: provider, threshold: threshold, previous: active, store: store)
+        let keyStore = try keys.keyStore(provider: provider, threshold: threshold, previous: active, clevis: request.clevis, store: store)
         if provider == .kmip {
             do { try store.setKeyShareThreshold(threshold) } catch { throw ControlError(error) }
         }
@@ -189,11 +189,15 @@ extension LockManager {
     private func custody(of request: RekeyRequest, active: StoredKeyGeneration,
                          store: any StateStore) throws(ControlError) -> (KeyProviderKind, Int?) {
         let provider = request.provider ?? KeyProviderKind(rawValue: active.provider) ?? .local
+        if request.clevis != nil && provider != .clevis {
+            throw ControlError(.badRequest, "--clevis says how clevis seals the key: it needs --provider clevis")
+        }
+        if let problem = request.clevis?.problem { throw ControlError(.badRequest, problem) }
         guard provider == .kmip else {
             guard request.threshold == nil else {
                 throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
             }
-            return (.local, nil)
+            return (provider, nil)
         }
         let servers: [StoredKeyServer]
         let current: Int?

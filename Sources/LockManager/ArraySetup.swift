@@ -62,13 +62,26 @@ extension LockManager {
         } else if request.threshold != nil {
             throw ControlError(.badRequest, "--threshold spreads key shares over key servers: it needs --provider kmip")
         }
+        switch (request.provider, request.clevis) {
+        case (.clevis, nil):
+            throw ControlError(.badRequest, "a key kept by clevis needs its policy", fix: "give --clevis CONFIG (and --clevis-pin PIN)")
+        case (.clevis, let policy?):
+            if let problem = policy.problem { throw ControlError(.badRequest, problem) }
+        case (_, .some):
+            throw ControlError(.badRequest, "--clevis says how clevis seals the key: it needs --provider clevis")
+        default:
+            break
+        }
         let existing: [StoredDrive]
         do { existing = try store.drives() } catch { throw ControlError(error) }
         let newDrives = try await newDriveRecords(request.drives, adoption: request.adoption,
                                                   allowUnencrypted: request.allowUnencrypted == true, existing: existing, store: store)
         if request.dryRun == true {
-            let custody = request.provider == .kmip ? "on the key servers" + (request.threshold.map { " as \($0)-of-n shares" } ?? "")
-                : "in a local key file"
+            let custody = switch request.provider {
+            case .kmip: "on the key servers" + (request.threshold.map { " as \($0)-of-n shares" } ?? "")
+            case .clevis: "sealed by clevis (\(request.clevis?.pin ?? "?"))"
+            case .local: "in a local key file"
+            }
             return try plan("setup", newDrives, joining: "a new key", store: store,
                             note: "dry run: nothing was changed and nothing presented to a drive; the new key would be kept \(custody)")
         }
@@ -78,7 +91,7 @@ extension LockManager {
         let ak = try newAuthenticationKey(keyID: keyID, passphrase: request.fromPassphrase == true ? passphrase : nil)
         let tag = request.keyTag ?? KeyTag.machineDefault(machineIDPath: configuration.machineIDPath)
         let keyStore = try keys.keyStore(provider: request.provider, threshold: request.threshold, previous: nil,
-                                         keyDirectory: request.keyDirectory, store: store)
+                                         keyDirectory: request.keyDirectory, clevis: request.clevis, store: store)
         if request.provider == .kmip {
             do { try store.setKeyShareThreshold(request.threshold) } catch { throw ControlError(error) }
         }

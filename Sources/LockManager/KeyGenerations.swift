@@ -99,7 +99,7 @@ extension LockManager {
         let servers = (try? store.keyServers()) ?? []
         for location in generation.keyLocations {
             switch location {
-            case .localFile(let path):
+            case .localFile(let path), .clevisFile(let path, _):
                 if unlink(path) != 0 && errno != ENOENT { left.append("\(path): \(errnoText())") }
             case .keyServer(let name, let id), .keyServerShare(let name, let id):
                 guard let server = servers.first(where: { $0.name == name }) else { continue }  // removed since: destroyed then

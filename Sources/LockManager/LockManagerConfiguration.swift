@@ -18,6 +18,8 @@ public struct LockManagerConfiguration: Sendable {
     /// Where `local` AK files live (default: `keys/` in the state directory).
     public var localKeyDirectory: String?
     public var credentialsDirectory: String? = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"]
+    /// The clevis program that seals and opens `clevis`-kept keys.
+    public var clevisCommand: String = "/usr/bin/clevis"
     public var machineIDPath: String = "/etc/machine-id"
     public var sysfs: String = "/sys"
     /// Who asks (for the audit log): "uid 0", "uid 0 via control socket".

@@ -91,10 +91,11 @@ struct ArraySetup: AsyncParsableCommand {
         """)
     @OptionGroup var options: ManagerOptions
     @Option(parsing: .upToNextOption, help: "The drives to set up.", completion: DeviceCompletion.kind) var drives: [String] = []
-    @Option(help: "Where the key is kept: local (a root-only file or systemd credential) or kmip (every key server; add them first).") var provider: KeyProviderKind = .local
+    @Option(help: "Where the key is kept: local (a root-only file or systemd credential), kmip (every key server; add them first) or clevis (sealed by clevis: tang servers, a TPM2, or an sss threshold).") var provider: KeyProviderKind = .local
     @Option(help: "Key tag (default: derived from the machine id).") var keyTag: String?
-    @Option(help: "For --provider local: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
+    @Option(help: "For --provider local or clevis: directory of the key file (default: STATE_DIR/keys).") var keyDir: String?
     @Option(help: "For --provider kmip: store k-of-n Shamir shares (one per key server) instead of full copies.") var threshold: Int?
+    @OptionGroup var clevis: ClevisOptions
     @Option(help: "Adopt owned drives whose current password is in this file ('-' for stdin).") var adoptPinFile: String?
     @OptionGroup var adoptionDerivation: AdoptionDerivation
     @Option(help: ArgumentHelp("Make the key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.",
@@ -119,6 +120,7 @@ struct ArraySetup: AsyncParsableCommand {
                                        threshold: threshold,
                                        adoption: adoptPinFile == nil ? nil : adoptionDerivation.adoption,
                                        fromPassphrase: passphraseFile != nil, allowUnencrypted: allowUnencrypted)
+            request.clevis = clevis.policy
             request.dryRun = dryRun ? true : nil
             let response = try await options.perform(.setup(request), secret: secret)
             try show(response, json: options.json)
@@ -231,9 +233,10 @@ struct Rekey: AsyncParsableCommand {
         abstract: "A new key for every drive (journaled: after a crash, rekey, unlock or the next boot finishes it).")
     @OptionGroup var options: ManagerOptions
     @Option(help: "Tag of the new key (default: the current key's).") var keyTag: String?
-    @Option(help: "Where the new key is kept: local or kmip (default: where the current one is).") var provider: KeyProviderKind?
+    @Option(help: "Where the new key is kept: local, kmip or clevis (default: where the current one is).") var provider: KeyProviderKind?
     @Option(help: "With --provider kmip: any K of the key servers' shares rebuild the key; 1: a full copy on each (default: as now).")
     var threshold: Int?
+    @OptionGroup var clevis: ClevisOptions
     @Option(help: "Make the new key from the passphrase in this file ('-' for stdin; 20 to 256 characters, scrypt) instead of random bytes.")
     var passphraseFile: String?
     @Flag(help: "Check everything (drives probed, keys fetched and verified) and print what would be done to each drive; change nothing.")
@@ -243,6 +246,7 @@ struct Rekey: AsyncParsableCommand {
         await reportingAsync {
             let passphrase = try passphraseFile.map { try PinFile.read($0, option: "--passphrase-file") }
             var request = RekeyRequest(keyTag: keyTag, provider: provider, threshold: threshold, fromPassphrase: passphraseFile != nil)
+            request.clevis = clevis.policy
             request.dryRun = dryRun ? true : nil
             try show(await options.perform(.rekey(request), secret: passphrase), json: options.json)
         }

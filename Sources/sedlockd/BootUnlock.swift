@@ -20,7 +20,7 @@ struct BootUnlock: AsyncParsableCommand {
         abstract: "Unlock the array at boot (the oneshot unit's job); exit 0 unlocked, 14 partial, 15 held or no keys.")
     @OptionGroup var options: DaemonOptions
     @Option(help: "Seconds to wait for keys that can be verified (default: deadlines.boot_key_wait).") var wait: Double?
-    @Option(help: "Unlock only an array whose key is kept here: local (sedlock-unlock.service) or kmip (sedlock-unlock-network.service); default: either.")
+    @Option(help: "Unlock only an array whose key is kept here: local (sedlock-unlock.service) or kmip (sedlock-unlock-network.service: every key that needs the network, on key servers or sealed by clevis for tang); default: either.")
     var keys: KeyProviderKind?
 
     func validate() throws {
@@ -114,8 +114,8 @@ extension BootUnlock {
     }
 
     /// Why this unit has nothing to do, or nil when the array is its to unlock: the local unit takes
-    /// arrays whose keys are all on this machine; the network unit every array that needs a key
-    /// server (a KMIP-held AK, or an RDL token).
+    /// arrays whose keys are all on this machine; the network unit every array that needs the
+    /// network (a KMIP-held AK, an RDL token, or a key clevis sealed — tang's servers).
     static func keptElsewhere(_ manager: LockManager, than provider: KeyProviderKind) throws -> String? {
         let needed: Set<KeyProviderKind>
         do { needed = try manager.keySourcesNeeded() } catch {
@@ -123,9 +123,9 @@ extension BootUnlock {
         }
         guard !needed.isEmpty else { return nil }
         switch provider {
-        case .local where needed.contains(.kmip):
-            return "nothing to do: the array's keys need the key servers (sedlock-unlock-network.service unlocks it)"
-        case .kmip where !needed.contains(.kmip):
+        case .local where needed.contains(.kmip) || needed.contains(.clevis):
+            return "nothing to do: the array's keys need the network (sedlock-unlock-network.service unlocks it)"
+        case .kmip where !needed.contains(.kmip) && !needed.contains(.clevis), .clevis where !needed.contains(.kmip) && !needed.contains(.clevis):
             return "nothing to do: the array's key is kept on this machine (sedlock-unlock.service unlocks it)"
         default:
             return nil

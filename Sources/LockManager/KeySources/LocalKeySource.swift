@@ -70,7 +70,8 @@ public struct LocalKeySource: KeyStore {
         return .found(ak)
     }
 
-    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [KeyLocation] {
+    /// Creates the key directory (mode 0700) when missing, and refuses one that is not safe.
+    static func prepare(keyDirectory directory: String) throws(ControlError) {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw ControlError(.failed, "cannot create the key directory \(directory): \(errnoText())")
         }
@@ -79,6 +80,10 @@ public struct LocalKeySource: KeyStore {
             throw ControlError(.badRequest, "the key directory is not safe: \(problem)",
                                fix: "check what is in it, then `chown root:root \(directory)` and `chmod 700 \(directory)`")
         }
+    }
+
+    public func store(keyID: String, tag: String, ak: Secret) throws(ControlError) -> [KeyLocation] {
+        try Self.prepare(keyDirectory: directory)
         let path = directory + "/" + keyID + ".ak"
         var bytes = AuthenticationKeyFile.encode(keyID: keyID, ak: ak)
         defer { bytes.wipe() }

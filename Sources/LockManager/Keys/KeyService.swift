@@ -48,6 +48,10 @@ public final class KeyService: Sendable {
             return [keyServers((try? store.keyServers()) ?? [])]
         }
         let configuration = configuration
+        if generation.provider == KeyProviderKind.clevis.rawValue {
+            return [ClevisKeySource(command: configuration.clevisCommand, directory: configuration.keyDirectory, policy: nil,
+                                    locations: generation.keyLocations, timeout: configuration.commandTimeout)]
+        }
         var sources: [any KeySource] = [LocalKeySource(directory: configuration.keyDirectory,
                                                        credentialsDirectory: configuration.credentialsDirectory)]
         var directories: Set<String> = [configuration.keyDirectory]
@@ -60,8 +64,17 @@ public final class KeyService: Sendable {
     /// Where a new generation of `provider` is stored: on every key server (or as shares over
     /// them), or in the key directory `previous` used (the configured one for a first key).
     func keyStore(provider: KeyProviderKind, threshold: Int?, previous: StoredKeyGeneration?, keyDirectory: String? = nil,
-                  store: any StateStore) throws(ControlError) -> any KeyStore {
+                  clevis: ClevisPolicy? = nil, store: any StateStore) throws(ControlError) -> any KeyStore {
         switch provider {
+        case .clevis:
+            // A rekey keeps the policy the current key was sealed under unless it names a new one.
+            let recorded = previous?.keyLocations.compactMap(\.clevis).first
+            guard let policy = clevis ?? recorded?.policy else {
+                throw ControlError(.badRequest, "a key kept by clevis needs its policy", fix: "give --clevis CONFIG (and --clevis-pin PIN)")
+            }
+            let directory = keyDirectory ?? recorded.flatMap { KeyLocation.localFile(path: $0.path).keyDirectory } ?? configuration.keyDirectory
+            return ClevisKeySource(command: configuration.clevisCommand, directory: directory, policy: policy,
+                                   timeout: configuration.commandTimeout)
         case .kmip:
             do { return keyServers(try store.keyServers(), threshold: threshold) } catch { throw ControlError(error) }
         case .local:

@@ -4,9 +4,10 @@ import Glibc
 
 /// Runs `body` with SIGPIPE blocked on this thread, then discards a SIGPIPE it raised.
 ///
-/// OpenSSL writes to the socket with plain write(2); a server that closed the connection would
-/// otherwise kill the whole process with SIGPIPE. A library cannot rely on its host ignoring it.
-func withoutSIGPIPE<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+/// OpenSSL writes to the socket with plain write(2), and a helper program may close its standard
+/// input before reading all of it: a peer that went away would otherwise kill the whole process
+/// with SIGPIPE. A library cannot rely on its host ignoring it.
+public func withoutSIGPIPE<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
     var pipeOnly = sigset_t()
     sigemptyset(&pipeOnly)
     sigaddset(&pipeOnly, SIGPIPE)
