@@ -52,8 +52,8 @@ extension LockManager {
                 DriveOutcome(address: $0.address, result: .keyUnavailable, detail: $0.error ?? "no recovery record lists this drive")
             })
         }
-        if record.provider == KeyProviderKind.local.rawValue {
-            throw ControlError(.held, "the newest recovery record says the array's key \(record.keyID) is kept in a local key file on the lost host, "
+        if let kept = record.keptOnHost {
+            throw ControlError(.held, "the newest recovery record says the array's key \(record.keyID) is kept \(kept) on the lost host, "
                                    + "not on the key servers: they cannot give it; nothing was kept",
                                fix: "restore the state directory and the key file from a backup (or the lost host's disk), then `sedlock unlock --all`")
         }
@@ -145,8 +145,8 @@ extension LockManager {
         guard unlisted.isEmpty else {
             return refused("the newest recovery record, of this key, does not list \(unlisted.joined(separator: ", ")) of this state")
         }
-        if record.provider == KeyProviderKind.local.rawValue {
-            return refused("its key is kept in a local key file, not on the key servers: restore the key file, then `sedlock keys restore` again")
+        if let kept = record.keptOnHost {
+            return refused("its key is kept \(kept), not on the key servers: restore the key file, then `sedlock keys restore` again")
         }
         guard !unfinished else { return refused("a change is unfinished in this state: finish it first (`sedlock unlock` or `sedlock rekey`)") }
         let listed = record.drives.filter { identities.contains($0.identity) }

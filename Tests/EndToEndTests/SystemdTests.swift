@@ -51,6 +51,32 @@ struct SystemdTests {
         #expect(unlockEnd <= consumerStart, "the consumer started at \(consumerStart) µs, before the unlock ended at \(unlockEnd) µs")
     }
 
+    @Test("boot with the key only in a systemd credential (systemd-creds encrypt --with-key=host, LoadCredentialEncrypted= in a drop-in): the unlock unit opens every drive from $CREDENTIALS_DIRECTORY; nothing else holds the key in clear")
+    func bootUnlockFromEncryptedCredential() throws {
+        let ns = try SystemdNamespace(drives: 2)
+        try ns.dropIn("sedlock-unlock.service", "[Service]\nLoadCredentialEncrypted=sedlock.ak:/var/lib/sedlock-credentials/sedlock.ak.cred\n")
+        try ns.boot()
+        let drives = Array(Self.drives.prefix(2))
+        #expect(try ns.inside(["sedlock", "setup", "--drives"] + drives + ["--key-tag", "credential-test"] + Self.state).status == 0)
+        let keyFile = try ns.inside(["/bin/sh", "-c", "ls /var/lib/sedlock/keys/*.ak"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(keyFile.hasSuffix(".ak"), "\(keyFile)")
+        let sealed = try ns.inside(["/bin/sh", "-c", "mkdir -m 700 -p /var/lib/sedlock-credentials && systemd-creds encrypt --with-key=host "
+                                        + "--name=sedlock.ak \(keyFile) /var/lib/sedlock-credentials/sedlock.ak.cred"])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        // Only the credential can give the key now: the key file is gone.
+        #expect(try ns.inside(["rm", keyFile]).status == 0)
+        let credential = try ns.inside(["cat", "/var/lib/sedlock-credentials/sedlock.ak.cred"]).output
+        #expect(!credential.contains("sedlock-ak v1"), "the credential holds the key file in clear")
+        #expect(try ns.inside(["sedsim", "power-cycle", "/run/sedsim-array"]).status == 0)
+
+        _ = try ns.inside(["systemctl", "start", "sedlock-boot-test.target"])
+        let unlock = try ns.show("sedlock-unlock.service", ["ActiveState", "StatusText", "ExecMainStatus"])
+        #expect(unlock["ActiveState"] == "active" && unlock["StatusText"] == "unlocked 2/2 drives", "\(unlock) \(ns.console.suffix(2000))")
+        #expect(try ns.inside(["sedsim", "read", "/run/sedsim-array", "0", "--lba", "0"]).status == 0)
+        let sim = try JSONSerialization.jsonObject(with: try ns.inside(["sedsim", "status", "/run/sedsim-array", "--json"]).stdout) as? [[String: Any]]
+        #expect(sim?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true)
+    }
+
     @Test("boot with the key server broken: held (no keys), exit 15, 0 authentications reach the drives; mended, a restart unlocks")
     func bootHeldWithoutKeyServer() throws {
         let ns = try SystemdNamespace(drives: 12, configuration: "[deadlines]\nboot_key_wait = 2\n", kmip: true)

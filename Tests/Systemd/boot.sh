@@ -59,4 +59,9 @@ for name in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service sy
             systemd-machine-id-commit.service systemd-modules-load.service systemd-binfmt.service systemd-journald-audit.socket; do
     ln -sf /dev/null "/run/systemd/system.control/$name"
 done
+# Shared again within these namespaces only (the rprivate above cut every tie to the machine's):
+# systemd, told it runs in a container, leaves propagation as it finds it, and the credentials
+# of LoadCredential*= are mounted in a helper's namespace and moved into /run/credentials, which
+# the unit sees only through propagation.
+mount --make-rshared /
 exec env container=sedlock-test /lib/systemd/systemd --system --unit="$target" --log-target=journal --log-level=notice

@@ -31,8 +31,8 @@ struct RecoveryRecord: Codable, Sendable {
     var keyID: String
     var tag: String
     var createdAt: Date
-    /// Where the generation's AK is kept: "kmip" (on the servers, as a key or as shares) or
-    /// "local" (a key file on the host: the servers cannot give it, and a recover says so).
+    /// Where the generation's AK is kept: "kmip" (on the servers, as a key or as shares), "local"
+    /// or "clevis" (a file on the host: the servers cannot give it, and a recover says so).
     /// Absent in records of older versions, which were all "kmip".
     var provider: String?
     /// The key servers' k of n, when the AK is kept as shares.
@@ -58,6 +58,16 @@ struct RecoveryRecord: Codable, Sendable {
     }
 
     var name: String { Self.namePrefix + keyID }
+
+    /// Where the key is kept when the key servers do not hold it ("in a local key file", "sealed
+    /// by clevis"); nil when they do.
+    var keptOnHost: String? {
+        switch provider.flatMap(KeyProviderKind.init(rawValue:)) {
+        case .local?: return "in a local key file"
+        case .clevis?: return "sealed by clevis in a file"
+        case .kmip?, nil: return nil
+        }
+    }
 
     func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
