@@ -77,6 +77,22 @@ struct SystemdTests {
         #expect(sim?.allSatisfy { $0["totalFailedAuthentications"] as? Int == 0 } == true)
     }
 
+    @Test("boot with the key sealed by clevis for a tang server: the network unit runs clevis inside its sandbox and unlocks every drive; the local unit has nothing to do")
+    func bootUnlockWithClevis() throws {
+        let tang = try TangServer()
+        let ns = try SystemdNamespace(drives: 2)
+        try ns.boot()
+        let drives = Array(Self.drives.prefix(2))
+        let setup = try ns.inside(["sedlock", "setup", "--drives"] + drives + ["--provider", "clevis", "--clevis", tang.clevisConfig] + Self.state)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        #expect(try ns.inside(["sedsim", "power-cycle", "/run/sedsim-array"]).status == 0)
+        _ = try ns.inside(["systemctl", "start", "sedlock-boot-test.target"])
+        let unlock = try ns.show("sedlock-unlock-network.service", ["ActiveState", "StatusText"])
+        #expect(unlock["ActiveState"] == "active" && unlock["StatusText"] == "unlocked 2/2 drives", "\(unlock) \(ns.console.suffix(2000))")
+        #expect(try ns.show("sedlock-unlock.service", ["StatusText"])["StatusText"]?.hasPrefix("nothing to do") == true)
+        #expect(try ns.show("drives-consumer.service", ["ActiveState"])["ActiveState"] == "active")
+    }
+
     @Test("boot with the key server broken: held (no keys), exit 15, 0 authentications reach the drives; mended, a restart unlocks")
     func bootHeldWithoutKeyServer() throws {
         let ns = try SystemdNamespace(drives: 12, configuration: "[deadlines]\nboot_key_wait = 2\n", kmip: true)
