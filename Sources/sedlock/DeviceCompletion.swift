@@ -8,7 +8,12 @@ import Foundation
 /// (`sim:DIR/N` among them), asked through its socket within half a second: a stopped daemon or a
 /// socket this user may not open costs nothing but those candidates.
 enum DeviceCompletion {
-    static let kind: CompletionKind = .custom { _, _, prefix in candidates(prefix) }
+    static let kind: CompletionKind = .custom { _, _, prefix in
+        // zsh's _describe reads "value:description": `sim:DIR/N` would offer "sim" described as
+        // "DIR/N". Its colons are escaped for zsh; bash takes the words as they are.
+        let words = candidates(prefix)
+        return CompletionShell.requesting == .zsh ? words.map { $0.replacingOccurrences(of: ":", with: "\\:") } : words
+    }
 
     static func candidates(_ prefix: String) -> [String] {
         Set(deviceNodes() + managedDrives()).filter { $0.hasPrefix(prefix) }.sorted()
