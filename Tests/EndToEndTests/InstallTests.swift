@@ -59,6 +59,66 @@ struct InstallTests {
         #expect(try script("install", ["--prefix", "relative"], environment: ["DESTDIR": root]).status == 64)
     }
 
+    @Test("scripts/package builds sedlock_VERSION_ARCH.deb: stripped binaries (debug info in the dbgsym package, by build id), Depends from the binaries, lintian without errors; dpkg --root installs it into a scratch root (group, directories) and purge leaves nothing but what holds keys")
+    func debianPackage() throws {
+        let out = "/tmp/sedlock-package-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let built = try script("package", ["--bin-dir", Binaries.directory.path, "--out", out])
+        #expect(built.status == 0, "\(built.stderr)")
+        let packages = built.output.split(separator: "\n").map(String.init)
+        let deb = try #require(packages.first { $0.contains("/sedlock_") && $0.hasSuffix(".deb") }, "\(built.output)")
+        let dbgsym = try #require(packages.first { $0.contains("/sedlock-dbgsym_") }, "\(built.output)")
+
+        let depends = try ProcessRunner.run("/usr/bin/dpkg-deb", ["--field", deb, "Depends"]).output
+        for library in ["libssl3", "libsgutils2", "libsqlite3-0", "libsystemd0", "libc6"] {
+            #expect(depends.contains(library), "Depends lacks \(library): \(depends)")
+        }
+        let contents = try ProcessRunner.run("/usr/bin/dpkg-deb", ["--contents", deb]).output
+        for path in Self.tools.map({ "./usr/bin/\($0)" }) + Self.units.map({ "./usr/lib/systemd/system/\($0)" })
+            + ["./usr/lib/sysusers.d/sedlock.conf", "./usr/lib/tmpfiles.d/sedlock.conf", "./usr/lib/systemd/catalog/sedlock.catalog",
+               "./usr/share/man/man8/sedlock.8.gz", "./usr/share/doc/sedlock/copyright", "./usr/share/zsh/vendor-completions/_sedlock"] {
+            #expect(contents.contains(" " + path + "\n") || contents.hasSuffix(" " + path), "the package lacks \(path)")
+        }
+        #expect(!contents.contains("installed-files"))
+        #expect(try ProcessRunner.run("/usr/bin/dpkg-deb", ["--contents", dbgsym]).output.contains("./usr/lib/debug/.build-id/"))
+
+        // Errors only, and not the one a development build cannot help (its RUNPATH to the Swift
+        // toolchain; the self-contained release build has none).
+        let lintian = try ProcessRunner.run("/usr/bin/lintian", ["--suppress-tags", "custom-library-search-path", deb], timeout: 300)
+        let errors = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") }
+        #expect(errors.isEmpty, "\(lintian.output)")
+
+        let extracted = out + "/extracted"
+        #expect(try ProcessRunner.run("/usr/bin/dpkg-deb", ["-x", deb, extracted]).status == 0)
+        for tool in Self.tools {
+            let sections = try ProcessRunner.run("/usr/bin/readelf", ["-S", "\(extracted)/usr/bin/\(tool)"]).output
+            #expect(!sections.contains(".debug_info") && sections.contains(".gnu_debuglink"), "\(tool) is not stripped")
+        }
+
+        // Into a scratch root: the maintainer scripts make only files there (DPKG_ROOT), no service.
+        let root = out + "/root"
+        // The least of a system: /etc (where sysusers writes the group) and an empty dpkg database.
+        for dir in ["etc", "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        for file in ["var/lib/dpkg/status", "var/lib/dpkg/available"] { FileManager.default.createFile(atPath: "\(root)/\(file)", contents: nil) }
+        let dpkg = ["--root=\(root)", "--force-script-chrootless", "--force-depends", "--log=/dev/null"]
+        let installed = try ProcessRunner.run("/usr/bin/dpkg", dpkg + ["-i", deb], timeout: 300)
+        #expect(installed.status == 0, "\(installed.output) \(installed.stderr)")
+        #expect(FileManager.default.fileExists(atPath: root + "/usr/bin/sedlockd"))
+        var info = stat()
+        #expect(stat(root + "/var/lib/sedlock", &info) == 0 && info.st_mode & 0o777 == 0o700, "tmpfiles.d made the state directory")
+        #expect(((try? String(contentsOfFile: root + "/etc/group", encoding: .utf8)) ?? "").contains("sedlock:"), "sysusers.d made the group")
+
+        let purged = try ProcessRunner.run("/usr/bin/dpkg", dpkg + ["--purge", "sedlock"], timeout: 300)
+        #expect(purged.status == 0, "\(purged.output) \(purged.stderr)")
+        let left = try ProcessRunner.run("/usr/bin/find", [root, "-mindepth", "1", "-not", "-path", "\(root)/var/lib/dpkg*",
+                                                           "-not", "-path", "\(root)/etc*", "-not", "-type", "d"]).output
+        #expect(left.isEmpty, "left behind: \(left)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/usr/bin") && !FileManager.default.fileExists(atPath: root + "/var/lib/sedlock")
+                && !FileManager.default.fileExists(atPath: root + "/etc/sedlock"))
+    }
+
     @Test("man pages from the argument parser's definitions: man -l renders each without warnings, with exit status, files and examples")
     func manPages() throws {
         let out = "/tmp/sedlock-man-\(UUID().uuidString.prefix(8))"
