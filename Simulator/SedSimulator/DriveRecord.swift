@@ -49,6 +49,9 @@ public enum SimulatedSSC: String, Codable, Sendable, CaseIterable {
     /// Enterprise SSC: bands managed each by its BandMaster, an EraseMaster, the Locking SP
     /// always active; media encryption as Opal's.
     case enterprise
+    /// Reported as the Ruby SSC (feature 0x0304, the data-center class) with Opal 2's tables,
+    /// methods and features: what a host must do is recognise Ruby as an Opal-family drive.
+    case ruby
 
     var encryptsMedia: Bool { self != .pyrite }
 }

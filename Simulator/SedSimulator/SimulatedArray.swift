@@ -138,6 +138,7 @@ public final class SimulatedArray: @unchecked Sendable {
         case .opal: "Opal 2"
         case .pyrite: "Pyrite 2"
         case .enterprise: "Enterprise"
+        case .ruby: "Ruby"
         }
         let model: String
         switch spec.kind {

@@ -31,7 +31,7 @@ extension SimulatedDrive {
                                     mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
             .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
                                       alignmentGranularity: 8, lowestAlignedLBA: 0)),
-            .ssc(SSCFeature(kind: ssc == .pyrite ? .pyriteV2 : .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
+            .ssc(SSCFeature(kind: ssc == .pyrite ? .pyriteV2 : ssc == .ruby ? .ruby : .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
             .singleUser(singleUserFeature()),

@@ -55,8 +55,9 @@ struct SubsystemClasses: ExpressibleByArgument {
     }
 
     static let help = "The TCG security subsystem class: opal (locking and AES-256-XTS media encryption), "
-        + "enterprise (the Enterprise SSC: bands, BandMasters, an EraseMaster; encrypted as Opal) or pyrite "
-        + "(Opal's locking, the media in clear); a comma list (opal,enterprise) is taken by the drives in turn."
+        + "enterprise (the Enterprise SSC: bands, BandMasters, an EraseMaster; encrypted as Opal), ruby (reported as "
+        + "the Ruby SSC, with Opal 2's tables) or pyrite (Opal's locking, the media in clear); a comma list "
+        + "(opal,enterprise) is taken by the drives in turn."
 
     /// One class for every drive (nil: Opal), or the mix for the array's specification.
     var uniform: SimulatedSSC? { classes.count == 1 && classes[0] != .opal ? classes[0] : nil }

@@ -2,7 +2,8 @@ import SedSimulator
 import Testing
 
 /// The arrays the lock manager's flows are proven on: every drive Opal, every drive Enterprise
-/// SSC, and one array that alternates them (drive 0 Opal, drive 1 Enterprise …).
+/// SSC, and one array that takes the classes in turn (drive 0 Opal, drive 1 Enterprise, drive 2
+/// reported as Ruby …).
 enum ArrayMix: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case opal, enterprise, mixed
 
@@ -10,7 +11,7 @@ enum ArrayMix: String, CaseIterable, Sendable, CustomTestStringConvertible {
         switch self {
         case .opal: [.opal]
         case .enterprise: [.enterprise]
-        case .mixed: [.opal, .enterprise]
+        case .mixed: [.opal, .enterprise, .ruby]
         }
     }
 
