@@ -36,6 +36,10 @@ extension LockManager {
     }
 
     func status(testingKeyServers: Bool) async throws(ControlError) -> StatusReport {
+        // A host not set up yet has no state: that is an answer ("no array"), not an error.
+        if !FileManager.default.fileExists(atPath: configuration.stateDirectory.databasePath) {
+            return StatusReport(drives: [], generations: [], recentBoots: [])
+        }
         let store = try openState(.read)
         let drives: [StoredDrive]
         let generations: [StoredKeyGeneration]

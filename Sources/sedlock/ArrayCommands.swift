@@ -737,6 +737,9 @@ func show(_ response: ControlResponse, json: Bool) throws {
         }
     case .status(let status):
         if json { printJSON(status); return }
+        if status.drives.isEmpty && status.generations.isEmpty {
+            print("no array is set up (`sedlock setup --drives DEV...` makes one)")
+        }
         for d in status.drives {
             let state = d.error.map { "unreachable (\($0))" } ?? (d.locked.map { $0 ? "LOCKED" : "unlocked" } ?? "unknown")
             var line = "\(d.address)  \(d.model)  \(d.serial)  \(state)  key \(d.generation ?? "none (setup unfinished)")"

@@ -58,7 +58,11 @@ struct ArrayCommandTests {
         #expect(unknown.status == 64 && unknown.stderr.contains("not a drive of the array"))
         #expect(try run("sedlock", ["guard", "reset", drives[0]] + state).status == 64)  // needs --yes
         #expect(try run("sedlock", ["guard", "reset", drives[0], "--yes"] + state).status == 0)
-        let noState = try run("sedlock", ["status", "--direct", "--state-dir", scratch + "/nothing"])
+        // A host not set up: status answers so (exit 0); what needs a state says there is none.
+        let noArray = try run("sedlock", ["status", "--direct", "--state-dir", scratch + "/nothing"])
+        #expect(noArray.status == 0 && noArray.output.contains("no array is set up"), "\(noArray.output) \(noArray.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/nothing"), "status made no state")
+        let noState = try run("sedlock", ["keys", "list", "--direct", "--state-dir", scratch + "/nothing"])
         #expect(noState.status == 13 && noState.stderr.contains("no sedlock state"))
         // The state and every output hold no key material.
         let keyText = try String(contentsOfFile: try FileManager.default.contentsOfDirectory(atPath: keys).map { keys + "/" + $0 }[0],
