@@ -95,7 +95,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case recover(RecoverRequest)
     case rekey(RekeyRequest)
     case arrayAdd(ArrayAddRequest)
-    case arrayRemove(address: String, revert: Bool)
+    case arrayRemove(address: String, revert: Bool, dryRun: Bool = false)
     case erase(EraseRequest)
     /// Open faults (conditions evaluated now) and recently cleared ones.
     case faults

@@ -17,7 +17,8 @@ private struct Address: Codable { var address: String? }
 private struct RequiredAddress: Codable { var address: String }
 private struct Names: Codable { var names: [String] }
 private struct KeyID: Codable { var keyID: String }
-private struct Removal: Codable { var address: String; var revert: Bool }
+/// `dryRun` is absent on the wire unless asked for (as older sedlocks sent it).
+private struct Removal: Codable { var address: String; var revert: Bool; var dryRun: Bool? }
 private struct Server: Codable { var server: String }
 
 /// The one case key of a wire object, or why there is not exactly one.
@@ -62,7 +63,7 @@ extension ControlRequest {
         case "arrayAdd": self = .arrayAdd(try payload(ArrayAddRequest.self))
         case "arrayRemove":
             let removal = try payload(Removal.self)
-            self = .arrayRemove(address: removal.address, revert: removal.revert)
+            self = .arrayRemove(address: removal.address, revert: removal.revert, dryRun: removal.dryRun == true)
         case "erase": self = .erase(try payload(EraseRequest.self))
         case "faults": _ = try payload(Nothing.self); self = .faults
         case "rdlTest": self = .rdlTest(server: try payload(Server.self).server)
@@ -93,7 +94,8 @@ extension ControlRequest {
         case .recover(let v): try c.encode(v, forKey: key)
         case .rekey(let v): try c.encode(v, forKey: key)
         case .arrayAdd(let v): try c.encode(v, forKey: key)
-        case .arrayRemove(let address, let revert): try c.encode(Removal(address: address, revert: revert), forKey: key)
+        case .arrayRemove(let address, let revert, let dryRun):
+            try c.encode(Removal(address: address, revert: revert, dryRun: dryRun ? true : nil), forKey: key)
         case .erase(let v): try c.encode(v, forKey: key)
         case .rdlTest(let server): try c.encode(Server(server: server), forKey: key)
         case .rdlEnable(let v): try c.encode(v, forKey: key)

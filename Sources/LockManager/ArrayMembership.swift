@@ -50,7 +50,7 @@ extension LockManager {
 
     /// Takes a drive out of the array. With `revert`, first returns it to factory state as SID
     /// (its data is gone); without, it keeps the PINs of its key generation.
-    public func arrayRemove(address: String, revert: Bool) async throws(ControlError) -> ArrayReport {
+    public func arrayRemove(address: String, revert: Bool, dryRun: Bool = false) async throws(ControlError) -> ArrayReport {
         let store = try openState(.write)
         let drive: StoredDrive
         do {
@@ -63,6 +63,17 @@ extension LockManager {
             drive = found
         } catch {
             throw ControlError(error)
+        }
+        if dryRun {
+            if revert {
+                let plan = try eraseDryRun([drive], method: .revert, store: store)
+                return ArrayReport(operation: "array remove --revert --dry-run", drives: plan.drives, note: plan.note)
+            }
+            let keyID = (try? store.generations())?.first { $0.id == drive.generationID }?.keyID ?? "none"
+            return ArrayReport(operation: "array remove --dry-run", drives: [
+                DriveOutcome(address: address, result: .wouldChange,
+                             detail: "would leave the array keeping its PINs from key \(keyID) (its check values kept, for `sedlock array add` to take it back)"),
+            ], note: "dry run: nothing was changed and nothing presented to a drive")
         }
         if revert {
             let report = try await erase(EraseRequest(drives: [address], method: .revert), psid: nil)

@@ -116,7 +116,8 @@ public final class LockManager: Sendable {
             case .recover(let recover): return .array(try await self.recover(recover))
             case .rekey(let rekey): return .array(try await self.rekey(rekey, passphrase: secret))
             case .arrayAdd(let add): return .array(try await arrayAdd(add, adoptionPassword: secret))
-            case .arrayRemove(let address, let revert): return .array(try await arrayRemove(address: address, revert: revert))
+            case .arrayRemove(let address, let revert, let dryRun):
+                return .array(try await arrayRemove(address: address, revert: revert, dryRun: dryRun))
             case .erase(let erase): return .array(try await self.erase(erase, psid: secret))
             case .faults: return .faults(try faults())
             case .rdlTest(let server): return .rdl(try rdlTest(server: server))

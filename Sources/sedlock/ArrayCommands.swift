@@ -288,14 +288,16 @@ struct ArrayRemove: AsyncParsableCommand {
     @Argument(help: "The drive.", completion: DeviceCompletion.kind) var drive: String
     @Flag(help: "Revert the drive as SID first: factory state, all data erased.") var revert = false
     @Flag(help: "Confirm --revert.") var yes = false
+    @Flag(help: "Check the drive is the array's (and, with --revert, its key is here and verified) and print what would be done; change nothing.")
+    var dryRun = false
 
     func validate() throws {
-        if revert && !yes { throw ValidationError("--revert erases the drive's data; confirm with --yes") }
+        if revert && !yes && !dryRun { throw ValidationError("--revert erases the drive's data; confirm with --yes") }
     }
 
     func run() async throws {
         await reportingAsync {
-            try show(await options.perform(.arrayRemove(address: drive, revert: revert)), json: options.json)
+            try show(await options.perform(.arrayRemove(address: drive, revert: revert, dryRun: dryRun)), json: options.json)
         }
     }
 }

@@ -734,7 +734,7 @@ struct DryRunTests {
 }
 
 extension DryRunTests {
-    @Test("erase (crypto, revert, PSID), release and rdl enable --dry-run: keys fetched and PINs proven, the key server tested, each drive's fate said; no data erased, no token made, no try spent")
+    @Test("erase (crypto, revert, PSID), release, array remove (with and without --revert) and rdl enable --dry-run: keys fetched and PINs proven, the key server tested, each drive's fate said; no data erased, no token made, no try spent")
     func destructiveDryRuns() async throws {
         let kms = try InProcessKeyServers(count: 1)
         let f = try LockManagerFixture(drives: 2, subsystemClasses: [.opal, .enterprise], connector: kms)
@@ -754,8 +754,16 @@ extension DryRunTests {
         let rdl = try await f.manager.rdlEnable(enable)
         #expect(rdl.drives.map(\.result) == [.wouldChange, .wouldChange] && rdl.note.contains("ks0 passed its test"), "\(rdl)")
         #expect(try f.manager.rdlStatus().tokenID == nil)
+        for revert in [false, true] {
+            let remove = try await f.manager.arrayRemove(address: f.addresses[1], revert: revert, dryRun: true)
+            #expect(remove.drives.map(\.result) == [.wouldChange] && remove.operation.hasSuffix("--dry-run")
+                    && remove.drives.first?.detail.contains(revert ? "reverted" : "keeping its PINs") == true, "\(remove)")
+        }
+        await #expect { try await f.manager.arrayRemove(address: "sim:/not/ours/0", revert: false, dryRun: true) } throws: {
+            ($0 as? ControlError)?.message.contains("not a drive of the array") == true
+        }
         #expect(try f.drive(0).read(lba: 8, count: 1) == record)
-        #expect(try await f.manager.status().drives.count == 2)
+        #expect(try await f.manager.status().drives.count == 2 && f.drive(1).statusReport(index: 1).owned)
         #expect((0..<2).allSatisfy { f.drive($0).statusReport(index: $0).totalFailedAuthentications == 0 })
     }
 }
