@@ -45,6 +45,8 @@ public struct DriveStatusReport: Codable, Sendable {
     public var singleUserRanges: [Int]
     /// Tolerances beyond the specification the drive was built with (empty: strict).
     public var quirks: [String]
+    /// The fault plan's parts still waiting for their commands (`FaultPlan.armed`); empty: none.
+    public var armedFaults: [String]
 }
 
 extension SimulatedDrive {
@@ -74,6 +76,7 @@ extension SimulatedDrive {
             totalFailedAuthentications: record.totalFailedAuthentications ?? 0,
             lifetimeFailureLimit: record.settings.lifetimeFailureLimit, erasedItself: record.erasedForGood,
             lockoutStatus: record.settings.lockoutStatus.rawValue, openSessions: sessions.count,
-            singleUserRanges: record.singleUserRanges ?? [], quirks: (record.settings.quirks ?? []).map(\.rawValue))
+            singleUserRanges: record.singleUserRanges ?? [], quirks: (record.settings.quirks ?? []).map(\.rawValue),
+            armedFaults: faults.armed)
     }
 }

@@ -17,4 +17,20 @@ public struct FaultPlan: Codable, Sendable, Hashable {
     public init() {}
 
     public var isEmpty: Bool { self == FaultPlan() }
+
+    /// What is still armed, one phrase a fault (empty when nothing is): a plan stays armed until
+    /// its commands come, however long that takes, so `sedsim status` shows it.
+    public var armed: [String] {
+        func plural(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        var phrases: [String] = []
+        if droppedResponses > 0 {
+            phrases.append("drop the next " + plural(droppedResponses, "response")
+                           + (dropAfterResponses > 0 ? " after " + plural(dropAfterResponses, "normal one") : ""))
+        }
+        if delayedResponses > 0 { phrases.append("delay the next " + plural(delayedResponses, "response") + " (\(plural(delayPolls, "poll")) each)") }
+        if busySessions > 0 { phrases.append("SP_BUSY to the next " + plural(busySessions, "StartSession")) }
+        if corruptedResponses > 0 { phrases.append("corrupt the next " + plural(corruptedResponses, "response")) }
+        if crashDuringNextCommand { phrases.append("crash while saving the next state change") }
+        return phrases
+    }
 }

@@ -229,7 +229,7 @@ struct Read: ParsableCommand {
 }
 
 struct Fault: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Inject faults into a served drive (replaces its fault plan).")
+    static let configuration = CommandConfiguration(abstract: "Arm faults in a served drive: they wait for their commands, however long (replaces its fault plan; no options clear it).")
     @OptionGroup var array: ArrayDirectory
     @Argument(help: "Drive number.") var drive: Int
     @Option(help: "Delay the next N responses.") var delay: Int = 0
@@ -253,6 +253,9 @@ struct Fault: ParsableCommand {
         guard access.isServed else { fail("faults apply to a served array; start `sedsim serve \(array.directory)` first") }
         let payload = (try? JSONEncoder().encode(plan)).map(Array.init) ?? []
         _ = try access.request(LinkRequest(.setFaults, drive: drive, payload: payload))
+        // The plan waits for its commands, however long: say so, so nobody forgets it is there.
+        print(plan.isEmpty ? "drive \(drive): no fault armed (plan cleared)"
+              : "drive \(drive): armed until used: " + plan.armed.joined(separator: "; "))
     }
 }
 

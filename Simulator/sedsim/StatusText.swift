@@ -11,6 +11,7 @@ enum StatusText {
             lines.append("  Single User Mode: " + r.singleUserRanges.map { "range \($0) owned by User\($0 + 1)" }.joined(separator: ", "))
         }
         if !r.quirks.isEmpty { lines.append("  quirks: " + r.quirks.joined(separator: ", ")) }
+        if !r.armedFaults.isEmpty { lines.append("  faults armed: " + r.armedFaults.joined(separator: "; ")) }
         lines.append("  MBR shadow: \(r.mbrEnable ? "enabled" : "disabled")\(r.mbrEnable ? (r.mbrDone ? ", done" : ", not done") : "")")
         for range in r.ranges where range.range == 0 || range.length > 0 || range.readLockEnabled || range.writeLockEnabled {
             let state: String

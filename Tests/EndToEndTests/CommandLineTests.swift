@@ -186,6 +186,23 @@ struct CommandLineTests {
         #expect(Date().timeIntervalSince(start) < 20)
     }
 
+    @Test("a fault plan stays armed until its commands come: sedsim fault and status say what waits, and it is gone once used")
+    func faultPlanStaysArmedUntilUsed() throws {
+        let array = try ServedArray(drives: 1)
+        let armed = try run("sedsim", ["fault", array.directory, "0", "--busy", "1"])
+        #expect(armed.status == 0 && armed.output.contains("armed until used: SP_BUSY to the next 1 StartSession"))
+        // A power cycle does not use it: only a StartSession does.
+        #expect(try run("sedsim", ["power-cycle", array.directory]).status == 0)
+        #expect(try run("sedsim", ["status", array.directory]).output.contains("faults armed: SP_BUSY to the next 1 StartSession"))
+        // The next StartSession meets it (sedlock waits out SP_BUSY within its timeout, or gives up).
+        _ = try run("sedlock", ["drive", "take-ownership", array.device(), "--new-pin-file", "-", "--timeout", "2"],
+                    stdin: Data(pin.utf8), timeout: 30)
+        let after = try JSONSerialization.jsonObject(with: try run("sedsim", ["status", array.directory, "--json"]).stdout) as? [[String: Any]]
+        #expect((after?.first?["armedFaults"] as? [String]) == [])
+        let cleared = try run("sedsim", ["fault", array.directory, "0"])
+        #expect(cleared.output.contains("no fault armed"))
+    }
+
     @Test("a reply lost in a write session leaves no session behind: the next command runs at once, not after the drive's 30 s session timeout")
     func lostReplyLeavesNoSession() throws {
         let array = try ServedArray()

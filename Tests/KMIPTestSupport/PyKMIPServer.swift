@@ -146,22 +146,7 @@ public final class PyKMIPServer: @unchecked Sendable {
         return TLSConfiguration(certificatePath: cert, privateKeyPath: key, caPath: pki.caPath, connectTimeout: 5, ioTimeout: 15)
     }
 
-    public static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        guard ok else { throw FixtureError("no free port") }
-        return UInt16(bigEndian: addr.sin_port)
-    }
+    public static func freePort() throws -> UInt16 { try LoopbackPort.free() }
 
     public static func accepts(_ port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
