@@ -25,6 +25,9 @@ public struct DriveOutcome: Codable, Sendable, Hashable {
     public var detail: String
     /// Authentication attempts this operation made on the drive.
     public var attempts: Int
+    /// The key generation the drive's PINs come from (its identifier, never the key), when the
+    /// operation used one: the journal's KEY_ID.
+    public var keyID: String?
 
     public init(address: String, result: Result, detail: String = "", attempts: Int = 0) {
         self.address = address

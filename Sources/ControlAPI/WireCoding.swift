@@ -140,6 +140,43 @@ extension ControlRequest {
     }
 }
 
+extension ControlRequest {
+    /// The request as the CLI command that sends it ("keyserver add"), for logs and messages: the
+    /// wire name is a protocol identifier, not words.
+    public var words: String {
+        switch self {
+        case .setup: "setup"
+        case .unlock: "unlock"
+        case .lock: "lock"
+        case .status: "status"
+        case .guardStatus: "guard status"
+        case .guardReset: "guard reset"
+        case .keyServerAdd, .keyServersAdd: "keyserver add"
+        case .keyServerModify: "keyserver modify"
+        case .keyServerRemove: "keyserver remove"
+        case .keyServerShow: "keyserver show"
+        case .keyServerStatus: "keyserver status"
+        case .keyServerQuery: "keyserver query"
+        case .keysList: "keys list"
+        case .keysRestore: "keys restore"
+        case .keysRetire: "keys retire"
+        case .keysDestroy: "keys destroy"
+        case .recover: "recover"
+        case .rekey: "rekey"
+        case .arrayAdd: "array add"
+        case .arrayRemove: "array remove"
+        case .erase: "erase"
+        case .faults: "faults"
+        case .rdlTest: "rdl test"
+        case .rdlEnable: "rdl enable"
+        case .rdlStatus: "rdl status"
+        case .rdlRotate: "rdl rotate"
+        case .rdlDisable: "rdl disable"
+        case .reload: "reload"
+        }
+    }
+}
+
 extension ControlResponse {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: WireCaseKey.self)

@@ -259,7 +259,13 @@ extension LockManager {
 
     /// Faults, the note of a held boot, the key servers' traffic, and the boot's outcome.
     private func finish(_ change: LockChange, store: StateDatabase, traffic: KMIPTrafficMeter, began: UInt64) -> ArrayReport {
-        let ordered = change.drives.compactMap { change.outcomes[$0.address] }
+        // Which key each drive's PINs came from: an identifier for the journal, never the key.
+        let keyIDs = Dictionary(((try? store.generations()) ?? []).compactMap { g in g.id.map { ($0, g.keyID) } }) { first, _ in first }
+        let ordered = change.drives.compactMap { drive -> DriveOutcome? in
+            guard var outcome = change.outcomes[drive.address] else { return nil }
+            outcome.keyID = admin1Generation(of: drive, rekey: change.rekey).flatMap { keyIDs[$0] }
+            return outcome
+        }
         recordFaults(store, ordered.filter { $0.result == .keyMismatch }.map {
             fault("KeyMismatch", "error", $0.address,
                   action: "the key found does not match the drive's check values: restore the right key (`sedlock keys restore --all`)",

@@ -13,8 +13,9 @@ enum MessageID {
     static let started = "4fd27d883f64485bbb34333ed01599c9"
     static let setUp = "9dbab587ef7e4e0dab4489765aeaabf5"
     static let bootSummary = "4bd3632033eb46d28a6436b3bbd2a975"
+    static let stalled = "06d533a7ba904a97861a0e78fb01b984"
     /// Every ID, for the journal catalog (`systemd/sedlock.catalog` explains each).
-    static let all = [unlock, lock, rekey, guardTrip, faultRaised, faultCleared, started, setUp, bootSummary]
+    static let all = [unlock, lock, rekey, guardTrip, faultRaised, faultCleared, started, setUp, bootSummary, stalled]
 }
 
 /// Turns answered requests and monitor findings into journal records with structured fields.
@@ -40,6 +41,7 @@ struct DaemonEvents: Sendable {
                 var metadata: Logger.Metadata = ["DRIVE": "\(drive.address)", "RESULT": "\(drive.result.rawValue)",
                                                  "ATTEMPTS": "\(drive.attempts)"]
                 if let id { metadata["MESSAGE_ID"] = "\(id)" }
+                if let keyID = drive.keyID { metadata["KEY_ID"] = "\(keyID)" }
                 let detail = drive.detail.isEmpty ? "" : ": \(drive.detail)"
                 if drive.succeeded {
                     logger.info("\(report.operation) \(drive.address): \(drive.result.words)\(detail)", metadata: metadata)
@@ -79,6 +81,6 @@ struct DaemonEvents: Sendable {
     }
 
     private func name(of request: ControlRequest) -> String {
-        request.name  // the case name alone: associated values are never logged
+        request.words  // the command's words alone: associated values are never logged
     }
 }

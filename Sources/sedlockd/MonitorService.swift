@@ -41,6 +41,8 @@ struct MonitorService: Service {
                     events.logger.info("udev: \(count) device event(s), the last \(last.action) of \(last.deviceNode ?? last.subsystem): checking the drives now")
                     due[.drives] = now
                 }
+                // A request changed drives: the line says what it knows at once, the look confirms.
+                if statusLine.takeRecheck() { due[.drives] = now }
                 var ran = false
                 for check in Check.allCases where due[check].map({ $0 <= now }) ?? true {
                     await perform(check)

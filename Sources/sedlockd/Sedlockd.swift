@@ -131,7 +131,10 @@ struct Serve: AsyncParsableCommand {
                 }
                 let response = await Self.answer(request, peer: peer, manager: manager, loop: loop, reloader: reloader, events: events,
                                                  progress: reporting)
-                if request.changesState { serviceManager.status(statusLine.text) }
+                if request.changesState {
+                    if case .array(let report) = response { statusLine.applied(report) }
+                    serviceManager.status(statusLine.text)
+                }
                 return response
             }
 
@@ -152,7 +155,7 @@ struct Serve: AsyncParsableCommand {
             if let interval = serviceManager.watchdogInterval {
                 services.append(WatchdogService(interval: interval, loop: loop,
                                                 workLimit: .milliseconds(Int64(configuration.workLimit * 1000)),
-                                                serviceManager: serviceManager))
+                                                serviceManager: serviceManager, logger: logger))
             }
             var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                                logger: logger)

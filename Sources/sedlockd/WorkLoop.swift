@@ -83,6 +83,14 @@ final class WorkLoop: Service, Sendable {
         }
     }
 
+    /// Why `heartbeat` found the loop not alive, in words for the log.
+    func stallDetail(workLimit: Duration) -> String {
+        let busySince = progress.withLock { $0.busySince }
+        guard let busySince else { return "it has not reached the last heartbeat: no job is taken" }
+        return "one job has run for \((ContinuousClock.now - busySince).components.seconds) s, "
+            + "past the \(workLimit.components.seconds) s work limit"
+    }
+
     /// Sends a heartbeat through the loop and says whether the loop is alive: it reached the
     /// previous heartbeat, or it is inside one job that has not run past `workLimit`.
     func heartbeat(workLimit: Duration) -> Bool {

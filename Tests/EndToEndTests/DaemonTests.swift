@@ -163,6 +163,14 @@ struct DaemonTests {
         #expect(try run("sedlock", ["rekey"] + f.viaSocket).status == 0)
         let rekeying = notify.messages(seconds: 5) { $0.contains("STATUS=2/2 drives unlocked") }
         #expect(rekeying.contains("STATUS=rekey 1/2 drives") && rekeying.contains("STATUS=rekey 2/2 drives"), "\(rekeying)")
+        // A lock and an unlock through the socket: STATUS= says so as each is answered, not at the
+        // drive monitor's next round (60 s away here).
+        #expect(try run("sedlock", ["lock", "--all"] + f.viaSocket).status == 0)
+        let locked = notify.messages(seconds: 5) { $0.contains("STATUS=0/2 drives unlocked") }
+        #expect(locked.last?.contains("STATUS=0/2 drives unlocked") == true, "\(locked)")
+        #expect(try run("sedlock", ["unlock", "--all"] + f.viaSocket).status == 0)
+        let unlocked = notify.messages(seconds: 5) { $0.contains("STATUS=2/2 drives unlocked") }
+        #expect(unlocked.last?.contains("STATUS=2/2 drives unlocked") == true, "\(unlocked)")
         kill(daemon.pid, SIGHUP)
         let reload = notify.messages { $0.hasPrefix("RELOADING=1") }
         #expect(reload.last.map { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") } == true, "\(reload)")

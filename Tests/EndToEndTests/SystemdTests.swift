@@ -188,6 +188,9 @@ struct SystemdTests {
         #expect(locks.count == 12 && unlocks.count == 12, "\(locks.count) lock and \(unlocks.count) unlock records")
         #expect(Set(unlocks.compactMap { $0["DRIVE"] as? String }) == Set(Self.drives))
         #expect(unlocks.allSatisfy { $0["SYSLOG_IDENTIFIER"] as? String == "sedlockd" && $0["PRIORITY"] as? String == "6" })
+        // Each names the key its drive's PINs came from (one key for the array), never the key itself.
+        let keyIDs = unlocks.compactMap { $0["KEY_ID"] as? String }
+        #expect(keyIDs.count == 12 && Set(keyIDs).count == 1, "\(keyIDs)")
         // Canary: the array key, in any encoding, appears nowhere in the journal.
         for secret in try Self.authenticationKeys(in: ns.work + "/state/keys") {
             #expect(!journal.output.contains(secret), "the journal holds the authentication key")
@@ -205,6 +208,22 @@ struct SystemdTests {
         let pid1Log = try ns.inside(["journalctl", "--no-pager", "-o", "cat", "_PID=1"])
         let recent = try ns.inside(["journalctl", "--no-pager", "-n", "40"]).output
         #expect(pid1Log.output.contains("sedlockd.service: Watchdog timeout"), "\(pid1Log.output.suffix(1500)) \(recent)")
+        // sedlockd said why first: its stall record comes before systemd's watchdog timeout.
+        let ordered = try ns.inside(["journalctl", "--no-pager", "-o", "json", "-u", "sedlockd.service"]).output.split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let stall = ordered.firstIndex { $0["MESSAGE_ID"] as? String == "06d533a7ba904a97861a0e78fb01b984" }
+        let timeout = ordered.firstIndex { ($0["MESSAGE"] as? String)?.contains("Watchdog timeout") == true }
+        #expect((stall ?? Int.max) < (timeout ?? -1), "stall record \(String(describing: stall)), timeout \(String(describing: timeout))")
+        #expect(ordered.first { ($0["MESSAGE_ID"] as? String) == "06d533a7ba904a97861a0e78fb01b984" }?["PRIORITY"] as? String == "3")
+        // libdispatch's manager thread asks for nice -4; the unit's LimitNICE=-4 lets it, with no
+        // capability. The limit is the unit's on every host; where PID 1 may raise limits (it
+        // needs CAP_SYS_RESOURCE, which this test machine's containers lack) no start complains.
+        #expect(try ns.show("sedlockd.service", ["LimitNICE"])["LimitNICE"] == "24")
+        let niceLimit = try ns.inside(["sh", "-c", "grep 'Max nice' /proc/$(systemctl show -P MainPID sedlockd.service)/limits"]).output
+        if niceLimit.split(whereSeparator: \.isWhitespace).dropFirst(3).first == "24" {
+            let complaints = try ns.inside(["journalctl", "--no-pager", "-o", "cat", "--grep", "thread priority"]).output
+            #expect(!complaints.contains("Failed to set thread priority"), "\(complaints)")
+        }
     }
 
     /// The AK of every local key file, as base64 and as hex.

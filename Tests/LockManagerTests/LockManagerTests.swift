@@ -289,6 +289,8 @@ struct LockManagerTests {
         try f.reboot()
         let unlock = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
         #expect(unlock.allSucceeded, "\(unlock)")
+        // Each outcome names the key its PINs came from: the new one (the journal's KEY_ID).
+        #expect(unlock.drives.allSatisfy { $0.keyID == keys[1].keyID }, "\(unlock.drives.map(\.keyID))")
         // Without the new key, nothing is presented even though the old key is still there.
         try FileManager.default.removeItem(atPath: f.keyDirectory + "/" + keys[1].keyID + ".ak")
         try f.reboot()
