@@ -40,8 +40,23 @@ public enum Attribute: Hashable, Sendable {
         "Cryptographic Algorithm": .cryptographicAlgorithm, "Cryptographic Length": .cryptographicLength,
         "Cryptographic Usage Mask": .cryptographicUsageMask, "Unique Identifier": .uniqueIdentifier,
         "Initial Date": .initialDate, "Activation Date": .activationDate, "Sensitive": .sensitive,
-        "Last Change Date": .lastChangeDate, "Digest": .digest,
+        "Last Change Date": .lastChangeDate, "Digest": .digest, "Deactivation Date": .deactivationDate,
+        "Process Start Date": .processStartDate, "Protect Stop Date": .protectStopDate,
     ]
+
+    /// The lifecycle dates a client may give an object when it registers it (KMIP 1.x §3.25–3.27):
+    /// kept as `.other` with a Date-Time value.
+    public static let clientDates: Set<String> = ["Process Start Date", "Protect Stop Date"]
+
+    /// The Date-Time value of a date attribute (Initial, Activation, Last Change, or any other
+    /// carried as a Date-Time); nil for every other attribute.
+    public var dateValue: Int64? {
+        switch self {
+        case .initialDate(let v), .activationDate(let v), .lastChangeDate(let v): return v
+        case .other(_, let value): return value.dateTimeValue
+        default: return nil
+        }
+    }
 
     /// The value item, tagged as 2.0 tags it (1.x wraps it in Attribute Value).
     public func valueItem(tag: Tag) -> TTLV {
@@ -114,7 +129,8 @@ public enum Attribute: Hashable, Sendable {
             return
         }
         let name = Self.tagsByName.first { $0.value == item.tag }?.key ?? "Tag \(item.tag)"
-        self.init(name: name, value: item)
+        // The value tagged Attribute Value, as 1.x carries it: one attribute reads the same from either.
+        self.init(name: name, value: TTLV(.attributeValue, item.value))
     }
 
     public init(name: String, value: TTLV) {

@@ -14,11 +14,14 @@ extension Tag {
     public static let cryptographicAlgorithm = Tag(0x42_0028)
     public static let cryptographicLength = Tag(0x42_002A)
     public static let cryptographicUsageMask = Tag(0x42_002C)
+    public static let deactivationDate = Tag(0x42_002F)
     public static let initialDate = Tag(0x42_0039)
     public static let sensitive = Tag(0x42_0120)
+    public static let key = Tag(0x42_003F)
     public static let keyBlock = Tag(0x42_0040)
     public static let keyFormatType = Tag(0x42_0042)
     public static let lastChangeDate = Tag(0x42_0048)
+    public static let leaseTime = Tag(0x42_0049)
     public static let digest = Tag(0x42_0034)
     public static let digestValue = Tag(0x42_0035)
     public static let hashingAlgorithm = Tag(0x42_0038)
@@ -32,7 +35,12 @@ extension Tag {
     public static let nameValue = Tag(0x42_0055)
     public static let objectGroup = Tag(0x42_0056)
     public static let objectType = Tag(0x42_0057)
+    public static let opaqueDataType = Tag(0x42_0059)
+    public static let opaqueDataValue = Tag(0x42_005A)
+    public static let opaqueObject = Tag(0x42_005B)
     public static let operation = Tag(0x42_005C)
+    public static let processStartDate = Tag(0x42_0067)
+    public static let protectStopDate = Tag(0x42_0068)
     public static let protocolVersion = Tag(0x42_0069)
     public static let protocolVersionMajor = Tag(0x42_006A)
     public static let protocolVersionMinor = Tag(0x42_006B)
@@ -59,6 +67,7 @@ extension Tag {
     public static let timeStamp = Tag(0x42_0092)
     public static let uniqueBatchItemID = Tag(0x42_0093)
     public static let uniqueIdentifier = Tag(0x42_0094)
+    public static let usageLimitsCount = Tag(0x42_0096)
     public static let vendorIdentification = Tag(0x42_009D)
     public static let offsetItems = Tag(0x42_00D4)
     public static let locatedItems = Tag(0x42_00D5)
@@ -78,6 +87,7 @@ public struct Operation: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let createKeyPair = Operation(rawValue: 0x02)
     public static let register = Operation(rawValue: 0x03)
     public static let locate = Operation(rawValue: 0x08)
+    public static let check = Operation(rawValue: 0x09)
     public static let get = Operation(rawValue: 0x0A)
     public static let getAttributes = Operation(rawValue: 0x0B)
     public static let getAttributeList = Operation(rawValue: 0x0C)
@@ -97,6 +107,7 @@ public struct Operation: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 0x02: return "CreateKeyPair"
         case 0x03: return "Register"
         case 0x08: return "Locate"
+        case 0x09: return "Check"
         case 0x0A: return "Get"
         case 0x0B: return "GetAttributes"
         case 0x0C: return "GetAttributeList"
@@ -209,6 +220,8 @@ public enum KMIPConstant {
     public static let secretDataTypePassword: UInt32 = 1
     public static let keyFormatRaw: UInt32 = 1
     public static let keyFormatOpaque: UInt32 = 2
+    /// Transparent Symmetric Key: the Key Material is a structure holding the Key bytes.
+    public static let keyFormatTransparentSymmetric: UInt32 = 7
     public static let hashingAlgorithmSHA256: UInt32 = 6
     public static let algorithmAES: UInt32 = 3
     public static let usageEncrypt: Int32 = 0x04

@@ -153,3 +153,95 @@ extension KeyServerConformanceTests {
         #expect(!left.contains("Object Group") && !left.contains("x-Owner") && left.contains("Name"), "\(left)")
     }
 }
+
+extension KeyServerConformanceTests {
+    static func protectStop(_ date: Int64) -> Attribute { .other(name: "Protect Stop Date", value: TTLV(.attributeValue, .dateTime(date))) }
+
+    @Test("Locate by dates: two instances of a date attribute are an inclusive range, one its exact value (Protect Stop Date kept from registration, Activation Date set by Activate)",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func locateByDates(version: ProtocolVersion) throws {
+        let server = try Server()
+        let client = server.client(version)
+        let base: Int64 = 1_900_000_000
+        var ids: [String] = []
+        for n in 0..<3 {
+            ids.append(try client.registerSecret(Secret(Array(repeating: UInt8(n + 1), count: 32)),
+                                                 attributes: [.name("dated-\(n)"), Self.protectStop(base + Int64(n) * 1000)]))
+        }
+        #expect(try client.getAttributes(ids[1], names: ["Protect Stop Date"]) == [Self.protectStop(base + 1000)])
+        #expect(Set(try client.locate([Self.protectStop(base), Self.protectStop(base + 1500)])) == Set(ids.prefix(2)))
+        #expect(try client.locate([Self.protectStop(base + 2000)]) == [ids[2]])
+        #expect(try client.locate([Self.protectStop(base + 2001), Self.protectStop(base + 9000)]).isEmpty)
+        try client.activate(ids[0])
+        let now = Int64(Date().timeIntervalSince1970)
+        #expect(try client.locate([.activationDate(now - 60), .activationDate(now + 60)]) == [ids[0]])
+        // A date filter and another attribute: both must hold.
+        #expect(try client.locate([Self.protectStop(base), Self.protectStop(base + 1500), .name("dated-1")]) == [ids[1]])
+    }
+
+    @Test("a Transparent Symmetric Key is registered and got back as it came: Key Format Type 7, the bytes in the Key Material's Key",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func transparentSymmetricKey(version: ProtocolVersion) throws {
+        let server = try Server()
+        let key = [UInt8](repeating: 0x3C, count: 32)
+        let object: TTLV = .structure(.symmetricKey, [.structure(.keyBlock, [
+            .enumeration(.keyFormatType, KMIPConstant.keyFormatTransparentSymmetric),
+            .structure(.keyValue, [.structure(.keyMaterial, [.bytes(.key, key)])]),
+            .enumeration(.cryptographicAlgorithm, KMIPConstant.algorithmAES), .integer(.cryptographicLength, 256),
+        ])])
+        let registered = try server.send(.register, [.enumeration(.objectType, ObjectType.symmetricKey.rawValue),
+                                                     Attribute.container([.name("transparent")], version: version), object], version: version)
+        let id = try #require(registered.payload?.child(.uniqueIdentifier)?.textValue, "\(registered)")
+        let got = try server.send(.get, [.text(.uniqueIdentifier, id)], version: version)
+        let block = got.payload?.child(.symmetricKey)?.child(.keyBlock)
+        #expect(block?.child(.keyFormatType)?.enumerationValue == KMIPConstant.keyFormatTransparentSymmetric)
+        #expect(block?.child(.keyValue)?.child(.keyMaterial)?.child(.key)?.bytesValue == key)
+        // Key Material of the wrong shape for its format is refused, and nothing is kept.
+        let wrong: TTLV = .structure(.symmetricKey, [.structure(.keyBlock, [
+            .enumeration(.keyFormatType, KMIPConstant.keyFormatTransparentSymmetric),
+            .structure(.keyValue, [.bytes(.keyMaterial, key)]),
+        ])])
+        let refused = try server.send(.register, [.enumeration(.objectType, ObjectType.symmetricKey.rawValue),
+                                                  Attribute.container([], version: version), wrong], version: version)
+        #expect(refused.resultStatus == .operationFailed && refused.resultReason == .invalidField, "\(refused)")
+        #expect(try server.client(version).locate([.objectType(.symmetricKey)]) == [id])
+    }
+
+    @Test("an Opaque Object is registered, got (its Opaque Data Type and Value as given), located by type and has a Digest",
+          arguments: [ProtocolVersion.v1_4, .v2_0])
+    func opaqueObject(version: ProtocolVersion) throws {
+        let server = try Server()
+        let value = Array("a blob only its owner understands".utf8)
+        let vendorType: UInt32 = 0x8000_0001
+        let registered = try server.send(.register, [
+            .enumeration(.objectType, ObjectType.opaqueData.rawValue), Attribute.container([.name("opaque")], version: version),
+            .structure(.opaqueObject, [.enumeration(.opaqueDataType, vendorType), .bytes(.opaqueDataValue, value)]),
+        ], version: version)
+        let id = try #require(registered.payload?.child(.uniqueIdentifier)?.textValue, "\(registered)")
+        let got = try server.send(.get, [.text(.uniqueIdentifier, id)], version: version)
+        #expect(got.payload?.child(.objectType)?.enumerationValue == ObjectType.opaqueData.rawValue)
+        #expect(got.payload?.child(.opaqueObject)?.child(.opaqueDataType)?.enumerationValue == vendorType)
+        #expect(got.payload?.child(.opaqueObject)?.child(.opaqueDataValue)?.bytesValue == value)
+        let client = server.client(version)
+        #expect(try client.locate([.objectType(.opaqueData)]) == [id])
+        #expect(try client.getAttributes(id).contains { $0.attributeName == "Digest" })
+    }
+
+    @Test("Check: an Active key within its usage mask passes (the Unique Identifier back); a usage outside the mask, or an object not Active, fails")
+    func check() throws {
+        let server = try Server()
+        let client = server.client(.v1_4)
+        let id = try client.createSymmetricKey(attributes: [.name("checked"), .cryptographicUsageMask(KMIPConstant.usageEncrypt | KMIPConstant.usageDecrypt)])
+        let early = try server.send(.check, [.text(.uniqueIdentifier, id), .integer(.cryptographicUsageMask, KMIPConstant.usageEncrypt)], version: .v1_4)
+        #expect(early.resultStatus == .operationFailed && early.resultReason == .illegalOperation, "\(early)")
+        try client.activate(id)
+        let passes = try server.send(.check, [.text(.uniqueIdentifier, id), .integer(.cryptographicUsageMask, KMIPConstant.usageEncrypt)], version: .v1_4)
+        #expect(passes.resultStatus == .success && passes.payload?.child(.uniqueIdentifier)?.textValue == id, "\(passes)")
+        let exportMask: Int32 = 0x40
+        let fails = try server.send(.check, [.text(.uniqueIdentifier, id), .integer(.cryptographicUsageMask, exportMask)], version: .v1_4)
+        #expect(fails.resultStatus == .operationFailed && fails.resultReason == .illegalOperation, "\(fails)")
+        let missing = try server.send(.check, [.text(.uniqueIdentifier, "999")], version: .v1_4)
+        #expect(missing.resultReason == .itemNotFound)
+        #expect(try client.query().operations.contains(.check))
+    }
+}

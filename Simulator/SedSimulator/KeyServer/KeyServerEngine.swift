@@ -86,33 +86,20 @@ public struct KeyServerEngine: Sendable {
             let common = offered.isEmpty ? ProtocolVersion.supported : offered.filter { ProtocolVersion.supported.contains($0) }
             return common.map(\.ttlv)
         case .query:
-            let operations: [KMIPCodec.Operation] = [.create, .register, .locate, .get, .getAttributes, .getAttributeList, .activate,
-                                           .revoke, .destroy, .query, .discoverVersions, .addAttribute, .modifyAttribute,
-                                           .deleteAttribute, .setAttribute]
+            let operations: [KMIPCodec.Operation] = [.create, .register, .locate, .check, .get, .getAttributes, .getAttributeList,
+                                                     .activate, .revoke, .destroy, .query, .discoverVersions, .addAttribute,
+                                                     .modifyAttribute, .deleteAttribute, .setAttribute]
             return operations.map { .enumeration(.operation, $0.rawValue) }
-                + [ObjectType.symmetricKey, .secretData].map { .enumeration(.objectType, $0.rawValue) }
+                + [ObjectType.symmetricKey, .secretData, .opaqueData].map { .enumeration(.objectType, $0.rawValue) }
                 + [.text(.vendorIdentification, Self.vendor)]
         case .create, .register:
             return try create(operation, request, identity: identity)
         case .get:
             return try withOwned(request, identity) { object in
-                var block: [TTLV] = []
-                if object.type == ObjectType.secretData.rawValue {
-                    block.append(.enumeration(.secretDataType, object.secretDataType ?? KMIPConstant.secretDataTypePassword))
-                }
-                var keyBlockItems: [TTLV] = [
-                    .enumeration(.keyFormatType, Self.keyFormat(of: object)),
-                    .structure(.keyValue, [.bytes(.keyMaterial, Array(object.material))]),
-                ]
-                if object.type == ObjectType.symmetricKey.rawValue {
-                    // A Raw key's block must say what the bytes are (KMIP 1.x §2.1.3): PyKMIP's client refuses one that does not.
-                    keyBlockItems.append(.enumeration(.cryptographicAlgorithm, object.algorithm ?? KMIPConstant.algorithmAES))
-                    keyBlockItems.append(.integer(.cryptographicLength, object.length ?? Int32(object.material.count * 8)))
-                }
-                let keyBlock: TTLV = .structure(.keyBlock, keyBlockItems)
-                let tag: Tag = object.type == ObjectType.secretData.rawValue ? .secretData : .symmetricKey
-                return [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), .structure(tag, block + [keyBlock])]
+                [.enumeration(.objectType, object.type), .text(.uniqueIdentifier, object.id), Self.managedObject(object)]
             }
+        case .check:
+            return try check(request, identity: identity)
         case .getAttributes:
             // 1.x names attributes (Attribute Name); 2.0 references them, by the attribute's tag
             // (an Enumeration) or by name (a structure with Attribute Name): all three are taken.
@@ -175,6 +162,9 @@ public struct KeyServerEngine: Sendable {
                 }
                 object.state = code == RevocationReasonCode.keyCompromise.rawValue
                     ? ObjectState.compromised.rawValue : ObjectState.deactivated.rawValue
+                if object.state == ObjectState.deactivated.rawValue {
+                    object.dates = (object.dates ?? [:]).merging(["Deactivation Date": Int64(Date().timeIntervalSince1970)]) { $1 }
+                }
             }
         case .destroy:
             guard let id = request.child(.uniqueIdentifier)?.textValue else {
@@ -199,8 +189,8 @@ public struct KeyServerEngine: Sendable {
 
     private func create(_ operation: KMIPCodec.Operation, _ request: TTLV, identity: String) throws -> [TTLV] {
         guard let rawType = request.child(.objectType)?.enumerationValue, let type = ObjectType(rawValue: rawType),
-              type == .symmetricKey || type == .secretData else {
-            throw Failure(reason: .invalidField, message: "only SymmetricKey and SecretData objects are supported")
+              [.symmetricKey, .secretData, .opaqueData].contains(type) else {
+            throw Failure(reason: .invalidField, message: "only SymmetricKey, SecretData and OpaqueData objects are supported")
         }
         var attributes = Attribute.parse(from: request)
         if let template = request.child(.templateAttribute) { attributes += Attribute.parse(from: template) }
@@ -216,6 +206,9 @@ public struct KeyServerEngine: Sendable {
             case .sensitive(let v): object.sensitive = v
             case .other(let name, let value) where name.hasPrefix("x-"):
                 object.custom = (object.custom ?? []) + [Self.custom(name, value)]
+            case .other(let name, let value) where Attribute.clientDates.contains(name):
+                guard let date = value.dateTimeValue else { throw Failure(reason: .invalidField, message: "\(name) must be a Date-Time") }
+                object.dates = (object.dates ?? [:]).merging([name: date]) { $1 }
             default: break
             }
         }
@@ -227,18 +220,33 @@ public struct KeyServerEngine: Sendable {
             var rng = SystemRandomNumberGenerator()
             for i in key.indices { key[i] = rng.next() }
             object.material = Data(key)
+        } else if type == .opaqueData {
+            guard let body = request.child(.opaqueObject), let kind = body.child(.opaqueDataType)?.enumerationValue,
+                  let value = body.child(.opaqueDataValue)?.bytesValue, !value.isEmpty else {
+                throw Failure(reason: .missingData, message: "Register needs the Opaque Object with its Opaque Data Type and Value")
+            }
+            object.opaqueDataType = kind
+            object.material = Data(value)
         } else {
             let tag: Tag = type == .secretData ? .secretData : .symmetricKey
-            guard let body = request.child(tag), let material = body.child(.keyBlock)?.child(.keyValue)?.child(.keyMaterial)?.bytesValue,
-                  !material.isEmpty else {
+            guard let body = request.child(tag), let keyBlock = body.child(.keyBlock), let material = keyBlock.child(.keyValue)?.child(.keyMaterial) else {
                 throw Failure(reason: .missingData, message: "Register needs the object with its key material")
             }
+            let format = keyBlock.child(.keyFormatType)?.enumerationValue
+            // A Transparent Symmetric Key holds its bytes in the Key Material's Key; Raw and Opaque are the bytes.
+            let bytes = format == KMIPConstant.keyFormatTransparentSymmetric ? material.child(.key)?.bytesValue : material.bytesValue
+            guard let bytes, !bytes.isEmpty else {
+                throw Failure(reason: .invalidField, message: "the Key Material does not match the Key Format Type")
+            }
+            guard format != KMIPConstant.keyFormatTransparentSymmetric || type == .symmetricKey else {
+                throw Failure(reason: .invalidField, message: "a Transparent Symmetric Key must be a SymmetricKey")
+            }
             object.secretDataType = body.child(.secretDataType)?.enumerationValue
-            object.keyFormatType = body.child(.keyBlock)?.child(.keyFormatType)?.enumerationValue
-            object.material = Data(material)
+            object.keyFormatType = format
+            object.material = Data(bytes)
             // A key block that names its algorithm and length counts where the attributes did not.
-            if object.algorithm == nil { object.algorithm = body.child(.keyBlock)?.child(.cryptographicAlgorithm)?.enumerationValue }
-            if object.length == nil, let bits = body.child(.keyBlock)?.child(.cryptographicLength)?.integerValue { object.length = bits }
+            if object.algorithm == nil { object.algorithm = keyBlock.child(.cryptographicAlgorithm)?.enumerationValue }
+            if object.length == nil, let bits = keyBlock.child(.cryptographicLength)?.integerValue { object.length = bits }
         }
         object.lastChangeDate = object.initialDate
         let id = try store.withDatabase { db -> String in
@@ -389,12 +397,16 @@ public struct KeyServerEngine: Sendable {
         out.append(.initialDate(object.initialDate))
         if let d = object.activationDate { out.append(.activationDate(d)) }
         out.append(.lastChangeDate(object.lastChangeDate ?? object.initialDate))
+        for (name, date) in (object.dates ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out.append(.other(name: name, value: TTLV(.attributeValue, .dateTime(date))))
+        }
         if !object.material.isEmpty {
+            // A key's digest names the format it was taken over; an Opaque Object has none.
+            let format: [TTLV] = object.type == ObjectType.opaqueData.rawValue ? [] : [.enumeration(.keyFormatType, keyFormat(of: object))]
             out.append(.other(name: "Digest", value: .structure(.digest, [
                 .enumeration(.hashingAlgorithm, KMIPConstant.hashingAlgorithmSHA256),
                 .bytes(.digestValue, DriveCrypto.sha256(Array(object.material))),
-                .enumeration(.keyFormatType, keyFormat(of: object)),
-            ])))
+            ] + format)))
         }
         if version >= .v1_4 { out.append(.sensitive(object.sensitive ?? false)) }
         for custom in object.custom ?? [] {
@@ -413,16 +425,78 @@ public struct KeyServerEngine: Sendable {
         object.keyFormatType ?? (object.type == ObjectType.secretData.rawValue ? KMIPConstant.keyFormatOpaque : KMIPConstant.keyFormatRaw)
     }
 
+    /// Locate's filters: every attribute given must match, except that two instances of one date
+    /// attribute give an inclusive range (KMIP 1.x §4.9), and one instance its exact value.
     static func matches(_ object: KeyServerObject, _ filters: [Attribute]) -> Bool {
-        filters.allSatisfy { filter in
+        let held = attributes(of: object)
+        var dateFilters: [String: [Int64]] = [:]
+        for filter in filters {
+            if let date = filter.dateValue { dateFilters[filter.attributeName, default: []].append(date) }
+        }
+        for (name, bounds) in dateFilters {
+            guard let value = held.first(where: { $0.attributeName == name })?.dateValue,
+                  let low = bounds.min(), let high = bounds.max() else { return false }
+            guard bounds.count == 1 ? value == low : (low...high).contains(value) else { return false }
+        }
+        return filters.allSatisfy { filter in
             switch filter {
+            case _ where filter.dateValue != nil: return true  // ranges, above
             case .name(let n): return object.names.contains(n)
             case .objectGroup(let g): return object.groups.contains(g)
             case .objectType(let t): return object.type == t.rawValue
             case .state(let s): return object.state == s.rawValue
             case .uniqueIdentifier(let id): return object.id == id
-            default: return attributes(of: object).contains(filter)
+            default: return held.contains(filter)
             }
+        }
+    }
+
+    /// The managed object as Get returns it, in the form it was registered (Key Format Type kept;
+    /// a Transparent Symmetric Key's bytes inside its Key Material's Key; an Opaque Object's type).
+    static func managedObject(_ object: KeyServerObject) -> TTLV {
+        if object.type == ObjectType.opaqueData.rawValue {
+            return .structure(.opaqueObject, [.enumeration(.opaqueDataType, object.opaqueDataType ?? 0),
+                                              .bytes(.opaqueDataValue, Array(object.material))])
+        }
+        var block: [TTLV] = []
+        if object.type == ObjectType.secretData.rawValue {
+            block.append(.enumeration(.secretDataType, object.secretDataType ?? KMIPConstant.secretDataTypePassword))
+        }
+        let format = keyFormat(of: object)
+        let material: TTLV = format == KMIPConstant.keyFormatTransparentSymmetric
+            ? .structure(.keyMaterial, [.bytes(.key, Array(object.material))])
+            : .bytes(.keyMaterial, Array(object.material))
+        var keyBlockItems: [TTLV] = [.enumeration(.keyFormatType, format), .structure(.keyValue, [material])]
+        if object.type == ObjectType.symmetricKey.rawValue {
+            // A Raw key's block must say what the bytes are (KMIP 1.x §2.1.3): PyKMIP's client refuses one that does not.
+            keyBlockItems.append(.enumeration(.cryptographicAlgorithm, object.algorithm ?? KMIPConstant.algorithmAES))
+            keyBlockItems.append(.integer(.cryptographicLength, object.length ?? Int32(object.material.count * 8)))
+        }
+        let tag: Tag = object.type == ObjectType.secretData.rawValue ? .secretData : .symmetricKey
+        return .structure(tag, block + [.structure(.keyBlock, keyBlockItems)])
+    }
+
+    /// Check (KMIP 1.x §4.10): may the object be used as the request says? This server keeps no
+    /// usage limits or leases, so those pass; a Cryptographic Usage Mask must be within the
+    /// object's, and the object must be Active. A failed check answers Operation Failed, naming
+    /// the check that failed.
+    private func check(_ request: TTLV, identity: String) throws -> [TTLV] {
+        try withOwned(request, identity) { object in
+            guard object.state == ObjectState.active.rawValue else {
+                throw Failure(reason: .illegalOperation, message: "the object is not Active: it may not be used")
+            }
+            if let wanted = request.child(.cryptographicUsageMask)?.integerValue {
+                let allowed = object.usageMask ?? 0
+                guard wanted & ~allowed == 0 else {
+                    throw Failure(reason: .illegalOperation,
+                                  message: "Cryptographic Usage Mask 0x\(String(wanted, radix: 16)) is not within the object's 0x\(String(allowed, radix: 16))")
+                }
+            }
+            var answer: [TTLV] = [.text(.uniqueIdentifier, object.id)]
+            if let count = request.child(.usageLimitsCount) { answer.append(count) }
+            if let mask = request.child(.cryptographicUsageMask) { answer.append(mask) }
+            if let lease = request.child(.leaseTime) { answer.append(lease) }
+            return answer
         }
     }
 }

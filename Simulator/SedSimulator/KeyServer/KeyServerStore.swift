@@ -29,6 +29,11 @@ struct KeyServerObject: Codable, Sendable {
     /// Custom attributes ("x-Owner"; 2.0's vendor attributes x and y), in the order added (nil in
     /// stores written before they were kept).
     var custom: [CustomAttribute]?
+    /// Lifecycle dates beyond Initial/Activation/Last Change, by attribute name: those a client
+    /// gave at registration (Process Start, Protect Stop) and those the server set (Deactivation).
+    var dates: [String: Int64]?
+    /// An Opaque Object's Opaque Data Type (its value is `material`).
+    var opaqueDataType: UInt32?
 }
 
 /// One instance of a custom attribute: its 1.x name and its value's TTLV (tagged Attribute Value).
