@@ -163,4 +163,8 @@ struct DriveRecord: Codable, Sendable {
     var singleUserRanges: [Int]?
     /// RangeStartRangeLengthPolicy: true when the Admins set a SUM range's bounds, false when its user does.
     var singleUserPolicyAdmins: Bool?
+    /// The BooleanExpr of the Admin-settable ACEs beyond the ranges' (ACE_DataStore_Get_All,
+    /// ACE_DataStore_Set_All, ACE_MBRControl_Set_DoneToDOR), by ACE UID; an ACE not listed (and
+    /// every ACE in state written before they were kept) holds the preconfigured Admins.
+    var aceExpressions: [UInt64: [UInt64]]?
 }

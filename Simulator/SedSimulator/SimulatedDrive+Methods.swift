@@ -63,7 +63,7 @@ extension SimulatedDrive {
         if object == .mbrTable || object == .dataStoreTable {
             let isMBR = object == .mbrTable
             guard session.sp == .locking,
-                  session.isAuthenticated(asAnyOf: isMBR ? [.anybody] : [.admins]) else { return .fail(.notAuthorized) }
+                  session.isAuthenticated(asAnyOf: isMBR ? [.anybody] : aceGrantees(.aceDataStoreGetAll)) else { return .fail(.notAuthorized) }
             guard let cells = CellBlock(call.arguments), cells.startColumn == nil, cells.endColumn == nil else {
                 return .fail(.invalidParameter)
             }
@@ -126,9 +126,15 @@ extension SimulatedDrive {
         guard call.arguments.count == 2, let object = call.arguments[0].uidValue, let method = call.arguments[1].uidValue else {
             return .fail(.invalidParameter)
         }
-        guard session.sp == .locking, let n = object.lockingRangeIndex, n < record.ranges.count else {
-            return .fail(.invalidParameter)
+        guard session.sp == .locking else { return .fail(.invalidParameter) }
+        switch (object, method) {
+        case (.dataStoreTable, MethodID.get): return MethodOutcome(values: [.list([.uid(.aceDataStoreGetAll)])])
+        case (.dataStoreTable, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceDataStoreSetAll)])])
+        case (.mbrControl, MethodID.get): return MethodOutcome(values: [.list([.uid(.aceAnybody)])])
+        case (.mbrControl, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceMBRControlAdminsSet), .uid(.aceMBRControlSetDoneToDOR)])])
+        default: break
         }
+        guard let n = object.lockingRangeIndex, n < record.ranges.count else { return .fail(.invalidParameter) }
         switch method {
         case MethodID.get: return MethodOutcome(values: [.list([.uid(.aceGetRangeStartToActiveKey(range: n))])])
         case MethodID.set: return MethodOutcome(values: [.list([.uid(.aceSetReadLocked(range: n)), .uid(.aceSetWriteLocked(range: n))])])
@@ -179,7 +185,11 @@ extension SimulatedDrive {
         case .admin:
             return (object == .cPinSID || object == .tperInfo) && session.isAuthenticated(as: .sid)
         case .locking:
-            if object == .mbrTable || object == .dataStoreTable || object == .mbrControl || rangeACE(object) != nil
+            if object == .dataStoreTable { return session.isAuthenticated(asAnyOf: aceGrantees(.aceDataStoreSetAll)) }
+            // MBRControl: Enable by the Admins (ACE_MBRControl_Admins_Set), Done and DoneOnReset by
+            // whoever ACE_MBRControl_Set_DoneToDOR names; the columns are checked in the Set itself.
+            if object == .mbrControl { return isAdmin || session.isAuthenticated(asAnyOf: aceGrantees(.aceMBRControlSetDoneToDOR)) }
+            if object == .mbrTable || rangeACE(object) != nil || Self.settableACEs.contains(object)
                 || lockingSlot(authority: object) != nil { return isAdmin }
             if let n = object.lockingRangeIndex, n < record.ranges.count {
                 let range = record.ranges[n]
@@ -206,7 +216,8 @@ extension SimulatedDrive {
         guard maySet(object, session: session) else { return .fail(.notAuthorized) }
         guard let (whereRow, values) = setValues(call.arguments) else { return .fail(.invalidParameter) }
         if object == .mbrTable || object == .dataStoreTable {
-            guard session.sp == .locking, session.isAuthenticated(asAnyOf: [.admins]) else { return .fail(.notAuthorized) }
+            let writers: [UID] = object == .mbrTable ? [.admins] : aceGrantees(.aceDataStoreSetAll)
+            guard session.sp == .locking, session.isAuthenticated(asAnyOf: writers) else { return .fail(.notAuthorized) }
             guard let bytes = values.bytesValue else { return .fail(.invalidParameter) }
             let table = object == .mbrTable ? mbrTable : dataStore
             let start = whereRow ?? 0
@@ -271,7 +282,8 @@ extension SimulatedDrive {
             return .ok
         }
         if object == .mbrControl {
-            guard isAdmin else { return .fail(.notAuthorized) }
+            let mayDone = session.isAuthenticated(asAnyOf: aceGrantees(.aceMBRControlSetDoneToDOR))
+            guard columns.keys.allSatisfy({ $0 == Column.MBRControl.enable ? isAdmin : mayDone }) else { return .fail(.notAuthorized) }
             var mbr = record.mbr
             for (col, value) in columns {
                 switch col {
@@ -290,6 +302,15 @@ extension SimulatedDrive {
             record.mbr = mbr
             return .ok
         }
+        if Self.settableACEs.contains(object) {
+            guard isAdmin, Set(columns.keys) == [Column.ACE.booleanExpr] else { return .fail(.notAuthorized) }
+            guard let expression = columns[Column.ACE.booleanExpr], let authorities = aceAuthorities(expression),
+                  authorities.allSatisfy({ isLockingSPAuthority($0) }) else {
+                return .fail(.invalidParameter)
+            }
+            record.aceExpressions = (record.aceExpressions ?? [:]).merging([object.rawValue: authorities.map(\.rawValue)]) { $1 }
+            return .ok
+        }
         if let (range, ace) = rangeACE(object) {
             guard isAdmin, Set(columns.keys) == [Column.ACE.booleanExpr] else { return .fail(.notAuthorized) }
             guard let expression = columns[Column.ACE.booleanExpr], let authorities = aceAuthorities(expression) else {
@@ -304,6 +325,11 @@ extension SimulatedDrive {
             return .ok
         }
         return .fail(.notAuthorized)
+    }
+
+    /// An authority of the Locking SP's Authority table (a class, Anybody, an Admin or a User).
+    private func isLockingSPAuthority(_ uid: UID) -> Bool {
+        uid == .anybody || uid == .admins || uid == .lockingUsers || lockingSlot(authority: uid) != nil
     }
 
     /// Authorities named in an ACE BooleanExpr (OR of authority references, as Opal hosts write it).
@@ -557,6 +583,7 @@ extension SimulatedDrive {
         record.lockingLifeCycle = .manufacturedInactive
         leaveSingleUserMode()
         record.mbr = MBRRecord()
+        record.aceExpressions = nil
         try mbrTable.wipe()
         try dataStore.wipe()
         mediaCiphers.removeAll()

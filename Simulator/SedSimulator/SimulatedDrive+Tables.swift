@@ -153,6 +153,11 @@ extension SimulatedDrive {
             cells[Column.ACE.booleanExpr] = Cell(value: Self.booleanExpression(authorities.map(UID.init)), readers: admins)
             return Row(cells: cells, lastColumn: 4)
         }
+        if Self.settableACEs.contains(object) {
+            var cells = identityCells(object, name: "", readers: admins)
+            cells[Column.ACE.booleanExpr] = Cell(value: Self.booleanExpression(aceGrantees(object)), readers: admins)
+            return Row(cells: cells, lastColumn: 4)
+        }
         if let row = authorityRow(object, sp: .locking) { return row }
         return tableTableRow(object, sp: .locking)
     }
@@ -275,6 +280,15 @@ extension SimulatedDrive {
         /// ACE_Locking_RangeN_Get_RangeStartToActiveKey: who may read the range's columns (the
         /// kernel adds a user to it so the user can see the range it unlocks).
         case getRange
+    }
+
+    /// The other ACEs whose BooleanExpr the Admins may set (Opal SSC 2.01 §4.3.1.6, ACL
+    /// ACE_ACE_Set_BooleanExpression): DataStore reads and writes, and MBRControl's Done columns.
+    static let settableACEs: Set<UID> = [.aceDataStoreGetAll, .aceDataStoreSetAll, .aceMBRControlSetDoneToDOR]
+
+    /// Who an ACE of `settableACEs` grants now.
+    func aceGrantees(_ ace: UID) -> [UID] {
+        (record.aceExpressions?[ace.rawValue] ?? [UID.admins.rawValue]).map(UID.init)
     }
 
     func rangeACE(_ uid: UID) -> (Int, RangeACE)? {

@@ -97,6 +97,13 @@ extension UID {
         UID(0x0000_0008_0003_D000 + UInt64(n))
     }
     public static let aceMBRControlSetDoneToDOR = UID(0x0000_0008_0003_F801)
+    /// ACE_MBRControl_Admins_Set: the MBRControl columns only the Admins set (Enable).
+    public static let aceMBRControlAdminsSet = UID(0x0000_0008_0003_F800)
+    /// ACE_DataStore_Get_All / ACE_DataStore_Set_All: who reads and writes the DataStore table.
+    public static let aceDataStoreGetAll = UID(0x0000_0008_0003_FC00)
+    public static let aceDataStoreSetAll = UID(0x0000_0008_0003_FC01)
+    /// ACE_Anybody: the ACE that grants a method to anybody.
+    public static let aceAnybody = UID(0x0000_0008_0000_0001)
     /// The row of the Table table that describes `table` (Core §5.3.2.2): 00000001 and the
     /// table's own UID prefix; its column 7 (Rows) is a byte table's size.
     public static func tableTableRow(describing table: UID) -> UID {

@@ -168,6 +168,49 @@ struct TableFidelityTests {
         #expect(try user.get(.lockingRange(2), columns: 3...4) == .result([], status: .notAuthorized))
     }
 
+    @Test("DataStore grants: GetACL names ACE_DataStore_Get_All/Set_All; an Admin sets their BooleanExpr to User1, who then reads and writes the DataStore, and the Admins, no longer named, may not; MBRControl's Done by ACE_MBRControl_Set_DoneToDOR, Enable by the Admins only")
+    func dataStoreGrants() throws {
+        let o = try Owned()
+        #expect(try o.call(.accessControlTable, MethodID.getACL, [.uid(.dataStoreTable), .uid(MethodID.get)])
+                == .result([.list([.uid(.aceDataStoreGetAll)])], status: .success))
+        #expect(try o.call(.accessControlTable, MethodID.getACL, [.uid(.dataStoreTable), .uid(MethodID.set)])
+                == .result([.list([.uid(.aceDataStoreSetAll)])], status: .success))
+        let preconfigured = try #require(Self.columns(try o.get(.aceDataStoreGetAll, columns: 3...3)))
+        #expect(preconfigured[3]?.listValue == [.named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(.admins))])
+        let data = Array("written by the admin".utf8)
+        #expect(try o.set(.dataStoreTable, []) == .result([], status: .invalidParameter))
+        #expect(try o.call(.dataStoreTable, MethodID.set, [.name(0, .unsigned(0)), .name(1, .bytes(data))]) == .result([], status: .success))
+
+        // User1 gets a PIN, is enabled, and is named by both DataStore ACEs and by MBRControl's Done ACE.
+        #expect(try o.set(.cPinUser(1), [.name(3, .bytes(Array("user-pin".utf8)))]) == .result([], status: .success))
+        #expect(try o.set(.user(1), [.name(5, .bool(true))]) == .result([], status: .success))
+        let user1 = TCGValue.list([.named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(.user(1)))])
+        for ace in [UID.aceDataStoreGetAll, .aceDataStoreSetAll, .aceMBRControlSetDoneToDOR] {
+            #expect(try o.set(ace, [.name(3, user1)]) == .result([], status: .success))
+        }
+        // An authority the Locking SP does not have is not a grant.
+        let stranger = TCGValue.list([.named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(.sid))])
+        #expect(try o.set(.aceDataStoreGetAll, [.name(3, stranger)]) == .result([], status: .invalidParameter))
+        // Replaced, not added to: the Admins are named no more.
+        let read = [TCGValue.list([.name(1, .unsigned(0)), .name(2, .unsigned(UInt64(data.count - 1)))])]
+        #expect(try o.call(.dataStoreTable, MethodID.get, read) == .result([], status: .notAuthorized))
+        try o.end()
+
+        let user = try Owned.reopen(o.t, authority: .user(1), pin: Array("user-pin".utf8))
+        #expect(try user.call(.dataStoreTable, MethodID.get, read) == .result([.bytes(data)], status: .success))
+        let mine = Array("the user's own".utf8)
+        #expect(try user.call(.dataStoreTable, MethodID.set, [.name(0, .unsigned(64)), .name(1, .bytes(mine))]) == .result([], status: .success))
+        #expect(try user.set(.mbrControl, [.name(2, .bool(true))]) == .result([], status: .success))
+        #expect(try user.set(.mbrControl, [.name(1, .bool(true))]) == .result([], status: .notAuthorized))
+        try user.end()
+        // The Admins still read the grants (ACE rows are theirs), and see User1 named.
+        let admin = try Owned.reopen(o.t, authority: .lockingAdmin(1), pin: Self.adminPIN, hsn: 500)
+        #expect(try #require(Self.columns(try admin.get(.aceDataStoreSetAll, columns: 3...3)))[3]?.listValue == user1.listValue)
+        #expect(try admin.call(.dataStoreTable, MethodID.get, [TCGValue.list([.name(1, .unsigned(64)), .name(2, .unsigned(UInt64(63 + mine.count)))])])
+                == .result([], status: .notAuthorized))
+        try admin.end()
+    }
+
     @Test("Random answers the count asked up to 256 bytes and refuses more; no transactions are advertised")
     func randomAndProperties() throws {
         let o = try Owned()
