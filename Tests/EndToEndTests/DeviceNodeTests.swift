@@ -266,6 +266,29 @@ struct DeviceNodeTests {
         return try #require(status?.first)
     }
 
+    @Test("sg3_utils' sg_modes, sg_logs and sg_opcodes read the mode pages, log pages and command list a SAS drive answers; on SATA, libata's share")
+    func sg3UtilsPages() throws {
+        let tools = try ["sg_modes", "sg_logs", "sg_opcodes"].map { try #require(Binaries.systemTool($0), "sg3-utils is installed by scripts/setup") }
+        let sas = try ServedArray(drives: 1, extra: ["--kind", "sas"])
+        let env = sas.preloadEnvironment(["/dev/sg180"])
+        let modes = try run(tools[0], ["-a", "/dev/sg180"], environment: env)
+        #expect(modes.status == 0 && ["Read-Write error recovery", "Caching", "Control", "Informational exceptions control"]
+            .allSatisfy(modes.output.contains), "\(modes.output) \(modes.stderr)")
+        let logs = try run(tools[1], ["-a", "/dev/sg180"], environment: env)
+        #expect(logs.status == 0 && logs.output.contains("Current temperature = 35 C") && logs.output.contains("Self-test results page"),
+                "\(logs.output) \(logs.stderr)")
+        let opcodes = try run(tools[2], ["/dev/sg180"], environment: env)
+        #expect(opcodes.status == 0 && opcodes.output.contains("Security protocol in") && opcodes.output.contains("Log sense"),
+                "\(opcodes.output) \(opcodes.stderr)")
+        let sata = try ServedArray(drives: 1, extra: ["--kind", "sata"])
+        let sataEnv = sata.preloadEnvironment(["/dev/sg181"])
+        let sataModes = try run(tools[0], ["-p", "ca", "/dev/sg181"], environment: sataEnv)
+        #expect(sataModes.status == 0 && sataModes.output.contains("Caching"), "\(sataModes.output) \(sataModes.stderr)")
+        // libata has no LOG SENSE: the log pages are an unknown command there, as on a Linux host.
+        let sataLogs = try run(tools[1], ["/dev/sg181"], environment: sataEnv)
+        #expect(sataLogs.status != 0, "\(sataLogs.output)")
+    }
+
     @Test("sg3_utils (sg_inq, sg_raw, sg_sat_identify) read identity and Level 0 Discovery from SAS and SATA nodes",
           arguments: ["sas", "sata"])
     func sg3Utils(kind: String) throws {

@@ -57,6 +57,97 @@ struct DeviceFrontEndTests {
         #expect(refused.status == .illegalRequest)
     }
 
+    @Test("SAS MODE SENSE(6/10): Read-Write Error Recovery, Caching (WCE 0: writes durable), Control and Informational Exceptions pages, block descriptors, changeable values all zero; saved values, other pages and subpages refused with the right sense")
+    func modeSense() throws {
+        let array = try TempArray(kind: .sas)
+        let id = array.drive.identity
+        let caching = try scsi(array, [0x5A, 0, 0x08, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256)
+        #expect(caching.status == 0)
+        let data = caching.dataIn
+        #expect(data.count == 8 + 8 + 20 && Int(data[0]) << 8 | Int(data[1]) == data.count - 2 && data[7] == 8, "\(data)")
+        #expect(Array(data[13...15]) == [0x00, 0x02, 0x00], "block length 512 in the short descriptor")
+        #expect(data[16] == 0x08 && data[17] == 0x12 && data[18] & 0x04 == 0, "caching page, WCE clear")
+        // MODE SENSE(6), every page, no block descriptor: the pages in ascending order.
+        let all = try scsi(array, [0x1A, 0x08, 0x3F, 0, 255, 0], dataIn: 255).dataIn
+        #expect(all[3] == 0 && Int(all[0]) == all.count - 1)
+        var codes: [UInt8] = []
+        var offset = 4
+        while offset + 1 < all.count { codes.append(all[offset] & 0x3F); offset += 2 + Int(all[offset + 1]) }
+        #expect(codes == [0x01, 0x08, 0x0A, 0x1C] && offset == all.count, "\(codes)")
+        // Changeable values: nothing can be changed.
+        let changeable = try scsi(array, [0x1A, 0x08, 0x48, 0, 255, 0], dataIn: 255).dataIn
+        #expect(changeable.count == 4 + 20 && changeable[6...].allSatisfy { $0 == 0 })
+        // A long LBA descriptor on request, with the block count.
+        let long = try scsi(array, [0x5A, 0x10, 0x08, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256).dataIn
+        #expect(long[4] & 0x01 == 1 && long[7] == 16 && SCSIPagesProbe.bigEndian(long, 8, 8) == id.blockCount)
+        for (cdb, asc) in [([UInt8](arrayLiteral: 0x1A, 0, 0xC8, 0, 255, 0), UInt8(0x39)), ([0x1A, 0, 0x19, 0, 255, 0], 0x24),
+                           ([0x1A, 0, 0x08, 0x01, 255, 0], 0x24)] {
+            let refused = try scsi(array, cdb, dataIn: 255)
+            #expect(refused.status == 2 && sense(refused)?.condition == .illegalRequest && sense(refused)?.additionalSenseCode == asc, "\(cdb)")
+        }
+        // The allocation length truncates.
+        #expect(try scsi(array, [0x1A, 0, 0x3F, 0, 4, 0], dataIn: 255).dataIn.count == 4)
+    }
+
+    @Test("MODE SELECT takes a page back unchanged and refuses a change (INVALID FIELD IN PARAMETER LIST) or a save")
+    func modeSelect() throws {
+        let array = try TempArray(kind: .sas)
+        let sensed = try scsi(array, [0x5A, 0x08, 0x08, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256).dataIn
+        var list = [UInt8](repeating: 0, count: 8) + Array(sensed[8...])
+        #expect(try scsi(array, [0x55, 0x10, 0, 0, 0, 0, 0, 0, UInt8(list.count), 0], dataOut: list).status == 0)
+        list[8 + 2] |= 0x04  // WCE on
+        let changed = try scsi(array, [0x55, 0x10, 0, 0, 0, 0, 0, 0, UInt8(list.count), 0], dataOut: list)
+        #expect(changed.status == 2 && sense(changed)?.additionalSenseCode == 0x26)
+        let save = try scsi(array, [0x15, 0x11, 0, 0, 0, 0])
+        #expect(save.status == 2 && sense(save)?.additionalSenseCode == 0x24)
+        let short = try scsi(array, [0x55, 0x10, 0, 0, 0, 0, 0, 0, 40, 0], dataOut: [0, 0])
+        #expect(short.status == 2 && sense(short)?.additionalSenseCode == 0x1A)
+    }
+
+    @Test("LOG SENSE on SAS: supported pages, temperature (parameter pointer honoured), self-test results, informational exceptions; a SATA drive behind libata has no LOG SENSE")
+    func logSense() throws {
+        let array = try TempArray(kind: .sas)
+        let supported = try scsi(array, [0x4D, 0, 0x40, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256).dataIn
+        #expect(Array(supported.dropFirst(4)) == [0x00, 0x0D, 0x10, 0x2F], "\(supported)")
+        let temperature = try scsi(array, [0x4D, 0, 0x4D, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256).dataIn
+        #expect(temperature[0] & 0x3F == 0x0D && Array(temperature[4...]) == [0, 0, 0x03, 2, 0, 35, 0, 1, 0x03, 2, 0, 65])
+        let fromReference = try scsi(array, [0x4D, 0, 0x4D, 0, 0, 0, 1, 0x01, 0x00, 0], dataIn: 256).dataIn
+        #expect(Array(fromReference[4...]) == [0, 1, 0x03, 2, 0, 65])
+        let selfTests = try scsi(array, [0x4D, 0, 0x50, 0, 0, 0, 0, 0x04, 0x00, 0], dataIn: 1024).dataIn
+        #expect(selfTests.count == 4 + 20 * 20)
+        let exceptions = try scsi(array, [0x4D, 0, 0x6F, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256).dataIn
+        #expect(Array(exceptions[4...]) == [0, 0, 0x03, 3, 0, 0, 35])
+        let unknown = try scsi(array, [0x4D, 0, 0x42, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256)
+        #expect(unknown.status == 2 && sense(unknown)?.additionalSenseCode == 0x24)
+        let sata = try TempArray(kind: .sata)
+        let none = try scsi(sata, [0x4D, 0, 0x40, 0, 0, 0, 0, 0x01, 0x00, 0], dataIn: 256)
+        #expect(none.status == 2 && sense(none)?.additionalSenseCode == 0x20)
+    }
+
+    @Test("REPORT SUPPORTED OPERATION CODES: a SAS drive lists every command (service actions flagged, timeouts on request) and answers one; SATA behind libata answers only the one-command forms, without LOG SENSE")
+    func reportSupportedOperationCodes() throws {
+        let array = try TempArray(kind: .sas)
+        let all = try scsi(array, [0xA3, 0x0C, 0x00, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], dataIn: 4096).dataIn
+        let length = Int(SCSIPagesProbe.bigEndian(all, 0, 4))
+        #expect(length == all.count - 4 && length % 8 == 0)
+        let descriptors = stride(from: 4, to: all.count, by: 8).map { Array(all[$0..<($0 + 8)]) }
+        #expect(descriptors.contains { $0[0] == 0x4D } && descriptors.contains { $0[0] == 0xA2 } && descriptors.contains { $0[0] == 0x5A })
+        #expect(descriptors.contains { $0[0] == 0x9E && $0[3] == 0x10 && $0[5] & 0x01 == 1 }, "READ CAPACITY(16) by its service action")
+        let timed = try scsi(array, [0xA3, 0x0C, 0x80, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], dataIn: 4096).dataIn
+        #expect(timed.count - 4 == descriptors.count * 20)
+        let read10 = try scsi(array, [0xA3, 0x0C, 0x01, 0x28, 0, 0, 0, 0, 0, 64, 0, 0], dataIn: 64).dataIn
+        #expect(read10[1] & 0x07 == 3 && read10[3] == 10 && read10[4] == 0x28)
+        let needsAction = try scsi(array, [0xA3, 0x0C, 0x01, 0x9E, 0, 0, 0, 0, 0, 64, 0, 0], dataIn: 64)
+        #expect(needsAction.status == 2 && sense(needsAction)?.additionalSenseCode == 0x24)
+        #expect(try scsi(array, [0xA3, 0x0C, 0x02, 0x9E, 0, 0x10, 0, 0, 0, 64, 0, 0], dataIn: 64).dataIn[1] & 0x07 == 3)
+        #expect(try scsi(array, [0xA3, 0x0C, 0x01, 0xC0, 0, 0, 0, 0, 0, 64, 0, 0], dataIn: 64).dataIn[1] & 0x07 == 1)
+        let sata = try TempArray(kind: .sata)
+        #expect(try scsi(sata, [0xA3, 0x0C, 0x01, 0x4D, 0, 0, 0, 0, 0, 64, 0, 0], dataIn: 64).dataIn[1] & 0x07 == 1)
+        #expect(try scsi(sata, [0xA3, 0x0C, 0x01, 0x85, 0, 0, 0, 0, 0, 64, 0, 0], dataIn: 64).dataIn[1] & 0x07 == 3)
+        let list = try scsi(sata, [0xA3, 0x0C, 0x00, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], dataIn: 4096)
+        #expect(list.status == 2 && sense(list)?.additionalSenseCode == 0x24)
+    }
+
     @Test("SECURITY PROTOCOL IN/OUT: INC_512 = 0 counts bytes, INC_512 = 1 counts 512-byte blocks (SPC-4)")
     func securityLengths() throws {
         let array = try TempArray(kind: .sas)
@@ -171,5 +262,12 @@ struct DeviceFrontEndTests {
             }
         }
         #expect(array.array.handle(LinkRequest(.scsiCommand, drive: 0, payload: [3, 0x12, 0, 0])).status == .illegalRequest)
+    }
+}
+
+/// Big-endian fields of answers the tests read.
+enum SCSIPagesProbe {
+    static func bigEndian(_ bytes: [UInt8], _ offset: Int, _ width: Int) -> UInt64 {
+        (0..<width).reduce(UInt64(0)) { $0 << 8 | UInt64(offset + $1 < bytes.count ? bytes[offset + $1] : 0) }
     }
 }

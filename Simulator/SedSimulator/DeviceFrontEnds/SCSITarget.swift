@@ -31,6 +31,14 @@ struct SCSITarget {
             return write(lba: lba, blocks: blocks, data: command.dataOut, id)
         case 0x35, 0x91: // SYNCHRONIZE CACHE(10/16): writes are already durable
             return LinkSCSIResult()
+        case 0x1A, 0x5A:
+            return modeSense(cdb, ten: opcode == 0x5A)
+        case 0x15, 0x55:
+            return modeSelect(cdb, parameters: command.dataOut, ten: opcode == 0x55)
+        case 0x4D where satLayer == nil: // libata does not translate LOG SENSE
+            return logSense(cdb)
+        case 0xA3 where cdb.byte(1) & 0x1F == 0x0C:
+            return reportSupportedOperationCodes(cdb, satLayer: satLayer)
         case 0xA0: // REPORT LUNS: LUN 0 only
             return data([0, 0, 0, 8, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 8), allocation: Int(cdb.bigEndian(6, 4)))
         case 0xA2, 0xB5:
@@ -101,11 +109,11 @@ struct SCSITarget {
         }
     }
 
-    private func data(_ bytes: [UInt8], allocation: Int) -> LinkSCSIResult {
+    func data(_ bytes: [UInt8], allocation: Int) -> LinkSCSIResult {
         LinkSCSIResult(dataIn: Array(bytes.prefix(max(0, allocation))))
     }
 
-    private func check(_ key: SenseKey, _ asc: AdditionalSense) -> LinkSCSIResult {
+    func check(_ key: SenseKey, _ asc: AdditionalSense) -> LinkSCSIResult {
         LinkSCSIResult(status: LinkSCSIResult.checkCondition, sense: SimulatedSense.fixed(key, asc))
     }
 }

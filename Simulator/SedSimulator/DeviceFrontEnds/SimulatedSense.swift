@@ -21,6 +21,8 @@ struct AdditionalSense: Equatable {
     static let lbaOutOfRange = AdditionalSense(code: 0x21, qualifier: 0x00)
     static let invalidFieldInCDB = AdditionalSense(code: 0x24, qualifier: 0x00)
     static let parameterListLengthError = AdditionalSense(code: 0x1A, qualifier: 0x00)
+    static let invalidFieldInParameterList = AdditionalSense(code: 0x26, qualifier: 0x00)
+    static let savingParametersNotSupported = AdditionalSense(code: 0x39, qualifier: 0x00)
     static let internalTargetFailure = AdditionalSense(code: 0x44, qualifier: 0x00)
     /// What a self-encrypting drive reports for media access to a locked range.
     static let logicalUnitAccessNotAuthorized = AdditionalSense(code: 0x74, qualifier: 0x71)
