@@ -10,6 +10,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <linux/nvme_ioctl.h>
@@ -104,6 +106,7 @@ typedef int (*dirent64_compare)(const struct dirent64 **, const struct dirent64 
 static int (*real_scandirat)(int, const char *, struct dirent ***, dirent_filter, dirent_compare);
 static int (*real_scandirat64)(int, const char *, struct dirent64 ***, dirent64_filter, dirent64_compare);
 static int (*real_closedir)(DIR *);
+static int (*real_glob)(const char *, int, int (*)(const char *, int), glob_t *);
 
 static void trace(const char *fmt, ...) {
     if (!debug_enabled) return;
@@ -194,6 +197,7 @@ static void initialise(void) {
     real_readdir64 = next_symbol("readdir64");
     real_scandirat = next_symbol("scandirat");
     real_scandirat64 = next_symbol("scandirat64");
+    real_glob = next_symbol("glob");
     real_closedir = next_symbol("closedir");
     debug_enabled = getenv("SEDSIM_PRELOAD_DEBUG") != NULL && strcmp(getenv("SEDSIM_PRELOAD_DEBUG"), "0") != 0;
     const char *spec = getenv("SEDSIM_DEVICES");
@@ -1432,6 +1436,63 @@ int scandirat64(int dirfd, const char *path, struct dirent64 ***list, dirent64_f
 
 int scandir64(const char *path, struct dirent64 ***list, dirent64_filter filter, dirent64_compare compare) {
     return scandirat64(AT_FDCWD, path, list, filter, compare);
+}
+
+static int compare_paths(const void *a, const void *b) {
+    return strcoll(*(char *const *)a, *(char *const *)b);
+}
+
+/* glob(3) reads directories through glibc's internal opendir too: for a pattern in /dev (no
+ * further slash), each mapped node that is not on disk and matches is added, as the real glob
+ * would have listed it (GLOB_PERIOD, GLOB_ONLYDIR, GLOB_NOCHECK, GLOB_APPEND, GLOB_DOOFFS and
+ * sorting honoured). */
+int glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *found) {
+    ensure_initialised();
+    if (!real_glob) { errno = ENOSYS; return GLOB_ABORTED; }
+    size_t before = (flags & GLOB_APPEND) ? found->gl_pathc : 0;
+    int result = real_glob(pattern, flags, errfunc, found);
+    if (mapping_count == 0 || strncmp(pattern, "/dev/", 5) != 0 || strchr(pattern + 5, '/') || (flags & GLOB_ONLYDIR)
+        || (result != 0 && result != GLOB_NOMATCH)) {
+        return result;
+    }
+    size_t offset = (flags & GLOB_DOOFFS) ? found->gl_offs : 0;
+    if (result == GLOB_NOMATCH) {
+        found->gl_pathc = before;
+        if (!(flags & GLOB_APPEND)) { found->gl_pathv = NULL; found->gl_offs = offset; }
+    }
+    /* GLOB_NOCHECK answered the pattern itself for want of a match: replaced if a node matches. */
+    int pattern_only = (flags & GLOB_NOCHECK) && result == 0 && found->gl_pathc == before + 1
+        && strcmp(found->gl_pathv[offset + before], pattern) == 0 && real_access(pattern, F_OK) != 0;
+    size_t added = 0;
+    for (int i = 0; i < mapping_count; i++) {
+        struct stat st;
+        if (!dev_entry_name(&mappings[i]) || real_lstat(mappings[i].path, &st) == 0) continue;
+        if (fnmatch(pattern, mappings[i].path, FNM_PATHNAME | ((flags & GLOB_PERIOD) ? 0 : FNM_PERIOD)) != 0) continue;
+        char *copy = strdup(mappings[i].path);
+        if (!copy) break;
+        if (pattern_only && added == 0) {
+            free(found->gl_pathv[offset + before]);
+            found->gl_pathc--;
+        }
+        char **grown = realloc(found->gl_pathv, (offset + found->gl_pathc + 2) * sizeof(char *));
+        if (!grown) { free(copy); break; }
+        if (!found->gl_pathv) for (size_t k = 0; k < offset; k++) grown[k] = NULL;
+        found->gl_pathv = grown;
+        found->gl_pathv[offset + found->gl_pathc++] = copy;
+        found->gl_pathv[offset + found->gl_pathc] = NULL;
+        added++;
+    }
+    if (added == 0) return result;
+    if (!(flags & GLOB_NOSORT)) {
+        qsort(found->gl_pathv + offset + before, found->gl_pathc - before, sizeof(char *), compare_paths);
+    }
+    return 0;
+}
+
+/* On LP64 glibc, glob64 is glob (the two structures are laid out alike). */
+_Static_assert(sizeof(glob64_t) == sizeof(glob_t), "glob64_t and glob_t differ on this platform");
+int glob64(const char *pattern, int flags, int (*errfunc)(const char *, int), glob64_t *found) {
+    return glob(pattern, flags, errfunc, (glob_t *)(void *)found);
 }
 
 int closedir(DIR *dir) {

@@ -181,7 +181,7 @@ struct DeviceNodeTests {
         #expect(plain.stderr.contains("longer than a Unix socket allows"))
     }
 
-    @Test("/dev listings and stat show the nodes as the kernel would (sedutil-cli --scan lists /dev)")
+    @Test("/dev listings, scandir(3), glob(3) and stat show the nodes as the kernel would (sedutil-cli --scan lists /dev, openSeaChest scans with scandir)")
     func devListing() throws {
         let array = try ServedArray(drives: 1, extra: ["--kind", "nvme"])
         let env = array.preloadEnvironment(["/dev/sg190", "/dev/nvme190", "/dev/nvme191n1", "/dev/sdsim190"])
@@ -221,6 +221,27 @@ struct DeviceNodeTests {
         let scanned = try run("/usr/bin/python3", ["-c", script], environment: env)
         #expect(scanned.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sg190 nvme190 nvme191n1 sdsim190 | sg190 | True",
                 "\(scanned.output) \(scanned.stderr)")
+
+        // glob(3) too (it reads /dev through glibc's own opendir): patterns, GLOB_NOCHECK, sorting.
+        let globScript = """
+            import ctypes
+            class Glob(ctypes.Structure):
+                _fields_ = [("pathc", ctypes.c_size_t), ("pathv", ctypes.POINTER(ctypes.c_char_p)), ("offs", ctypes.c_size_t),
+                            ("flags", ctypes.c_int)] + [("f%d" % i, ctypes.c_void_p) for i in range(5)]
+            libc = ctypes.CDLL(None)
+            def matches(pattern, flags=0):
+                g = Glob()
+                status = libc.glob(pattern.encode(), flags, None, ctypes.byref(g))
+                found = [g.pathv[i].decode() for i in range(g.pathc)]
+                libc.globfree(ctypes.byref(g))
+                return status, found
+            GLOB_NOCHECK = 16
+            print(matches("/dev/nvme19*"), matches("/dev/sg19?"), matches("/dev/nosuch*", GLOB_NOCHECK), matches("/dev/nosuch*"))
+            """
+        let globbed = try run("/usr/bin/python3", ["-c", globScript], environment: env)
+        #expect(globbed.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "(0, ['/dev/nvme190', '/dev/nvme191n1']) (0, ['/dev/sg190']) (0, ['/dev/nosuch*']) (3, [])",
+                "\(globbed.output) \(globbed.stderr)")
     }
 
     @Test("without privilege, opening a device names the capability to grant",
