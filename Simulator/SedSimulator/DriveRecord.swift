@@ -52,8 +52,13 @@ public enum SimulatedSSC: String, Codable, Sendable, CaseIterable {
     /// Reported as the Ruby SSC (feature 0x0304, the data-center class) with Opal 2's tables,
     /// methods and features: what a host must do is recognise Ruby as an Opal-family drive.
     case ruby
+    /// Opalite (feature 0x0301, the client class): Opal's tables and methods with the global
+    /// range alone, and no DataStore or Single User Mode; media encrypted as Opal's.
+    case opalite
 
     var encryptsMedia: Bool { self != .pyrite }
+    /// Opalite has the global range only; the others a range per `lockingRanges` besides it.
+    var hasExtraRanges: Bool { self != .opalite }
 }
 
 /// Vendor choices a drive was built with.

@@ -139,6 +139,7 @@ public final class SimulatedArray: @unchecked Sendable {
         case .pyrite: "Pyrite 2"
         case .enterprise: "Enterprise"
         case .ruby: "Ruby"
+        case .opalite: "Opalite"
         }
         let model: String
         switch spec.kind {

@@ -25,17 +25,27 @@ extension SimulatedDrive {
                 lifetime,
             ])
         }
+        let kind: SSCFeature.Kind = switch ssc {
+        case .pyrite: .pyriteV2
+        case .ruby: .ruby
+        case .opalite: .opalite
+        case .opal, .enterprise: .opalV2
+        }
+        // Opalite defines neither Single User Mode nor the DataStore feature set.
+        let opalExtras: [DiscoveryFeature] = ssc == .opalite ? [] : [
+            .singleUser(singleUserFeature()),
+            .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
+        ]
         return Level0Discovery(majorVersion: 0, minorVersion: 1, features: [
             .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
             .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: ssc.encryptsMedia,
                                     mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
             .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
                                       alignmentGranularity: 8, lowestAlignedLBA: 0)),
-            .ssc(SSCFeature(kind: ssc == .pyrite ? .pyriteV2 : ssc == .ruby ? .ruby : .opalV2, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
+            .ssc(SSCFeature(kind: kind, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),
-            .singleUser(singleUserFeature()),
-            .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
+        ] + opalExtras + [
             .blockSID(BlockSIDFeature(sidValueDiffersFromMSID: sidDiffers, sidAuthenticationBlocked: blockSIDActive,
                                       hardwareReset: blockSIDClearsOnHardwareReset)),
             lifetime,

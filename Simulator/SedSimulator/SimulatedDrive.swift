@@ -79,7 +79,8 @@ public final class SimulatedDrive: @unchecked Sendable {
         let msid = Array(identity.msid.utf8)
         let psid = Array(identity.psid.utf8)
         var ranges: [RangeRecord] = []
-        for _ in 0...max(1, settings.lockingRanges) { ranges.append(try Self.factoryRange()) }
+        let extraRanges = (settings.ssc ?? .opal).hasExtraRanges ? max(1, settings.lockingRanges) : 0
+        for _ in 0...extraRanges { ranges.append(try Self.factoryRange()) }
         let record = DriveRecord(
             identity: identity, settings: settings,
             sid: try Self.credential(pin: msid, settings: settings),

@@ -56,7 +56,8 @@ struct SubsystemClasses: ExpressibleByArgument {
 
     static let help = "The TCG security subsystem class: opal (locking and AES-256-XTS media encryption), "
         + "enterprise (the Enterprise SSC: bands, BandMasters, an EraseMaster; encrypted as Opal), ruby (reported as "
-        + "the Ruby SSC, with Opal 2's tables) or pyrite (Opal's locking, the media in clear); a comma list "
+        + "the Ruby SSC, with Opal 2's tables), opalite (the Opalite SSC: Opal with the global range alone) or pyrite "
+        + "(Opal's locking, the media in clear); a comma list "
         + "(opal,enterprise) is taken by the drives in turn."
 
     /// One class for every drive (nil: Opal), or the mix for the array's specification.

@@ -30,7 +30,9 @@ public final class OpalDrive {
         discovery = try Self.readDiscovery(transport)
         // Pyrite drives are driven as Opal ones (its tables and methods, without media keys);
         // whether to manage a drive that does not encrypt is the caller's decision (`encryptsMedia`).
+        // Opalite is Opal with the global range alone (all sedlock uses): driven as Opal too.
         guard let opal = discovery.opal ?? discovery.subsystemClasses.first(where: { $0.kind == .enterprise })
+            ?? discovery.subsystemClasses.first(where: { $0.kind == .opalite })
             ?? discovery.subsystemClasses.first(where: { $0.kind == .pyriteV2 || $0.kind == .pyriteV1 }) else {
             throw Self.unsupported(discovery, device: transport.address.description)
         }
@@ -59,8 +61,8 @@ public final class OpalDrive {
         let kinds = discovery.subsystemClasses.map(\.kind)
         let found = kinds.map(\.name).joined(separator: ", ")
         return OpalError(.unsupportedDrive, device: device, operation: "discovery",
-                         "the drive reports no Opal-family, Enterprise or Pyrite SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
-                         fix: "sedlock manages Opal 1 and 2, Ruby and Enterprise SSC drives (Pyrite ones for their locking only)")
+                         "the drive reports no Opal-family (Opal, Ruby, Opalite), Enterprise or Pyrite SSC" + (found.isEmpty ? "" : " (it reports \(found))"),
+                         fix: "sedlock manages Opal 1 and 2, Ruby, Opalite and Enterprise SSC drives (Pyrite ones for their locking only)")
     }
 
     /// Level 0 Discovery (protocol 0x01, ComID 0x0001), usable on any drive.

@@ -3,7 +3,7 @@ import Testing
 
 /// The arrays the lock manager's flows are proven on: every drive Opal, every drive Enterprise
 /// SSC, and one array that takes the classes in turn (drive 0 Opal, drive 1 Enterprise, drive 2
-/// reported as Ruby …).
+/// reported as Ruby, drive 3 as Opalite …).
 enum ArrayMix: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case opal, enterprise, mixed
 
@@ -11,7 +11,7 @@ enum ArrayMix: String, CaseIterable, Sendable, CustomTestStringConvertible {
         switch self {
         case .opal: [.opal]
         case .enterprise: [.enterprise]
-        case .mixed: [.opal, .enterprise, .ruby]
+        case .mixed: [.opal, .enterprise, .ruby, .opalite]
         }
     }
 

@@ -41,7 +41,7 @@ struct LockManagerTests {
 
         let status = try await f.manager.status()
         #expect(status.drives.map(\.locked) == [false, true, false, false])
-        let names: [SimulatedSSC: String] = [.opal: "Opal v2", .enterprise: "Enterprise", .ruby: "Ruby"]
+        let names: [SimulatedSSC: String] = [.opal: "Opal v2", .enterprise: "Enterprise", .ruby: "Ruby", .opalite: "Opalite"]
         #expect(status.drives.map(\.family) == (0..<4).map { names[mix.subsystemClasses[$0 % mix.subsystemClasses.count]] })
         #expect(status.generations.map(\.state) == ["active"] && status.generations.first?.tag == "array-test")
         #expect(status.drives.allSatisfy { $0.tryLimit != nil && $0.failedAuthentications == 0 })
