@@ -418,10 +418,16 @@ struct LockManagerTests {
         #expect(f.driveFailures(1).consecutive == 0)
     }
 
+    /// Opal drive 1 cut at each of its rekey exchanges, then its rerun cut early; on the mixed
+    /// array drive 1 is the Enterprise one, whose sessions take one exchange more (Authenticate).
+    static let doubleCuts: [(ArrayMix, Int, Int)] =
+        [2, 3, 4, 5, 6, 7, 8].flatMap { first in [0, 1, 2, 3].map { (ArrayMix.opal, first, $0) } }
+        + [2, 4, 6, 8, 10, 12, 14, 16].flatMap { first in [0, 2].map { (ArrayMix.mixed, first, $0) } }
+
     @Test("a rekey cut off twice in a row (the rerun cut too) costs at most one failed authentication and guards no drive",
-          .serialized, arguments: [2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3])
-    func rekeyCutTwice(firstCut: Int, secondCut: Int) async throws {
-        let f = try LockManagerFixture(drives: 2)
+          .serialized, arguments: doubleCuts)
+    func rekeyCutTwice(mix: ArrayMix, firstCut: Int, secondCut: Int) async throws {
+        let f = try LockManagerFixture(drives: 2, subsystemClasses: mix.subsystemClasses)
         #expect(try await f.setUpArray().allSucceeded)
         for cut in [firstCut, secondCut] {
             var plan = FaultPlan()
@@ -434,7 +440,7 @@ struct LockManagerTests {
         f.drive(1).setFaults(FaultPlan())
         try f.reboot()
         let boot = try await f.manager.unlock(UnlockRequest(drives: .all, boot: true))
-        let cuts = "cut after \(firstCut), then \(secondCut)"
+        let cuts = "\(mix): cut after \(firstCut), then \(secondCut)"
         #expect(boot.allSucceeded, "\(cuts): \(boot)")
         #expect(try f.manager.keysList().keys.map(\.state) == ["retired", "active"], "\(cuts)")
         #expect(f.driveFailures(1).consecutive <= 1, "\(cuts): \(f.driveFailures(1))")
