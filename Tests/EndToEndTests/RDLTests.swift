@@ -12,9 +12,10 @@ import Glibc
 /// every drive locked with 0 authentication attempts.
 @Suite("Rapid Data Locking", .serialized)
 struct RDLTests {
-    @Test("enable for good, reboot unlocked; distrusted: held with 0 attempts and a fault; trusted again: unlocked; rekey and array add keep RDL; revoked or destroyed token: held")
-    func rdlLifecycle() throws {
-        let array = try ServedArray(drives: 3)
+    @Test("enable for good, reboot unlocked; distrusted: held with 0 attempts and a fault; trusted again: unlocked; rekey and array add keep RDL; revoked or destroyed token: held — on Opal drives, and on SAS drives that are Enterprise, Opal, Enterprise",
+          arguments: [[String](), ["--kind", "sas", "--ssc", "enterprise,opal"]])
+    func rdlLifecycle(simulator: [String]) throws {
+        let array = try ServedArray(drives: 3, extra: simulator)
         let scratch = packageRoot.appendingPathComponent(".build/rdl-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: scratch) }
