@@ -15,6 +15,11 @@ public enum DriveQuirk: String, Codable, Sendable, CaseIterable, CustomStringCon
     /// Two statically allocated ComIDs (0x1000 and 0x1001), each with its own sessions and
     /// response buffer, as Level 0 then announces; a strict drive has one.
     case twoComIDs = "two-comids"
+    /// Answers as large as the drive's own buffer even to a host that never raised Core's
+    /// 1,024-byte default MaxComPacketSize with Properties (TCGstorageAPI's pysed sends no
+    /// Properties and reads 1,000-byte DataStore blocks); a strict drive answers those
+    /// RESPONSE_OVERFLOW.
+    case hostPacketSizeUnenforced = "host-packet-size-unenforced"
 
     public var description: String { rawValue }
 
@@ -24,6 +29,7 @@ public enum DriveQuirk: String, Codable, Sendable, CaseIterable, CustomStringCon
         case .sessionManagerAnyHSN: return "Session Manager calls accepted with TSN 0 and any HSN"
         case .methodThenEndOfSession: return "a method and EndOfSession in one subpacket: executed, then the session ends"
         case .twoComIDs: return "two ComIDs (0x1000, 0x1001), each with its own sessions and responses"
+        case .hostPacketSizeUnenforced: return "answers beyond the host's 1,024-byte default MaxComPacketSize when it sent no Properties"
         }
     }
 }

@@ -44,6 +44,7 @@ extension SimulatedDrive {
             sessions = sessions.filter { $0.value.comID != comID }
             pendingResponses[comID] = nil
             hostMaxComPacketSize = 1024
+            hostSentProperties = false
             pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: [0, 0, 0, 0])  // status 0: success
         }
     }

@@ -134,7 +134,10 @@ extension SimulatedDrive {
             ])
         }
         var response = framed(reply).encoded()
-        if response.count > hostMaxComPacketSize {
+        // A host that never sent Properties is held to Core's default, unless the drive is one
+        // that does not enforce it (only its own buffer, MaxComPacketSize, then limits answers).
+        let hostLimit = has(.hostPacketSizeUnenforced) && !hostSentProperties ? Self.maxComPacketSize : hostMaxComPacketSize
+        if response.count > hostLimit {
             // Larger than the host said it can take: the results are dropped, the status says why.
             switch reply {
             case .call(let call, _):

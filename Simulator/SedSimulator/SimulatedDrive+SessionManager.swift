@@ -51,6 +51,7 @@ extension SimulatedDrive {
             }
         }
         if let size = accepted.first(where: { $0.0 == "MaxComPacketSize" })?.1 { hostMaxComPacketSize = Int(size) }
+        hostSentProperties = true
         let encode = { (properties: [(String, UInt64)]) in
             TCGValue.list(properties.map { .named(.bytes(Array($0.0.utf8)), .unsigned($0.1)) })
         }

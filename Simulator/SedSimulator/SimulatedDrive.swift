@@ -34,6 +34,8 @@ public final class SimulatedDrive: @unchecked Sendable {
     /// The host's MaxComPacketSize as negotiated by Properties (Core's default until then); an
     /// answer that would not fit is replaced by RESPONSE_OVERFLOW.
     var hostMaxComPacketSize = 1024
+    /// Whether the host has exchanged Properties since the last reset (quirk host-packet-size-unenforced).
+    var hostSentProperties = false
     var blockSIDActive = false
     var blockSIDClearsOnHardwareReset = false
     public internal(set) var faults = FaultPlan()
@@ -171,6 +173,7 @@ public final class SimulatedDrive: @unchecked Sendable {
         sessions.removeAll()
         pendingResponses.removeAll()
         hostMaxComPacketSize = 1024
+        hostSentProperties = false
         // A listed reset locks each direction whose locking is enabled.
         for i in record.ranges.indices where record.ranges[i].lockOnReset.contains(reset) {
             if record.ranges[i].readLockEnabled { record.ranges[i].readLocked = true }

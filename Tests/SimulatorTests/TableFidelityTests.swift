@@ -22,8 +22,8 @@ struct TableFidelityTests {
         }
 
         convenience init(authority: UID? = .lockingAdmin(1), pin: [UInt8]? = TableFidelityTests.adminPIN, write: Bool = true,
-                         hsn: UInt32 = 200, kind: DriveKind = .nvme) throws {
-            let t = try TempArray(kind: kind)
+                         hsn: UInt32 = 200, kind: DriveKind = .nvme, settings: DriveSettings = DriveSettings()) throws {
+            let t = try TempArray(settings: settings, kind: kind)
             self.init(reusing: t, hsn: hsn)
             let msid = try t.host.readMSID()
             let (status, adminTSN) = try t.host.startSession(sp: .adminSP, authority: .sid, pin: msid, write: true, hsn: 10)
@@ -235,6 +235,21 @@ struct TableFidelityTests {
         ]))
         guard case .call(_, let status) = reply else { Issue.record("no SyncSession: \(reply)"); return }
         #expect(status == expected)
+    }
+
+    @Test("quirk host-packet-size-unenforced: a host that sent no Properties gets answers up to the drive's own buffer (a 1,500-byte MBR read); once it has sent Properties, what it said holds")
+    func hostPacketSizeUnenforced() throws {
+        var settings = DriveSettings()
+        settings.quirks = [.hostPacketSizeUnenforced]
+        let o = try Owned(settings: settings)
+        let bytes = [UInt8](repeating: 0x3C, count: 1500)
+        #expect(try o.call(.mbrTable, MethodID.set, [.name(0, .unsigned(0)), .name(1, .bytes(bytes))]) == .result([], status: .success))
+        let read = { try o.call(.mbrTable, MethodID.get, [.list([.name(1, .unsigned(0)), .name(2, .unsigned(1499))])]) }
+        #expect(try read() == .result([.bytes(bytes)], status: .success))
+        _ = try o.t.host.call(MethodCall(invokingUID: .sessionManager, methodUID: MethodID.properties, arguments: [
+            .name(0, .list([.named(.bytes(Array("MaxComPacketSize".utf8)), .unsigned(1024))])),
+        ]))
+        #expect(try read() == .result([], status: .responseOverflow))
     }
 
     @Test("Properties: the host's MaxComPacketSize is honoured (RESPONSE_OVERFLOW beyond it) and the answer is what the TPer will use")
