@@ -43,7 +43,7 @@ extension SimulatedDrive {
         case .stackReset:
             sessions = sessions.filter { $0.value.comID != comID }
             pendingResponses[comID] = nil
-            hostMaxComPacketSize = 1024
+            hostMaxComPacketSize = assumedHostComPacketSize
             hostSentProperties = false
             pendingComIDResponses[comID] = Self.comIDResponse(comID, request, data: [0, 0, 0, 0])  // status 0: success
         }

@@ -31,7 +31,8 @@ extension SimulatedDrive {
         case .opalite: .opalite
         case .opal, .enterprise: .opalV2
         }
-        // Opalite defines neither Single User Mode nor the DataStore feature set.
+        // Opalite defines neither Single User Mode nor the DataStore feature set (it has the
+        // DataStore table, without the descriptor).
         let opalExtras: [DiscoveryFeature] = ssc == .opalite ? [] : [
             .singleUser(singleUserFeature()),
             .dataStore(DataStoreFeature(maximumTables: 1, maximumTotalSize: UInt32(record.settings.dataStoreSize), sizeAlignment: 1)),
@@ -40,8 +41,11 @@ extension SimulatedDrive {
             .tper(TPerFeature(flags: 0x01 | 0x10 | 0x40)),
             .locking(LockingFeature(supported: true, enabled: active, locked: active && anyLocked, mediaEncryption: ssc.encryptsMedia,
                                     mbrEnabled: record.mbr.enable, mbrDone: record.mbr.enable && record.mbr.done)),
+        ] + (ssc == .opalite ? [] : [
+            // Opalite's Level 0 answer is TPer, Locking and its own descriptor (plus Block SID's).
             .geometry(GeometryFeature(alignmentRequired: false, logicalBlockSize: UInt32(record.identity.blockSize),
                                       alignmentGranularity: 8, lowestAlignedLBA: 0)),
+        ]) + [
             .ssc(SSCFeature(kind: kind, version: 1, baseComID: Self.baseComID, numberOfComIDs: UInt16(comIDs.count), rangeCrossing: false,
                             lockingAdminAuthorities: UInt16(record.lockingAdmins.count),
                             lockingUserAuthorities: UInt16(record.lockingUsers.count), initialPIN: 0, revertedPIN: 0)),

@@ -44,7 +44,9 @@ extension SimulatedDrive {
         let tper = Dictionary(Self.tperProperties, uniquingKeysWith: { a, _ in a })
         var accepted: [(String, UInt64)] = []
         for (name, value) in offered {
-            if let minimum = Self.hostPropertyMinimums[name] {
+            if var minimum = Self.hostPropertyMinimums[name] {
+                // Opalite allows no host MaxComPacketSize below its initial assumption (2,048).
+                if name == "MaxComPacketSize" { minimum = max(minimum, UInt64(assumedHostComPacketSize)) }
                 accepted.append((name, max(minimum, min(value, tper[name] ?? value))))
             } else if ["ContinuedTokens", "SequenceNumbers", "AckNak", "Asynchronous"].contains(name) {
                 accepted.append((name, 0))

@@ -36,6 +36,9 @@ public final class SimulatedDrive: @unchecked Sendable {
     var hostMaxComPacketSize = 1024
     /// Whether the host has exchanged Properties since the last reset (quirk host-packet-size-unenforced).
     var hostSentProperties = false
+    /// The host's MaxComPacketSize a TPer assumes until Properties says otherwise: Core's 1,024
+    /// bytes, and 2,048 on Opalite (its SSC raises the initial assumption).
+    var assumedHostComPacketSize: Int { (record.settings.ssc ?? .opal) == .opalite ? 2048 : 1024 }
     var blockSIDActive = false
     var blockSIDClearsOnHardwareReset = false
     public internal(set) var faults = FaultPlan()
@@ -87,9 +90,10 @@ public final class SimulatedDrive: @unchecked Sendable {
             identity: identity, settings: settings,
             sid: try Self.credential(pin: msid, settings: settings),
             psid: try Self.credential(pin: psid, settings: settings),
-            lockingAdmins: Self.factoryAuthorities(count: 4, settings: settings),
+            // Opalite's Locking SP has Admin1, User1 and User2 alone.
+            lockingAdmins: Self.factoryAuthorities(count: settings.ssc == .opalite ? 1 : 4, settings: settings),
             // One user per range at least, so every range can be handed to a user in Single User Mode.
-            lockingUsers: Self.factoryAuthorities(count: max(8, ranges.count), settings: settings),
+            lockingUsers: Self.factoryAuthorities(count: settings.ssc == .opalite ? 2 : max(8, ranges.count), settings: settings),
             ranges: ranges)
         var made = record
         if settings.ssc == .enterprise { try Self.enterpriseFactoryState(&made) }
@@ -172,7 +176,7 @@ public final class SimulatedDrive: @unchecked Sendable {
     func applyReset(_ reset: ResetType) {
         sessions.removeAll()
         pendingResponses.removeAll()
-        hostMaxComPacketSize = 1024
+        hostMaxComPacketSize = assumedHostComPacketSize
         hostSentProperties = false
         // A listed reset locks each direction whose locking is enabled.
         for i in record.ranges.indices where record.ranges[i].lockOnReset.contains(reset) {
