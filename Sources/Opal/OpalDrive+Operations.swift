@@ -330,7 +330,9 @@ extension OpalDrive {
         switch authority {
         case .sid: targets = [.sid]
         case .admin where family == .enterprise: targets = [.admin(1), .user(1)]
-        case .admin: targets = (1...4).map(OpalAuthority.admin) + (1...8).map(OpalAuthority.user)
+        case .admin:
+            let (admins, users) = lockingAuthorityCounts
+            targets = (1...admins).map(OpalAuthority.admin) + (1...users).map(OpalAuthority.user)
         default:
             throw OpalError(.invalidState, device: device, operation: "read tries", "read tries as SID or Admin1")
         }
@@ -349,6 +351,19 @@ extension OpalDrive {
 }
 
 extension OpalDrive {
+    /// The Locking SP Admins and Users whose tries are read: as many as the Opal 2 or Ruby
+    /// descriptor counts (at most Opal's minimum four and eight, all a host reads); Opalite's and
+    /// Pyrite's SSCs define Admin1, User1 and User2 alone; Opal 1 reports no counts, and has four
+    /// and eight.
+    var lockingAuthorityCounts: (admins: Int, users: Int) {
+        switch opal.kind {
+        case .opalite, .pyriteV1, .pyriteV2: return (1, 2)
+        case .opalV2, .ruby:
+            return (min(4, max(1, Int(opal.lockingAdminAuthorities))), min(8, max(1, Int(opal.lockingUserAuthorities))))
+        case .opalV1, .enterprise: return (4, 8)
+        }
+    }
+
     /// The authority that configures and locks `range`: Admin1 for every Opal range; on
     /// Enterprise the band's own BandMaster (BandMaster N, which sedlock's model calls Admin N+1).
     func manager(of range: Int) -> OpalAuthority { family == .enterprise ? .admin(range + 1) : .admin(1) }
