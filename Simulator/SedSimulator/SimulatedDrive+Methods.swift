@@ -132,6 +132,11 @@ extension SimulatedDrive {
         case (.dataStoreTable, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceDataStoreSetAll)])])
         case (.mbrControl, MethodID.get): return MethodOutcome(values: [.list([.uid(.aceAnybody)])])
         case (.mbrControl, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceMBRControlAdminsSet), .uid(.aceMBRControlSetDoneToDOR)])])
+        case (_, MethodID.set) where lockingSlot(cPin: object).map({ if case .user = $0 { true } else { false } }) == true:
+            guard case .user(let i)? = lockingSlot(cPin: object) else { break }
+            return MethodOutcome(values: [.list([.uid(.aceCPinUserSetPIN(user: i + 1))])])
+        case (_, MethodID.genKey) where object.mediaKeyRangeIndex.map({ $0 < record.ranges.count }) == true:
+            return MethodOutcome(values: [.list([.uid(.aceKAES256GenKey(range: object.mediaKeyRangeIndex ?? 0))])])
         default: break
         }
         guard let n = object.lockingRangeIndex, n < record.ranges.count else { return .fail(.invalidParameter) }
@@ -189,7 +194,7 @@ extension SimulatedDrive {
             // MBRControl: Enable by the Admins (ACE_MBRControl_Admins_Set), Done and DoneOnReset by
             // whoever ACE_MBRControl_Set_DoneToDOR names; the columns are checked in the Set itself.
             if object == .mbrControl { return isAdmin || session.isAuthenticated(asAnyOf: aceGrantees(.aceMBRControlSetDoneToDOR)) }
-            if object == .mbrTable || rangeACE(object) != nil || Self.settableACEs.contains(object)
+            if object == .mbrTable || rangeACE(object) != nil || settableACE(object) != nil
                 || lockingSlot(authority: object) != nil { return isAdmin }
             if let n = object.lockingRangeIndex, n < record.ranges.count {
                 let range = record.ranges[n]
@@ -205,8 +210,9 @@ extension SimulatedDrive {
         switch slot {
         case .admin(let i): return isAdmin || session.isAuthenticated(as: UID.lockingAdmin(i + 1))
         case .user(let i):
-            let own = session.isAuthenticated(as: UID.user(i + 1))
-            return singleUserRange(ofUser: i) == nil ? isAdmin || own : own
+            // A SUM user's PIN is the user's alone; otherwise ACE_C_PIN_UserN_Set_PIN decides.
+            guard singleUserRange(ofUser: i) == nil else { return session.isAuthenticated(as: UID.user(i + 1)) }
+            return session.isAuthenticated(asAnyOf: aceGrantees(.aceCPinUserSetPIN(user: i + 1)))
         default: return false
         }
     }
@@ -302,10 +308,14 @@ extension SimulatedDrive {
             record.mbr = mbr
             return .ok
         }
-        if Self.settableACEs.contains(object) {
+        if let ace = settableACE(object) {
             guard isAdmin, Set(columns.keys) == [Column.ACE.booleanExpr] else { return .fail(.notAuthorized) }
             guard let expression = columns[Column.ACE.booleanExpr], let authorities = aceAuthorities(expression),
                   authorities.allSatisfy({ isLockingSPAuthority($0) }) else {
+                return .fail(.invalidParameter)
+            }
+            // A User's Set_PIN takes "Admins" or "Admins OR UserN" only (Opal SSC 2.01, *ACE1).
+            if case .userSetPIN(let n) = ace, Set(authorities) != [.admins], Set(authorities) != [.admins, .user(n)] {
                 return .fail(.invalidParameter)
             }
             record.aceExpressions = (record.aceExpressions ?? [:]).merging([object.rawValue: authorities.map(\.rawValue)]) { $1 }
@@ -455,8 +465,9 @@ extension SimulatedDrive {
         guard session.sp == .locking, let n = call.invokingUID.mediaKeyRangeIndex, n < record.ranges.count else {
             return .fail(.invalidParameter)
         }
-        // A SUM range is rekeyed by its user alone (ACE_K_AES_256_RangeN_GenKey = UserN+1).
-        let allowed: [UID] = singleUserOwner(ofRange: n).map { [$0] } ?? [.admins]
+        // A SUM range is rekeyed by its user alone (ACE_K_AES_256_RangeN_GenKey = UserN+1);
+        // otherwise by whoever that ACE names (the Admins unless an Admin changed it).
+        let allowed: [UID] = singleUserOwner(ofRange: n).map { [$0] } ?? aceGrantees(.aceKAES256GenKey(range: n))
         guard session.isAuthenticated(asAnyOf: allowed), let lockingKey = session.lockingKey else { return .fail(.notAuthorized) }
         guard let key = try? Self.newMediaKey(), let sealed = try? DriveCrypto.seal(key, key: lockingKey),
               let cipher = try? XTSCipher(key: key) else { return .fail(.tperMalfunction) }

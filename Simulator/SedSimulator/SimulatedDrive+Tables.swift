@@ -153,7 +153,7 @@ extension SimulatedDrive {
             cells[Column.ACE.booleanExpr] = Cell(value: Self.booleanExpression(authorities.map(UID.init)), readers: admins)
             return Row(cells: cells, lastColumn: 4)
         }
-        if Self.settableACEs.contains(object) {
+        if settableACE(object) != nil {
             var cells = identityCells(object, name: "", readers: admins)
             cells[Column.ACE.booleanExpr] = Cell(value: Self.booleanExpression(aceGrantees(object)), readers: admins)
             return Row(cells: cells, lastColumn: 4)
@@ -283,12 +283,34 @@ extension SimulatedDrive {
     }
 
     /// The other ACEs whose BooleanExpr the Admins may set (Opal SSC 2.01 §4.3.1.6, ACL
-    /// ACE_ACE_Set_BooleanExpression): DataStore reads and writes, and MBRControl's Done columns.
-    static let settableACEs: Set<UID> = [.aceDataStoreGetAll, .aceDataStoreSetAll, .aceMBRControlSetDoneToDOR]
+    /// ACE_ACE_Set_BooleanExpression): DataStore reads and writes, MBRControl's Done columns,
+    /// each User's Set_PIN and each range's GenKey.
+    enum SettableACE: Equatable {
+        case dataStoreGet, dataStoreSet, mbrDone
+        /// ACE_C_PIN_UserN_Set_PIN, N counted from 1.
+        case userSetPIN(Int)
+        /// ACE_K_AES_256_RangeN_GenKey (the global range: 0).
+        case genKey(Int)
+    }
 
-    /// Who an ACE of `settableACEs` grants now.
+    func settableACE(_ uid: UID) -> SettableACE? {
+        switch uid {
+        case .aceDataStoreGetAll: return .dataStoreGet
+        case .aceDataStoreSetAll: return .dataStoreSet
+        case .aceMBRControlSetDoneToDOR: return .mbrDone
+        default: break
+        }
+        if let n = record.lockingUsers.indices.first(where: { uid == UID.aceCPinUserSetPIN(user: $0 + 1) }) { return .userSetPIN(n + 1) }
+        if let n = record.ranges.indices.first(where: { uid == UID.aceKAES256GenKey(range: $0) }) { return .genKey(n) }
+        return nil
+    }
+
+    /// Who an Admin-settable ACE grants now: what an Admin set, else the preconfiguration (the
+    /// Admins; for a User's Set_PIN, the Admins or that User).
     func aceGrantees(_ ace: UID) -> [UID] {
-        (record.aceExpressions?[ace.rawValue] ?? [UID.admins.rawValue]).map(UID.init)
+        if let set = record.aceExpressions?[ace.rawValue] { return set.map(UID.init) }
+        if case .userSetPIN(let n)? = settableACE(ace) { return [.admins, .user(n)] }
+        return [.admins]
     }
 
     func rangeACE(_ uid: UID) -> (Int, RangeACE)? {
@@ -301,7 +323,7 @@ extension SimulatedDrive {
     }
 
     /// An ACE BooleanExpr: the authorities joined by OR, as Opal preconfigures and hosts write it.
-    static func booleanExpression(_ authorities: [UID]) -> TCGValue {
+    public static func booleanExpression(_ authorities: [UID]) -> TCGValue {
         var items: [TCGValue] = []
         for (i, authority) in authorities.enumerated() {
             items.append(.named(.bytes(UID.halfUIDAuthorityObjectRef), .uid(authority)))

@@ -104,6 +104,10 @@ extension UID {
     public static let aceDataStoreSetAll = UID(0x0000_0008_0003_FC01)
     /// ACE_Anybody: the ACE that grants a method to anybody.
     public static let aceAnybody = UID(0x0000_0008_0000_0001)
+    /// ACE_C_PIN_UserN_Set_PIN: who may set User N's PIN (preconfigured: Admins OR User N).
+    public static func aceCPinUserSetPIN(user n: Int) -> UID { UID(0x0000_0008_0003_A800 + UInt64(n)) }
+    /// ACE_K_AES_256_GlobalRange_GenKey (N = 0) and ACE_K_AES_256_RangeN_GenKey: who may rekey a range.
+    public static func aceKAES256GenKey(range n: Int) -> UID { UID(0x0000_0008_0003_B800 + UInt64(n)) }
     /// The row of the Table table that describes `table` (Core §5.3.2.2): 00000001 and the
     /// table's own UID prefix; its column 7 (Rows) is a byte table's size.
     public static func tableTableRow(describing table: UID) -> UID {

@@ -237,6 +237,42 @@ struct TableFidelityTests {
         #expect(status == expected)
     }
 
+    @Test("ACE_C_PIN_UserN_Set_PIN (Admins OR UserN; only that or Admins may be set) and ACE_K_AES_256_RangeN_GenKey (Admins; an Admin may grant a User): GetACL names them, a User sets its own PIN until the Admins keep it, and rekeys a range once granted")
+    func userPINAndGenKeyACEs() throws {
+        let o = try Owned()
+        #expect(try o.call(.accessControlTable, MethodID.getACL, [.uid(.cPinUser(1)), .uid(MethodID.set)])
+                == .result([.list([.uid(.aceCPinUserSetPIN(user: 1))])], status: .success))
+        #expect(try o.call(.accessControlTable, MethodID.getACL, [.uid(.kAES256(range: 1)), .uid(MethodID.genKey)])
+                == .result([.list([.uid(.aceKAES256GenKey(range: 1))])], status: .success))
+        let preconfigured = try #require(Self.columns(try o.get(.aceCPinUserSetPIN(user: 1), columns: 3...3)))
+        #expect(preconfigured[3]?.listValue == Self.expression([.admins, .user(1)]).listValue)
+        #expect(try o.set(.cPinUser(1), [.name(3, .bytes(Array("user-pin".utf8)))]) == .result([], status: .success))
+        #expect(try o.set(.user(1), [.name(5, .bool(true))]) == .result([], status: .success))
+        // "User1" alone is not a value this ACE takes.
+        #expect(try o.set(.aceCPinUserSetPIN(user: 1), [.name(3, Self.expression([.user(1)]))]) == .result([], status: .invalidParameter))
+        try o.end()
+
+        var user = try Owned.reopen(o.t, authority: .user(1), pin: Array("user-pin".utf8))
+        #expect(try user.set(.cPinUser(1), [.name(3, .bytes(Array("user-pin-2".utf8)))]) == .result([], status: .success))
+        #expect(try user.call(.kAES256(range: 1), MethodID.genKey) == .result([], status: .notAuthorized))
+        try user.end()
+
+        let admin = try Owned.reopen(o.t, authority: .lockingAdmin(1), pin: Self.adminPIN, hsn: 500)
+        #expect(try admin.set(.aceCPinUserSetPIN(user: 1), [.name(3, Self.expression([.admins]))]) == .result([], status: .success))
+        #expect(try admin.set(.aceKAES256GenKey(range: 1), [.name(3, Self.expression([.user(1)]))]) == .result([], status: .success))
+        try admin.end()
+
+        user = try Owned.reopen(o.t, authority: .user(1), pin: Array("user-pin-2".utf8), hsn: 600)
+        #expect(try user.set(.cPinUser(1), [.name(3, .bytes(Array("user-pin-3".utf8)))]) == .result([], status: .notAuthorized))
+        let before = o.t.drive.statusReport(index: 0).ranges[1].keyGeneration
+        #expect(try user.call(.kAES256(range: 1), MethodID.genKey) == .result([], status: .success))
+        #expect(o.t.drive.statusReport(index: 0).ranges[1].keyGeneration == before + 1)
+        try user.end()
+    }
+
+    /// An ACE BooleanExpr naming `authorities`, joined by OR as hosts write it (the drive's own encoder).
+    static func expression(_ authorities: [UID]) -> TCGValue { SimulatedDrive.booleanExpression(authorities) }
+
     @Test("quirk host-packet-size-unenforced: a host that sent no Properties gets answers up to the drive's own buffer (a 1,500-byte MBR read); once it has sent Properties, what it said holds")
     func hostPacketSizeUnenforced() throws {
         var settings = DriveSettings()
