@@ -10,13 +10,23 @@ import Synchronization
 
 /// The array's lock manager: its drives, keys, guards and journaled changes, over the state
 /// database. sedlockd answers its control socket with `respond(to:)`; the CLI calls it in process with --direct.
+/// Where a long array change reports each drive as it finishes (`LockManager.progress`). A struct
+/// and not a bare optional closure on purpose: for a task-local `Optional<@Sendable (DriveProgress)
+/// -> Void>`, Swift 6.3's optimized builds passed no type metadata to swift_task_localValuePush,
+/// and every --direct command of a release build crashed there.
+public struct ProgressReporter: Sendable {
+    public let report: @Sendable (DriveProgress) -> Void
+
+    public init(_ report: @escaping @Sendable (DriveProgress) -> Void) { self.report = report }
+}
+
 public final class LockManager: Sendable {
     /// Who the request in hand comes from, for the audit log ("uid 0 via control socket"); the
     /// configuration's actor when unset.
     @TaskLocal public static var requester: String?
     /// Told of each drive of a long array change (setup, rekey, array add, erase, RDL) as it
     /// finishes, before the report: the CLI prints it, sedlockd sends it ahead of the reply.
-    @TaskLocal public static var progress: (@Sendable (DriveProgress) -> Void)?
+    @TaskLocal public static var progress: ProgressReporter?
 
     private let settings: CurrentConfiguration
     /// The configuration now; sedlockd swaps it on reload (`reconfigure`).

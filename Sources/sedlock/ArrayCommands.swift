@@ -55,7 +55,7 @@ struct ManagerOptions: ParsableArguments {
         let printing: @Sendable (DriveProgress) -> Void = { ProgressPrinter.shared.print($0) }
         let progress = json ? nil : printing
         let response: ControlResponse = await Task(executorPreference: BlockingExecutor(threads: 4, name: "sedlock-direct")) {
-            await LockManager.$progress.withValue(progress) {
+            await LockManager.$progress.withValue(progress.map(ProgressReporter.init)) {
                 await manager.respond(to: request, secret: secret)
             }
         }.value

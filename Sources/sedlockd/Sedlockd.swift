@@ -213,7 +213,7 @@ struct Serve: AsyncParsableCommand {
             return response
         }
         let work: @Sendable () async -> ControlResponse = {
-            await LockManager.$progress.withValue(progress) {
+            await LockManager.$progress.withValue(ProgressReporter(progress)) {
                 await LockManager.$requester.withValue(requester) { await manager.respond(to: request) }
             }
         }

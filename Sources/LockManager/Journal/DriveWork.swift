@@ -55,7 +55,7 @@ extension LockManager {
             for await outcome in group {
                 out.append(outcome)
                 if let progress, let operation {
-                    progress(DriveProgress(operation: operation, drive: outcome, done: out.count, total: work.count))
+                    progress.report(DriveProgress(operation: operation, drive: outcome, done: out.count, total: work.count))
                 }
             }
             return out.sorted { $0.address < $1.address }
