@@ -132,12 +132,13 @@ extension SimulatedDrive {
         case (.dataStoreTable, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceDataStoreSetAll)])])
         case (.mbrControl, MethodID.get): return MethodOutcome(values: [.list([.uid(.aceAnybody)])])
         case (.mbrControl, MethodID.set): return MethodOutcome(values: [.list([.uid(.aceMBRControlAdminsSet), .uid(.aceMBRControlSetDoneToDOR)])])
-        case (_, MethodID.set) where lockingSlot(cPin: object).map({ if case .user = $0 { true } else { false } }) == true:
-            guard case .user(let i)? = lockingSlot(cPin: object) else { break }
-            return MethodOutcome(values: [.list([.uid(.aceCPinUserSetPIN(user: i + 1))])])
-        case (_, MethodID.genKey) where object.mediaKeyRangeIndex.map({ $0 < record.ranges.count }) == true:
-            return MethodOutcome(values: [.list([.uid(.aceKAES256GenKey(range: object.mediaKeyRangeIndex ?? 0))])])
         default: break
+        }
+        if method == MethodID.set, case .user(let i)? = lockingSlot(cPin: object) {
+            return MethodOutcome(values: [.list([.uid(.aceCPinUserSetPIN(user: i + 1))])])
+        }
+        if method == MethodID.genKey, let n = object.mediaKeyRangeIndex, n < record.ranges.count {
+            return MethodOutcome(values: [.list([.uid(.aceKAES256GenKey(range: n))])])
         }
         guard let n = object.lockingRangeIndex, n < record.ranges.count else { return .fail(.invalidParameter) }
         switch method {
